@@ -1,0 +1,133 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DocumentTransfer(_message.Message):
+    __slots__ = ("document_id", "from_agency", "to_agencies", "document_type", "promulgated_on", "due_at_ms", "business_type", "classified", "electronic")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_AGENCY_FIELD_NUMBER: _ClassVar[int]
+    TO_AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PROMULGATED_ON_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    BUSINESS_TYPE_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFIED_FIELD_NUMBER: _ClassVar[int]
+    ELECTRONIC_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    from_agency: str
+    to_agencies: _containers.RepeatedScalarFieldContainer[str]
+    document_type: str
+    promulgated_on: str
+    due_at_ms: int
+    business_type: int
+    classified: bool
+    electronic: bool
+    def __init__(self, document_id: _Optional[str] = ..., from_agency: _Optional[str] = ..., to_agencies: _Optional[_Iterable[str]] = ..., document_type: _Optional[str] = ..., promulgated_on: _Optional[str] = ..., due_at_ms: _Optional[int] = ..., business_type: _Optional[int] = ..., classified: _Optional[bool] = ..., electronic: _Optional[bool] = ...) -> None: ...
+
+class DocumentSigned(_message.Message):
+    __slots__ = ("document_id", "personal_signature", "agency_signature")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PERSONAL_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    personal_signature: bool
+    agency_signature: bool
+    def __init__(self, document_id: _Optional[str] = ..., personal_signature: _Optional[bool] = ..., agency_signature: _Optional[bool] = ...) -> None: ...
+
+class DocumentStatus(_message.Message):
+    __slots__ = ("document_id", "status_code")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    status_code: str
+    def __init__(self, document_id: _Optional[str] = ..., status_code: _Optional[str] = ...) -> None: ...
+
+class DossierReceived(_message.Message):
+    __slots__ = ("dossier_id", "procedure_code", "channel", "service_level", "received_at_ms", "due_at_ms", "has_fee")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROCEDURE_CODE_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    HAS_FEE_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    procedure_code: str
+    channel: int
+    service_level: str
+    received_at_ms: int
+    due_at_ms: int
+    has_fee: bool
+    def __init__(self, dossier_id: _Optional[str] = ..., procedure_code: _Optional[str] = ..., channel: _Optional[int] = ..., service_level: _Optional[str] = ..., received_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ..., has_fee: _Optional[bool] = ...) -> None: ...
+
+class DossierStatus(_message.Message):
+    __slots__ = ("dossier_id", "status")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    status: int
+    def __init__(self, dossier_id: _Optional[str] = ..., status: _Optional[int] = ...) -> None: ...
+
+class DossierPaid(_message.Message):
+    __slots__ = ("dossier_id", "online")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    online: bool
+    def __init__(self, dossier_id: _Optional[str] = ..., online: _Optional[bool] = ...) -> None: ...
+
+class DossierRated(_message.Message):
+    __slots__ = ("dossier_id", "satisfied")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    SATISFIED_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    satisfied: bool
+    def __init__(self, dossier_id: _Optional[str] = ..., satisfied: _Optional[bool] = ...) -> None: ...
+
+class DossierApology(_message.Message):
+    __slots__ = ("dossier_id",)
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    def __init__(self, dossier_id: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INGESTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_SENT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_SIGNED_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_STATUS_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_PAID_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_RATED_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_APOLOGY_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    occurred_at_ms: int
+    agency_code: str
+    source: str
+    ingested_at_ms: int
+    document_sent: DocumentTransfer
+    document_received: DocumentTransfer
+    document_signed: DocumentSigned
+    document_status: DocumentStatus
+    dossier_received: DossierReceived
+    dossier_status: DossierStatus
+    dossier_paid: DossierPaid
+    dossier_rated: DossierRated
+    dossier_apology: DossierApology
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ...) -> None: ...
+
+class EventBatch(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...

@@ -1,0 +1,104 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GetAgencyScoreRequest(_message.Message):
+    __slots__ = ("agency_code", "period", "rules_version")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    period: str
+    rules_version: str
+    def __init__(self, agency_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
+
+class ListRankingRequest(_message.Message):
+    __slots__ = ("cohort", "period", "rules_version")
+    COHORT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    cohort: str
+    period: str
+    rules_version: str
+    def __init__(self, cohort: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
+
+class IndicatorScore(_message.Message):
+    __slots__ = ("code", "group", "numerator", "denominator", "ratio", "points", "max_points", "note", "components")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    NUMERATOR_FIELD_NUMBER: _ClassVar[int]
+    DENOMINATOR_FIELD_NUMBER: _ClassVar[int]
+    RATIO_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    group: str
+    numerator: int
+    denominator: int
+    ratio: float
+    points: float
+    max_points: float
+    note: str
+    components: _containers.RepeatedCompositeFieldContainer[IndicatorScore]
+    def __init__(self, code: _Optional[str] = ..., group: _Optional[str] = ..., numerator: _Optional[int] = ..., denominator: _Optional[int] = ..., ratio: _Optional[float] = ..., points: _Optional[float] = ..., max_points: _Optional[float] = ..., note: _Optional[str] = ..., components: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ...) -> None: ...
+
+class AgencyScore(_message.Message):
+    __slots__ = ("agency_code", "agency_name", "cohort", "period", "period_start", "period_end", "indicators", "total_points", "max_points", "fraction", "band", "rules_version", "computed_at")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_START_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    INDICATORS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_POINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    BAND_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    agency_name: str
+    cohort: str
+    period: str
+    period_start: _timestamp_pb2.Timestamp
+    period_end: _timestamp_pb2.Timestamp
+    indicators: _containers.RepeatedCompositeFieldContainer[IndicatorScore]
+    total_points: float
+    max_points: float
+    fraction: float
+    band: str
+    rules_version: str
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., cohort: _Optional[str] = ..., period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indicators: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ..., total_points: _Optional[float] = ..., max_points: _Optional[float] = ..., fraction: _Optional[float] = ..., band: _Optional[str] = ..., rules_version: _Optional[str] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RankingEntry(_message.Message):
+    __slots__ = ("rank", "score")
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    rank: int
+    score: AgencyScore
+    def __init__(self, rank: _Optional[int] = ..., score: _Optional[_Union[AgencyScore, _Mapping]] = ...) -> None: ...
+
+class Ranking(_message.Message):
+    __slots__ = ("cohort", "period", "rules_version", "entries", "computed_at")
+    COHORT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    cohort: str
+    period: str
+    rules_version: str
+    entries: _containers.RepeatedCompositeFieldContainer[RankingEntry]
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, cohort: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[RankingEntry, _Mapping]]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,116 @@
+"""The composition root: builds each service from settings with its real adapters.
+
+`serve ingest|aggregator|ranking` (or a comma-separated set) runs components in this
+process; `up` (dti_pulse.supervisor) runs them as a process tree on one machine.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+
+from dti_pulse.config import Settings
+from dti_pulse.registry import load_registry
+
+log = logging.getLogger(__name__)
+TARGETS = ("ingest", "aggregator", "ranking")
+
+
+def build_ingest(settings: Settings):
+    from dti_pulse.kafka import ensure_topics
+    from services.ingest.dedup import RecentIds
+    from services.ingest.http import create_app
+    from services.ingest.publisher import KafkaPublisher
+    from services.ingest.service import IngestService
+
+    if not settings.ingest_tokens:
+        raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
+    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
+                                             settings.dead_letter_topic: 1})
+    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.ingest_delivery_timeout_ms)
+    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity))
+    app = create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
+                     settings.ingest_max_events)
+    return app, publisher
+
+
+def clickhouse_client(settings: Settings):
+    from dti_pulse.clickhouse import get_client
+    from dti_pulse.schema import migrate
+
+    client = get_client(settings.effective_clickhouse_dsn)
+    migrate(client)
+    return client
+
+
+def build_aggregator(settings: Settings):
+    from dti_pulse.kafka import ensure_topics
+    from services.aggregator.app import create_app
+    from services.aggregator.processor import Aggregator
+    from services.aggregator.store import ClickHouseStateStore
+
+    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
+                                             settings.dead_letter_topic: 1})
+    store = ClickHouseStateStore(clickhouse_client(settings))
+    return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
+
+
+def build_ranking(settings: Settings):
+    from services.ranking.grpc_server import RankingServer
+    from services.ranking.rules import load_rules_dir
+    from services.ranking.service import RankingService
+    from services.ranking.store import ClickHouseMeasures
+
+    rulesets, errors = load_rules_dir(settings.rules_dir)
+    for error in errors:
+        log.error("%s", error)
+    service = RankingService(load_registry(settings.agencies_path), rulesets, settings.rules_version,
+                             ClickHouseMeasures(clickhouse_client(settings)))
+    return RankingServer(service, settings.grpc_host, settings.grpc_port)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+
+
+def serve(targets: list[str], settings: Settings) -> None:
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown or not targets:
+        raise SystemExit(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
+    if "ingest" in targets and len(targets) > 1:
+        raise SystemExit("run ingest in its own process: it needs a core to itself (dti-pulse up does this)")
+    if targets == ["ingest"]:
+        import uvicorn
+
+        app, publisher = build_ingest(settings)
+        try:
+            uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+                        log_level="warning", timeout_graceful_shutdown=5)
+        finally:
+            publisher.close()
+        return
+
+    ranking = build_ranking(settings) if "ranking" in targets else None
+    if ranking:
+        ranking.start_in_thread()
+    try:
+        if "aggregator" in targets:
+            import faust
+            import uvloop
+
+            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+            app = build_aggregator(settings)
+            worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
+            try:
+                worker.execute_from_commandline()
+            except SystemExit:
+                pass
+        else:
+            _wait_for_signal()
+    finally:
+        if ranking:
+            ranking.stop()

@@ -1,0 +1,63 @@
+"""The `dti-pulse` command: up | serve TARGETS | simulate."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from dti_pulse.config import ConfigError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dti-pulse", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the whole system on this machine (embedded broker and chDB)")
+    up.add_argument("--data-dir", type=Path, help="chDB data and logs (default ./data, or DTI_DATA_DIR)")
+    up.add_argument("--http-port", type=int, help="ingest HTTP port (default 8080)")
+    up.add_argument("--grpc-port", type=int, help="ranking gRPC port (default 50051)")
+    up.add_argument("--no-simulator", action="store_true", help="do not feed the built-in bus simulator")
+    up.add_argument("--simulator-rate", type=float, default=200.0, help="simulated events per second")
+
+    serve = commands.add_parser("serve", help="run components in this process against external Kafka / ClickHouse")
+    serve.add_argument("targets", help="ingest | aggregator | ranking | aggregator,ranking")
+
+    simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
+    simulate.add_argument("--url", default="http://127.0.0.1:8080")
+    simulate.add_argument("--token", required=True)
+    simulate.add_argument("--rate", type=float, default=200.0)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"dti-pulse: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "up":
+        from dti_pulse.supervisor import up as run_up
+
+        settings = settings.with_overrides(data_dir=args.data_dir, http_port=args.http_port, grpc_port=args.grpc_port)
+        return run_up(settings, None if args.no_simulator else args.simulator_rate)
+    if args.command == "serve":
+        from dti_pulse.bootstrap import serve as run_serve
+
+        run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings)
+        return 0
+    if args.command == "simulate":
+        from dti_pulse import simulator
+        from dti_pulse.registry import load_registry
+
+        try:
+            simulator.run(args.url, args.token, load_registry(settings.agencies_path), args.rate)
+        except KeyboardInterrupt:
+            pass
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""One way to reach ClickHouse: a server over HTTP or chDB in-process, same Client."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from urllib.parse import urlparse
+
+import clickhouse_connect
+
+_clients: dict[str, object] = {}
+_lock = threading.Lock()
+
+
+def get_client(dsn: str):
+    """A process-wide client per DSN: chDB lets one process own a data path, once."""
+    with _lock:
+        client = _clients.get(dsn)
+        if client is None:
+            if dsn.startswith("chdb://") and dsn != "chdb://memory":
+                Path(urlparse(dsn).path).mkdir(parents=True, exist_ok=True)
+            # Several threads share the client (aggregator writes, ranking reads): a
+            # shared HTTP session would serialise them and fail with "session locked".
+            client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            _clients[dsn] = client
+        return client
+
+
+def close_all() -> None:
+    with _lock:
+        for client in _clients.values():
+            try:
+                client.close()
+            except Exception:  # closing is best effort at shutdown
+                pass
+        _clients.clear()

@@ -1,0 +1,116 @@
+"""Settings from the environment, with defaults that run everything on one machine."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_AGENCIES = PACKAGE_DIR / "data" / "agencies-thanh-hoa.csv"
+DEFAULT_RULES_DIR = PACKAGE_DIR.parent / "services" / "ranking" / "rules"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def parse_tokens(spec: str) -> dict[str, str]:
+    """`source=token,source2=token2` -> {token: source}."""
+    tokens: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        source, sep, token = item.partition("=")
+        if not sep or not source.strip() or not token.strip():
+            raise ConfigError(f"DTI_INGEST_TOKENS: expected source=token, got {item!r}")
+        tokens[token.strip()] = source.strip()
+    return tokens
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("data")
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    clickhouse_dsn: str = ""  # empty: chDB under data_dir
+    events_topic: str = "dti.events.v1"
+    dead_letter_topic: str = "dti.events.dlq"
+    topic_partitions: int = 8
+    agencies_path: Path = DEFAULT_AGENCIES
+    rules_dir: Path = DEFAULT_RULES_DIR
+    rules_version: str = "dti-pulse-2025"
+    ingest_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> source
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    ingest_max_body_bytes: int = 32 * 1024 * 1024
+    ingest_max_events: int = 10_000
+    ingest_delivery_timeout_ms: int = 10_000
+    ingest_dedup_capacity: int = 1_000_000
+    aggregator_group: str = "dti-aggregator"
+    aggregator_batch: int = 2_000
+    aggregator_batch_seconds: float = 0.2
+    aggregator_fetch_wait_ms: int = 100
+    aggregator_cache_entities: int = 500_000
+    kafka_session_timeout_s: float = 10.0
+
+    @property
+    def effective_clickhouse_dsn(self) -> str:
+        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_ENV = {
+    "DTI_DATA_DIR": ("data_dir", Path),
+    "DTI_KAFKA_BOOTSTRAP": ("kafka_bootstrap", str),
+    "DTI_CLICKHOUSE_DSN": ("clickhouse_dsn", str),
+    "DTI_EVENTS_TOPIC": ("events_topic", str),
+    "DTI_DLQ_TOPIC": ("dead_letter_topic", str),
+    "DTI_TOPIC_PARTITIONS": ("topic_partitions", int),
+    "DTI_AGENCIES": ("agencies_path", Path),
+    "DTI_RULES_DIR": ("rules_dir", Path),
+    "DTI_RULES_VERSION": ("rules_version", str),
+    "DTI_INGEST_TOKENS": ("ingest_tokens", parse_tokens),
+    "DTI_HTTP_HOST": ("http_host", str),
+    "DTI_HTTP_PORT": ("http_port", int),
+    "DTI_GRPC_HOST": ("grpc_host", str),
+    "DTI_GRPC_PORT": ("grpc_port", int),
+    "DTI_INGEST_MAX_BODY_BYTES": ("ingest_max_body_bytes", int),
+    "DTI_INGEST_MAX_EVENTS": ("ingest_max_events", int),
+    "DTI_INGEST_DELIVERY_TIMEOUT_MS": ("ingest_delivery_timeout_ms", int),
+    "DTI_INGEST_DEDUP_CAPACITY": ("ingest_dedup_capacity", int),
+    "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
+    "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
+    "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),
+    "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
+    "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
+    "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values = {}
+    for name, (attr, convert) in _ENV.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[attr] = convert(raw)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+    return Settings(**values)
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process load these same settings."""
+    env = {}
+    for name, (attr, _) in _ENV.items():
+        value = getattr(settings, attr)
+        if attr == "ingest_tokens":
+            value = ",".join(f"{source}={token}" for token, source in value.items())
+        env[name] = str(value)
+    return env

@@ -1,0 +1,48 @@
+"""The event contract shared by ingest and the aggregator (domain.md §3)."""
+from __future__ import annotations
+
+import zlib
+from zoneinfo import ZoneInfo
+
+from dti.events.v1.events_pb2 import Event, EventBatch
+
+LOCAL_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+
+# Public event type (JSON `type`) -> the oneof field that carries its body.
+BODY_FIELD = {
+    "document.sent": "document_sent",
+    "document.received": "document_received",
+    "document.signed": "document_signed",
+    "document.status": "document_status",
+    "dossier.received": "dossier_received",
+    "dossier.status": "dossier_status",
+    "dossier.paid": "dossier_paid",
+    "dossier.rated": "dossier_rated",
+    "dossier.apology": "dossier_apology",
+}
+EVENT_TYPE = {field: name for name, field in BODY_FIELD.items()}
+EVENT_TYPES = tuple(BODY_FIELD)
+
+
+def event_type(event: Event) -> str | None:
+    field = event.WhichOneof("body")
+    return EVENT_TYPE.get(field) if field else None
+
+
+def entity_key(event: Event) -> tuple[str, str]:
+    """("dossier", id) or ("document", id): all events of one entity share a partition."""
+    field = event.WhichOneof("body")
+    if field is None:
+        raise ValueError("event has no body")
+    body = getattr(event, field)
+    if field.startswith("dossier_"):
+        return "dossier", body.dossier_id
+    return "document", body.document_id
+
+
+def partition_for(entity_id: str, partitions: int) -> int:
+    # crc32 is stable across processes and languages, unlike hash().
+    return zlib.crc32(entity_id.encode()) % partitions
+
+
+__all__ = ["Event", "EventBatch", "BODY_FIELD", "EVENT_TYPES", "LOCAL_TZ", "entity_key", "event_type", "partition_for"]

@@ -1,0 +1,90 @@
+"""The agency registry: a CSV file the operator edits (domain.md §2)."""
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+KINDS = ("province", "department", "commune", "district")
+COHORTS = ("department", "commune", "district")
+HEADER = ["code", "name", "kind", "parent", "valid_from", "valid_to"]
+
+
+class RegistryError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Agency:
+    code: str
+    name: str
+    kind: str
+    parent: str
+    valid_from: date
+    valid_to: date | None  # inclusive; None = still valid
+
+    def valid_on(self, day: date) -> bool:
+        return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)
+
+    def overlaps(self, first_day: date, last_day: date) -> bool:
+        return self.valid_from <= last_day and (self.valid_to is None or first_day <= self.valid_to)
+
+
+class Registry:
+    def __init__(self, agencies: list[Agency]):
+        self._by_code = {a.code: a for a in agencies}
+
+    def __contains__(self, code: str) -> bool:
+        return code in self._by_code
+
+    def __len__(self) -> int:
+        return len(self._by_code)
+
+    def get(self, code: str) -> Agency | None:
+        return self._by_code.get(code)
+
+    def all(self) -> list[Agency]:
+        return list(self._by_code.values())
+
+    def cohort(self, kind: str, first_day: date, last_day: date) -> list[Agency]:
+        """Agencies of one kind valid at some point between the two days."""
+        return [a for a in self._by_code.values() if a.kind == kind and a.overlaps(first_day, last_day)]
+
+
+def _parse_date(raw: str, where: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise RegistryError(f"{where}: bad date {raw!r} (expected YYYY-MM-DD)") from None
+
+
+def load_registry(path: Path | str) -> Registry:
+    path = Path(path)
+    agencies: list[Agency] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None or [h.strip() for h in header] != HEADER:
+            raise RegistryError(f"{path}:1: header must be {','.join(HEADER)}")
+        seen = set()
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            where = f"{path}:{line_no}"
+            if len(row) != len(HEADER):
+                raise RegistryError(f"{where}: expected {len(HEADER)} columns, got {len(row)}")
+            code, name, kind, parent, valid_from, valid_to = (cell.strip() for cell in row)
+            if not code or not name:
+                raise RegistryError(f"{where}: code and name are required")
+            if kind not in KINDS:
+                raise RegistryError(f"{where}: kind {kind!r} is not one of {', '.join(KINDS)}")
+            if code in seen:
+                raise RegistryError(f"{where}: duplicate code {code}")
+            seen.add(code)
+            start = _parse_date(valid_from, where)
+            end = _parse_date(valid_to, where) if valid_to else None
+            if end is not None and end < start:
+                raise RegistryError(f"{where}: valid_to is before valid_from")
+            agencies.append(Agency(code, name, kind, parent, start, end))
+    return Registry(agencies)

@@ -1,0 +1,96 @@
+"""ClickHouse tables of the aggregates, created and migrated at start, idempotently.
+
+Portable SQL only (engines.md): it runs on chDB and on a ClickHouse 24+ server alike.
+Each migration runs once; the applied ones are recorded in schema_migrations.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# Columns shared by the state tables: written by the aggregator, read by ranking. Their
+# order is the order of the summary tuples in services/aggregator/state.py, then the blob.
+DOSSIER_COLUMNS = """
+    dossier_id String,
+    agency_code LowCardinality(String),
+    procedure_code String,
+    channel UInt8,
+    service_level LowCardinality(String),
+    has_received UInt8,
+    received_at_ms Int64,
+    due_at_ms Int64,
+    due_effective_ms Int64,
+    has_fee UInt8,
+    has_end UInt8,
+    end_at_ms Int64,
+    paused_ms Int64,
+    supplement_count UInt16,
+    late_forced UInt8,
+    last_status UInt8,
+    paid UInt8,
+    paid_online UInt8,
+    rated UInt8,
+    satisfied UInt8,
+    apology_count UInt16,
+    event_count UInt32,
+    events_blob String CODEC(ZSTD(1))
+"""
+
+DOCUMENT_COLUMNS = """
+    document_id String,
+    agency_code LowCardinality(String),
+    sent UInt8,
+    sent_at_ms Int64,
+    received UInt8,
+    received_at_ms Int64,
+    classified UInt8,
+    electronic UInt8,
+    business_type UInt8,
+    has_due UInt8,
+    due_at_ms Int64,
+    signed UInt8,
+    personal_signature UInt8,
+    agency_signature UInt8,
+    completed UInt8,
+    completed_at_ms Int64,
+    last_status LowCardinality(String),
+    recalled UInt8,
+    event_count UInt32,
+    events_blob String CODEC(ZSTD(1))
+"""
+
+# The version column is the size of the entity's event set, which only grows, so the
+# newest state wins a merge and a redelivered event can never roll a state back.
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "entity state tables", [
+        f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS}) "
+        "ENGINE = ReplacingMergeTree(event_count) ORDER BY dossier_id",
+        f"CREATE TABLE IF NOT EXISTS document_state ({DOCUMENT_COLUMNS}) "
+        "ENGINE = ReplacingMergeTree(event_count) ORDER BY (document_id, agency_code)",
+    ]),
+]
+
+
+def column_names(columns_sql: str) -> list[str]:
+    return [line.strip().split()[0] for line in columns_sql.strip().splitlines()]
+
+
+def migrate(client) -> list[int]:
+    """Applies the migrations not yet applied; returns their versions."""
+    client.command(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version UInt32, description String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+    applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
+    done = []
+    for version, description, statements in MIGRATIONS:
+        if version in applied:
+            continue
+        for statement in statements:
+            client.command(statement)
+        client.insert("schema_migrations", [[version, description]], column_names=["version", "description"])
+        log.info("applied ClickHouse migration %d: %s", version, description)
+        done.append(version)
+    return done

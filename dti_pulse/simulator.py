@@ -1,0 +1,106 @@
+"""A bus simulator: plausible LGSP traffic (documents and dossiers) pushed to ingest over HTTP."""
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+
+from dti_pulse.events import LOCAL_TZ
+from dti_pulse.registry import COHORTS, Registry
+
+log = logging.getLogger(__name__)
+PROCEDURES = [f"1.0{n:05d}" for n in range(10700, 10760)]
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(LOCAL_TZ).isoformat(timespec="milliseconds")
+
+
+class BusSimulator:
+    """Generates whole life cycles: a dossier is received, processed and resolved (mostly
+    on time); a document is sent, signed, received and handled."""
+
+    def __init__(self, registry: Registry, seed: int | None = None):
+        self.rng = random.Random(seed)
+        today = datetime.now(LOCAL_TZ).date()
+        self.agencies = [a.code for a in registry.all() if a.kind in COHORTS and a.valid_on(today)]
+        if not self.agencies:
+            raise ValueError("the registry has no agency in service today")
+
+    def _event(self, kind: str, at: datetime, agency: str, **fields) -> dict:
+        return {"event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": kind,
+                "occurred_at": _stamp(at), "agency_code": agency, **fields}
+
+    def dossier(self, now: datetime) -> list[dict]:
+        rng, agency = self.rng, self.rng.choice(self.agencies)
+        dossier_id = f"H56.{rng.randrange(10**8):08d}"
+        received_at = now - timedelta(seconds=rng.randrange(0, 3600))
+        due_at = received_at + timedelta(days=rng.choice([1, 3, 5, 10]))
+        full_online = rng.random() < 0.6
+        has_fee = rng.random() < 0.4
+        events = [self._event("dossier.received", received_at, agency, dossier_id=dossier_id,
+                              procedure_code=rng.choice(PROCEDURES),
+                              channel=2 if full_online and rng.random() < 0.85 else rng.choice([1, 3]),
+                              service_level="full_online" if full_online else "partial",
+                              received_at=_stamp(received_at), due_at=_stamp(due_at), has_fee=has_fee)]
+        at = received_at + timedelta(minutes=rng.randrange(1, 30))
+        events.append(self._event("dossier.status", at, agency, dossier_id=dossier_id, status=2))
+        if rng.random() < 0.7:
+            late = rng.random() < 0.1
+            at = (due_at + timedelta(hours=2)) if late else min(now, at + timedelta(minutes=rng.randrange(5, 600)))
+            events.append(self._event("dossier.status", at, agency, dossier_id=dossier_id, status=9))
+            if has_fee:
+                events.append(self._event("dossier.paid", at, agency, dossier_id=dossier_id, online=rng.random() < 0.7))
+            if rng.random() < 0.3:
+                events.append(self._event("dossier.rated", at, agency, dossier_id=dossier_id,
+                                          satisfied=rng.random() < 0.95))
+        return events
+
+    def document(self, now: datetime) -> list[dict]:
+        rng = self.rng
+        sender, recipient = rng.sample(self.agencies, 2)
+        sent_at = now - timedelta(seconds=rng.randrange(0, 3600))
+        number = rng.randrange(1, 9999)
+        document_id = f"{sender},{sent_at:%Y/%m/%d},{number}/QĐ-UBND"
+        electronic = rng.random() < 0.95
+        base = dict(document_id=document_id, from_agency=sender, to_agencies=[recipient], document_type="QĐ",
+                    promulgated_on=sent_at.date().isoformat(), business_type=0, classified=rng.random() < 0.02,
+                    electronic=electronic)
+        events = [self._event("document.sent", sent_at, sender, **base)]
+        if electronic:
+            events.append(self._event("document.signed", sent_at, sender, document_id=document_id,
+                                      personal_signature=rng.random() < 0.98, agency_signature=rng.random() < 0.99))
+        received_at = sent_at + timedelta(seconds=rng.randrange(1, 120))
+        due = (received_at + timedelta(days=rng.choice([3, 7, 15]))).date().isoformat()
+        events.append(self._event("document.received", received_at, recipient, **base, due_date=due))
+        if rng.random() < 0.6:
+            events.append(self._event("document.status", received_at + timedelta(minutes=rng.randrange(1, 300)),
+                                      recipient, document_id=document_id, status_code="06"))
+        return events
+
+    def batch(self, size: int, now: datetime | None = None) -> list[dict]:
+        now = now or datetime.now(LOCAL_TZ)
+        events: list[dict] = []
+        while len(events) < size:
+            events.extend(self.dossier(now) if self.rng.random() < 0.5 else self.document(now))
+        return events
+
+
+def run(url: str, token: str, registry: Registry, rate: float, batch_size: int = 50, stop=None) -> None:
+    """Posts about `rate` events per second until stop() is true (forever by default)."""
+    simulator = BusSimulator(registry)
+    interval = batch_size / rate
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        while not (stop and stop()):
+            started = time.monotonic()
+            try:
+                response = client.post("/v1/events", json={"events": simulator.batch(batch_size)})
+                if response.status_code != 200:
+                    log.warning("ingest answered %s: %s", response.status_code, response.text[:200])
+            except httpx.HTTPError as exc:
+                log.warning("ingest unreachable: %s", exc)
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,124 @@
+"""`dti-pulse up`: the whole system on one machine as one process tree.
+
+tansu (unless DTI_KAFKA_BOOTSTRAP names a broker), ingest, aggregator + ranking (one
+process: chDB lets one process own a data path), and the bus simulator. Ctrl-C / SIGTERM
+stops them all; if one dies, the rest are stopped too.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from dti_pulse.broker import EmbeddedBroker, wait_for_port
+from dti_pulse.config import Settings, settings_to_env
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, simulator_rate: float | None, embedded_broker: bool):
+        self.settings = settings
+        self.simulator_rate = simulator_rate
+        self.embedded_broker = embedded_broker
+        self.broker: EmbeddedBroker | None = None
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self._stopping = False
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        env = {**os.environ, **settings_to_env(self.settings), "PYTHONUNBUFFERED": "1"}
+        process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env)
+        self.children.append((name, process))
+        return process
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.embedded_broker:
+            self.broker = EmbeddedBroker(log_path=s.data_dir / "tansu.log").start()
+            self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
+        core = self._spawn("aggregator+ranking", ["serve", "aggregator,ranking"])
+        ingest = self._spawn("ingest", ["serve", "ingest"])
+        wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
+        self._wait_ready(f"http://{s.http_host}:{s.http_port}/readyz", ingest)
+        token, source = next(iter(s.ingest_tokens.items()))
+        if self.simulator_rate:
+            self._spawn("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
+                                      "--rate", str(self.simulator_rate), "--token", token])
+        print(f"""
+dti-pulse is up
+  ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)
+  ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
+  Kafka           {s.kafka_bootstrap}{' (embedded tansu, in memory)' if self.broker else ''}
+  ClickHouse      {s.effective_clickhouse_dsn}
+  ingest token    source={source} token={token}
+  simulator       {f'{self.simulator_rate:g} events/s' if self.simulator_rate else 'off'}
+Ctrl-C stops everything.""", flush=True)
+
+    @staticmethod
+    def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"ingest exited with {process.returncode}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{url} not ready after {timeout_s}s")
+
+    def wait(self) -> int:
+        """Blocks until a signal or a child's death; returns the exit code."""
+        while not self._stopping:
+            for name, process in self.children:
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping the rest", file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(0.2)
+        return 0
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        self._stopping = True
+        # Producers first, the broker last, so that nothing accepted is cut off mid-write.
+        for _, process in reversed(self.children):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for name, process in reversed(self.children):
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                print(f"{name} did not stop in {grace_s:g}s; killing it", file=sys.stderr, flush=True)
+                process.kill()
+                process.wait()
+        if self.broker:
+            self.broker.stop()
+
+
+def up(settings: Settings, simulator_rate: float | None) -> int:
+    embedded = not os.environ.get("DTI_KAFKA_BOOTSTRAP")
+    if not settings.ingest_tokens:
+        settings = settings.with_overrides(ingest_tokens={secrets.token_urlsafe(24): "simulator"})
+    supervisor = Supervisor(settings, simulator_rate, embedded)
+
+    def on_signal(signum, frame):
+        supervisor._stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        supervisor.start()
+        code = supervisor.wait()
+    except Exception as exc:
+        print(f"dti-pulse up failed: {exc}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        supervisor.stop()
+    print("dti-pulse stopped", flush=True)
+    return code

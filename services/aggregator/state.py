@@ -1,0 +1,235 @@
+"""Per-dossier and per-document state: pure functions of the set of an entity's events.
+
+Because a summary depends only on the *set* of events (sorted by event time, then id),
+redelivered, duplicated, late and out-of-order events all give the same state
+(domain.md §3: "a later status supersedes the earlier one"; §4.2 processing-end rule).
+"""
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple
+
+from dti.events.v1.events_pb2 import Event
+
+# Dossier statuses (national portal codes, domain.md §3.2).
+ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
+FINANCIAL_OBLIGATION, WITHDRAWN, STOPPED, RESOLVED, RESULT_RETURNED = 6, 7, 8, 9, 10
+_SHOWS_ACCEPTANCE = frozenset({ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED, FINANCIAL_OBLIGATION})
+
+DOCUMENT_COMPLETED = "06"
+DOCUMENT_RECALL_AGREED = "15"
+
+
+class DossierSummary(NamedTuple):
+    dossier_id: str
+    agency_code: str
+    procedure_code: str
+    channel: int
+    service_level: str
+    has_received: int
+    received_at_ms: int
+    due_at_ms: int
+    due_effective_ms: int  # due date pushed back by the time spent waiting for the citizen
+    has_fee: int
+    has_end: int
+    end_at_ms: int
+    paused_ms: int
+    supplement_count: int
+    late_forced: int  # more than one supplement request: late whatever the dates
+    last_status: int
+    paid: int
+    paid_online: int
+    rated: int
+    satisfied: int
+    apology_count: int
+    event_count: int
+
+
+class DocumentSummary(NamedTuple):
+    document_id: str
+    agency_code: str
+    sent: int
+    sent_at_ms: int
+    received: int
+    received_at_ms: int
+    classified: int
+    electronic: int
+    business_type: int
+    has_due: int
+    due_at_ms: int
+    signed: int
+    personal_signature: int
+    agency_signature: int
+    completed: int
+    completed_at_ms: int
+    last_status: str
+    recalled: int
+    event_count: int
+
+
+def chronological(events: Iterable[Event]) -> list[Event]:
+    return sorted(events, key=lambda e: (e.occurred_at_ms, e.event_id))
+
+
+class ProcessingEnd(NamedTuple):
+    end_at_ms: int | None
+    paused_ms: int
+    supplement_count: int
+
+
+def processing_end(statuses: list[tuple[int, int]]) -> ProcessingEnd:
+    """statuses: chronological (occurred_at_ms, status). Applies domain.md §4.2."""
+    first: dict[int, int] = {}
+    accepted = False
+    withdrawn_after_acceptance = None
+    supplements = 0
+    paused = 0
+    for index, (at, status) in enumerate(statuses):
+        first.setdefault(status, at)
+        if status == WITHDRAWN and accepted and withdrawn_after_acceptance is None:
+            withdrawn_after_acceptance = at
+        if status in _SHOWS_ACCEPTANCE:
+            accepted = True
+        if status == SUPPLEMENT_REQUESTED:
+            supplements += 1
+            if index + 1 < len(statuses):
+                paused += statuses[index + 1][0] - at
+    end = None
+    for candidates in ((RESOLVED,), (RESULT_RETURNED,), (STOPPED, NOT_ACCEPTED)):
+        times = [first[s] for s in candidates if s in first]
+        if times:
+            end = min(times)
+            break
+    if end is None and withdrawn_after_acceptance is not None:
+        end = withdrawn_after_acceptance
+    if end is None and supplements == 1 and statuses[-1][1] == SUPPLEMENT_REQUESTED:
+        end = statuses[-1][0]
+    if end is not None:
+        # Waiting for the citizen only counts while processing was still open.
+        paused = sum(
+            min(statuses[i + 1][0], end) - at
+            for i, (at, status) in enumerate(statuses[:-1])
+            if status == SUPPLEMENT_REQUESTED and at < end
+        )
+    return ProcessingEnd(end, paused, supplements)
+
+
+def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummary:
+    received = None
+    statuses: list[tuple[int, int]] = []
+    paid = paid_online = 0
+    rated = satisfied = 0
+    apologies = 0
+    ordered = chronological(events)
+    for event in ordered:
+        kind = event.WhichOneof("body")
+        if kind == "dossier_received":
+            received = event
+        elif kind == "dossier_status":
+            statuses.append((event.occurred_at_ms, event.dossier_status.status))
+        elif kind == "dossier_paid":
+            paid = 1
+            paid_online = paid_online or int(event.dossier_paid.online)
+        elif kind == "dossier_rated":
+            rated, satisfied = 1, int(event.dossier_rated.satisfied)
+        elif kind == "dossier_apology":
+            apologies += 1
+        else:
+            raise ValueError(f"event {event.event_id} of type {kind} does not belong to a dossier")
+    end = processing_end(statuses) if statuses else ProcessingEnd(None, 0, 0)
+    body = received.dossier_received if received is not None else None
+    return DossierSummary(
+        dossier_id=dossier_id,
+        agency_code=(received or ordered[-1]).agency_code,
+        procedure_code=body.procedure_code if body else "",
+        channel=body.channel if body else 0,
+        service_level=body.service_level if body else "",
+        has_received=int(body is not None),
+        received_at_ms=body.received_at_ms if body else 0,
+        due_at_ms=body.due_at_ms if body else 0,
+        due_effective_ms=(body.due_at_ms + end.paused_ms) if body else 0,
+        has_fee=int(body.has_fee) if body else 0,
+        has_end=int(end.end_at_ms is not None),
+        end_at_ms=end.end_at_ms or 0,
+        paused_ms=end.paused_ms,
+        supplement_count=end.supplement_count,
+        late_forced=int(end.supplement_count > 1),
+        last_status=statuses[-1][1] if statuses else 0,
+        paid=paid,
+        paid_online=paid_online,
+        rated=rated,
+        satisfied=satisfied,
+        apology_count=apologies,
+        event_count=len(ordered),
+    )
+
+
+def summarize_document(document_id: str, agency_code: str, events: Iterable[Event]) -> DocumentSummary:
+    sent = received = signed = None
+    completed_at = None
+    last_status = ""
+    recalled = 0
+    ordered = chronological(events)
+    for event in ordered:
+        kind = event.WhichOneof("body")
+        if kind == "document_sent":
+            sent = event
+        elif kind == "document_received":
+            received = event
+        elif kind == "document_signed":
+            signed = event.document_signed
+        elif kind == "document_status":
+            code = event.document_status.status_code
+            last_status = code
+            if code == DOCUMENT_COMPLETED and completed_at is None:
+                completed_at = event.occurred_at_ms
+            if code == DOCUMENT_RECALL_AGREED:
+                recalled = 1
+        else:
+            raise ValueError(f"event {event.event_id} of type {kind} does not belong to a document")
+    transfer = (sent or received)
+    body = None
+    if transfer is not None:
+        body = transfer.document_sent if transfer is sent else transfer.document_received
+    incoming = received.document_received if received is not None else None
+    return DocumentSummary(
+        document_id=document_id,
+        agency_code=agency_code,
+        sent=int(sent is not None),
+        sent_at_ms=sent.occurred_at_ms if sent is not None else 0,
+        received=int(received is not None),
+        received_at_ms=received.occurred_at_ms if received is not None else 0,
+        classified=int(body.classified) if body else 0,
+        electronic=int(body.electronic) if body else 0,
+        business_type=body.business_type if body else 0,
+        has_due=int(incoming is not None and incoming.HasField("due_at_ms")),
+        due_at_ms=incoming.due_at_ms if incoming is not None and incoming.HasField("due_at_ms") else 0,
+        signed=int(signed is not None),
+        personal_signature=int(signed.personal_signature) if signed else 0,
+        agency_signature=int(signed.agency_signature) if signed else 0,
+        completed=int(completed_at is not None),
+        completed_at_ms=completed_at or 0,
+        last_status=last_status,
+        recalled=recalled,
+        event_count=len(ordered),
+    )
+
+
+def state_key(event: Event) -> tuple:
+    """Which state an event belongs to: a dossier, or one agency's side of a document."""
+    kind = event.WhichOneof("body")
+    if kind is None:
+        raise ValueError("event has no body")
+    body = getattr(event, kind)
+    if kind.startswith("dossier_"):
+        if not body.dossier_id:
+            raise ValueError("event has an empty dossier_id")
+        return ("dossier", body.dossier_id)
+    if not body.document_id:
+        raise ValueError("event has an empty document_id")
+    return ("document", body.document_id, event.agency_code)
+
+
+def summarize(key: tuple, events: Iterable[Event]):
+    if key[0] == "dossier":
+        return summarize_dossier(key[1], events)
+    return summarize_document(key[1], key[2], events)

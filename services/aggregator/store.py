@@ -1,0 +1,47 @@
+"""ClickHouse adapter of the aggregator: loads and writes entity states (blocking calls)."""
+from __future__ import annotations
+
+from dti.events.v1.events_pb2 import Event, EventBatch
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+
+DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
+DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
+
+
+def encode_events(events) -> bytes:
+    return EventBatch(events=events).SerializeToString()
+
+
+def decode_events(blob: bytes) -> list[Event]:
+    return list(EventBatch.FromString(blob).events)
+
+
+class ClickHouseStateStore:
+    def __init__(self, client):
+        self.client = client
+
+    def load(self, keys) -> dict[tuple, list[Event]]:
+        """The stored event sets of these state keys (absent keys are left out)."""
+        dossier_ids = [k[1] for k in keys if k[0] == "dossier"]
+        document_ids = list({k[1] for k in keys if k[0] == "document"})
+        found: dict[tuple, list[Event]] = {}
+        if dossier_ids:
+            result = self.client.query(
+                "SELECT dossier_id, events_blob FROM dossier_state FINAL WHERE dossier_id IN {ids:Array(String)}",
+                parameters={"ids": dossier_ids}, column_formats={"events_blob": "bytes"})
+            for dossier_id, blob in result.result_rows:
+                found[("dossier", dossier_id)] = decode_events(blob)
+        if document_ids:
+            result = self.client.query(
+                "SELECT document_id, agency_code, events_blob FROM document_state FINAL "
+                "WHERE document_id IN {ids:Array(String)}",
+                parameters={"ids": document_ids}, column_formats={"events_blob": "bytes"})
+            for document_id, agency_code, blob in result.result_rows:
+                found[("document", document_id, agency_code)] = decode_events(blob)
+        return found
+
+    def write(self, dossier_rows: list, document_rows: list) -> None:
+        if dossier_rows:
+            self.client.insert("dossier_state", dossier_rows, column_names=DOSSIER_NAMES)
+        if document_rows:
+            self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)

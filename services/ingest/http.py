@@ -1,0 +1,152 @@
+"""HTTP entrypoint of ingest: POST /v1/events, health, readiness, OpenAPI."""
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from typing import Callable, Mapping
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dti_pulse.events import EVENT_TYPES
+from services.ingest.publisher import NotAcknowledged
+from services.ingest.service import IngestService
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_S = 5
+
+
+def json_response(body, status: int = 200, headers: Mapping[str, str] | None = None, media_type: str = "application/json") -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}), media_type=media_type)
+
+
+def problem(status: int, title: str, detail: str, headers: Mapping[str, str] | None = None) -> Response:
+    """RFC 9457 problem details."""
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return json_response(body, status, headers, media_type="application/problem+json")
+
+
+def _source_for(request: Request, tokens: Mapping[str, str]) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    token = token.strip()
+    for known, source in tokens.items():
+        if hmac.compare_digest(known.encode(), token.encode()):
+            return source
+    return None
+
+
+def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], bool],
+               max_body_bytes: int, max_events: int) -> Starlette:
+    async def post_events(request: Request) -> Response:
+        source = _source_for(request, tokens)
+        if source is None:
+            return problem(401, "Unauthorized", "a valid 'Authorization: Bearer <token>' header is required",
+                           {"WWW-Authenticate": 'Bearer realm="dti-pulse-ingest"'})
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return problem(415, "Unsupported Media Type", "the body must be application/json")
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            return problem(413, "Payload Too Large", f"the body is over {max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                return problem(413, "Payload Too Large", f"the body is over {max_body_bytes} bytes")
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return problem(400, "Bad Request", f"the body is not valid JSON: {exc}")
+        if not isinstance(document, dict) or not isinstance(document.get("events"), list):
+            return problem(400, "Bad Request", 'the body must be a JSON object {"events": [...]}')
+        events = document["events"]
+        if len(events) > max_events:
+            return problem(413, "Payload Too Large", f"a batch holds at most {max_events} events, got {len(events)}")
+        try:
+            result = await service.ingest(events, source)
+        except NotAcknowledged as exc:
+            log.warning("batch of %d events not acknowledged by Kafka: %s", len(events), exc)
+            return problem(503, "Service Unavailable",
+                           "Kafka did not acknowledge the batch; none of it was accepted, send it again",
+                           {"Retry-After": str(RETRY_AFTER_S)})
+        return json_response(result.as_json())
+
+    async def healthz(request: Request) -> Response:
+        return json_response({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        if await asyncio.to_thread(ready):
+            return json_response({"status": "ready"})
+        return problem(503, "Service Unavailable", "Kafka is not reachable", {"Retry-After": str(RETRY_AFTER_S)})
+
+    async def openapi(request: Request) -> Response:
+        return json_response(OPENAPI)
+
+    return Starlette(routes=[
+        Route("/v1/events", post_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ])
+
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_PROBLEM_RESPONSE = {"content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "dti-pulse ingest", "version": "1.0.0",
+             "description": "Events from the LGSP bus. Field names and codes: domain.md §3."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "schemas": {
+            "Problem": {"type": "object", "required": ["title", "status", "detail"], "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"}}},
+            "Event": {
+                "type": "object",
+                "required": ["event_id", "type", "occurred_at", "agency_code"],
+                "additionalProperties": True,
+                "properties": {
+                    "event_id": {"type": "string", "format": "uuid"},
+                    "type": {"type": "string", "enum": list(EVENT_TYPES)},
+                    "occurred_at": {"type": "string", "format": "date-time"},
+                    "agency_code": {"type": "string", "example": "000.00.00.H56"},
+                },
+                "description": "Plus the fields of its type (snake_case names of domain.md §3).",
+            },
+            "Batch": {"type": "object", "required": ["events"], "properties": {
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},
+            "BatchResult": {"type": "object", "required": ["accepted", "rejected"], "properties": {
+                "accepted": {"type": "integer", "description": "valid events now durable in Kafka, duplicates included"},
+                "duplicates": {"type": "integer", "description": "accepted events already seen (not published again)"},
+                "rejected": {"type": "array", "items": {"type": "object", "required": ["index", "reason"], "properties": {
+                    "index": {"type": "integer"}, "reason": {"type": "string"}}}}}},
+        },
+    },
+    "paths": {
+        "/v1/events": {"post": {
+            "summary": "Submit a batch of bus events",
+            "security": [{"bearer": []}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
+            "responses": {
+                "200": {"description": "Valid events accepted (durable); invalid ones listed with reasons",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchResult"}}}},
+                "400": {"description": "The body is not a batch", **_PROBLEM_RESPONSE},
+                "401": {"description": "Missing or unknown bearer token", **_PROBLEM_RESPONSE},
+                "413": {"description": "Body or batch too large", **_PROBLEM_RESPONSE},
+                "415": {"description": "Not application/json", **_PROBLEM_RESPONSE},
+                "503": {"description": "Kafka did not acknowledge; nothing of the batch was accepted (see Retry-After)",
+                        **_PROBLEM_RESPONSE},
+            }}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
+        "/readyz": {"get": {"summary": "Readiness (Kafka reachable)", "responses": {
+            "200": {"description": "ready"}, "503": {"description": "not ready", **_PROBLEM_RESPONSE}}}},
+    },
+}

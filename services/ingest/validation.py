@@ -1,0 +1,203 @@
+"""Turns one JSON event from the bus into the protobuf Event, or says why it cannot.
+
+Pure domain logic: no I/O. The rules follow domain.md §3; unknown extra fields are
+ignored so that a newer bus can add fields without being refused.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any, Callable
+
+from dti.events.v1.events_pb2 import Event
+from dti_pulse.events import LOCAL_TZ
+from dti_pulse.registry import Registry
+
+DOCUMENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
+SERVICE_LEVELS = frozenset({"partial", "full_online"})
+DOSSIER_CHANNELS = frozenset({1, 2, 3})
+
+
+class Invalid(ValueError):
+    """The event is refused; str() is the reason returned to the sender."""
+
+
+def _require(raw: dict, name: str) -> Any:
+    if name not in raw or raw[name] is None:
+        raise Invalid(f"missing field '{name}'")
+    return raw[name]
+
+
+def _text(raw: dict, name: str, required: bool = True, default: str = "") -> str:
+    value = _require(raw, name) if required else raw.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise Invalid(f"field '{name}' must be a string")
+    value = value.strip()
+    if required and not value:
+        raise Invalid(f"field '{name}' must not be empty")
+    return value
+
+
+def _flag(raw: dict, name: str, required: bool = True, default: bool = False) -> bool:
+    value = _require(raw, name) if required else raw.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise Invalid(f"field '{name}' must be true or false")
+    return value
+
+
+def _integer(raw: dict, name: str, allowed, required: bool = True, default: int | None = None) -> int:
+    value = _require(raw, name) if required else raw.get(name, default)
+    if value is None:
+        value = default
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise Invalid(f"field '{name}' must be one of {sorted(allowed)}, got {value!r}")
+    return value
+
+
+def parse_instant_ms(value: Any, name: str) -> int:
+    """RFC 3339 with an explicit offset -> Unix milliseconds."""
+    if not isinstance(value, str):
+        raise Invalid(f"field '{name}' must be an RFC 3339 timestamp string")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid(f"field '{name}' is not an RFC 3339 timestamp: {value!r}") from None
+    if parsed.tzinfo is None or len(value) <= 10:
+        raise Invalid(f"field '{name}' needs a date, a time and a UTC offset: {value!r}")
+    return int(parsed.timestamp() * 1000)
+
+
+def parse_due_ms(value: Any, name: str) -> int:
+    """A due date (YYYY-MM-DD: the end of that local day) or an RFC 3339 instant."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise Invalid(f"field '{name}' is not a date: {value!r}") from None
+        next_midnight = datetime.combine(day + timedelta(days=1), time(), LOCAL_TZ)
+        return int(next_midnight.timestamp() * 1000) - 1
+    return parse_instant_ms(value, name)
+
+
+def _document_transfer(raw: dict, body) -> None:
+    body.document_id = _text(raw, "document_id")
+    body.from_agency = _text(raw, "from_agency")
+    to_agencies = _require(raw, "to_agencies")
+    if not isinstance(to_agencies, list) or not all(isinstance(a, str) and a for a in to_agencies):
+        raise Invalid("field 'to_agencies' must be a list of agency codes")
+    body.to_agencies.extend(to_agencies)
+    body.document_type = _text(raw, "document_type", required=False)
+    promulgated_on = _text(raw, "promulgated_on", required=False)
+    if promulgated_on:
+        try:
+            date.fromisoformat(promulgated_on)
+        except ValueError:
+            raise Invalid(f"field 'promulgated_on' is not a date: {promulgated_on!r}") from None
+        body.promulgated_on = promulgated_on
+    if raw.get("due_date") is not None:
+        body.due_at_ms = parse_due_ms(raw["due_date"], "due_date")
+    body.business_type = _integer(raw, "business_type", range(4), required=False, default=0)
+    body.classified = _flag(raw, "classified", required=False, default=False)
+    body.electronic = _flag(raw, "electronic", required=False, default=True)
+
+
+def _document_signed(raw: dict, body) -> None:
+    body.document_id = _text(raw, "document_id")
+    body.personal_signature = _flag(raw, "personal_signature")
+    body.agency_signature = _flag(raw, "agency_signature")
+
+
+def _document_status(raw: dict, body) -> None:
+    body.document_id = _text(raw, "document_id")
+    code = _require(raw, "status_code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = f"{code:02d}"
+    if code not in DOCUMENT_STATUS_CODES:
+        raise Invalid(f"field 'status_code' must be one of {sorted(DOCUMENT_STATUS_CODES)}, got {code!r}")
+    body.status_code = code
+
+
+def _dossier_received(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+    body.procedure_code = _text(raw, "procedure_code")
+    body.channel = _integer(raw, "channel", DOSSIER_CHANNELS, required=False, default=1)
+    level = _text(raw, "service_level")
+    if level not in SERVICE_LEVELS:
+        raise Invalid(f"field 'service_level' must be one of {sorted(SERVICE_LEVELS)}, got {level!r}")
+    body.service_level = level
+    body.received_at_ms = parse_instant_ms(_require(raw, "received_at"), "received_at")
+    body.due_at_ms = parse_instant_ms(_require(raw, "due_at"), "due_at")
+    if body.due_at_ms < body.received_at_ms:
+        raise Invalid("field 'due_at' is before 'received_at'")
+    body.has_fee = _flag(raw, "has_fee", required=False, default=False)
+
+
+def _dossier_status(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+    body.status = _integer(raw, "status", range(1, 11))
+
+
+def _dossier_paid(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+    body.online = _flag(raw, "online")
+
+
+def _dossier_rated(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+    body.satisfied = _flag(raw, "satisfied")
+
+
+def _dossier_apology(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+
+
+_BODY_BUILDERS: dict[str, tuple[str, Callable[[dict, Any], None]]] = {
+    "document.sent": ("document_sent", _document_transfer),
+    "document.received": ("document_received", _document_transfer),
+    "document.signed": ("document_signed", _document_signed),
+    "document.status": ("document_status", _document_status),
+    "dossier.received": ("dossier_received", _dossier_received),
+    "dossier.status": ("dossier_status", _dossier_status),
+    "dossier.paid": ("dossier_paid", _dossier_paid),
+    "dossier.rated": ("dossier_rated", _dossier_rated),
+    "dossier.apology": ("dossier_apology", _dossier_apology),
+}
+
+
+def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> Event:
+    """Validates one JSON event; raises Invalid with a readable reason."""
+    if not isinstance(raw, dict):
+        raise Invalid("an event must be a JSON object")
+    event_type = raw.get("type")
+    builder = _BODY_BUILDERS.get(event_type) if isinstance(event_type, str) else None
+    if builder is None:
+        raise Invalid(f"unknown event type {event_type!r}; expected one of {', '.join(_BODY_BUILDERS)}")
+    event_id = _require(raw, "event_id")
+    try:
+        event_id = str(uuid.UUID(event_id))
+    except (ValueError, TypeError, AttributeError):
+        raise Invalid(f"field 'event_id' must be a UUID, got {event_id!r}") from None
+    occurred_at_ms = parse_instant_ms(_require(raw, "occurred_at"), "occurred_at")
+    agency_code = _text(raw, "agency_code")
+    agency = registry.get(agency_code)
+    if agency is None:
+        raise Invalid(f"unknown agency '{agency_code}'")
+    occurred_day = datetime.fromtimestamp(occurred_at_ms / 1000, LOCAL_TZ).date()
+    if not agency.valid_on(occurred_day):
+        raise Invalid(f"agency '{agency_code}' was not in service on {occurred_day.isoformat()}")
+    event = Event(
+        event_id=event_id,
+        occurred_at_ms=occurred_at_ms,
+        agency_code=agency_code,
+        source=source,
+        ingested_at_ms=ingested_at_ms,
+    )
+    field, build = builder
+    body = getattr(event, field)
+    body.SetInParent()
+    build(raw, body)
+    return event

@@ -1,0 +1,134 @@
+"""gRPC entrypoint of ranking: RankingService with health checking and reflection."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from services.ranking.scoring import IndicatorResult
+from services.ranking.service import BadRequest, NotFound, RankingService, ScoredAgency
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = ranking_pb2.DESCRIPTOR.services_by_name["RankingService"].full_name
+
+
+def _timestamp(ms: int):
+    from google.protobuf.timestamp_pb2 import Timestamp
+    stamp = Timestamp()
+    stamp.FromMilliseconds(ms)
+    return stamp
+
+
+def _indicator(result: IndicatorResult) -> ranking_pb2.IndicatorScore:
+    message = ranking_pb2.IndicatorScore(code=result.code, group=result.group, numerator=result.numerator,
+                                         denominator=result.denominator, max_points=result.max_points,
+                                         note=result.note, components=[_indicator(c) for c in result.components])
+    if result.ratio is not None:
+        message.ratio = result.ratio
+    if result.points is not None:
+        message.points = result.points
+    return message
+
+
+def agency_score_message(scored: ScoredAgency) -> ranking_pb2.AgencyScore:
+    score = scored.score
+    message = ranking_pb2.AgencyScore(
+        agency_code=scored.agency.code, agency_name=scored.agency.name, cohort=scored.cohort,
+        period=scored.period.label, period_start=_timestamp(scored.period.start_ms),
+        period_end=_timestamp(scored.period.end_ms), indicators=[_indicator(i) for i in score.indicators],
+        total_points=score.total_points, max_points=score.max_points, band=score.band,
+        rules_version=scored.rules.version, computed_at=_timestamp(scored.computed_at_ms))
+    if score.fraction is not None:
+        message.fraction = score.fraction
+    return message
+
+
+class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
+    def __init__(self, service: RankingService):
+        self.service = service
+
+    async def _call(self, context, function, *args):
+        try:
+            # chDB has no async client: queries run on a worker thread (engines.md).
+            return await asyncio.to_thread(function, *args)
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+    async def GetAgencyScore(self, request, context):
+        if not request.agency_code:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agency_code is required")
+        scored = await self._call(context, self.service.agency_score, request.agency_code, request.period,
+                                  request.rules_version)
+        return agency_score_message(scored)
+
+    async def ListRanking(self, request, context):
+        result = await self._call(context, self.service.ranking, request.cohort, request.period, request.rules_version)
+        return ranking_pb2.Ranking(
+            cohort=result.cohort, period=result.period.label, rules_version=result.rules.version,
+            computed_at=_timestamp(result.computed_at_ms),
+            entries=[ranking_pb2.RankingEntry(rank=e.score.rank, score=agency_score_message(e)) for e in result.entries])
+
+
+class RankingServer:
+    """grpc.aio server on its own event loop and thread, so that it answers promptly
+    whether it runs alone or beside the aggregator's Faust loop."""
+
+    def __init__(self, service: RankingService, host: str, port: int, grace_s: float = 5.0):
+        self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.port: int | None = None
+
+    async def serve(self) -> None:
+        server = grpc.aio.server()
+        ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingServicer(self.service), server)
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+        self.port = server.add_insecure_port(self.address)
+        if not self.port:
+            raise RuntimeError(f"cannot listen on {self.address}")
+        await server.start()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._stop = asyncio.Event()
+        self._started.set()
+        log.info("ranking gRPC listening on %s", self.address)
+        await self._stop.wait()
+        for name in ("", SERVICE_NAME):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await server.stop(self.grace_s)
+
+    def start_in_thread(self) -> None:
+        def run():
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(self.serve())
+            except BaseException as exc:  # reported to start_in_thread's caller
+                self._error = exc
+                self._started.set()
+            finally:
+                self._loop.close()
+
+        self._thread = threading.Thread(target=run, name="ranking-grpc", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._error:
+            raise RuntimeError(f"ranking gRPC failed to start: {self._error}") from self._error
+
+    def stop(self) -> None:
+        if self._loop and self._stop and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread:
+            self._thread.join(self.grace_s + 5)

@@ -1,0 +1,203 @@
+"""Scoring rules as data: versioned TOML files (domain.md §4.3).
+
+A malformed file is refused with its path, line and problem; the other files still load.
+"""
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dti_pulse.registry import COHORTS
+
+log = logging.getLogger(__name__)
+
+SHAPES = ("linear", "capped", "sum")
+
+# What the aggregates can count (services/ranking/store.py computes exactly these).
+MEASURES = frozenset({
+    "dossiers_received", "dossiers_on_time", "dossiers_late",
+    "dossiers_full_online_procedures", "dossiers_full_online_received_online",
+    "dossiers_with_fee", "dossiers_paid_online",
+    "fee_procedures", "fee_procedures_paid_online", "fee_procedures_with_dossiers",
+    "dossiers_rated_unsatisfied",
+    "documents_total", "documents_electronic",
+    "documents_sent_electronic", "documents_sent_personal_signed", "documents_sent_agency_signed",
+    "documents_due", "documents_on_time",
+})
+
+
+class RulesError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Term:
+    measure: str
+    sign: int
+
+
+@dataclass(frozen=True)
+class Ratio:
+    code: str
+    numerator: tuple[Term, ...]
+    denominator: tuple[Term, ...]
+    weight: float = 1.0
+    cap: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Indicator:
+    code: str
+    group: str
+    max_points: float
+    shape: str
+    ratio: Ratio | None  # linear / capped
+    components: tuple[Ratio, ...]  # sum
+    threshold: float | None
+    cohorts: tuple[str, ...]
+    full_points_when_empty: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    version: str
+    title: str
+    indicators: tuple[Indicator, ...]
+    critical_below: float
+    warning_below: float
+    source: str
+    group_weights: dict[str, float] = field(default_factory=dict)
+
+    def for_cohort(self, cohort: str) -> list[Indicator]:
+        return [i for i in self.indicators if cohort in i.cohorts]
+
+    def groups_by_weight(self) -> list[str]:
+        """Groups, heaviest first: the order in which ties are broken (domain.md §5)."""
+        return sorted(self.group_weights, key=lambda g: (-self.group_weights[g], g))
+
+
+def _line_of(text: str, needle: str) -> int:
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return number
+    return 1
+
+
+def _terms(value, where: str) -> tuple[Term, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        raise RulesError(f"{where}: numerator/denominator must be a measure or a list of measures")
+    terms = []
+    for item in value:
+        if not isinstance(item, str):
+            raise RulesError(f"{where}: {item!r} is not a measure name")
+        sign = -1 if item.startswith("-") else 1
+        name = item.lstrip("+-").strip()
+        if name not in MEASURES:
+            raise RulesError(f"{where}: unknown measure {name!r} (known: {', '.join(sorted(MEASURES))})")
+        terms.append(Term(name, sign))
+    return tuple(terms)
+
+
+def _number(table: dict, key: str, where: str, required: bool = True, default=None) -> float | None:
+    value = table.get(key, default)
+    if value is None:
+        if required:
+            raise RulesError(f"{where}: '{key}' is required")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise RulesError(f"{where}: '{key}' must be a non-negative number, got {value!r}")
+    return float(value)
+
+
+def _ratio(table: dict, where: str) -> Ratio:
+    code = table.get("code")
+    if not isinstance(code, str) or not code:
+        raise RulesError(f"{where}: 'code' is required")
+    return Ratio(
+        code=code,
+        numerator=_terms(table.get("numerator"), where),
+        denominator=_terms(table.get("denominator"), where),
+        weight=_number(table, "weight", where, required=False, default=1.0),
+        cap=_number(table, "cap", where, required=False),
+        note=str(table.get("note", "")),
+    )
+
+
+def parse_rules(text: str, source: str) -> RuleSet:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{source}: {exc}") from None
+    version = data.get("version")
+    if not isinstance(version, str) or not version:
+        raise RulesError(f"{source}:1: 'version' (a string) is required")
+    bands = data.get("bands", {})
+    where_bands = f"{source}:{_line_of(text, '[bands]')}"
+    critical = _number(bands, "critical_below", where_bands, required=False, default=0.8)
+    warning = _number(bands, "warning_below", where_bands, required=False, default=0.9)
+    if not critical <= warning <= 1:
+        raise RulesError(f"{where_bands}: need critical_below <= warning_below <= 1")
+    raw_indicators = data.get("indicators")
+    if not isinstance(raw_indicators, list) or not raw_indicators:
+        raise RulesError(f"{source}:1: at least one [[indicators]] table is required")
+    indicators, seen, weights = [], set(), {}
+    for raw in raw_indicators:
+        code = raw.get("code")
+        line = _line_of(text, '"%s"' % code) if code else 1
+        where = f"{source}:{line}: indicator {code!r}"
+        if not isinstance(code, str) or not code:
+            raise RulesError(f"{where}: 'code' is required")
+        if code in seen:
+            raise RulesError(f"{where}: duplicate indicator code")
+        seen.add(code)
+        shape = raw.get("shape", "linear")
+        if shape not in SHAPES:
+            raise RulesError(f"{where}: shape {shape!r} is not one of {', '.join(SHAPES)}")
+        group = raw.get("group")
+        if not isinstance(group, str) or not group:
+            raise RulesError(f"{where}: 'group' is required")
+        max_points = _number(raw, "max_points", where)
+        threshold = _number(raw, "threshold", where, required=shape == "capped")
+        if shape == "capped" and not 0 < threshold <= 1:
+            raise RulesError(f"{where}: threshold must be in (0, 1]")
+        cohorts = tuple(raw.get("cohorts", COHORTS))
+        unknown = [c for c in cohorts if c not in COHORTS]
+        if unknown:
+            raise RulesError(f"{where}: unknown cohorts {unknown}; expected some of {', '.join(COHORTS)}")
+        when_empty = raw.get("when_empty", "null")
+        if when_empty not in ("null", "full"):
+            raise RulesError(f"{where}: when_empty must be \"null\" or \"full\"")
+        if shape == "sum":
+            parts = raw.get("components")
+            if not isinstance(parts, list) or not parts:
+                raise RulesError(f"{where}: shape \"sum\" needs [[indicators.components]]")
+            ratio, components = None, tuple(_ratio(p, where) for p in parts)
+        else:
+            ratio, components = _ratio({"code": code, **raw}, where), ()
+        indicators.append(Indicator(code, group, max_points, shape, ratio, components, threshold, cohorts,
+                                    when_empty == "full", str(raw.get("note", ""))))
+        weights[group] = weights.get(group, 0.0) + max_points
+    return RuleSet(version, str(data.get("title", "")), tuple(indicators), critical, warning, source, weights)
+
+
+def load_rules_dir(directory: Path | str) -> tuple[dict[str, RuleSet], list[str]]:
+    """Every *.toml rule file of a directory by version, and the errors of refused files."""
+    rulesets, errors = {}, []
+    for path in sorted(Path(directory).glob("*.toml")):
+        try:
+            rules = parse_rules(path.read_text(encoding="utf-8"), str(path))
+        except (RulesError, OSError) as exc:
+            errors.append(str(exc))
+            log.error("rules refused: %s", exc)
+            continue
+        if rules.version in rulesets:
+            errors.append(f"{path}: version {rules.version!r} is already defined by {rulesets[rules.version].source}")
+            continue
+        rulesets[rules.version] = rules
+    return rulesets, errors
