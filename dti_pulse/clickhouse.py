@@ -20,7 +20,8 @@ def get_client(dsn: str):
                 Path(urlparse(dsn).path).mkdir(parents=True, exist_ok=True)
             # Several threads share the client (aggregator writes, ranking reads): a
             # shared HTTP session would serialise them and fail with "session locked".
-            client = clickhouse_connect.get_client(dsn=dsn, autogenerate_session_id=False)
+            options = {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
+            client = clickhouse_connect.get_client(dsn=dsn, **options)
             _clients[dsn] = client
         return client
 

@@ -87,8 +87,8 @@ class KafkaPublisher:
 
     def ready(self) -> bool:
         try:
-            return bool(self._producer.bootstrap_connected()) and self.partition_count() > 0
-        except KafkaError:
+            return self.partition_count() > 0
+        except (KafkaError, NotAcknowledged):
             return False
 
     def close(self) -> None:
