@@ -1,0 +1,41 @@
+"""Contracts between parts: generated code, schema columns, compose file."""
+from pathlib import Path
+
+import yaml
+
+from dti_pulse.protogen import REPO_ROOT, generate
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from services.aggregator.state import DocumentSummary, DossierSummary
+
+
+def test_generated_code_is_up_to_date(tmp_path):
+    generated = generate(tmp_path)
+    assert generated, "protoc generated nothing"
+    stale = []
+    for path in generated:
+        relative = path.relative_to(tmp_path)
+        checked_in = REPO_ROOT / relative
+        if not checked_in.exists() or checked_in.read_bytes() != path.read_bytes():
+            stale.append(str(relative))
+    assert not stale, f"generated code is out of date, run `make proto` and commit: {stale}"
+
+
+def test_state_tables_have_the_summary_columns_in_order():
+    assert column_names(DOSSIER_COLUMNS) == [*DossierSummary._fields, "events_blob"]
+    assert column_names(DOCUMENT_COLUMNS) == [*DocumentSummary._fields, "events_blob"]
+
+
+def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert {"kafka", "clickhouse", "ingest", "aggregator", "ranking"} <= set(services)
+    for name in ("ingest", "aggregator", "ranking"):
+        service = services[name]
+        assert service["command"][:2] == ["serve", name]
+        environment = service["environment"]
+        assert "DTI_KAFKA_BOOTSTRAP" in environment or "<<" in environment
+    clickhouse_image = services["clickhouse"]["image"]
+    assert clickhouse_image.startswith("clickhouse/clickhouse-server:") and int(clickhouse_image.split(":")[1].split(".")[0]) >= 24
+    # no secret values in the compose file: tokens come from the environment / .env
+    text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "DTI_INGEST_TOKENS: ${DTI_INGEST_TOKENS" in text

@@ -1,0 +1,94 @@
+import asyncio
+
+from dti.events.v1.events_pb2 import Event, EventBatch
+from services.aggregator.processor import Aggregator
+from services.aggregator.store import decode_events
+from tests.factories import dossier_received, dossier_status, document_transfer
+
+
+class FakeStore:
+    def __init__(self, fail_writes: int = 0):
+        self.rows: dict[tuple, tuple] = {}
+        self.fail_writes = fail_writes
+        self.loads = 0
+
+    def load(self, keys):
+        self.loads += 1
+        found = {}
+        for key in keys:
+            row = self.rows.get(key)
+            if row is not None:
+                found[key] = decode_events(row[-1])
+        return found
+
+    def write(self, dossier_rows, document_rows):
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise ConnectionError("ClickHouse away")
+        for row in dossier_rows:
+            self.rows[("dossier", row[0])] = row
+        for row in document_rows:
+            self.rows[("document", row[0], row[1])] = row
+
+
+class DeadLetters(list):
+    async def __call__(self, payload, reason):
+        self.append((payload, reason))
+
+
+def envelope(*events):
+    return EventBatch(events=list(events)).SerializeToString()
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+RECEIVED = dossier_received("D1", "2026-10-01 08:00", "2026-10-03 17:00")
+ACCEPTED = dossier_status("D1", 2, "2026-10-01 09:00")
+RESOLVED = dossier_status("D1", 9, "2026-10-02 09:00")
+
+
+def test_redelivery_after_a_restart_counts_nothing_twice():
+    store, dead = FakeStore(), DeadLetters()
+    first = Aggregator(store, dead)
+    stats = run(first.process([envelope(RECEIVED, ACCEPTED)]))
+    assert (stats.new_events, stats.states_written) == (2, 1)
+    # a new process (empty cache) gets the same envelope again, plus the next status
+    second = Aggregator(store, dead)
+    stats = run(second.process([envelope(RECEIVED, ACCEPTED), envelope(RESOLVED, RESOLVED)]))
+    assert (stats.duplicates, stats.new_events) == (3, 1)
+    row = store.rows[("dossier", "D1")]
+    assert row[-2] == 3  # event_count: the set holds three distinct events
+    assert not dead
+
+
+def test_an_undecodable_message_and_a_bodyless_event_go_to_dead_letters_without_blocking_the_rest():
+    store, dead = FakeStore(), DeadLetters()
+    stats = run(Aggregator(store, dead).process([b"\xff\xff not protobuf", envelope(Event(event_id="e1")),
+                                                 envelope(RECEIVED)]))
+    assert stats.dead_letters == 2 and stats.new_events == 1
+    assert "undecodable" in dead[0][1] and "no body" in dead[1][1]
+    assert ("dossier", "D1") in store.rows
+
+
+def test_a_failed_write_is_retried_and_the_cache_only_holds_written_state():
+    store, dead = FakeStore(fail_writes=2), DeadLetters()
+    aggregator = Aggregator(store, dead, write_retry_s=0.01)
+    run(aggregator.process([envelope(RECEIVED)]))
+    assert ("dossier", "D1") in store.rows and store.fail_writes == 0
+
+
+def test_document_sides_are_separate_states():
+    store = FakeStore()
+    run(Aggregator(store, DeadLetters()).process([envelope(
+        document_transfer("document_sent", "DOC", "2026-10-01 08:00", agency="000.00.01.H56"),
+        document_transfer("document_received", "DOC", "2026-10-01 08:05", agency="000.00.02.H56"))]))
+    assert set(store.rows) == {("document", "DOC", "000.00.01.H56"), ("document", "DOC", "000.00.02.H56")}
+
+
+def test_cache_smaller_than_a_batch_still_folds_every_entity():
+    store = FakeStore()
+    events = [dossier_received(f"D{i}", "2026-10-01 08:00", "2026-10-03 17:00") for i in range(10)]
+    stats = run(Aggregator(store, DeadLetters(), cache_capacity=3).process([envelope(*events)]))
+    assert stats.states_written == 10 and len(store.rows) == 10

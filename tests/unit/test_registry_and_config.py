@@ -1,0 +1,45 @@
+from datetime import date
+
+import pytest
+
+from dti_pulse.config import DEFAULT_AGENCIES, ConfigError, load_settings, parse_tokens, settings_to_env
+from dti_pulse.registry import RegistryError, load_registry
+
+
+def test_shipped_registry_has_the_province_its_departments_and_historical_districts():
+    registry = load_registry(DEFAULT_AGENCIES)
+    kinds = [a.kind for a in registry.all()]
+    assert kinds.count("province") == 1
+    assert kinds.count("department") == 20
+    assert kinds.count("district") == 27
+    assert all(a.valid_to == date(2025, 6, 30) for a in registry.all() if a.kind == "district")
+    assert len(registry.cohort("district", date(2026, 1, 1), date(2026, 12, 31))) == 0
+    assert len(registry.cohort("district", date(2025, 1, 1), date(2025, 12, 31))) == 27
+    assert registry.get("000.00.00.H56").name == "Ủy ban nhân dân tỉnh Thanh Hóa"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("code,name\n", ":1: header must be"),
+    ("code,name,kind,parent,valid_from,valid_to\nA,Agency,ministry,,2020-01-01,\n", ":2: kind 'ministry'"),
+    ("code,name,kind,parent,valid_from,valid_to\nA,Agency,commune,,2020-13-01,\n", ":2: bad date"),
+    ("code,name,kind,parent,valid_from,valid_to\nA,X,commune,,2020-01-01,\nA,Y,commune,,2020-01-01,\n", ":3: duplicate code"),
+])
+def test_malformed_registry_names_file_and_line(tmp_path, content, message):
+    path = tmp_path / "agencies.csv"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(RegistryError, match=message):
+        load_registry(path)
+
+
+def test_tokens_map_token_to_source():
+    assert parse_tokens("lgsp=abc, portal=def") == {"abc": "lgsp", "def": "portal"}
+    with pytest.raises(ConfigError, match="DTI_INGEST_TOKENS"):
+        parse_tokens("lgsp")
+
+
+def test_settings_round_trip_through_the_environment():
+    settings = load_settings({"DTI_KAFKA_BOOTSTRAP": "k:9092", "DTI_HTTP_PORT": "9000", "DTI_INGEST_TOKENS": "a=b"})
+    assert settings.kafka_bootstrap == "k:9092" and settings.http_port == 9000
+    assert load_settings(settings_to_env(settings)) == settings
+    with pytest.raises(ConfigError, match="DTI_HTTP_PORT"):
+        load_settings({"DTI_HTTP_PORT": "eighty"})

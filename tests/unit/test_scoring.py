@@ -1,0 +1,103 @@
+import pytest
+
+from dti_pulse.config import DEFAULT_RULES_DIR
+from services.ranking.rules import RulesError, load_rules_dir, parse_rules
+from services.ranking.scoring import rank, score_agency
+
+RULES = load_rules_dir(DEFAULT_RULES_DIR)[0]["dti-pulse-2025"]
+
+
+def by_code(score):
+    return {i.code: i for i in score.indicators}
+
+
+def test_linear_capped_and_composite_points():
+    measures = {"dossiers_received": 5, "dossiers_on_time": 3, "dossiers_late": 2,
+                "dossiers_full_online_procedures": 3, "dossiers_full_online_received_online": 2,
+                "dossiers_with_fee": 3, "dossiers_paid_online": 1, "fee_procedures": 2,
+                "fee_procedures_paid_online": 1, "fee_procedures_with_dossiers": 2, "dossiers_rated_unsatisfied": 1}
+    score = score_agency("A", "department", RULES, measures)
+    indicators = by_code(score)
+    assert indicators["dossier_on_time_rate"].points == pytest.approx(12.0)  # 20 x 3/5
+    assert indicators["dossier_full_online_rate"].points == pytest.approx(8.0)  # 12 x 2/3
+    payment = indicators["dossier_online_payment"]
+    # 6 x 1/3 + min(2, 2.5 x 1/2) + 2.5 x 2/2
+    assert payment.points == pytest.approx(5.75)
+    assert [c.points for c in payment.components] == pytest.approx([2.0, 1.25, 2.5])
+    assert "C = 1" in payment.note
+    satisfaction = indicators["dossier_satisfaction"]
+    assert (satisfaction.numerator, satisfaction.denominator) == (2, 5)  # 5 - 2 late - 1 unsatisfied
+    assert satisfaction.points == pytest.approx(6 * 0.4 / 0.9)
+    # documents have no data: no value, not zero, and not in the maximum
+    assert indicators["doc_electronic_rate"].ratio is None and indicators["doc_electronic_rate"].points is None
+    assert score.max_points == 48
+    assert score.total_points == pytest.approx(12 + 8 + 5.75 + 6 * 0.4 / 0.9)
+    assert score.band == "critical"
+
+
+def test_capped_shape_reaches_full_points_at_the_threshold():
+    score = score_agency("A", "department", RULES, {"dossiers_received": 10, "dossiers_on_time": 10})
+    assert by_code(score)["dossier_satisfaction"].points == 6.0  # r = 1 >= 0.9
+
+
+def test_agency_without_data_has_no_fraction_and_no_band():
+    score = score_agency("A", "commune", RULES, {})
+    assert score.fraction is None and score.band == "" and score.total_points == 0
+
+
+def test_bands_follow_the_rules_file():
+    assert score_agency("A", "department", RULES, {"documents_total": 10, "documents_electronic": 9}).band == "ok"
+    assert score_agency("A", "department", RULES, {"documents_total": 100, "documents_electronic": 85}).band == "warning"
+
+
+def test_ranking_breaks_ties_by_the_heavier_group_then_code():
+    # 10 points each: A in digital_government (20-point group), B in online_service (12).
+    a = score_agency("B-docs", "department", RULES, {"documents_total": 1, "documents_electronic": 1,
+                                                     "documents_sent_electronic": 1, "documents_sent_personal_signed": 1})
+    b = score_agency("A-online", "department", RULES, {"dossiers_full_online_procedures": 6,
+                                                       "dossiers_full_online_received_online": 5})
+    nothing = score_agency("0-none", "department", RULES, {})
+    assert a.total_points == pytest.approx(10) and b.total_points == pytest.approx(10)
+    ranked = rank([nothing, b, a], RULES)
+    assert [s.agency_code for s in ranked] == ["B-docs", "A-online", "0-none"]
+    assert [s.rank for s in ranked] == [1, 2, 3]
+    same = [score_agency(code, "department", RULES, {"documents_total": 2, "documents_electronic": 1})
+            for code in ("Z", "M")]
+    assert [s.agency_code for s in rank(same, RULES)] == ["M", "Z"]
+
+
+RULE_HEAD = 'version = "t"\n'
+
+
+@pytest.mark.parametrize("text, message", [
+    ("version = \n", "t.toml: Invalid value (at line 1"),
+    ('title = "x"\n', "t.toml:1: 'version'"),
+    (RULE_HEAD + '[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 5\nshape = "cubic"\n',
+     "t.toml:3: indicator 'x': shape 'cubic'"),
+    (RULE_HEAD + '[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 5\nnumerator = "bananas"\ndenominator = "dossiers_received"\n',
+     "unknown measure 'bananas'"),
+    (RULE_HEAD + '[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 5\nshape = "capped"\nnumerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n',
+     "'threshold' is required"),
+    (RULE_HEAD + '[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = -1\nnumerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n',
+     "'max_points' must be a non-negative number"),
+])
+def test_malformed_rules_are_refused_with_file_line_and_problem(text, message):
+    with pytest.raises(RulesError) as refused:
+        parse_rules(text, "t.toml")
+    assert message in str(refused.value)
+
+
+def test_a_bad_file_does_not_stop_the_good_ones(tmp_path):
+    (tmp_path / "good.toml").write_text((DEFAULT_RULES_DIR / "dti-pulse-2025.toml").read_text(encoding="utf-8"),
+                                        encoding="utf-8")
+    (tmp_path / "bad.toml").write_text("version = [", encoding="utf-8")
+    rulesets, errors = load_rules_dir(tmp_path)
+    assert list(rulesets) == ["dti-pulse-2025"]
+    assert len(errors) == 1 and "bad.toml" in errors[0]
+
+
+def test_full_points_when_empty_is_honoured():
+    text = RULE_HEAD + ('[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 4\nwhen_empty = "full"\n'
+                        'numerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n')
+    rules = parse_rules(text, "t.toml")
+    assert score_agency("A", "department", rules, {}).indicators[0].points == 4.0

@@ -1,0 +1,91 @@
+from hypothesis import given, settings, strategies as st
+
+from services.aggregator.state import processing_end, summarize_document, summarize_dossier, state_key
+from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_status, document_signed,
+                             document_status, document_transfer, ms)
+
+HOUR = 3600 * 1000
+
+
+def test_resolved_time_ends_processing_even_if_result_returned_first():
+    end = processing_end([(1, 2), (5, 10), (7, 9)])
+    assert end.end_at_ms == 7
+
+
+def test_result_returned_then_stopped_or_not_accepted():
+    assert processing_end([(1, 2), (5, 10), (9, 8)]).end_at_ms == 5
+    assert processing_end([(1, 1), (4, 3)]).end_at_ms == 4
+
+
+def test_withdrawal_ends_processing_only_after_acceptance():
+    assert processing_end([(1, 1), (3, 7)]).end_at_ms is None
+    assert processing_end([(1, 2), (3, 7)]).end_at_ms == 3
+
+
+def test_single_trailing_supplement_request_is_the_end():
+    end = processing_end([(1, 2), (4, 5)])
+    assert end.end_at_ms == 4 and end.supplement_count == 1 and end.paused_ms == 0
+
+
+def test_waiting_for_the_citizen_is_paused_until_the_next_status():
+    end = processing_end([(0, 2), (10, 5), (25, 4), (40, 9)])
+    assert end.end_at_ms == 40 and end.paused_ms == 15
+
+
+def test_dossier_summary_pushes_the_due_time_back_by_the_pause():
+    events = [dossier_received("D3", "2026-10-10 08:00", "2026-10-12 17:00", fee=True),
+              dossier_status("D3", 2, "2026-10-10 09:00"), dossier_status("D3", 5, "2026-10-11 09:00"),
+              dossier_status("D3", 4, "2026-10-14 09:00"), dossier_status("D3", 9, "2026-10-14 15:00"),
+              dossier_paid("D3", False, "2026-10-14 15:00"), dossier_rated("D3", False, "2026-10-15 08:00")]
+    summary = summarize_dossier("D3", events)
+    assert summary.has_end and summary.end_at_ms == ms("2026-10-14 15:00")
+    assert summary.paused_ms == 72 * HOUR
+    assert summary.due_effective_ms == ms("2026-10-15 17:00")
+    assert (summary.paid, summary.paid_online, summary.rated, summary.satisfied) == (1, 0, 1, 0)
+    assert summary.late_forced == 0 and summary.event_count == 7
+
+
+def test_two_supplement_requests_force_late():
+    events = [dossier_received("D5", "2026-10-25 08:00", "2026-10-27 17:00"),
+              dossier_status("D5", 5, "2026-10-26 08:00"), dossier_status("D5", 4, "2026-10-26 10:00"),
+              dossier_status("D5", 5, "2026-10-27 08:00"), dossier_status("D5", 9, "2026-10-27 09:00")]
+    assert summarize_dossier("D5", events).late_forced == 1
+
+
+def test_statuses_without_a_received_event_are_kept_but_not_tied_to_a_period():
+    summary = summarize_dossier("D6", [dossier_status("D6", 9, "2026-10-02 08:00")])
+    assert summary.has_received == 0 and summary.has_end == 1
+
+
+def test_document_summary_for_sender_and_recipient():
+    sent = summarize_document("DOC1", "000.00.05.H56", [
+        document_transfer("document_sent", "DOC1", "2026-10-02 08:00"),
+        document_signed("DOC1", "2026-10-02 08:01", True, False)])
+    assert (sent.sent, sent.received, sent.electronic, sent.personal_signature, sent.agency_signature) == (1, 0, 1, 1, 0)
+    received = summarize_document("DOC6", "000.00.05.H56", [
+        document_status("DOC6", "06", "2026-10-12 08:00"),
+        document_transfer("document_received", "DOC6", "2026-10-07 08:00", due_at="2026-10-08 23:59")])
+    assert received.received and received.has_due and received.completed
+    assert received.completed_at_ms == ms("2026-10-12 08:00")
+
+
+def test_state_key_separates_the_two_sides_of_a_document():
+    out = document_transfer("document_sent", "DOC1", "2026-10-02 08:00", agency="000.00.01.H56")
+    into = document_transfer("document_received", "DOC1", "2026-10-02 08:00", agency="000.00.02.H56")
+    assert state_key(out) != state_key(into)
+    assert state_key(dossier_status("D1", 2, "2026-10-02 08:00")) == ("dossier", "D1")
+
+
+LIFE = [dossier_received("P1", "2026-10-01 08:00", "2026-10-03 17:00", fee=True),
+        dossier_status("P1", 2, "2026-10-01 09:00"), dossier_status("P1", 5, "2026-10-01 10:00"),
+        dossier_status("P1", 4, "2026-10-02 10:00"), dossier_status("P1", 9, "2026-10-04 10:00"),
+        dossier_status("P1", 10, "2026-10-04 11:00"), dossier_paid("P1", True, "2026-10-04 10:30"),
+        dossier_rated("P1", True, "2026-10-05 08:00")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.permutations(LIFE), st.lists(st.sampled_from(LIFE), max_size=10))
+def test_any_order_and_any_duplicates_give_the_same_state(order, duplicates):
+    # Events are deduplicated by id before folding, exactly as the aggregator does.
+    delivered = {e.event_id: e for e in list(order) + duplicates}
+    assert summarize_dossier("P1", delivered.values()) == summarize_dossier("P1", LIFE)

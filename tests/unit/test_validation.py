@@ -1,0 +1,90 @@
+import uuid
+
+import pytest
+
+from dti_pulse.config import DEFAULT_AGENCIES
+from dti_pulse.registry import load_registry
+from services.ingest.validation import Invalid, parse_due_ms, parse_instant_ms, to_event
+
+REGISTRY = load_registry(DEFAULT_AGENCIES)
+DEPARTMENT = "000.00.05.H56"
+
+
+def event(kind, **fields):
+    base = {"event_id": str(uuid.uuid4()), "type": kind, "occurred_at": "2026-10-01T09:00:00+07:00",
+            "agency_code": DEPARTMENT}
+    base.update(fields)
+    return base
+
+
+def validate(raw):
+    return to_event(raw, REGISTRY, "bus", 1_000)
+
+
+def test_dossier_received_maps_every_field():
+    parsed = validate(event("dossier.received", dossier_id="H56.1", procedure_code="1.010708", channel=2,
+                            service_level="full_online", received_at="2026-10-01T09:00:00+07:00",
+                            due_at="2026-10-03T17:00:00+07:00", has_fee=True))
+    body = parsed.dossier_received
+    assert parsed.WhichOneof("body") == "dossier_received"
+    assert parsed.source == "bus" and parsed.ingested_at_ms == 1_000
+    assert parsed.occurred_at_ms == 1_790_820_000_000  # 2026-10-01T02:00:00Z
+    assert (body.dossier_id, body.procedure_code, body.channel, body.service_level, body.has_fee) == \
+        ("H56.1", "1.010708", 2, "full_online", True)
+    assert body.due_at_ms - body.received_at_ms == (2 * 24 + 8) * 3600 * 1000
+
+
+def test_channel_defaults_to_in_person_and_electronic_to_true():
+    parsed = validate(event("dossier.received", dossier_id="H56.1", procedure_code="1.0", service_level="partial",
+                            received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00"))
+    assert parsed.dossier_received.channel == 1
+    sent = validate(event("document.sent", document_id="X,2026/10/01,1/QĐ", from_agency=DEPARTMENT, to_agencies=[]))
+    assert sent.document_sent.electronic is True and sent.document_sent.classified is False
+
+
+def test_signed_event_with_both_flags_false_still_has_a_body():
+    parsed = validate(event("document.signed", document_id="", personal_signature=False, agency_signature=False)
+                      | {"document_id": "D1"})
+    assert parsed.WhichOneof("body") == "document_signed"
+    assert not parsed.document_signed.personal_signature
+
+
+@pytest.mark.parametrize("raw, reason", [
+    (event("dossier.teleported", dossier_id="x"), "unknown event type 'dossier.teleported'"),
+    (event("dossier.status", status=9), "missing field 'dossier_id'"),
+    (event("dossier.status", dossier_id="x", status=11), "field 'status' must be one of"),
+    (event("dossier.status", dossier_id="x", status=True), "field 'status' must be one of"),
+    (event("dossier.paid", dossier_id="x", online="yes"), "field 'online' must be true or false"),
+    (event("dossier.rated", dossier_id="x", satisfied=True) | {"event_id": "not-a-uuid"}, "must be a UUID"),
+    (event("dossier.apology", dossier_id="x") | {"occurred_at": "2026-10-01T09:00:00"}, "UTC offset"),
+    (event("dossier.apology", dossier_id="x") | {"occurred_at": "yesterday"}, "not an RFC 3339 timestamp"),
+    (event("dossier.apology", dossier_id="x") | {"agency_code": "000.99.99.H56"}, "unknown agency '000.99.99.H56'"),
+    # districts ended with the 2025 reform (domain.md §1)
+    (event("dossier.apology", dossier_id="x") | {"agency_code": "000.01.00.H56"}, "was not in service on 2026-10-01"),
+    (event("document.status", document_id="d", status_code="07"), "field 'status_code' must be one of"),
+    (event("document.sent", document_id="d", from_agency=DEPARTMENT, to_agencies="000.00.01.H56"),
+     "'to_agencies' must be a list"),
+    (event("dossier.received", dossier_id="x", procedure_code="p", service_level="level4",
+           received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00"), "'service_level' must be one of"),
+    (event("dossier.received", dossier_id="x", procedure_code="p", service_level="partial",
+           received_at="2026-10-03T09:00:00+07:00", due_at="2026-10-01T17:00:00+07:00"), "'due_at' is before"),
+    ("just a string", "must be a JSON object"),
+])
+def test_invalid_events_are_refused_with_a_readable_reason(raw, reason):
+    with pytest.raises(Invalid) as refused:
+        validate(raw)
+    assert reason in str(refused.value)
+
+
+def test_status_code_accepts_a_number_and_pads_it():
+    assert validate(event("document.status", document_id="d", status_code=6)).document_status.status_code == "06"
+
+
+def test_due_date_is_the_end_of_that_local_day():
+    end_of_day = parse_due_ms("2026-10-10", "due_date")
+    assert end_of_day + 1 == parse_instant_ms("2026-10-11T00:00:00+07:00", "x")
+
+
+def test_event_id_is_canonicalised():
+    raw = event("dossier.apology", dossier_id="x", event_id="0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9")
+    assert validate(raw).event_id == "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
