@@ -1,0 +1,153 @@
+"""Fixtures that start the real engines (tansu, chDB) and our own processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def broker():
+    """One tansu for the integration tests; tests isolate themselves by topic names."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    instance = EmbeddedBroker(log_path=ARTIFACTS / "tansu-session.log").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def private_broker():
+    """A broker that the test may stop and restart."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    instance = EmbeddedBroker(log_path=ARTIFACTS / "tansu-private.log").start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def chdb_client(tmp_path_factory):
+    """chDB lets a process own one data path, so the test process has exactly one."""
+    from dti_pulse.clickhouse import get_client
+    from dti_pulse.schema import migrate
+
+    client = get_client(f"chdb://{tmp_path_factory.mktemp('chdb') / 'data'}")
+    migrate(client)
+    return client
+
+
+@pytest.fixture
+def clean_chdb(chdb_client):
+    for table in ("dossier_state", "document_state"):
+        chdb_client.command(f"TRUNCATE TABLE {table}")
+    return chdb_client
+
+
+@pytest.fixture
+def topic_names():
+    suffix = uuid.uuid4().hex[:8]
+    return f"test.events.{suffix}", f"test.dlq.{suffix}"
+
+
+class ServiceProcess:
+    """A `dti-pulse ...` child process with its output in test-artifacts/."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+        self.name, self.args, self.env = name, args, env
+        self.process: subprocess.Popen | None = None
+        self.log_path = ARTIFACTS / f"{name}.log"
+
+    def start(self) -> "ServiceProcess":
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(self.log_path, "ab")
+        log.write(f"\n==== start {' '.join(self.args)} at {time.strftime('%X')}\n".encode())
+        log.flush()
+        self.process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *self.args],
+                                        env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no cleanup."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout_s: float = 20) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.process.returncode
+
+
+@pytest.fixture
+def services():
+    started: list[ServiceProcess] = []
+
+    def start(name: str, args: list[str], env: dict[str, str]) -> ServiceProcess:
+        service = ServiceProcess(name, args, env).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in reversed(started):
+        service.stop()
+
+
+def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: str, **extra) -> dict[str, str]:
+    return {
+        "DTI_DATA_DIR": str(tmp_path / "data"),
+        "DTI_KAFKA_BOOTSTRAP": bootstrap,
+        "DTI_EVENTS_TOPIC": events_topic,
+        "DTI_DLQ_TOPIC": dlq_topic,
+        "DTI_TOPIC_PARTITIONS": "4",
+        "DTI_AGGREGATOR_GROUP": f"agg-{events_topic}",
+        "DTI_KAFKA_SESSION_TIMEOUT_S": "6",
+        "DTI_HTTP_PORT": str(free_port()),
+        "DTI_GRPC_PORT": str(free_port()),
+        "DTI_INGEST_TOKENS": "lgsp=test-token",
+        **extra,
+    }
+
+
+def ranking_stub(port: int):
+    from dti.ranking.v1 import ranking_pb2_grpc
+
+    return ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+
+
+def poll(check, timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "condition"):
+    """Calls check() until it returns a truthy value; fails with the last value seen."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+            if last:
+                return last
+        except grpc.RpcError as exc:
+            last = exc
+        time.sleep(interval_s)
+    pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
+
+
+__all__ = ["ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]

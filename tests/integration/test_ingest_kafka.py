@@ -1,0 +1,116 @@
+"""Ingest against a real tansu broker: envelopes, partitioning, HTTP contract."""
+import asyncio
+import uuid
+
+import httpx
+import pytest
+from kafka import KafkaConsumer
+
+from dti.events.v1.events_pb2 import EventBatch
+from dti_pulse.config import DEFAULT_AGENCIES
+from dti_pulse.kafka import ensure_topics
+from dti_pulse.registry import load_registry
+from services.ingest.dedup import RecentIds
+from services.ingest.http import create_app
+from services.ingest.publisher import KafkaPublisher
+from services.ingest.service import IngestService
+from tests import scenario
+
+pytestmark = pytest.mark.integration
+
+
+def consume_all(bootstrap, topic, expected_events, timeout_s=20.0):
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    found = []
+    try:
+        for record in consumer:
+            for event in EventBatch.FromString(record.value).events:
+                found.append((record.partition, event))
+            if len(found) >= expected_events:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+@pytest.fixture
+def ingest_app(broker, topic_names):
+    events_topic, dlq_topic = topic_names
+    ensure_topics(broker.bootstrap, {events_topic: 4, dlq_topic: 1})
+    publisher = KafkaPublisher(broker.bootstrap, events_topic, delivery_timeout_ms=5000)
+    service = IngestService(load_registry(DEFAULT_AGENCIES), publisher, RecentIds(1000))
+    app = create_app(service, {"secret": "lgsp"}, publisher.ready, max_body_bytes=1_000_000, max_events=100)
+    yield app, events_topic
+    publisher.close()
+
+
+async def post(app, body=None, token="secret", content=None, headers=None):
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ingest") as client:
+        hdrs = {"Authorization": f"Bearer {token}", **(headers or {})}
+        if content is not None:
+            return await client.post("/v1/events", content=content, headers=hdrs)
+        return await client.post("/v1/events", json=body, headers=hdrs)
+
+
+def test_events_of_one_entity_share_a_partition_and_arrive_in_envelopes(broker, ingest_app):
+    app, topic = ingest_app
+    response = asyncio.run(post(app, {"events": scenario.EVENTS}))
+    assert response.status_code == 200, response.text
+    assert response.json() == {"accepted": len(scenario.EVENTS), "duplicates": 0, "rejected": []}
+    found = consume_all(broker.bootstrap, topic, len(scenario.EVENTS))
+    assert sorted(e.event_id for _, e in found) == sorted(e["event_id"] for e in scenario.EVENTS)
+    partitions_by_entity = {}
+    for partition, event in found:
+        body = getattr(event, event.WhichOneof("body"))
+        entity = getattr(body, "dossier_id", None) or body.document_id
+        partitions_by_entity.setdefault(entity, set()).add(partition)
+        assert event.source == "lgsp" and event.ingested_at_ms > 0
+    assert all(len(p) == 1 for p in partitions_by_entity.values()), partitions_by_entity
+    assert len({p for ps in partitions_by_entity.values() for p in ps}) > 1  # spread over partitions
+
+
+def test_http_contract(broker, ingest_app):
+    app, topic = ingest_app
+    valid = dict(scenario.EVENTS[0], event_id=str(uuid.uuid4()))
+    unknown_type = dict(valid, event_id=str(uuid.uuid4()), type="dossier.lost")
+    no_agency = {k: v for k, v in valid.items() if k != "agency_code"} | {"event_id": str(uuid.uuid4())}
+    mixed = asyncio.run(post(app, {"events": [unknown_type, valid, no_agency]}))
+    assert mixed.status_code == 200
+    body = mixed.json()
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [0, 2]
+    assert "unknown event type 'dossier.lost'" in body["rejected"][0]["reason"]
+    assert "missing field 'agency_code'" in body["rejected"][1]["reason"]
+
+    unauthorized = asyncio.run(post(app, {"events": [valid]}, token="wrong"))
+    assert unauthorized.status_code == 401
+    assert unauthorized.headers["content-type"] == "application/problem+json"
+    assert unauthorized.json()["status"] == 401
+
+    for content, status in [(b"[1, 2]", 400), (b"{not json", 400), (b'{"events": {}}', 400)]:
+        response = asyncio.run(post(app, content=content, headers={"Content-Type": "application/json"}))
+        assert response.status_code == status and response.json()["detail"]
+    wrong_type = asyncio.run(post(app, content=b"events", headers={"Content-Type": "text/plain"}))
+    assert wrong_type.status_code == 415
+    too_many = asyncio.run(post(app, {"events": [valid] * 101}))
+    assert too_many.status_code == 413
+    too_big = asyncio.run(post(app, content=b" " * 1_000_001, headers={"Content-Type": "application/json"}))
+    assert too_big.status_code == 413
+
+    found = consume_all(broker.bootstrap, topic, 1, timeout_s=5)
+    assert [e.event_id for _, e in found] == [valid["event_id"]]
+
+
+def test_health_readiness_and_openapi(ingest_app):
+    app, _ = ingest_app
+
+    async def get(path):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
+            return await client.get(path)
+
+    assert asyncio.run(get("/healthz")).status_code == 200
+    assert asyncio.run(get("/readyz")).status_code == 200
+    spec = asyncio.run(get("/openapi.json")).json()
+    assert set(spec["paths"]["/v1/events"]["post"]["responses"]) >= {"200", "400", "401", "413", "415", "503"}

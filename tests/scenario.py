@@ -1,0 +1,114 @@
+"""A hand-computed month for one department (October 2026), used by the integration and
+end-to-end tests. The expected figures below were worked out by hand from domain.md §4,
+not by running the code."""
+from __future__ import annotations
+
+import uuid
+
+AGENCY = "000.00.05.H56"
+OTHER = "000.00.07.H56"
+PERIOD = "2026-10"
+
+
+def _id(n: int) -> str:
+    return str(uuid.UUID(int=0x5CE0A210 << 96 | n))
+
+
+def _at(day_time: str) -> str:
+    return f"2026-{day_time}:00+07:00"
+
+
+def _event(n, kind, when, agency=AGENCY, **fields):
+    return {"event_id": _id(n), "type": kind, "occurred_at": _at(when), "agency_code": agency, **fields}
+
+
+def _received(n, dossier, when, due, level, channel, fee, procedure="1.010708"):
+    return _event(n, "dossier.received", when, dossier_id=dossier, procedure_code=procedure, channel=channel,
+                  service_level=level, received_at=_at(when), due_at=_at(due), has_fee=fee)
+
+
+def _status(n, dossier, status, when):
+    return _event(n, "dossier.status", when, dossier_id=dossier, status=status)
+
+
+def _doc(n, kind, document, when, agency=AGENCY, **fields):
+    base = {"document_id": document, "from_agency": agency if kind == "document.sent" else OTHER,
+            "to_agencies": [OTHER] if kind == "document.sent" else [AGENCY], "document_type": "CV",
+            "promulgated_on": "2026-10-01"}
+    return _event(n, kind, when, agency, **base, **fields)
+
+
+EVENTS = [
+    # D1: full-online via the online channel, fee paid online, resolved on time, rated satisfied
+    _received(1, "D1", "10-01T09:00", "10-03T17:00", "full_online", 2, True),
+    _status(2, "D1", 2, "10-01T10:00"),
+    _status(3, "D1", 9, "10-02T10:00"),
+    _event(4, "dossier.paid", "10-02T10:05", dossier_id="D1", online=True),
+    _event(5, "dossier.rated", "10-02T11:00", dossier_id="D1", satisfied=True),
+    # D2: partial, in person, resolved two days late; the resolution arrives before the acceptance
+    _status(7, "D2", 9, "10-08T10:00"),
+    _status(6, "D2", 2, "10-05T10:00"),
+    _received(8, "D2", "10-05T09:00", "10-06T17:00", "partial", 1, False),
+    # D3: full-online procedure filed in person; waits 3 days for the citizen, so on time; fee paid
+    # in cash; rated unsatisfied
+    _received(9, "D3", "10-10T08:00", "10-12T17:00", "full_online", 1, True, procedure="1.010709"),
+    _status(10, "D3", 2, "10-10T09:00"),
+    _status(11, "D3", 5, "10-11T09:00"),
+    _status(12, "D3", 4, "10-14T09:00"),
+    _status(13, "D3", 9, "10-14T15:00"),
+    _event(14, "dossier.paid", "10-14T15:10", dossier_id="D3", online=False),
+    _event(15, "dossier.rated", "10-15T08:00", dossier_id="D3", satisfied=False),
+    # D4: still open at the end of October and not yet due: on time
+    _received(16, "D4", "10-20T09:00", "11-30T17:00", "full_online", 2, True),
+    _status(17, "D4", 2, "10-20T10:00"),
+    # D5: two supplement requests: late whatever the dates
+    _received(18, "D5", "10-25T08:00", "10-27T17:00", "partial", 1, False),
+    _status(19, "D5", 2, "10-25T09:00"),
+    _status(20, "D5", 5, "10-26T08:00"),
+    _status(21, "D5", 4, "10-26T10:00"),
+    _status(22, "D5", 5, "10-27T08:00"),
+    _status(23, "D5", 9, "10-27T09:00"),
+    # D6: statuses but no received event: not tied to any period
+    _status(24, "D6", 9, "10-02T08:00"),
+    # D7: received in September: another period
+    _received(25, "D7", "09-30T23:30", "10-02T17:00", "partial", 1, False),
+    # Documents sent by the department
+    _doc(30, "document.sent", "H56.05,2026/10/02,1/CV", "10-02T08:00"),
+    _event(31, "document.signed", "10-02T08:01", document_id="H56.05,2026/10/02,1/CV",
+           personal_signature=True, agency_signature=True),
+    _doc(32, "document.sent", "H56.05,2026/10/03,2/CV", "10-03T08:00"),
+    _event(33, "document.signed", "10-03T08:01", document_id="H56.05,2026/10/03,2/CV",
+           personal_signature=False, agency_signature=True),
+    _doc(34, "document.sent", "H56.05,2026/10/04,3/CV", "10-04T08:00", electronic=False),
+    _doc(35, "document.sent", "H56.05,2026/10/04,4/MAT", "10-04T09:00", classified=True),
+    # Documents received by the department
+    _doc(36, "document.received", "H56.07,2026/10/06,9/CV", "10-06T08:00", due_date="2026-10-10"),
+    _event(37, "document.status", "10-09T15:00", document_id="H56.07,2026/10/06,9/CV", status_code="06"),
+    _event(38, "document.status", "10-12T08:00", document_id="H56.07,2026/10/07,10/CV", status_code="06"),
+    _doc(39, "document.received", "H56.07,2026/10/07,10/CV", "10-07T08:00", due_date="2026-10-08"),
+    _doc(40, "document.received", "H56.07,2026/10/20,11/CV", "10-20T08:00", due_date="2026-11-15"),
+]
+
+# The same batch again later: a bus retry. Plus a duplicate inside the batch.
+DUPLICATES = [EVENTS[2], EVENTS[7]]
+
+EXPECTED = {  # code: (numerator, denominator, points)
+    "dossier_on_time_rate": (3, 5, 20 * 3 / 5),
+    "dossier_full_online_rate": (2, 3, 12 * 2 / 3),
+    "dossier_online_payment": (1, 3, 6 * 1 / 3 + min(2, 2.5 * 1 / 2) + 2.5 * 2 / 2),
+    "dossier_satisfaction": (2, 5, min(6, 6 * (2 / 5) / 0.9)),
+    "doc_electronic_rate": (5, 6, 5 * 5 / 6),
+    "doc_personal_sign_rate": (1, 2, 5 * 1 / 2),
+    "doc_agency_sign_rate": (2, 2, 5.0),
+    "doc_on_time_rate": (1, 2, 5 * 1 / 2),
+}
+EXPECTED_MEASURES = {
+    "dossiers_received": 5, "dossiers_on_time": 3, "dossiers_late": 2,
+    "dossiers_full_online_procedures": 3, "dossiers_full_online_received_online": 2,
+    "dossiers_with_fee": 3, "dossiers_paid_online": 1, "fee_procedures": 2, "fee_procedures_paid_online": 1,
+    "fee_procedures_with_dossiers": 2, "dossiers_rated_unsatisfied": 1,
+    "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
+    "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
+}
+EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
+EXPECTED_MAX = 68.0
