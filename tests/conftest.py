@@ -70,6 +70,7 @@ class ServiceProcess:
     def start(self) -> "ServiceProcess":
         ARTIFACTS.mkdir(exist_ok=True)
         log = open(self.log_path, "ab")
+        self._log_start = log.tell()
         log.write(f"\n==== start {' '.join(self.args)} at {time.strftime('%X')}\n".encode())
         log.flush()
         self.process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *self.args],
@@ -79,7 +80,10 @@ class ServiceProcess:
         return self
 
     def output(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        """What this run printed (the log file keeps earlier runs too)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode("utf-8", errors="replace")
 
     def kill(self) -> None:
         """SIGKILL: a crash, no cleanup."""
@@ -150,4 +154,24 @@ def poll(check, timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
-__all__ = ["ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]
+def consume_all(bootstrap: str, topic: str, expected_events: int, timeout_s: float = 20.0):
+    """(partition, Event) pairs read from the start of a topic, until expected_events or
+    timeout_s of silence."""
+    from kafka import KafkaConsumer
+
+    from dti.events.v1.events_pb2 import EventBatch
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
+    found = []
+    try:
+        for record in consumer:
+            found.extend((record.partition, event) for event in EventBatch.FromString(record.value).events)
+            if len(found) >= expected_events:
+                break
+    finally:
+        consumer.close()
+    return found
+
+
+__all__ = ["consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]

@@ -31,6 +31,9 @@ class KafkaPublisher:
             bootstrap_servers=bootstrap,
             client_id="dti-ingest",
             acks="all",
+            # Duplicates are removed by event_id downstream; the idempotent producer's
+            # InitProducerId turns fatal when the broker it knew is replaced.
+            enable_idempotence=False,
             linger_ms=2,
             max_request_size=64 * 1024 * 1024,
             request_timeout_ms=request_timeout_ms,

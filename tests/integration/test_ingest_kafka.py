@@ -4,7 +4,6 @@ import uuid
 
 import httpx
 import pytest
-from kafka import KafkaConsumer
 
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.config import DEFAULT_AGENCIES
@@ -15,23 +14,9 @@ from services.ingest.http import create_app
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.service import IngestService
 from tests import scenario
+from tests.conftest import consume_all
 
 pytestmark = pytest.mark.integration
-
-
-def consume_all(bootstrap, topic, expected_events, timeout_s=20.0):
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=int(timeout_s * 1000))
-    found = []
-    try:
-        for record in consumer:
-            for event in EventBatch.FromString(record.value).events:
-                found.append((record.partition, event))
-            if len(found) >= expected_events:
-                break
-    finally:
-        consumer.close()
-    return found
 
 
 @pytest.fixture

@@ -1,0 +1,118 @@
+"""The whole stack as `dti-pulse up` starts it: HTTP in, gRPC out."""
+import time
+import uuid
+
+import grpc
+import httpx
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from dti.ranking.v1 import ranking_pb2
+from dti_pulse.kafka import ensure_topics
+from tests import scenario
+from tests.conftest import consume_all, poll, ranking_stub, service_env
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def stack(private_broker, topic_names, services, tmp_path):
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
+                      DTI_INGEST_DELIVERY_TIMEOUT_MS="4000")
+    up = services("up", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
+                         "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"]], env)
+    poll(lambda: "dti-pulse is up" in up.output() or up.process.poll() is not None, timeout_s=120,
+         what="dti-pulse up")
+    assert up.process.poll() is None, up.output()
+    client = httpx.Client(base_url=f"http://127.0.0.1:{env['DTI_HTTP_PORT']}",
+                          headers={"Authorization": "Bearer test-token"}, timeout=30)
+    yield client, ranking_stub(int(env["DTI_GRPC_PORT"])), int(env["DTI_GRPC_PORT"]), events_topic, up
+    client.close()
+
+
+def score_of(stub, agency, period=scenario.PERIOD):
+    return stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=period))
+
+
+def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack, private_broker):
+    client, stub, grpc_port, events_topic, up = stack
+
+    # Health checking and reflection are on.
+    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    health = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service="dti.ranking.v1.RankingService"))
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+    # The month arrives out of order with duplicates inside the batch, then again as a retry.
+    first = client.post("/v1/events", json={"events": scenario.EVENTS + scenario.DUPLICATES})
+    assert first.status_code == 200, first.text
+    assert first.json() == {"accepted": len(scenario.EVENTS) + 2, "duplicates": 2, "rejected": []}
+    retry = client.post("/v1/events", json={"events": scenario.EVENTS})
+    assert retry.json()["duplicates"] == len(scenario.EVENTS)
+
+    score = poll(lambda: (s := score_of(stub, scenario.AGENCY)) and
+                 {i.code: i.denominator for i in s.indicators}["doc_on_time_rate"] == 2 and
+                 {i.code: i.denominator for i in s.indicators}["dossier_on_time_rate"] == 5 and s,
+                 timeout_s=60, what="the October scenario in the score")
+    indicators = {i.code: i for i in score.indicators}
+    for code, (numerator, denominator, points) in scenario.EXPECTED.items():
+        assert (indicators[code].numerator, indicators[code].denominator) == (numerator, denominator), code
+        assert indicators[code].points == pytest.approx(points), code
+        assert indicators[code].HasField("ratio")
+    assert score.total_points == pytest.approx(scenario.EXPECTED_TOTAL)
+    assert score.max_points == pytest.approx(scenario.EXPECTED_MAX)
+    assert score.fraction == pytest.approx(scenario.EXPECTED_TOTAL / scenario.EXPECTED_MAX)
+    assert score.rules_version == "dti-pulse-2025" and score.cohort == "department"
+
+    # A mixed batch: the valid events count, the invalid ones come back with reasons.
+    other = "000.00.09.H56"
+    valid = {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": "2026-10-03T08:00:00+07:00",
+             "agency_code": other, "dossier_id": "M1", "procedure_code": "1.000001", "channel": 2,
+             "service_level": "full_online", "received_at": "2026-10-03T08:00:00+07:00",
+             "due_at": "2026-10-05T17:00:00+07:00"}
+    bad_time = dict(valid, event_id=str(uuid.uuid4()), dossier_id="M2", occurred_at="03/10/2026")
+    bad_agency = dict(valid, event_id=str(uuid.uuid4()), dossier_id="M3", agency_code="999.99.99.H56")
+    mixed = client.post("/v1/events", json={"events": [bad_time, valid, bad_agency]})
+    assert mixed.status_code == 200
+    assert mixed.json()["accepted"] == 1
+    assert [(r["index"], "occurred_at" in r["reason"]) for r in mixed.json()["rejected"]][0] == (0, True)
+    assert "unknown agency '999.99.99.H56'" in mixed.json()["rejected"][1]["reason"]
+    poll(lambda: score_of(stub, other).indicators[0].denominator == 1, timeout_s=30, what="the mixed batch's valid event")
+
+    # Wrong credential, not a batch.
+    assert httpx.post(f"{client.base_url}/v1/events", json={"events": []}).status_code == 401
+    assert client.post("/v1/events", headers={"Authorization": "Bearer nope"}, json={"events": []}).status_code == 401
+    not_a_batch = client.post("/v1/events", json=[valid])
+    assert not_a_batch.status_code == 400 and not_a_batch.headers["content-type"] == "application/problem+json"
+
+    # gRPC errors.
+    with pytest.raises(grpc.RpcError) as missing:
+        score_of(stub, "000.99.99.H56")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as bad_period:
+        score_of(stub, scenario.AGENCY, period="October")
+    assert bad_period.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=scenario.PERIOD))
+    assert ranking.entries[0].score.agency_code == scenario.AGENCY and len(ranking.entries) == 20
+
+    # The broker goes away: 503 with Retry-After, and nothing of that batch is ever published.
+    private_broker.stop()
+    lost = [dict(valid, event_id=str(uuid.uuid4()), dossier_id=f"LOST{i}") for i in range(3)]
+    started = time.monotonic()
+    unavailable = client.post("/v1/events", json={"events": lost})
+    assert unavailable.status_code == 503, unavailable.text
+    assert int(unavailable.headers["Retry-After"]) > 0
+    assert time.monotonic() - started < 20
+    private_broker.start()  # same port, empty (in-memory) broker
+    # A real cluster comes back with its topics; tansu in memory comes back empty and, unlike
+    # Kafka, acknowledges writes to a topic that does not exist. Recreate it as Kafka would have it.
+    ensure_topics(private_broker.bootstrap, {events_topic: 4})
+    later = dict(valid, event_id=str(uuid.uuid4()), dossier_id="AFTER")
+    accepted = poll(lambda: client.post("/v1/events", json={"events": [later]}).status_code == 200,
+                    timeout_s=60, interval_s=1, what="ingest to recover after the broker restart")
+    assert accepted
+    # Everything the new broker holds: the recovered batch, and none of the refused one.
+    published = [e.dossier_received.dossier_id for _, e in consume_all(private_broker.bootstrap, events_topic, 10**6,
+                                                                        timeout_s=10)]
+    assert "AFTER" in published
+    assert not [d for d in published if d.startswith("LOST")]

@@ -1,0 +1,45 @@
+"""The Faust aggregator as a process against real tansu and chDB: dead letters do not
+block a partition, and good events reach the score."""
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from dti.events.v1.events_pb2 import EventBatch
+from dti.ranking.v1 import ranking_pb2
+from dti_pulse.config import DEFAULT_AGENCIES
+from dti_pulse.kafka import ensure_topics
+from dti_pulse.registry import load_registry
+from services.aggregator.app import DEAD_LETTER_REASON_HEADER
+from services.ingest.validation import to_event
+from tests import scenario
+from tests.conftest import poll, ranking_stub, service_env, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+
+def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, topic_names, services, tmp_path):
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, broker.bootstrap, events_topic, dlq_topic, DTI_TOPIC_PARTITIONS="1")
+    ensure_topics(broker.bootstrap, {events_topic: 1, dlq_topic: 1})
+    registry = load_registry(DEFAULT_AGENCIES)
+    good = EventBatch(events=[to_event(raw, registry, "lgsp", 0) for raw in scenario.EVENTS]).SerializeToString()
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    # Garbage first, on the only partition: if it blocked, the scenario would never score.
+    producer.send(events_topic, value=b"\x08\x96\x01 definitely not an EventBatch").get(10)
+    producer.send(events_topic, value=good).get(10)
+    producer.close()
+
+    core = services("aggregator-dlq", ["serve", "aggregator,ranking"], env)
+    wait_for_port("127.0.0.1", int(env["DTI_GRPC_PORT"]), timeout_s=60, process=core.process)
+    stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    score = poll(lambda: (s := stub.GetAgencyScore(request)) and s.indicators[0].denominator == 5 and s,
+                 timeout_s=90, what="the scenario to be scored")
+    assert score.total_points == pytest.approx(scenario.EXPECTED_TOTAL)
+
+    consumer = KafkaConsumer(dlq_topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                             group_id=None, consumer_timeout_ms=20000)
+    dead = next(iter(consumer))
+    consumer.close()
+    reasons = dict(dead.headers)
+    assert dead.value.startswith(b"\x08\x96\x01")
+    assert b"undecodable EventBatch" in reasons[DEAD_LETTER_REASON_HEADER]
