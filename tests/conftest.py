@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
@@ -148,7 +149,7 @@ def poll(check, timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "
             last = check()
             if last:
                 return last
-        except grpc.RpcError as exc:
+        except (grpc.RpcError, httpx.HTTPError, OSError) as exc:  # not up yet
             last = exc
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
