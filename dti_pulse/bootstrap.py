@@ -18,21 +18,22 @@ TARGETS = ("ingest", "aggregator", "ranking")
 
 
 def build_ingest(settings: Settings):
-    from dti_pulse.kafka import ensure_topics
     from services.ingest.dedup import RecentIds
     from services.ingest.http import create_app
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
 
-    if not settings.ingest_tokens:
-        raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
-    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
-                                             settings.dead_letter_topic: 1})
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.ingest_delivery_timeout_ms)
     service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity))
-    app = create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
-                     settings.ingest_max_events)
-    return app, publisher
+    return create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
+                      settings.ingest_max_events, on_shutdown=publisher.close)
+
+
+def ingest_app_from_env():
+    """uvicorn's app factory: each ingest worker process builds its own app and producer."""
+    from dti_pulse.config import load_settings
+
+    return build_ingest(load_settings())
 
 
 def clickhouse_client(settings: Settings):
@@ -86,12 +87,16 @@ def serve(targets: list[str], settings: Settings) -> None:
     if targets == ["ingest"]:
         import uvicorn
 
-        app, publisher = build_ingest(settings)
-        try:
-            uvicorn.run(app, host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
-                        log_level="warning", timeout_graceful_shutdown=5)
-        finally:
-            publisher.close()
+        from dti_pulse.kafka import ensure_topics
+
+        if not settings.ingest_tokens:
+            raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
+        ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
+                                                 settings.dead_letter_topic: 1})
+        # Workers are processes (an ingest worker is CPU-bound); they read the same environment.
+        uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.ingest_workers,
+                    host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+                    log_level="warning", timeout_graceful_shutdown=5)
         return
 
     ranking = build_ranking(settings) if "ranking" in targets else None

@@ -46,6 +46,7 @@ class Settings:
     ingest_max_events: int = 10_000
     ingest_delivery_timeout_ms: int = 10_000
     ingest_dedup_capacity: int = 1_000_000
+    ingest_workers: int = 1
     aggregator_group: str = "dti-aggregator"
     aggregator_batch: int = 2_000
     aggregator_batch_seconds: float = 0.2
@@ -80,6 +81,7 @@ _ENV = {
     "DTI_INGEST_MAX_EVENTS": ("ingest_max_events", int),
     "DTI_INGEST_DELIVERY_TIMEOUT_MS": ("ingest_delivery_timeout_ms", int),
     "DTI_INGEST_DEDUP_CAPACITY": ("ingest_dedup_capacity", int),
+    "DTI_INGEST_WORKERS": ("ingest_workers", int),
     "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
     "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
     "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
+
+from dti_pulse.localtime import LOCAL_TZ
 
 KINDS = ("province", "department", "commune", "district")
 COHORTS = ("department", "commune", "district")
@@ -23,6 +25,21 @@ class Agency:
     parent: str
     valid_from: date
     valid_to: date | None  # inclusive; None = still valid
+
+    # [start, end) of the validity interval in Unix ms, for the per-event check in ingest
+    valid_from_ms: float = field(init=False, repr=False, compare=False)
+    valid_until_ms: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        start = datetime.combine(self.valid_from, time(), LOCAL_TZ).timestamp() * 1000
+        end = (datetime.combine(self.valid_to + timedelta(days=1), time(), LOCAL_TZ).timestamp() * 1000
+               if self.valid_to else float("inf"))
+        object.__setattr__(self, "valid_from_ms", start)
+        object.__setattr__(self, "valid_until_ms", end)
+
+    def valid_at_ms(self, instant_ms: int) -> bool:
+        """Was the agency in service at this instant (local days, inclusive)?"""
+        return self.valid_from_ms <= instant_ms < self.valid_until_ms
 
     def valid_on(self, day: date) -> bool:
         return self.valid_from <= day and (self.valid_to is None or day <= self.valid_to)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from dti_pulse.events import LOCAL_TZ
+from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import COHORTS, Registry
 
 log = logging.getLogger(__name__)

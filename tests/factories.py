@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from dti.events.v1.events_pb2 import Event
-from dti_pulse.events import LOCAL_TZ
+from dti_pulse.localtime import LOCAL_TZ
 
 _ids = itertools.count(1)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from typing import Callable, Mapping
@@ -42,7 +43,7 @@ def _source_for(request: Request, tokens: Mapping[str, str]) -> str | None:
 
 
 def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], bool],
-               max_body_bytes: int, max_events: int) -> Starlette:
+               max_body_bytes: int, max_events: int, on_shutdown: Callable[[], None] | None = None) -> Starlette:
     async def post_events(request: Request) -> Response:
         source = _source_for(request, tokens)
         if source is None:
@@ -88,12 +89,18 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
     async def openapi(request: Request) -> Response:
         return json_response(OPENAPI)
 
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        if on_shutdown:
+            await asyncio.to_thread(on_shutdown)  # flushes what Kafka has not yet acknowledged
+
     return Starlette(routes=[
         Route("/v1/events", post_events, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-    ])
+    ], lifespan=lifespan)
 
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}

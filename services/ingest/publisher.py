@@ -13,8 +13,8 @@ from collections import defaultdict
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.events import entity_key, partition_for
+from dti.events.v1.events_pb2 import Event
+from dti_pulse.events import encode_envelope, entity_key, partition_for
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ class KafkaPublisher:
 
     def envelopes(self, events: list[Event]) -> dict[int, bytes]:
         count = self.partition_count()
-        by_partition: dict[int, EventBatch] = defaultdict(EventBatch)
+        by_partition: dict[int, list[bytes]] = defaultdict(list)
         for event in events:
-            by_partition[partition_for(entity_key(event)[1], count)].events.append(event)
-        return {partition: batch.SerializeToString() for partition, batch in by_partition.items()}
+            by_partition[partition_for(entity_key(event)[1], count)].append(event.SerializeToString())
+        return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
 
     def _send_all(self, events: list[Event], loop: asyncio.AbstractEventLoop) -> list[asyncio.Future]:
         waiters = []

@@ -5,17 +5,18 @@ ignored so that a newer bus can add fields without being refused.
 """
 from __future__ import annotations
 
-import uuid
+import re
 from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
 from dti.events.v1.events_pb2 import Event
-from dti_pulse.events import LOCAL_TZ
+from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import Registry
 
 DOCUMENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
 SERVICE_LEVELS = frozenset({"partial", "full_online"})
 DOSSIER_CHANNELS = frozenset({1, 2, 3})
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class Invalid(ValueError):
@@ -23,28 +24,32 @@ class Invalid(ValueError):
 
 
 def _require(raw: dict, name: str) -> Any:
-    if name not in raw or raw[name] is None:
+    value = raw.get(name)
+    if value is None:
         raise Invalid(f"missing field '{name}'")
-    return raw[name]
+    return value
 
 
 def _text(raw: dict, name: str, required: bool = True, default: str = "") -> str:
-    value = _require(raw, name) if required else raw.get(name, default)
+    value = raw.get(name)
     if value is None:
+        if required:
+            raise Invalid(f"missing field '{name}'")
         return default
-    if not isinstance(value, str):
+    if value.__class__ is not str:
         raise Invalid(f"field '{name}' must be a string")
-    value = value.strip()
-    if required and not value:
+    if required and (not value or value.isspace()):
         raise Invalid(f"field '{name}' must not be empty")
     return value
 
 
 def _flag(raw: dict, name: str, required: bool = True, default: bool = False) -> bool:
-    value = _require(raw, name) if required else raw.get(name, default)
+    value = raw.get(name)
     if value is None:
+        if required:
+            raise Invalid(f"missing field '{name}'")
         return default
-    if not isinstance(value, bool):
+    if value.__class__ is not bool:
         raise Invalid(f"field '{name}' must be true or false")
     return value
 
@@ -177,17 +182,16 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> 
     if builder is None:
         raise Invalid(f"unknown event type {event_type!r}; expected one of {', '.join(_BODY_BUILDERS)}")
     event_id = _require(raw, "event_id")
-    try:
-        event_id = str(uuid.UUID(event_id))
-    except (ValueError, TypeError, AttributeError):
-        raise Invalid(f"field 'event_id' must be a UUID, got {event_id!r}") from None
+    if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
+        raise Invalid(f"field 'event_id' must be a UUID, got {event_id!r}")
+    event_id = event_id.lower()
     occurred_at_ms = parse_instant_ms(_require(raw, "occurred_at"), "occurred_at")
     agency_code = _text(raw, "agency_code")
     agency = registry.get(agency_code)
     if agency is None:
         raise Invalid(f"unknown agency '{agency_code}'")
-    occurred_day = datetime.fromtimestamp(occurred_at_ms / 1000, LOCAL_TZ).date()
-    if not agency.valid_on(occurred_day):
+    if not agency.valid_at_ms(occurred_at_ms):
+        occurred_day = datetime.fromtimestamp(occurred_at_ms / 1000, LOCAL_TZ).date()
         raise Invalid(f"agency '{agency_code}' was not in service on {occurred_day.isoformat()}")
     event = Event(
         event_id=event_id,

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from dti_pulse.events import LOCAL_TZ
+from dti_pulse.localtime import LOCAL_TZ
 
 _YEAR = re.compile(r"^(\d{4})$")
 _QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")

@@ -2,7 +2,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from dti_pulse.events import LOCAL_TZ
+from dti_pulse.localtime import LOCAL_TZ
 from services.ranking.periods import BadPeriod, parse_period
 
 NOW = datetime(2026, 11, 22, 10, 30, tzinfo=LOCAL_TZ)
