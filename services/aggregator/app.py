@@ -1,6 +1,7 @@
 """Faust entrypoint of the aggregator: Kafka batches -> Aggregator -> ClickHouse."""
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import faust
@@ -64,12 +65,30 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
     aggregator: Aggregator = aggregator_factory(dead_letter)
     app.dti_aggregator = aggregator
 
+    @app.on_partitions_assigned.connect
+    async def on_assigned(app, assigned, **kwargs) -> None:
+        await aggregator.reset()
+
     @app.agent(events_topic, name="aggregate")
     async def aggregate(stream):
-        async for batch in stream.noack_take(settings.aggregator_batch, within=settings.aggregator_batch_seconds):
-            stats = await aggregator.process([event.value for event in batch])
+        # Batch N is written (chDB releases the GIL) while batch N+1 is decoded and folded;
+        # writes and acknowledgements stay in order, one write in flight.
+        writing: asyncio.Task | None = None
+
+        async def commit_then_ack(prepared, batch):
+            await aggregator.commit(prepared)
             for event in batch:
                 await stream.ack(event)
-            log.debug("batch: %s", stats)
+            log.debug("batch: %s", prepared.stats)
+
+        try:
+            async for batch in stream.noack_take(settings.aggregator_batch, within=settings.aggregator_batch_seconds):
+                prepared = await aggregator.prepare([event.value for event in batch])
+                if writing is not None:
+                    await writing
+                writing = asyncio.create_task(commit_then_ack(prepared, batch))
+        finally:
+            if writing is not None and not writing.done():
+                await writing
 
     return app

@@ -40,6 +40,14 @@ class ClickHouseStateStore:
                 found[("document", document_id, agency_code)] = decode_events(blob)
         return found
 
+    def stored_ids(self):
+        for kind, table, column in (("dossier", "dossier_state", "dossier_id"),
+                                    ("document", "document_state", "document_id")):
+            with self.client.query_column_block_stream(f"SELECT DISTINCT {column} FROM {table}") as blocks:
+                for block in blocks:
+                    for entity_id in block[0]:
+                        yield kind, entity_id
+
     def write(self, dossier_rows: list, document_rows: list) -> None:
         if dossier_rows:
             self.client.insert("dossier_state", dossier_rows, column_names=DOSSIER_NAMES)

@@ -1,7 +1,7 @@
 import asyncio
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from services.aggregator.processor import Aggregator
+from services.aggregator.processor import Aggregator, KeyFilter
 from services.aggregator.store import decode_events
 from tests.factories import dossier_received, dossier_status, document_transfer
 
@@ -14,12 +14,16 @@ class FakeStore:
 
     def load(self, keys):
         self.loads += 1
+        self.loaded_keys = list(keys)
         found = {}
         for key in keys:
             row = self.rows.get(key)
             if row is not None:
                 found[key] = decode_events(row[-1])
         return found
+
+    def stored_ids(self):
+        return [(key[0], key[1]) for key in self.rows]
 
     def write(self, dossier_rows, document_rows):
         if self.fail_writes:
@@ -92,3 +96,38 @@ def test_cache_smaller_than_a_batch_still_folds_every_entity():
     events = [dossier_received(f"D{i}", "2026-10-01 08:00", "2026-10-03 17:00") for i in range(10)]
     stats = run(Aggregator(store, DeadLetters(), cache_capacity=3).process([envelope(*events)]))
     assert stats.states_written == 10 and len(store.rows) == 10
+
+
+def test_key_filter_has_no_false_negatives_and_few_false_positives():
+    known = KeyFilter(10_000)
+    for i in range(10_000):
+        known.add(f"d:{i}")
+    assert all(known.might_contain(f"d:{i}") for i in range(10_000))
+    false_positives = sum(known.might_contain(f"d:other-{i}") for i in range(10_000))
+    assert false_positives < 30  # 0.007 % planned
+
+
+def test_after_reset_new_entities_cost_no_lookup_but_stored_ones_are_loaded():
+    store, dead = FakeStore(), DeadLetters()
+    run(Aggregator(store, dead).process([envelope(RECEIVED, ACCEPTED)]))
+    restarted = Aggregator(store, dead)
+    assert run(restarted.reset()) == 1
+    store.loads = 0
+    new = dossier_received("D-new", "2026-10-01 08:00", "2026-10-03 17:00")
+    run(restarted.process([envelope(new)]))
+    assert store.loads == 0
+    stats = run(restarted.process([envelope(ACCEPTED, RESOLVED)]))
+    assert store.loads == 1 and store.loaded_keys == [("dossier", "D1")]
+    assert stats.duplicates == 1 and store.rows[("dossier", "D1")][-2] == 3
+
+
+def test_a_prepared_but_unwritten_state_is_seen_by_the_next_batch():
+    store = FakeStore()
+    aggregator = Aggregator(store, DeadLetters())
+    run(aggregator.reset())
+    first = run(aggregator.prepare([envelope(RECEIVED)]))
+    second = run(aggregator.prepare([envelope(RECEIVED, ACCEPTED)]))
+    assert second.stats.duplicates == 1 and second.stats.new_events == 1
+    run(aggregator.commit(first))
+    run(aggregator.commit(second))
+    assert store.rows[("dossier", "D1")][-2] == 2
