@@ -159,6 +159,7 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
 
     group = f"bench-aggregator-{int(time.time())}"
     env = child_env(bootstrap, work / "aggregator-data", topic, group, free_port())
+    env["DTI_AGGREGATOR_COMMIT_INTERVAL_S"] = "0.2"  # progress is read from committed offsets
     log = open(work / "aggregator.log", "wb")
     process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", "serve", "aggregator"], env=env, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)

@@ -48,10 +48,11 @@ class Settings:
     ingest_dedup_capacity: int = 1_000_000
     ingest_workers: int = 1
     aggregator_group: str = "dti-aggregator"
-    aggregator_batch: int = 2_000
+    aggregator_batch: int = 10_000
     aggregator_batch_seconds: float = 0.2
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
+    aggregator_commit_interval_s: float = 1.0
     kafka_session_timeout_s: float = 10.0
 
     @property
@@ -87,6 +88,7 @@ _ENV = {
     "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),
     "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
+    "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
 }
 

@@ -51,7 +51,7 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
         producer_acks=-1,
         broker_session_timeout=settings.kafka_session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.aggregator_commit_interval_s,
     )
     events_topic = app.topic(settings.events_topic, value_serializer="raw", key_serializer="raw",
                              partitions=settings.topic_partitions)

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import DossierSummary, state_key, summarize
-from services.aggregator.store import encode_events
+from dti_pulse.events import encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,9 @@ class StateStore(Protocol):
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def write(self, dossier_rows: list, document_rows: list) -> None: ...
 
+
+# An entity's events by event_id, each with its serialized form.
+EventSet = dict[str, tuple[Event, bytes]]
 
 # (payload, reason) -> awaitable that completes once the dead letter is durable
 DeadLetterSink = Callable[[bytes, str], Awaitable[None]]
@@ -53,13 +56,13 @@ class PreparedBatch:
 class KeyFilter:
     """A Bloom filter of the entities that have a stored state. "Absent" is certain, so a
     new dossier costs no ClickHouse lookup (a random-key lookup reads every part: ~10 ms);
-    "maybe" (about 0.007 % false positives at the planned size) costs one.
+    "maybe" (about 0.02 % false positives at the planned size) costs one.
 
     Built per process by reset(), so Python's per-process string hash is good enough."""
 
-    HASHES = 7
+    HASHES = 4
 
-    def __init__(self, expected_keys: int, bits_per_key: int = 24):
+    def __init__(self, expected_keys: int, bits_per_key: int = 32):
         self.size = max(1 << 16, expected_keys * bits_per_key)
         self.bits = bytearray(self.size // 8 + 1)
         self.count = 0
@@ -94,7 +97,7 @@ class EntityCache:
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, dict[str, Event]] = OrderedDict()
+        self._entries: OrderedDict[tuple, EventSet] = OrderedDict()
 
     def get(self, key):
         entry = self._entries.get(key)
@@ -102,7 +105,7 @@ class EntityCache:
             self._entries.move_to_end(key)
         return entry
 
-    def put(self, key, events: dict[str, Event]) -> None:
+    def put(self, key, events: "EventSet") -> None:
         self._entries[key] = events
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
@@ -119,7 +122,7 @@ class Aggregator:
         self.dead_letter = dead_letter
         self.cache = EntityCache(cache_capacity)
         self.write_retry_s = write_retry_s
-        self._unwritten: dict[tuple, dict[str, Event]] = {}  # prepared, not yet committed
+        self._unwritten: dict[tuple, EventSet] = {}  # prepared, not yet committed
         self.known: KeyFilter | None = None  # None until reset(): then every miss is looked up
 
     async def reset(self) -> int:
@@ -169,28 +172,30 @@ class Aggregator:
         known_sets = await self._known_sets(list(incoming))
         dossier_rows, document_rows, updates = [], [], {}
         for key, events in incoming.items():
-            merged = dict(known_sets[key])
+            known = known_sets[key]
+            merged = dict(known)
             fresh = []
             for event in events:
                 if event.event_id in merged:
                     stats.duplicates += 1
                 else:
-                    merged[event.event_id] = event
+                    # Kept serialized too: the stored blob is then a join, not a re-encoding.
+                    merged[event.event_id] = (event, event.SerializeToString())
                     fresh.append(event)
             if not fresh:
                 continue
             try:
-                summary = summarize(key, merged.values())
+                summary = summarize(key, [event for event, _ in merged.values()])
             except Exception as exc:  # a malformed event must not stop the partition
                 for event in fresh:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
                                        f"cannot fold into {key[0]} state: {exc}")
                 continue
-            row = (*summary, encode_events(list(merged.values())))
+            row = (*summary, encode_envelope([data for _, data in merged.values()]))
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
             updates[key] = merged
             self._unwritten[key] = merged
-            if self.known is not None:
+            if self.known is not None and not known:
                 self.known.add(filter_key(key))
             stats.new_events += len(fresh)
         stats.states_written = len(updates)
@@ -211,7 +216,7 @@ class Aggregator:
         log.warning("dead letter: %s", reason)
         await self.dead_letter(payload, reason)
 
-    async def _known_sets(self, keys: list[tuple]) -> dict[tuple, dict[str, Event]]:
+    async def _known_sets(self, keys: list[tuple]) -> dict[tuple, "EventSet"]:
         """The event sets already folded into each key's state, from the cache or the store."""
         known, missing = {}, []
         for key in keys:
@@ -225,7 +230,7 @@ class Aggregator:
         if missing:
             found = await self._retrying(self.store.load, missing)
             for key in missing:
-                known[key] = {e.event_id: e for e in found.get(key, ())}
+                known[key] = {e.event_id: (e, e.SerializeToString()) for e in found.get(key, ())}
         return known
 
     async def _retrying(self, call, *args):

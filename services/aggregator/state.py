@@ -214,13 +214,22 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
     )
 
 
+_ENTITY_OF_BODY = {
+    "dossier_received": "dossier", "dossier_status": "dossier", "dossier_paid": "dossier",
+    "dossier_rated": "dossier", "dossier_apology": "dossier",
+    "document_sent": "document", "document_received": "document", "document_signed": "document",
+    "document_status": "document",
+}
+
+
 def state_key(event: Event) -> tuple:
     """Which state an event belongs to: a dossier, or one agency's side of a document."""
     kind = event.WhichOneof("body")
-    if kind is None:
+    entity = _ENTITY_OF_BODY.get(kind)
+    if entity is None:
         raise ValueError("event has no body")
     body = getattr(event, kind)
-    if kind.startswith("dossier_"):
+    if entity == "dossier":
         if not body.dossier_id:
             raise ValueError("event has an empty dossier_id")
         return ("dossier", body.dossier_id)

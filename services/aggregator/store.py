@@ -8,10 +8,6 @@ DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
 
 
-def encode_events(events) -> bytes:
-    return EventBatch(events=events).SerializeToString()
-
-
 def decode_events(blob: bytes) -> list[Event]:
     return list(EventBatch.FromString(blob).events)
 
