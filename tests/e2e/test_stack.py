@@ -1,4 +1,6 @@
 """The whole stack as `dti-pulse up` starts it: HTTP in, gRPC out."""
+import os
+import subprocess
 import time
 import uuid
 
@@ -116,3 +118,14 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
                                                                         timeout_s=10)]
     assert "AFTER" in published
     assert not [d for d in published if d.startswith("LOST")]
+
+
+def test_up_stops_every_process_it_started_on_sigterm(stack):
+    client, stub, grpc_port, events_topic, up = stack
+    children = subprocess.run(["pgrep", "-P", str(up.process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) >= 2  # ingest and aggregator+ranking (the broker is the test's own here)
+    assert up.stop() == 0
+    assert "dti-pulse stopped" in up.output()
+    still_running = [pid for pid in children if os.path.exists(f"/proc/{pid}")
+                     and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
+    assert not still_running
