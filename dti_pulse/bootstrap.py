@@ -59,16 +59,13 @@ def build_aggregator(settings: Settings):
 
 def build_ranking(settings: Settings):
     from services.ranking.grpc_server import RankingServer
-    from services.ranking.rules import load_rules_dir
+    from services.ranking.rules import RulesCatalog
     from services.ranking.service import RankingService
     from services.ranking.store import ClickHouseMeasures
 
-    rulesets, errors = load_rules_dir(settings.rules_dir)
-    for error in errors:
-        log.error("%s", error)
-    service = RankingService(load_registry(settings.agencies_path), rulesets, settings.rules_version,
-                             ClickHouseMeasures(clickhouse_client(settings)))
-    return RankingServer(service, settings.grpc_host, settings.grpc_port)
+    service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
+                             settings.rules_version, ClickHouseMeasures(clickhouse_client(settings)))
+    return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 
 
 def _wait_for_signal() -> None:

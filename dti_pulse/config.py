@@ -54,6 +54,7 @@ class Settings:
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
     kafka_session_timeout_s: float = 10.0
+    watch_interval_s: float = 1.0
 
     @property
     def effective_clickhouse_dsn(self) -> str:
@@ -90,6 +91,7 @@ _ENV = {
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
     "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
+    "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
 }
 
 

@@ -87,6 +87,14 @@ EVENTS = [
     _event(38, "document.status", "10-12T08:00", document_id="H56.07,2026/10/07,10/CV", status_code="06"),
     _doc(39, "document.received", "H56.07,2026/10/07,10/CV", "10-07T08:00", due_date="2026-10-08"),
     _doc(40, "document.received", "H56.07,2026/10/20,11/CV", "10-20T08:00", due_date="2026-11-15"),
+    # A document sent, then recalled with the recipient's agreement: it counts for nobody.
+    _doc(41, "document.sent", "H56.05,2026/10/21,5/CV", "10-21T08:00"),
+    _event(42, "document.signed", "10-21T08:01", document_id="H56.05,2026/10/21,5/CV",
+           personal_signature=False, agency_signature=False),
+    _event(43, "document.status", "10-22T08:00", agency=OTHER, document_id="H56.05,2026/10/21,5/CV",
+           status_code="15"),
+    # A recall notice is not a document of its own.
+    _doc(44, "document.sent", "H56.05,2026/10/23,6/TH", "10-23T08:00", business_type=1),
 ]
 
 # The same batch again later: a bus retry. Plus a duplicate inside the batch.
@@ -109,6 +117,17 @@ EXPECTED_MEASURES = {
     "fee_procedures_with_dossiers": 2, "dossiers_rated_unsatisfied": 1,
     "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
     "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
+}
+# Explain: what costs points, per indicator (id -> reasons)
+EXPECTED_COSTS = {
+    "dossier_on_time_rate": {"D2", "D5"},
+    "dossier_satisfaction": {"D2", "D3", "D5"},
+    "dossier_online_payment": {"D3", "D4"},  # fee-bearing, not paid online
+    "dossier_full_online_rate": {"D3"},  # full-online procedure filed in person
+    "doc_electronic_rate": {"H56.05,2026/10/04,3/CV"},
+    "doc_personal_sign_rate": {"H56.05,2026/10/03,2/CV"},
+    "doc_agency_sign_rate": set(),
+    "doc_on_time_rate": {"H56.07,2026/10/07,10/CV"},
 }
 EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
 EXPECTED_MAX = 68.0

@@ -4,13 +4,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from datetime import datetime
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from dti_pulse.localtime import LOCAL_TZ
 from services.ranking.scoring import IndicatorResult
+from services.ranking.store import INSTANT_FACTS
 from services.ranking.service import BadRequest, NotFound, RankingService, ScoredAgency
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,33 @@ def agency_score_message(scored: ScoredAgency) -> ranking_pb2.AgencyScore:
     return message
 
 
+def _as_of_ms(request) -> int | None:
+    return request.as_of.ToMilliseconds() if request.HasField("as_of") else None
+
+
+def _fact(label: str, value) -> str:
+    if label in INSTANT_FACTS:
+        if not value:
+            return ""
+        return datetime.fromtimestamp(value / 1000, LOCAL_TZ).isoformat(timespec="seconds")
+    return str(value)
+
+
+def _without_clock(message):
+    """A copy without computed_at, to tell a changed score from a recomputed one."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    copy.ClearField("computed_at")
+    if isinstance(copy, ranking_pb2.Ranking):
+        for entry in copy.entries:
+            entry.score.ClearField("computed_at")
+    return copy.SerializeToString(deterministic=True)
+
+
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
-    def __init__(self, service: RankingService):
+    def __init__(self, service: RankingService, watch_interval_s: float = 1.0):
         self.service = service
+        self.watch_interval_s = watch_interval_s
 
     async def _call(self, context, function, *args):
         try:
@@ -61,27 +88,86 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         except BadRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
-    async def GetAgencyScore(self, request, context):
+    async def _agency_score(self, request, context) -> ranking_pb2.AgencyScore:
         if not request.agency_code:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agency_code is required")
         scored = await self._call(context, self.service.agency_score, request.agency_code, request.period,
-                                  request.rules_version)
+                                  request.rules_version, _as_of_ms(request))
         return agency_score_message(scored)
 
-    async def ListRanking(self, request, context):
-        result = await self._call(context, self.service.ranking, request.cohort, request.period, request.rules_version)
+    async def _ranking(self, request, context) -> ranking_pb2.Ranking:
+        result = await self._call(context, self.service.ranking, request.cohort, request.period,
+                                  request.rules_version, _as_of_ms(request))
         return ranking_pb2.Ranking(
             cohort=result.cohort, period=result.period.label, rules_version=result.rules.version,
             computed_at=_timestamp(result.computed_at_ms),
             entries=[ranking_pb2.RankingEntry(rank=e.score.rank, score=agency_score_message(e)) for e in result.entries])
+
+    async def GetAgencyScore(self, request, context):
+        return await self._agency_score(request, context)
+
+    async def ListRanking(self, request, context):
+        return await self._ranking(request, context)
+
+    async def CompareRules(self, request, context):
+        if not request.agency_code:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agency_code is required")
+        scored = await self._call(context, self.service.compare, request.agency_code, request.period,
+                                  list(request.rules_versions), _as_of_ms(request))
+        return ranking_pb2.CompareRulesResponse(scores=[agency_score_message(s) for s in scored])
+
+    async def ExplainIndicator(self, request, context):
+        try:
+            offset = int(request.page_token or 0)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "page_token is not one this service gave")
+        result = await self._call(context, self.service.explain, request.agency_code, request.indicator_code,
+                                  request.period, request.rules_version, _as_of_ms(request), offset,
+                                  request.page_size or 50)
+        return ranking_pb2.ExplainIndicatorResponse(
+            agency_code=result.agency.code, period=result.period.label, rules_version=result.rules.version,
+            indicator=_indicator(result.indicator), total_items=result.total,
+            next_page_token="" if result.next_offset is None else str(result.next_offset),
+            items=[ranking_pb2.CostItem(kind=result.kind, id=entity_id, reasons=reasons,
+                                        facts={k: _fact(k, v) for k, v in facts.items()})
+                   for entity_id, reasons, facts in result.items])
+
+    async def ListRules(self, request, context):
+        rulesets = self.service.rules.rulesets()
+        return ranking_pb2.ListRulesResponse(
+            default_version=self.service.default_version, errors=self.service.rules.errors(),
+            versions=[ranking_pb2.RulesVersion(version=r.version, title=r.title, source=r.source,
+                                               indicator_codes=[i.code for i in r.indicators])
+                      for r in rulesets.values()])
+
+    async def _watch(self, compute, request, context):
+        """Sends the current value, then each change; recomputed every watch interval."""
+        last = None
+        while True:
+            message = await compute(request, context)
+            fingerprint = _without_clock(message)
+            if fingerprint != last:
+                last = fingerprint
+                yield message
+            await asyncio.sleep(self.watch_interval_s)
+
+    async def WatchAgencyScore(self, request, context):
+        async for message in self._watch(self._agency_score, request, context):
+            yield message
+
+    async def WatchRanking(self, request, context):
+        async for message in self._watch(self._ranking, request, context):
+            yield message
 
 
 class RankingServer:
     """grpc.aio server on its own event loop and thread, so that it answers promptly
     whether it runs alone or beside the aggregator's Faust loop."""
 
-    def __init__(self, service: RankingService, host: str, port: int, grace_s: float = 5.0):
+    def __init__(self, service: RankingService, host: str, port: int, grace_s: float = 5.0,
+                 watch_interval_s: float = 1.0):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
+        self.watch_interval_s = watch_interval_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -91,7 +177,7 @@ class RankingServer:
 
     async def serve(self) -> None:
         server = grpc.aio.server()
-        ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingServicer(self.service), server)
+        ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingServicer(self.service, self.watch_interval_s), server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

@@ -5,6 +5,7 @@ A malformed file is refused with its path, line and problem; the other files sti
 from __future__ import annotations
 
 import logging
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,18 +187,73 @@ def parse_rules(text: str, source: str) -> RuleSet:
     return RuleSet(version, str(data.get("title", "")), tuple(indicators), critical, warning, source, weights)
 
 
+class RulesCatalog:
+    """The rule files of a directory, reloaded when they change. A file that turns
+    malformed is refused with its path, line and problem, and its last good version keeps
+    serving; a removed file stops serving."""
+
+    def __init__(self, directory: Path | str, check_every_s: float = 2.0, clock=time.monotonic):
+        self.directory = Path(directory)
+        self.check_every_s = check_every_s
+        self._clock = clock
+        self._checked_at: float | None = None
+        self._stamps: dict[Path, int] = {}
+        self._good: dict[Path, RuleSet] = {}
+        self._errors: dict[Path, str] = {}
+        self._rulesets: dict[str, RuleSet] = {}
+        self._conflicts: list[str] = []
+        self.refresh(force=True)
+
+    def refresh(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and self._checked_at is not None and now - self._checked_at < self.check_every_s:
+            return
+        self._checked_at = now
+        present = set()
+        changed = False
+        for path in sorted(self.directory.glob("*.toml")):
+            present.add(path)
+            try:
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            if self._stamps.get(path) == stamp:
+                continue
+            self._stamps[path] = stamp
+            changed = True
+            try:
+                self._good[path] = parse_rules(path.read_text(encoding="utf-8"), str(path))
+                self._errors.pop(path, None)
+                log.info("rules loaded: %s (version %s)", path, self._good[path].version)
+            except (RulesError, OSError, UnicodeDecodeError) as exc:
+                self._errors[path] = str(exc)
+                log.error("rules refused, %s: %s", "keeping the last good version" if path in self._good
+                          else "nothing to serve from it", exc)
+        for gone in set(self._stamps) - present:
+            changed = True
+            self._stamps.pop(gone)
+            self._good.pop(gone, None)
+            self._errors.pop(gone, None)
+        if changed:
+            rulesets, conflicts = {}, []
+            for path, rules in sorted(self._good.items()):
+                if rules.version in rulesets:
+                    conflicts.append(f"{path}: version {rules.version!r} is already defined by "
+                                     f"{rulesets[rules.version].source}")
+                    continue
+                rulesets[rules.version] = rules
+            self._rulesets, self._conflicts = rulesets, conflicts
+
+    def rulesets(self) -> dict[str, RuleSet]:
+        self.refresh()
+        return self._rulesets
+
+    def errors(self) -> list[str]:
+        self.refresh()
+        return [self._errors[p] for p in sorted(self._errors)] + self._conflicts
+
+
 def load_rules_dir(directory: Path | str) -> tuple[dict[str, RuleSet], list[str]]:
     """Every *.toml rule file of a directory by version, and the errors of refused files."""
-    rulesets, errors = {}, []
-    for path in sorted(Path(directory).glob("*.toml")):
-        try:
-            rules = parse_rules(path.read_text(encoding="utf-8"), str(path))
-        except (RulesError, OSError) as exc:
-            errors.append(str(exc))
-            log.error("rules refused: %s", exc)
-            continue
-        if rules.version in rulesets:
-            errors.append(f"{path}: version {rules.version!r} is already defined by {rulesets[rules.version].source}")
-            continue
-        rulesets[rules.version] = rules
-    return rulesets, errors
+    catalog = RulesCatalog(directory)
+    return catalog.rulesets(), catalog.errors()

@@ -1,4 +1,4 @@
-"""Ranking use cases: score one agency, rank a cohort. Ports: measures, registry, rules."""
+"""Ranking use cases: score, rank, compare rules, explain. Ports: measures, registry, rules."""
 from __future__ import annotations
 
 import time
@@ -7,12 +7,15 @@ from typing import Callable, Protocol
 
 from dti_pulse.registry import COHORTS, Agency, Registry
 from services.ranking.periods import Period, parse_period
-from services.ranking.rules import RuleSet
-from services.ranking.scoring import Score, rank, score_agency
+from services.ranking.rules import Indicator, RulesCatalog, RuleSet
+from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
+from services.ranking.store import ExplainPlan, NotExplainable, explain_plan
 
 
 class Measures(Protocol):
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]: ...
+    def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
+                offset: int, limit: int) -> tuple[int, list]: ...
 
 
 class NotFound(LookupError):
@@ -42,25 +45,38 @@ class RankingResult:
     computed_at_ms: int
 
 
-def cohort_of(agency: Agency) -> str:
-    return agency.kind
+@dataclass
+class Explanation:
+    agency: Agency
+    period: Period
+    rules: RuleSet
+    indicator: IndicatorResult
+    kind: str
+    total: int
+    items: list  # (entity_id, reasons, facts)
+    next_offset: int | None
+
+
+MAX_PAGE = 1000
 
 
 class RankingService:
-    def __init__(self, registry: Registry, rulesets: dict[str, RuleSet], default_version: str, measures: Measures,
+    def __init__(self, registry: Registry, rules: RulesCatalog, default_version: str, measures: Measures,
                  clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
-        if default_version not in rulesets:
-            raise ValueError(f"default rules version {default_version!r} is not loaded ({', '.join(rulesets)})")
+        if default_version not in rules.rulesets():
+            raise ValueError(f"default rules version {default_version!r} is not loaded "
+                             f"({', '.join(rules.rulesets())}; refused: {rules.errors()})")
         self.registry = registry
-        self.rulesets = rulesets
+        self.rules = rules
         self.default_version = default_version
         self.store = measures
         self.clock_ms = clock_ms
 
     def _rules(self, version: str) -> RuleSet:
-        rules = self.rulesets.get(version or self.default_version)
+        rulesets = self.rules.rulesets()
+        rules = rulesets.get(version or self.default_version)
         if rules is None:
-            raise NotFound(f"rules version {version!r} is not loaded; known: {', '.join(sorted(self.rulesets))}")
+            raise NotFound(f"rules version {version!r} is not loaded; known: {', '.join(sorted(rulesets))}")
         return rules
 
     def _period(self, label: str) -> Period:
@@ -69,25 +85,76 @@ class RankingService:
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
 
-    def agency_score(self, agency_code: str, period_label: str, rules_version: str = "") -> ScoredAgency:
+    def _judged_at(self, period: Period, as_of_ms: int | None) -> tuple[int, int]:
+        """(when computed, when judged): items are judged at the period's end, or at as_of /
+        now if earlier; what was received after that instant did not exist yet, so the
+        measures' window ends there too."""
+        now = self.clock_ms()
+        if as_of_ms is not None and as_of_ms > now:
+            raise BadRequest("as_of is in the future")
+        return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else now)
+
+    def _scored_agency(self, agency_code: str) -> Agency:
         agency = self.registry.get(agency_code)
         if agency is None:
             raise NotFound(f"unknown agency {agency_code!r}")
         if agency.kind not in COHORTS:
             raise BadRequest(f"agency {agency_code!r} is a {agency.kind}; only {', '.join(COHORTS)} are scored")
-        period, rules = self._period(period_label), self._rules(rules_version)
-        now = self.clock_ms()
-        measures = self.store.measures([agency.code], period.start_ms, period.end_ms, period.judged_at_ms(now))
-        score = score_agency(agency.code, agency.kind, rules, measures.get(agency.code, {}))
-        return ScoredAgency(agency, agency.kind, period, rules, score, now)
+        return agency
 
-    def ranking(self, cohort: str, period_label: str, rules_version: str = "") -> RankingResult:
+    def compare(self, agency_code: str, period_label: str, versions: list[str],
+                as_of_ms: int | None = None) -> list[ScoredAgency]:
+        """The same measures scored under each rules version, in the order asked."""
+        agency = self._scored_agency(agency_code)
+        period = self._period(period_label)
+        if not versions:
+            raise BadRequest("name at least one rules version")
+        rulesets = [self._rules(v) for v in versions]
+        now, judged_at = self._judged_at(period, as_of_ms)
+        measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+        return [ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures), now)
+                for rules in rulesets]
+
+    def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
+                     as_of_ms: int | None = None) -> ScoredAgency:
+        return self.compare(agency_code, period_label, [rules_version], as_of_ms)[0]
+
+    def ranking(self, cohort: str, period_label: str, rules_version: str = "",
+                as_of_ms: int | None = None) -> RankingResult:
         if cohort not in COHORTS:
             raise BadRequest(f"cohort {cohort!r} is not one of {', '.join(COHORTS)}")
         period, rules = self._period(period_label), self._rules(rules_version)
         agencies = {a.code: a for a in self.registry.cohort(cohort, period.first_day, period.last_day)}
-        now = self.clock_ms()
-        measures = self.store.measures(list(agencies), period.start_ms, period.end_ms, period.judged_at_ms(now)) if agencies else {}
+        now, judged_at = self._judged_at(period, as_of_ms)
+        measures = self.store.measures(list(agencies), period.start_ms, judged_at, judged_at) if agencies else {}
         scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in agencies], rules)
         entries = [ScoredAgency(agencies[s.agency_code], cohort, period, rules, s, now) for s in scores]
         return RankingResult(cohort, period, rules, entries, now)
+
+    def explain(self, agency_code: str, indicator_code: str, period_label: str, rules_version: str = "",
+                as_of_ms: int | None = None, offset: int = 0, limit: int = 50) -> Explanation:
+        agency = self._scored_agency(agency_code)
+        period, rules = self._period(period_label), self._rules(rules_version)
+        indicator = next((i for i in rules.for_cohort(agency.kind) if i.code == indicator_code), None)
+        if indicator is None:
+            raise NotFound(f"indicator {indicator_code!r} is not in rules {rules.version} for {agency.kind}s; "
+                           f"known: {', '.join(i.code for i in rules.for_cohort(agency.kind))}")
+        if offset < 0 or not 0 < limit <= MAX_PAGE:
+            raise BadRequest(f"page size must be 1..{MAX_PAGE}")
+        ratio = _explained_ratio(indicator)
+        try:
+            plan = explain_plan(ratio.numerator, ratio.denominator)
+        except NotExplainable as exc:
+            raise BadRequest(f"{indicator_code}: {exc}") from None
+        _, judged_at = self._judged_at(period, as_of_ms)
+        measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+        total, items = self.store.explain(plan, agency.code, period.start_ms, judged_at, judged_at, offset, limit)
+        next_offset = offset + len(items) if offset + len(items) < total else None
+        return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,
+                           next_offset)
+
+
+def _explained_ratio(indicator: Indicator):
+    """A composite is explained by its first component (for online payment: dossiers with
+    a fee not paid online)."""
+    return indicator.ratio if indicator.ratio is not None else indicator.components[0]

@@ -1,23 +1,19 @@
-"""ClickHouse adapter of ranking: counts the measures of services/ranking/rules.MEASURES."""
+"""ClickHouse adapter of ranking.
+
+Each measure of services/ranking/rules.MEASURES is defined once, as a predicate over one
+entity's state row (or a distinct count): the scores count rows that match, and Explain
+lists the rows that cost points. Both use the same definitions.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
-_DOSSIER_MEASURES = """
-SELECT agency_code,
-    count() AS dossiers_received,
-    countIf(on_time) AS dossiers_on_time,
-    countIf(NOT on_time) AS dossiers_late,
-    countIf(service_level = 'full_online') AS dossiers_full_online_procedures,
-    countIf(service_level = 'full_online' AND channel = 2) AS dossiers_full_online_received_online,
-    countIf(has_fee = 1) AS dossiers_with_fee,
-    countIf(has_fee = 1 AND paid_online = 1) AS dossiers_paid_online,
-    uniqExactIf(procedure_code, has_fee = 1) AS fee_procedures,
-    uniqExactIf(procedure_code, has_fee = 1 AND paid_online = 1) AS fee_procedures_paid_online,
-    uniqExactIf(procedure_code, has_fee = 1) AS fee_procedures_with_dossiers,
-    countIf(rated = 1 AND satisfied = 0) AS dossiers_rated_unsatisfied
-FROM (
-    SELECT agency_code, service_level, channel, has_fee, paid_online, procedure_code, rated, satisfied,
+# Rows of a family tied to the period, with the derived flags the predicates use.
+_DOSSIER_ROWS = """
+    SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
+        rated, satisfied, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
+        supplement_count, last_status,
         -- domain.md §4.2: resolved by the (pause-adjusted) due time, or still open and not yet due
         late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
                                end_at_ms <= due_effective_ms,
@@ -25,48 +21,161 @@ FROM (
     FROM dossier_state FINAL
     WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
         AND agency_code IN {agencies:Array(String)}
-)
-GROUP BY agency_code
 """
 
 # A document is tied to the period by the time it was sent (or, for the recipient, received).
-# Recall notices (business_type 1) are not documents of their own and are left out.
-_DOCUMENT_MEASURES = """
-SELECT agency_code,
-    countIf(in_period) AS documents_total,
-    countIf(in_period AND electronic = 1) AS documents_electronic,
-    countIf(sent_in_period AND electronic = 1) AS documents_sent_electronic,
-    countIf(sent_in_period AND electronic = 1 AND personal_signature = 1) AS documents_sent_personal_signed,
-    countIf(sent_in_period AND electronic = 1 AND agency_signature = 1) AS documents_sent_agency_signed,
-    countIf(received_in_period AND has_due = 1
-            AND ((completed = 1 AND completed_at_ms <= {judged_at:Int64}) OR due_at_ms < {judged_at:Int64})) AS documents_due,
-    countIf(received_in_period AND has_due = 1 AND completed = 1
-            AND completed_at_ms <= {judged_at:Int64} AND completed_at_ms <= due_at_ms) AS documents_on_time
-FROM (
-    SELECT agency_code, electronic, personal_signature, agency_signature, has_due, due_at_ms, completed, completed_at_ms,
+# Recall notices (business_type 1) are not documents of their own, and a document whose
+# recall was agreed (status 15 on any side) no longer counts for anyone.
+_DOCUMENT_ROWS = """
+    SELECT document_id AS entity_id, agency_code, sent, received, electronic, personal_signature, agency_signature,
+        signed, has_due, due_at_ms, completed, completed_at_ms, sent_at_ms, received_at_ms, last_status,
         sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64} AS sent_in_period,
         received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} AS received_in_period,
-        if(sent = 1, sent_in_period, received_in_period) AS in_period
+        if(sent = 1, sent_in_period, received_in_period) AS in_period,
+        completed = 1 AND completed_at_ms <= {judged_at:Int64} AS completed_by_judgement
     FROM document_state FINAL
     WHERE classified = 0 AND business_type != 1 AND agency_code IN {agencies:Array(String)}
         AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64})
           OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}))
-)
-GROUP BY agency_code
+        AND document_id NOT IN (SELECT document_id FROM document_state FINAL WHERE recalled = 1)
 """
+
+
+@dataclass(frozen=True)
+class Measure:
+    family: str  # "dossier" or "document"
+    predicate: str  # SQL over one row of the family
+    describes: str  # what a row in this measure is, for Explain
+    distinct: str = ""  # count distinct values of this column instead of rows
+
+
+MEASURE_DEFINITIONS: dict[str, Measure] = {
+    "dossiers_received": Measure("dossier", "1", "received in the period"),
+    "dossiers_on_time": Measure("dossier", "on_time", "resolved by its due time (after pauses), or open and not yet due"),
+    "dossiers_late": Measure("dossier", "NOT on_time", "late: resolved after its due time (after pauses), open past it, or more than one supplement request"),
+    "dossiers_full_online_procedures": Measure("dossier", "service_level = 'full_online'", "of a full-online procedure"),
+    "dossiers_full_online_received_online": Measure("dossier", "service_level = 'full_online' AND channel = 2", "of a full-online procedure, received online"),
+    "dossiers_with_fee": Measure("dossier", "has_fee = 1", "with a fee"),
+    "dossiers_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1", "paid online"),
+    "fee_procedures": Measure("dossier", "has_fee = 1", "fee-bearing procedures", distinct="procedure_code"),
+    "fee_procedures_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1",
+                                          "fee-bearing procedures paid online at least once", distinct="procedure_code"),
+    # No procedure catalogue: the fee-bearing procedures are those seen, so all had dossiers.
+    "fee_procedures_with_dossiers": Measure("dossier", "has_fee = 1", "fee-bearing procedures with dossiers",
+                                            distinct="procedure_code"),
+    "dossiers_rated_unsatisfied": Measure("dossier", "rated = 1 AND satisfied = 0", "rated unsatisfied"),
+    "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)"),
+    "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic"),
+    "documents_sent_electronic": Measure("document", "sent_in_period AND electronic = 1", "sent electronically"),
+    "documents_sent_personal_signed": Measure("document", "sent_in_period AND electronic = 1 AND personal_signature = 1", "carries a valid personal signature"),
+    "documents_sent_agency_signed": Measure("document", "sent_in_period AND electronic = 1 AND agency_signature = 1", "carries a valid agency signature"),
+    "documents_due": Measure("document", "received_in_period AND has_due = 1 "
+                                         "AND (completed_by_judgement OR due_at_ms < {judged_at:Int64})",
+                             "received with a due date that has passed, or completed"),
+    "documents_on_time": Measure("document", "received_in_period AND has_due = 1 AND completed_by_judgement "
+                                             "AND completed_at_ms <= due_at_ms", "completed by its due date"),
+}
+
+_ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
+
+# What Explain shows of a row, per family: (label, SQL expression).
+FACTS = {
+    "dossier": [("received_at", "received_at_ms"), ("due_at", "due_at_ms"),
+                ("due_after_pauses", "due_effective_ms"), ("ended_at", "if(has_end = 1, end_at_ms, 0)"),
+                ("paused_days", "round(paused_ms / 86400000, 2)"), ("supplement_requests", "supplement_count"),
+                ("last_status", "last_status"), ("service_level", "service_level"), ("channel", "channel"),
+                ("has_fee", "has_fee"), ("paid", "paid"), ("paid_online", "paid_online"),
+                ("rated", "rated"), ("satisfied", "satisfied")],
+    "document": [("sent_at", "if(sent = 1, sent_at_ms, 0)"), ("received_at", "if(received = 1, received_at_ms, 0)"),
+                 ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
+                 ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),
+                 ("completed_at", "if(completed = 1, completed_at_ms, 0)"), ("last_status", "last_status")],
+}
+INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at"}
+
+
+def _aggregate(name: str, measure: Measure) -> str:
+    if measure.distinct:
+        return f"uniqExactIf({measure.distinct}, {measure.predicate}) AS {name}"
+    return f"countIf({measure.predicate}) AS {name}"
+
+
+def measures_sql(family: str) -> str:
+    columns = ",\n    ".join(_aggregate(name, m) for name, m in MEASURE_DEFINITIONS.items() if m.family == family)
+    return f"SELECT agency_code,\n    {columns}\nFROM ({_ROWS[family]})\nGROUP BY agency_code"
+
+
+_MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
+
+
+class NotExplainable(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    family: str
+    predicate: str  # the rows that cost points
+    reasons: list[tuple[str, str]]  # (text, predicate): which of them applies to a row
+
+
+def explain_plan(numerator, denominator) -> ExplainPlan:
+    """Which rows cost points on a ratio. With subtracted terms (r = 1 - late - unsatisfied)
+    they are the rows of those terms; otherwise the rows of the denominator that are not
+    in the numerator."""
+    terms = [*numerator, *denominator]
+    measures = [MEASURE_DEFINITIONS[t.measure] for t in terms]
+    if any(m.distinct for m in measures):
+        raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
+    if len({m.family for m in measures}) != 1:
+        raise NotExplainable("this ratio mixes dossiers and documents")
+    family = measures[0].family
+    subtracted = [MEASURE_DEFINITIONS[t.measure] for t in numerator if t.sign < 0]
+    if subtracted:
+        reasons = [(m.describes, m.predicate) for m in subtracted]
+    else:
+        if len(numerator) != 1 or len(denominator) != 1:
+            raise NotExplainable("only single-measure ratios or subtracted terms can be explained")
+        counted = MEASURE_DEFINITIONS[numerator[0].measure]
+        whole = MEASURE_DEFINITIONS[denominator[0].measure]
+        reasons = [(f"not {counted.describes}", f"({whole.predicate}) AND NOT ({counted.predicate})")]
+    return ExplainPlan(family, " OR ".join(f"({p})" for _, p in reasons), reasons)
 
 
 class ClickHouseMeasures:
     def __init__(self, client):
         self.client = client
 
+    @staticmethod
+    def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
+        return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}
+
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]:
         """{agency_code: {measure: count}} for the agencies that have any data in the period."""
-        parameters = {"agencies": agency_codes, "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}
+        parameters = self._parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         found: dict[str, dict[str, int]] = defaultdict(dict)
-        for sql in (_DOSSIER_MEASURES, _DOCUMENT_MEASURES):
+        for sql in _MEASURES_SQL.values():
             result = self.client.query(sql, parameters=parameters)
             names = result.column_names[1:]
             for row in result.result_rows:
                 found[row[0]].update(zip(names, (int(v) for v in row[1:])))
         return dict(found)
+
+    def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
+                offset: int, limit: int) -> tuple[int, list[tuple[str, list[str], dict]]]:
+        """(total, [(entity_id, reasons, facts)]) of one agency's rows that cost points, by id."""
+        parameters = self._parameters([agency_code], start_ms, end_ms, judged_at_ms)
+        rows_sql = _ROWS[plan.family]
+        total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
+                                  parameters=parameters).result_rows[0][0]
+        facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
+        flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, predicate) in enumerate(plan.reasons))
+        result = self.client.query(
+            f"SELECT entity_id, {flags}, {facts} FROM ({rows_sql}) WHERE {plan.predicate} "
+            f"ORDER BY entity_id LIMIT {int(limit)} OFFSET {int(offset)}", parameters=parameters)
+        labels = result.column_names[1 + len(plan.reasons):]
+        items = []
+        for row in result.result_rows:
+            reasons = [text for (text, _), flag in zip(plan.reasons, row[1:1 + len(plan.reasons)]) if flag]
+            items.append((row[0], reasons, dict(zip(labels, row[1 + len(plan.reasons):]))))
+        return int(total), items

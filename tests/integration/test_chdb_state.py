@@ -10,7 +10,7 @@ from services.aggregator.processor import Aggregator
 from services.aggregator.store import ClickHouseStateStore
 from services.ingest.validation import to_event
 from services.ranking.periods import parse_period
-from services.ranking.rules import load_rules_dir
+from services.ranking.rules import RulesCatalog
 from services.ranking.service import RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
@@ -45,8 +45,7 @@ def test_scenario_measures_are_exact_and_survive_redelivery(clean_chdb):
                                                        period.judged_at_ms(10**15))
     assert measures[scenario.AGENCY] == scenario.EXPECTED_MEASURES
 
-    rulesets, _ = load_rules_dir(DEFAULT_RULES_DIR)
-    service = RankingService(REGISTRY, rulesets, "dti-pulse-2025", ClickHouseMeasures(clean_chdb))
+    service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2025", ClickHouseMeasures(clean_chdb))
     scored = service.agency_score(scenario.AGENCY, scenario.PERIOD)
     got = {i.code: (i.numerator, i.denominator, i.points) for i in scored.score.indicators}
     for code, (numerator, denominator, points) in scenario.EXPECTED.items():

@@ -39,3 +39,10 @@ def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
     # no secret values in the compose file: tokens come from the environment / .env
     text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert "DTI_INGEST_TOKENS: ${DTI_INGEST_TOKENS" in text
+
+
+def test_every_measure_the_rules_may_name_has_one_sql_definition():
+    from services.ranking.rules import MEASURES
+    from services.ranking.store import MEASURE_DEFINITIONS
+
+    assert set(MEASURE_DEFINITIONS) == set(MEASURES)

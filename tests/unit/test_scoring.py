@@ -101,3 +101,26 @@ def test_full_points_when_empty_is_honoured():
                         'numerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n')
     rules = parse_rules(text, "t.toml")
     assert score_agency("A", "department", rules, {}).indicators[0].points == 4.0
+
+
+def test_rules_catalog_reloads_keeps_the_last_good_version_and_drops_removed_files(tmp_path):
+    from services.ranking.rules import RulesCatalog
+
+    clock = [0.0]
+    path = tmp_path / "r.toml"
+    good = RULE_HEAD + ('[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 4\n'
+                        'numerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n')
+    path.write_text(good, encoding="utf-8")
+    catalog = RulesCatalog(tmp_path, check_every_s=1.0, clock=lambda: clock[0])
+    assert catalog.rulesets()["t"].indicators[0].max_points == 4
+    path.write_text(good.replace("max_points = 4", "max_points = -4"), encoding="utf-8")
+    assert catalog.errors() == []  # not looked at again before check_every_s
+    clock[0] += 2
+    assert catalog.rulesets()["t"].indicators[0].max_points == 4  # last good
+    assert "r.toml:3: indicator 'x': 'max_points'" in catalog.errors()[0]
+    path.write_text(good.replace("max_points = 4", "max_points = 8"), encoding="utf-8")
+    clock[0] += 2
+    assert catalog.rulesets()["t"].indicators[0].max_points == 8 and catalog.errors() == []
+    path.unlink()
+    clock[0] += 2
+    assert catalog.rulesets() == {}

@@ -25,25 +25,45 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64ti/ranking/v1/ranking.proto\x12\x0e\x64ti.ranking.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"S\n\x15GetAgencyScoreRequest\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\"K\n\x12ListRankingRequest\x12\x0e\n\x06\x63ohort\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\"\xe9\x01\n\x0eIndicatorScore\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tnumerator\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65nominator\x18\x04 \x01(\x03\x12\x12\n\x05ratio\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06points\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nmax_points\x18\x07 \x01(\x01\x12\x0c\n\x04note\x18\x08 \x01(\t\x12\x32\n\ncomponents\x18\t \x03(\x0b\x32\x1e.dti.ranking.v1.IndicatorScoreB\x08\n\x06_ratioB\t\n\x07_points\"\x91\x03\n\x0b\x41gencyScore\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x03 \x01(\t\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\nindicators\x18\x07 \x03(\x0b\x32\x1e.dti.ranking.v1.IndicatorScore\x12\x14\n\x0ctotal_points\x18\x08 \x01(\x01\x12\x12\n\nmax_points\x18\t \x01(\x01\x12\x15\n\x08\x66raction\x18\n \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04\x62\x61nd\x18\x0b \x01(\t\x12\x15\n\rrules_version\x18\x0c \x01(\t\x12/\n\x0b\x63omputed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_fraction\"H\n\x0cRankingEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12*\n\x05score\x18\x02 \x01(\x0b\x32\x1b.dti.ranking.v1.AgencyScore\"\xa0\x01\n\x07Ranking\x12\x0e\n\x06\x63ohort\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.dti.ranking.v1.RankingEntry\x12/\n\x0b\x63omputed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xb2\x01\n\x0eRankingService\x12T\n\x0eGetAgencyScore\x12%.dti.ranking.v1.GetAgencyScoreRequest\x1a\x1b.dti.ranking.v1.AgencyScore\x12J\n\x0bListRanking\x12\".dti.ranking.v1.ListRankingRequest\x1a\x17.dti.ranking.v1.Rankingb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x64ti/ranking/v1/ranking.proto\x12\x0e\x64ti.ranking.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"~\n\x15GetAgencyScoreRequest\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"v\n\x12ListRankingRequest\x12\x0e\n\x06\x63ohort\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbf\x01\n\x17\x45xplainIndicatorRequest\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x16\n\x0eindicator_code\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x15\n\rrules_version\x18\x04 \x01(\t\x12)\n\x05\x61s_of\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\x97\x01\n\x08\x43ostItem\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\x0f\n\x07reasons\x18\x03 \x03(\t\x12\x32\n\x05\x66\x61\x63ts\x18\x04 \x03(\x0b\x32#.dti.ranking.v1.CostItem.FactsEntry\x1a,\n\nFactsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\x18\x45xplainIndicatorResponse\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\x12\x31\n\tindicator\x18\x04 \x01(\x0b\x32\x1e.dti.ranking.v1.IndicatorScore\x12\x13\n\x0btotal_items\x18\x05 \x01(\x03\x12\'\n\x05items\x18\x06 \x03(\x0b\x32\x18.dti.ranking.v1.CostItem\x12\x17\n\x0fnext_page_token\x18\x07 \x01(\t\"}\n\x13\x43ompareRulesRequest\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x16\n\x0erules_versions\x18\x03 \x03(\t\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x14\x43ompareRulesResponse\x12+\n\x06scores\x18\x01 \x03(\x0b\x32\x1b.dti.ranking.v1.AgencyScore\"\x12\n\x10ListRulesRequest\"W\n\x0cRulesVersion\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x17\n\x0findicator_codes\x18\x04 \x03(\t\"l\n\x11ListRulesResponse\x12\x17\n\x0f\x64\x65\x66\x61ult_version\x18\x01 \x01(\t\x12.\n\x08versions\x18\x02 \x03(\x0b\x32\x1c.dti.ranking.v1.RulesVersion\x12\x0e\n\x06\x65rrors\x18\x03 \x03(\t\"\xe9\x01\n\x0eIndicatorScore\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\r\n\x05group\x18\x02 \x01(\t\x12\x11\n\tnumerator\x18\x03 \x01(\x03\x12\x13\n\x0b\x64\x65nominator\x18\x04 \x01(\x03\x12\x12\n\x05ratio\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x06points\x18\x06 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nmax_points\x18\x07 \x01(\x01\x12\x0c\n\x04note\x18\x08 \x01(\t\x12\x32\n\ncomponents\x18\t \x03(\x0b\x32\x1e.dti.ranking.v1.IndicatorScoreB\x08\n\x06_ratioB\t\n\x07_points\"\x91\x03\n\x0b\x41gencyScore\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_name\x18\x02 \x01(\t\x12\x0e\n\x06\x63ohort\x18\x03 \x01(\t\x12\x0e\n\x06period\x18\x04 \x01(\t\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\nindicators\x18\x07 \x03(\x0b\x32\x1e.dti.ranking.v1.IndicatorScore\x12\x14\n\x0ctotal_points\x18\x08 \x01(\x01\x12\x12\n\nmax_points\x18\t \x01(\x01\x12\x15\n\x08\x66raction\x18\n \x01(\x01H\x00\x88\x01\x01\x12\x0c\n\x04\x62\x61nd\x18\x0b \x01(\t\x12\x15\n\rrules_version\x18\x0c \x01(\t\x12/\n\x0b\x63omputed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x0b\n\t_fraction\"H\n\x0cRankingEntry\x12\x0c\n\x04rank\x18\x01 \x01(\x05\x12*\n\x05score\x18\x02 \x01(\x0b\x32\x1b.dti.ranking.v1.AgencyScore\"\xa0\x01\n\x07Ranking\x12\x0e\n\x06\x63ohort\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x15\n\rrules_version\x18\x03 \x01(\t\x12-\n\x07\x65ntries\x18\x04 \x03(\x0b\x32\x1c.dti.ranking.v1.RankingEntry\x12/\n\x0b\x63omputed_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp2\xef\x04\n\x0eRankingService\x12T\n\x0eGetAgencyScore\x12%.dti.ranking.v1.GetAgencyScoreRequest\x1a\x1b.dti.ranking.v1.AgencyScore\x12J\n\x0bListRanking\x12\".dti.ranking.v1.ListRankingRequest\x1a\x17.dti.ranking.v1.Ranking\x12\x65\n\x10\x45xplainIndicator\x12\'.dti.ranking.v1.ExplainIndicatorRequest\x1a(.dti.ranking.v1.ExplainIndicatorResponse\x12Y\n\x0c\x43ompareRules\x12#.dti.ranking.v1.CompareRulesRequest\x1a$.dti.ranking.v1.CompareRulesResponse\x12P\n\tListRules\x12 .dti.ranking.v1.ListRulesRequest\x1a!.dti.ranking.v1.ListRulesResponse\x12X\n\x10WatchAgencyScore\x12%.dti.ranking.v1.GetAgencyScoreRequest\x1a\x1b.dti.ranking.v1.AgencyScore0\x01\x12M\n\x0cWatchRanking\x12\".dti.ranking.v1.ListRankingRequest\x1a\x17.dti.ranking.v1.Ranking0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dti.ranking.v1.ranking_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_COSTITEM_FACTSENTRY']._loaded_options = None
+  _globals['_COSTITEM_FACTSENTRY']._serialized_options = b'8\001'
   _globals['_GETAGENCYSCOREREQUEST']._serialized_start=81
-  _globals['_GETAGENCYSCOREREQUEST']._serialized_end=164
-  _globals['_LISTRANKINGREQUEST']._serialized_start=166
-  _globals['_LISTRANKINGREQUEST']._serialized_end=241
-  _globals['_INDICATORSCORE']._serialized_start=244
-  _globals['_INDICATORSCORE']._serialized_end=477
-  _globals['_AGENCYSCORE']._serialized_start=480
-  _globals['_AGENCYSCORE']._serialized_end=881
-  _globals['_RANKINGENTRY']._serialized_start=883
-  _globals['_RANKINGENTRY']._serialized_end=955
-  _globals['_RANKING']._serialized_start=958
-  _globals['_RANKING']._serialized_end=1118
-  _globals['_RANKINGSERVICE']._serialized_start=1121
-  _globals['_RANKINGSERVICE']._serialized_end=1299
+  _globals['_GETAGENCYSCOREREQUEST']._serialized_end=207
+  _globals['_LISTRANKINGREQUEST']._serialized_start=209
+  _globals['_LISTRANKINGREQUEST']._serialized_end=327
+  _globals['_EXPLAININDICATORREQUEST']._serialized_start=330
+  _globals['_EXPLAININDICATORREQUEST']._serialized_end=521
+  _globals['_COSTITEM']._serialized_start=524
+  _globals['_COSTITEM']._serialized_end=675
+  _globals['_COSTITEM_FACTSENTRY']._serialized_start=631
+  _globals['_COSTITEM_FACTSENTRY']._serialized_end=675
+  _globals['_EXPLAININDICATORRESPONSE']._serialized_start=678
+  _globals['_EXPLAININDICATORRESPONSE']._serialized_end=902
+  _globals['_COMPARERULESREQUEST']._serialized_start=904
+  _globals['_COMPARERULESREQUEST']._serialized_end=1029
+  _globals['_COMPARERULESRESPONSE']._serialized_start=1031
+  _globals['_COMPARERULESRESPONSE']._serialized_end=1098
+  _globals['_LISTRULESREQUEST']._serialized_start=1100
+  _globals['_LISTRULESREQUEST']._serialized_end=1118
+  _globals['_RULESVERSION']._serialized_start=1120
+  _globals['_RULESVERSION']._serialized_end=1207
+  _globals['_LISTRULESRESPONSE']._serialized_start=1209
+  _globals['_LISTRULESRESPONSE']._serialized_end=1317
+  _globals['_INDICATORSCORE']._serialized_start=1320
+  _globals['_INDICATORSCORE']._serialized_end=1553
+  _globals['_AGENCYSCORE']._serialized_start=1556
+  _globals['_AGENCYSCORE']._serialized_end=1957
+  _globals['_RANKINGENTRY']._serialized_start=1959
+  _globals['_RANKINGENTRY']._serialized_end=2031
+  _globals['_RANKING']._serialized_start=2034
+  _globals['_RANKING']._serialized_end=2194
+  _globals['_RANKINGSERVICE']._serialized_start=2197
+  _globals['_RANKINGSERVICE']._serialized_end=2820
 # @@protoc_insertion_point(module_scope)

@@ -10,24 +10,127 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetAgencyScoreRequest(_message.Message):
-    __slots__ = ("agency_code", "period", "rules_version")
+    __slots__ = ("agency_code", "period", "rules_version", "as_of")
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     agency_code: str
     period: str
     rules_version: str
-    def __init__(self, agency_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, agency_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ListRankingRequest(_message.Message):
-    __slots__ = ("cohort", "period", "rules_version")
+    __slots__ = ("cohort", "period", "rules_version", "as_of")
     COHORT_FIELD_NUMBER: _ClassVar[int]
     PERIOD_FIELD_NUMBER: _ClassVar[int]
     RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     cohort: str
     period: str
     rules_version: str
-    def __init__(self, cohort: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ...) -> None: ...
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, cohort: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExplainIndicatorRequest(_message.Message):
+    __slots__ = ("agency_code", "indicator_code", "period", "rules_version", "as_of", "page_size", "page_token")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    INDICATOR_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    indicator_code: str
+    period: str
+    rules_version: str
+    as_of: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, agency_code: _Optional[str] = ..., indicator_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class CostItem(_message.Message):
+    __slots__ = ("kind", "id", "reasons", "facts")
+    class FactsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    FACTS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    id: str
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    facts: _containers.ScalarMap[str, str]
+    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., facts: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ExplainIndicatorResponse(_message.Message):
+    __slots__ = ("agency_code", "period", "rules_version", "indicator", "total_items", "items", "next_page_token")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDICATOR_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    period: str
+    rules_version: str
+    indicator: IndicatorScore
+    total_items: int
+    items: _containers.RepeatedCompositeFieldContainer[CostItem]
+    next_page_token: str
+    def __init__(self, agency_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., indicator: _Optional[_Union[IndicatorScore, _Mapping]] = ..., total_items: _Optional[int] = ..., items: _Optional[_Iterable[_Union[CostItem, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CompareRulesRequest(_message.Message):
+    __slots__ = ("agency_code", "period", "rules_versions", "as_of")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    period: str
+    rules_versions: _containers.RepeatedScalarFieldContainer[str]
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, agency_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_versions: _Optional[_Iterable[str]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompareRulesResponse(_message.Message):
+    __slots__ = ("scores",)
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    scores: _containers.RepeatedCompositeFieldContainer[AgencyScore]
+    def __init__(self, scores: _Optional[_Iterable[_Union[AgencyScore, _Mapping]]] = ...) -> None: ...
+
+class ListRulesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RulesVersion(_message.Message):
+    __slots__ = ("version", "title", "source", "indicator_codes")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    INDICATOR_CODES_FIELD_NUMBER: _ClassVar[int]
+    version: str
+    title: str
+    source: str
+    indicator_codes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[str] = ..., title: _Optional[str] = ..., source: _Optional[str] = ..., indicator_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListRulesResponse(_message.Message):
+    __slots__ = ("default_version", "versions", "errors")
+    DEFAULT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    default_version: str
+    versions: _containers.RepeatedCompositeFieldContainer[RulesVersion]
+    errors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, default_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[RulesVersion, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IndicatorScore(_message.Message):
     __slots__ = ("code", "group", "numerator", "denominator", "ratio", "points", "max_points", "note", "components")

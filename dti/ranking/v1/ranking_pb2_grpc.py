@@ -44,6 +44,31 @@ class RankingServiceStub:
                 request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
                 response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
                 _registered_method=True)
+        self.ExplainIndicator = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/ExplainIndicator',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorResponse.FromString,
+                _registered_method=True)
+        self.CompareRules = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/CompareRules',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesResponse.FromString,
+                _registered_method=True)
+        self.ListRules = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/ListRules',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesResponse.FromString,
+                _registered_method=True)
+        self.WatchAgencyScore = channel.unary_stream(
+                '/dti.ranking.v1.RankingService/WatchAgencyScore',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyScoreRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyScore.FromString,
+                _registered_method=True)
+        self.WatchRanking = channel.unary_stream(
+                '/dti.ranking.v1.RankingService/WatchRanking',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
+                _registered_method=True)
 
 
 class RankingServiceServicer:
@@ -63,6 +88,42 @@ class RankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExplainIndicator(self, request, context):
+        """The dossiers / documents that cost an agency points on one indicator, with the facts
+        that decided each, paginated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareRules(self, request, context):
+        """The same aggregates scored under several rules versions, side by side (what-if).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRules(self, request, context):
+        """The rules versions loaded, and the files refused with their reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchAgencyScore(self, request, context):
+        """The score now, then again each time it changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchRanking(self, request, context):
+        """The ranking now, then again each time it changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +134,31 @@ def add_RankingServiceServicer_to_server(servicer, server):
             ),
             'ListRanking': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRanking,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.SerializeToString,
+            ),
+            'ExplainIndicator': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainIndicator,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorResponse.SerializeToString,
+            ),
+            'CompareRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareRules,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesResponse.SerializeToString,
+            ),
+            'ListRules': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRules,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesResponse.SerializeToString,
+            ),
+            'WatchAgencyScore': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAgencyScore,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyScoreRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyScore.SerializeToString,
+            ),
+            'WatchRanking': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchRanking,
                     request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.FromString,
                     response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.SerializeToString,
             ),
@@ -129,6 +215,141 @@ class RankingService:
             request,
             target,
             '/dti.ranking.v1.RankingService/ListRanking',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainIndicator(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/ExplainIndicator',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ExplainIndicatorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/CompareRules',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.CompareRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRules(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/ListRules',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRulesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAgencyScore(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/WatchAgencyScore',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyScoreRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyScore.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchRanking(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/WatchRanking',
             dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
             dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
             options,

@@ -1,0 +1,145 @@
+"""The ranking gRPC service in this process over a real chDB: explain, what-if, rules
+listing and reload, as_of, and watch streams."""
+import asyncio
+import shutil
+import threading
+import uuid
+from datetime import datetime
+
+import grpc
+import pytest
+
+from dti.events.v1.events_pb2 import EventBatch
+from dti.ranking.v1 import ranking_pb2
+from dti_pulse.broker import free_port
+from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
+from dti_pulse.localtime import LOCAL_TZ
+from dti_pulse.registry import load_registry
+from services.aggregator.processor import Aggregator
+from services.aggregator.store import ClickHouseStateStore
+from services.ingest.validation import to_event
+from services.ranking.grpc_server import RankingServer
+from services.ranking.rules import RulesCatalog
+from services.ranking.service import RankingService
+from services.ranking.store import ClickHouseMeasures
+from tests import scenario
+from tests.conftest import ranking_stub
+
+pytestmark = pytest.mark.integration
+REGISTRY = load_registry(DEFAULT_AGENCIES)
+
+
+class NoDeadLetters:
+    async def __call__(self, payload, reason):
+        raise AssertionError(reason)
+
+
+def fold(client, raw_events):
+    envelope = EventBatch(events=[to_event(raw, REGISTRY, "lgsp", 0) for raw in raw_events]).SerializeToString()
+    asyncio.run(Aggregator(ClickHouseStateStore(client), NoDeadLetters()).process([envelope]))
+
+
+@pytest.fixture
+def rules_dir(tmp_path):
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    shutil.copy(DEFAULT_RULES_DIR / "dti-pulse-2025.toml", directory)
+    what_if = (DEFAULT_RULES_DIR / "dti-pulse-2025.toml").read_text(encoding="utf-8")
+    what_if = what_if.replace('version = "dti-pulse-2025"', 'version = "what-if-progress-30"')
+    what_if = what_if.replace('group = "progress"\nmax_points = 20', 'group = "progress"\nmax_points = 30')
+    (directory / "what-if.toml").write_text(what_if, encoding="utf-8")
+    return directory
+
+
+@pytest.fixture
+def stub(clean_chdb, rules_dir):
+    fold(clean_chdb, scenario.EVENTS)
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+                             ClickHouseMeasures(clean_chdb))
+    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
+    server.start_in_thread()
+    yield ranking_stub(server.port)
+    server.stop()
+
+
+def explain_all(stub, code, page_size=50):
+    items, token = [], ""
+    while True:
+        page = stub.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+            agency_code=scenario.AGENCY, indicator_code=code, period=scenario.PERIOD, page_size=page_size,
+            page_token=token))
+        items.extend(page.items)
+        token = page.next_page_token
+        if not token:
+            return page, items
+
+
+def test_explain_lists_exactly_what_costs_points_with_the_deciding_facts(stub):
+    for code, expected in scenario.EXPECTED_COSTS.items():
+        page, items = explain_all(stub, code)
+        assert {item.id for item in items} == expected, code
+        assert page.total_items == len(expected)
+        assert all(item.reasons for item in items), code
+        numerator, denominator, _ = scenario.EXPECTED[code]
+        if code != "dossier_online_payment":  # explained by its first component
+            assert (page.indicator.numerator, page.indicator.denominator) == (numerator, denominator)
+    _, late = explain_all(stub, "dossier_on_time_rate", page_size=1)  # paginated
+    d5 = next(item for item in late if item.id == "D5")
+    assert d5.facts["supplement_requests"] == "2"
+    assert d5.facts["due_at"] == "2026-10-27T17:00:00+07:00"
+    _, satisfaction = explain_all(stub, "dossier_satisfaction")
+    d3 = next(item for item in satisfaction if item.id == "D3")
+    assert d3.reasons == ["rated unsatisfied"] and d3.facts["paused_days"] == "3.0"
+    with pytest.raises(grpc.RpcError) as unknown:
+        explain_all(stub, "dossier_happiness")
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_what_if_scores_the_same_aggregates_under_other_rules(stub):
+    response = stub.CompareRules(ranking_pb2.CompareRulesRequest(
+        agency_code=scenario.AGENCY, period=scenario.PERIOD, rules_versions=["dti-pulse-2025", "what-if-progress-30"]))
+    current, what_if = response.scores
+    assert (current.rules_version, what_if.rules_version) == ("dti-pulse-2025", "what-if-progress-30")
+    progress = {s.rules_version: {i.code: i for i in s.indicators}["dossier_on_time_rate"] for s in response.scores}
+    assert progress["dti-pulse-2025"].points == pytest.approx(12.0)
+    assert progress["what-if-progress-30"].points == pytest.approx(18.0)
+    assert what_if.total_points - current.total_points == pytest.approx(6.0)
+    with pytest.raises(grpc.RpcError) as missing:
+        stub.CompareRules(ranking_pb2.CompareRulesRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD,
+                                                          rules_versions=["1999"]))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_broken_rules_file_is_refused_and_its_last_good_version_keeps_serving(stub, rules_dir):
+    (rules_dir / "what-if.toml").write_text('version = "what-if-progress-30"\n[[indicators]]\ncode = \ngroup = "g"\n',
+                                          encoding="utf-8")
+    listing = stub.ListRules(ranking_pb2.ListRulesRequest())
+    assert {v.version for v in listing.versions} == {"dti-pulse-2025", "what-if-progress-30"}
+    assert len(listing.errors) == 1 and "what-if.toml" in listing.errors[0] and "line 3" in listing.errors[0]
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD,
+                                                rules_version="what-if-progress-30")
+    assert stub.GetAgencyScore(request).rules_version == "what-if-progress-30"
+
+
+def test_as_of_judges_at_that_instant_and_leaves_out_what_came_later(stub):
+    as_of = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    as_of.as_of.FromDatetime(datetime(2026, 10, 15, tzinfo=LOCAL_TZ))
+    indicators = {i.code: i for i in stub.GetAgencyScore(as_of).indicators}
+    # D1 on time, D2 late, D3 on time after its 3-day pause; D4 and D5 came later
+    assert (indicators["dossier_on_time_rate"].numerator, indicators["dossier_on_time_rate"].denominator) == (2, 3)
+
+
+def test_watch_pushes_a_new_score_when_events_change_it(stub, clean_chdb):
+    agency = "000.00.11.H56"
+    stream = stub.WatchAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=scenario.PERIOD),
+                                   timeout=30)
+    first = next(stream)
+    assert first.indicators[0].denominator == 0 and not first.HasField("fraction")
+    received = {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": "2026-10-05T08:00:00+07:00",
+                "agency_code": agency, "dossier_id": "W1", "procedure_code": "1.0", "channel": 2,
+                "service_level": "full_online", "received_at": "2026-10-05T08:00:00+07:00",
+                "due_at": "2026-10-07T17:00:00+07:00"}
+    threading.Timer(0.5, fold, args=(clean_chdb, [received])).start()
+    second = next(stream)
+    assert second.indicators[0].denominator == 1
+    stream.cancel()
