@@ -143,3 +143,21 @@ def test_watch_pushes_a_new_score_when_events_change_it(stub, clean_chdb):
     second = next(stream)
     assert second.indicators[0].denominator == 1
     stream.cancel()
+
+
+def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
+    def size(cohort, period):
+        return len(stub.ListRanking(ranking_pb2.ListRankingRequest(cohort=cohort, period=period)).entries)
+
+    assert size("district", "2025-Q2") == 27 and size("district", "2025-Q3") == 0
+    assert size("commune", "2025-Q2") == 0 and size("commune", "2025-Q3") == 12
+    assert size("department", "2026") == 20
+    ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=scenario.PERIOD))
+    first = ranking.entries[0]
+    assert (first.rank, first.score.agency_code) == (1, scenario.AGENCY)
+    assert first.score.band == "critical" and 0 < first.score.fraction < 0.8
+    assert [e.rank for e in ranking.entries] == list(range(1, 21))
+    assert not ranking.entries[-1].score.HasField("fraction")  # no data: ranked last, no value
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="ministry", period="2026"))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -2,46 +2,8 @@ import asyncio
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.processor import Aggregator, KeyFilter
-from services.aggregator.store import decode_events
+from tests.fakes import DeadLetters, FakeStore, envelope
 from tests.factories import dossier_received, dossier_status, document_transfer
-
-
-class FakeStore:
-    def __init__(self, fail_writes: int = 0):
-        self.rows: dict[tuple, tuple] = {}
-        self.fail_writes = fail_writes
-        self.loads = 0
-
-    def load(self, keys):
-        self.loads += 1
-        self.loaded_keys = list(keys)
-        found = {}
-        for key in keys:
-            row = self.rows.get(key)
-            if row is not None:
-                found[key] = decode_events(row[-1])
-        return found
-
-    def stored_ids(self):
-        return [(key[0], key[1]) for key in self.rows]
-
-    def write(self, dossier_rows, document_rows):
-        if self.fail_writes:
-            self.fail_writes -= 1
-            raise ConnectionError("ClickHouse away")
-        for row in dossier_rows:
-            self.rows[("dossier", row[0])] = row
-        for row in document_rows:
-            self.rows[("document", row[0], row[1])] = row
-
-
-class DeadLetters(list):
-    async def __call__(self, payload, reason):
-        self.append((payload, reason))
-
-
-def envelope(*events):
-    return EventBatch(events=list(events)).SerializeToString()
 
 
 def run(coroutine):
