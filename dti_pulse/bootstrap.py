@@ -60,11 +60,11 @@ def build_aggregator(settings: Settings):
 def build_ranking(settings: Settings):
     from services.ranking.grpc_server import RankingServer
     from services.ranking.rules import RulesCatalog
-    from services.ranking.service import RankingService
+    from services.ranking.service import CachedMeasures, RankingService
     from services.ranking.store import ClickHouseMeasures
 
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
-                             settings.rules_version, ClickHouseMeasures(clickhouse_client(settings)))
+                             settings.rules_version, CachedMeasures(ClickHouseMeasures(clickhouse_client(settings))))
     return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 
 

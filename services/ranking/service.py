@@ -1,7 +1,9 @@
 """Ranking use cases: score, rank, compare rules, explain. Ports: measures, registry, rules."""
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -16,6 +18,51 @@ class Measures(Protocol):
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]: ...
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int) -> tuple[int, list]: ...
+
+
+class CachedMeasures:
+    """Measures cached until the aggregates change. The store's data version is read at
+    most every version_ttl_s, so a lookup between changes costs no query; a change shows
+    at most version_ttl_s later."""
+
+    def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic):
+        self.store = store
+        self.version_ttl_s = version_ttl_s
+        self.capacity = capacity
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._version = None
+        self._version_read_at: float | None = None
+
+    def _current_version(self):
+        now = self._clock()
+        with self._lock:
+            if self._version_read_at is not None and now - self._version_read_at < self.version_ttl_s:
+                return self._version
+        version = self.store.data_version()
+        with self._lock:
+            self._version, self._version_read_at = version, now
+        return version
+
+    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]:
+        version = self._current_version()
+        key = (tuple(agency_codes), start_ms, end_ms, judged_at_ms)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(key)
+                return entry[1]
+        value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms)
+        with self._lock:
+            self._entries[key] = (version, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        return value
+
+    def explain(self, *args, **kwargs):
+        return self.store.explain(*args, **kwargs)
 
 
 class NotFound(LookupError):
@@ -92,7 +139,8 @@ class RankingService:
         now = self.clock_ms()
         if as_of_ms is not None and as_of_ms > now:
             raise BadRequest("as_of is in the future")
-        return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else now)
+        # "Now" in whole seconds, so that repeated lookups of an open period can be cached.
+        return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else now - now % 1000)
 
     def _scored_agency(self, agency_code: str) -> Agency:
         agency = self.registry.get(agency_code)

@@ -161,6 +161,14 @@ class ClickHouseMeasures:
                 found[row[0]].update(zip(names, (int(v) for v in row[1:])))
         return dict(found)
 
+    def data_version(self) -> tuple:
+        """Changes whenever a state table gets an insert: block numbers only grow, and a
+        merged part keeps the highest block number of what it merged."""
+        return tuple(self.client.query(
+            "SELECT maxIf(max_block_number, table = 'dossier_state'), maxIf(max_block_number, table = 'document_state'), "
+            "countIf(table = 'schema_migrations') FROM system.parts WHERE database = currentDatabase() AND active"
+        ).result_rows[0])
+
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int) -> tuple[int, list[tuple[str, list[str], dict]]]:
         """(total, [(entity_id, reasons, facts)]) of one agency's rows that cost points, by id."""

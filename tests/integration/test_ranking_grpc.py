@@ -20,7 +20,7 @@ from services.aggregator.store import ClickHouseStateStore
 from services.ingest.validation import to_event
 from services.ranking.grpc_server import RankingServer
 from services.ranking.rules import RulesCatalog
-from services.ranking.service import RankingService
+from services.ranking.service import CachedMeasures, RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
 from tests.conftest import ranking_stub
@@ -55,7 +55,7 @@ def rules_dir(tmp_path):
 def stub(clean_chdb, rules_dir):
     fold(clean_chdb, scenario.EVENTS)
     service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
-                             ClickHouseMeasures(clean_chdb))
+                             CachedMeasures(ClickHouseMeasures(clean_chdb)))
     server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
     server.start_in_thread()
     yield ranking_stub(server.port)
