@@ -64,7 +64,8 @@ def build_ranking(settings: Settings):
     from services.ranking.store import ClickHouseMeasures
 
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
-                             settings.rules_version, CachedMeasures(ClickHouseMeasures(clickhouse_client(settings))))
+                             settings.rules_version, CachedMeasures(ClickHouseMeasures(clickhouse_client(settings))),
+                             judge_granularity_ms=int(settings.judge_granularity_s * 1000))
     return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 
 

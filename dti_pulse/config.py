@@ -55,6 +55,7 @@ class Settings:
     aggregator_commit_interval_s: float = 1.0
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 1.0
+    judge_granularity_s: float = 60.0
 
     @property
     def effective_clickhouse_dsn(self) -> str:
@@ -92,6 +93,7 @@ _ENV = {
     "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
+    "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
 }
 
 

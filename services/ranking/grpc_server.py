@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from datetime import datetime
 
 import grpc
@@ -75,9 +76,29 @@ def _without_clock(message):
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
-    def __init__(self, service: RankingService, watch_interval_s: float = 1.0):
+    def __init__(self, service: RankingService, watch_interval_s: float = 1.0, cache_size: int = 4096):
         self.service = service
         self.watch_interval_s = watch_interval_s
+        self._answers: OrderedDict[tuple, tuple] = OrderedDict()
+        self._cache_size = cache_size
+
+    async def _answer(self, compute, request, context):
+        """Answers a repeated question from memory while the data, the minute and the rules
+        are unchanged: no thread hop, no query."""
+        key = (compute.__name__, request.SerializeToString(deterministic=True))
+        stamp = self.service.cache_stamp()
+        if stamp is not None:
+            cached = self._answers.get(key)
+            if cached is not None and cached[0] == stamp:
+                self._answers.move_to_end(key)
+                return cached[1]
+        message = await compute(request, context)
+        if stamp is not None:
+            self._answers[key] = (stamp, message)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._cache_size:
+                self._answers.popitem(last=False)
+        return message
 
     async def _call(self, context, function, *args):
         try:
@@ -104,10 +125,10 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             entries=[ranking_pb2.RankingEntry(rank=e.score.rank, score=agency_score_message(e)) for e in result.entries])
 
     async def GetAgencyScore(self, request, context):
-        return await self._agency_score(request, context)
+        return await self._answer(self._agency_score, request, context)
 
     async def ListRanking(self, request, context):
-        return await self._ranking(request, context)
+        return await self._answer(self._ranking, request, context)
 
     async def CompareRules(self, request, context):
         if not request.agency_code:
@@ -152,11 +173,11 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             await asyncio.sleep(self.watch_interval_s)
 
     async def WatchAgencyScore(self, request, context):
-        async for message in self._watch(self._agency_score, request, context):
+        async for message in self._watch(self.GetAgencyScore, request, context):
             yield message
 
     async def WatchRanking(self, request, context):
-        async for message in self._watch(self._ranking, request, context):
+        async for message in self._watch(self.ListRanking, request, context):
             yield message
 
 
@@ -176,6 +197,9 @@ class RankingServer:
         self.port: int | None = None
 
     async def serve(self) -> None:
+        refresh = getattr(self.service.store, "refresh_in_background", None)
+        if refresh:
+            refresh()
         server = grpc.aio.server()
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingServicer(self.service, self.watch_interval_s), server)
         health_servicer = health.aio.HealthServicer()

@@ -1,6 +1,7 @@
 """Ranking use cases: score, rank, compare rules, explain. Ports: measures, registry, rules."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -20,6 +21,9 @@ class Measures(Protocol):
                 offset: int, limit: int) -> tuple[int, list]: ...
 
 
+log = logging.getLogger(__name__)
+
+
 class CachedMeasures:
     """Measures cached until the aggregates change. The store's data version is read at
     most every version_ttl_s, so a lookup between changes costs no query; a change shows
@@ -35,15 +39,36 @@ class CachedMeasures:
         self._version = None
         self._version_read_at: float | None = None
 
-    def _current_version(self):
+    def _current_version(self, force: bool = False):
         now = self._clock()
         with self._lock:
-            if self._version_read_at is not None and now - self._version_read_at < self.version_ttl_s:
+            if not force and self._version_read_at is not None and now - self._version_read_at < self.version_ttl_s:
                 return self._version
         version = self.store.data_version()
         with self._lock:
             self._version, self._version_read_at = version, now
         return version
+
+    def refresh_in_background(self) -> None:
+        """Keeps the data version fresh from a daemon thread, so that no lookup waits for it."""
+        def loop():
+            while True:
+                try:
+                    self._current_version(force=True)
+                except Exception as exc:  # ClickHouse away: lookups fall back to the slow path
+                    log.warning("data version not readable: %s", exc)
+                time.sleep(self.version_ttl_s / 2)
+
+        if not getattr(self, "_refresher", None):
+            self._refresher = threading.Thread(target=loop, name="data-version", daemon=True)
+            self._refresher.start()
+
+    def fresh_version(self):
+        """The data version if it was read within the TTL, else None (without querying)."""
+        with self._lock:
+            if self._version_read_at is not None and self._clock() - self._version_read_at < self.version_ttl_s:
+                return self._version
+        return None
 
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]:
         version = self._current_version()
@@ -109,7 +134,7 @@ MAX_PAGE = 1000
 
 class RankingService:
     def __init__(self, registry: Registry, rules: RulesCatalog, default_version: str, measures: Measures,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000), judge_granularity_ms: int = 60_000):
         if default_version not in rules.rulesets():
             raise ValueError(f"default rules version {default_version!r} is not loaded "
                              f"({', '.join(rules.rulesets())}; refused: {rules.errors()})")
@@ -118,6 +143,17 @@ class RankingService:
         self.default_version = default_version
         self.store = measures
         self.clock_ms = clock_ms
+        self.judge_granularity_ms = max(1, judge_granularity_ms)
+
+    def cache_stamp(self):
+        """What a cached answer depends on besides the request: the data version (None when
+        not known to be fresh: do not use a cache then), the judgement instant's bucket and
+        the rules loaded."""
+        fresh_version = getattr(self.store, "fresh_version", None)
+        version = fresh_version() if fresh_version else None
+        if version is None:
+            return None
+        return version, self.clock_ms() // self.judge_granularity_ms, id(self.rules.rulesets())
 
     def _rules(self, version: str) -> RuleSet:
         rulesets = self.rules.rulesets()
@@ -139,8 +175,11 @@ class RankingService:
         now = self.clock_ms()
         if as_of_ms is not None and as_of_ms > now:
             raise BadRequest("as_of is in the future")
-        # "Now" in whole seconds, so that repeated lookups of an open period can be cached.
-        return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else now - now % 1000)
+        # An open period is judged at the start of the current minute (judge granularity):
+        # lookups between data changes are then answered from the cache, and a dossier that
+        # runs past its due time shows as late at most a minute later.
+        floored = now - now % self.judge_granularity_ms
+        return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else floored)
 
     def _scored_agency(self, agency_code: str) -> Agency:
         agency = self.registry.get(agency_code)
@@ -159,9 +198,17 @@ class RankingService:
             raise BadRequest("name at least one rules version")
         rulesets = [self._rules(v) for v in versions]
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+        measures = self._cohort_measures(agency, period, judged_at).get(agency.code, {})
         return [ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures), now)
                 for rules in rulesets]
+
+    def _cohort_measures(self, agency: Agency, period: Period, judged_at: int) -> dict[str, dict[str, int]]:
+        """Measures of the agency's whole cohort: one query serves every agency of it and
+        the cohort's ranking (the same cache entry)."""
+        codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
+        if agency.code not in codes:
+            codes.append(agency.code)
+        return self.store.measures(codes, period.start_ms, judged_at, judged_at)
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -195,7 +242,7 @@ class RankingService:
         except NotExplainable as exc:
             raise BadRequest(f"{indicator_code}: {exc}") from None
         _, judged_at = self._judged_at(period, as_of_ms)
-        measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+        measures = self._cohort_measures(agency, period, judged_at).get(agency.code, {})
         total, items = self.store.explain(plan, agency.code, period.start_ms, judged_at, judged_at, offset, limit)
         next_offset = offset + len(items) if offset + len(items) < total else None
         return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,

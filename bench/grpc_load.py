@@ -1,0 +1,72 @@
+"""gRPC load generator, run as its own process.
+
+    python -m bench.grpc_load TARGET KIND SECONDS CONCURRENCY [RATE]
+
+KIND: health (the empty unary baseline), score (GetAgencyScore over the departments) or
+ranking (ListRanking of the departments). Prints requests/s and latency percentiles."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from datetime import datetime
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from dti_pulse.localtime import LOCAL_TZ
+
+DEPARTMENTS = [f"000.00.{i:02d}.H56" for i in range(1, 21)]
+
+
+async def main(target: str, kind: str, seconds: float, concurrency: int, rate: float | None) -> None:
+    month = datetime.now(LOCAL_TZ).strftime("%Y-%m")
+    async with grpc.aio.insecure_channel(target) as channel:
+        ranking = ranking_pb2_grpc.RankingServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
+        calls = {
+            "health": lambda i: health.Check(health_pb2.HealthCheckRequest()),
+            "score": lambda i: ranking.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(
+                agency_code=DEPARTMENTS[i % len(DEPARTMENTS)], period=month)),
+            "ranking": lambda i: ranking.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=month)),
+        }
+        call = calls[kind]
+        await call(0)  # warm up the channel
+        latencies: list[float] = []
+        errors = 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        issued = 0
+
+        async def worker():
+            nonlocal issued, errors
+            while True:
+                index = issued
+                issued += 1
+                if rate:
+                    due = started + index / rate
+                    if due > deadline:
+                        return
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                elif time.perf_counter() > deadline:
+                    return
+                begun = time.perf_counter()
+                try:
+                    await call(index)
+                except grpc.RpcError:
+                    errors += 1
+                latencies.append(time.perf_counter() - begun)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    print(json.dumps({"kind": kind, "requests_per_s": len(latencies) / elapsed, "errors": errors,
+                      "p50_ms": 1000 * latencies[len(latencies) // 2],
+                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}))
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]),
+                     float(sys.argv[5]) if len(sys.argv) > 5 else None))
