@@ -26,18 +26,29 @@ class BusSimulator:
 
     def __init__(self, registry: Registry, seed: int | None = None):
         self.rng = random.Random(seed)
-        today = datetime.now(LOCAL_TZ).date()
-        self.agencies = [a.code for a in registry.all() if a.kind in COHORTS and a.valid_on(today)]
-        if not self.agencies:
-            raise ValueError("the registry has no agency in service today")
+        self.registry = registry
+        self._agencies_on: dict = {}
+        self.agencies_on(datetime.now(LOCAL_TZ))  # fails early on a registry with nobody in service
+
+    def agencies_on(self, moment: datetime) -> list[str]:
+        """The scored agencies in service on that local day (districts before July 2025,
+        communes after)."""
+        day = moment.astimezone(LOCAL_TZ).date()
+        codes = self._agencies_on.get(day)
+        if codes is None:
+            codes = [a.code for a in self.registry.all() if a.kind in COHORTS and a.valid_on(day)]
+            if len(codes) < 2:
+                raise ValueError(f"the registry has fewer than two agencies in service on {day}")
+            self._agencies_on[day] = codes
+        return codes
 
     def _event(self, kind: str, at: datetime, agency: str, **fields) -> dict:
         return {"event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), "type": kind,
                 "occurred_at": _stamp(at), "agency_code": agency, **fields}
 
     def dossier(self, now: datetime) -> list[dict]:
-        rng, agency = self.rng, self.rng.choice(self.agencies)
-        dossier_id = f"H56.{rng.randrange(10**8):08d}"
+        rng, agency = self.rng, self.rng.choice(self.agencies_on(now))
+        dossier_id = f"H56.{rng.randrange(10**12):012d}"
         received_at = now - timedelta(seconds=rng.randrange(0, 3600))
         due_at = received_at + timedelta(days=rng.choice([1, 3, 5, 10]))
         full_online = rng.random() < 0.6
@@ -62,9 +73,9 @@ class BusSimulator:
 
     def document(self, now: datetime) -> list[dict]:
         rng = self.rng
-        sender, recipient = rng.sample(self.agencies, 2)
+        sender, recipient = rng.sample(self.agencies_on(now), 2)
         sent_at = now - timedelta(seconds=rng.randrange(0, 3600))
-        number = rng.randrange(1, 9999)
+        number = rng.randrange(1, 10**7)
         document_id = f"{sender},{sent_at:%Y/%m/%d},{number}/QĐ-UBND"
         electronic = rng.random() < 0.95
         base = dict(document_id=document_id, from_agency=sender, to_agencies=[recipient], document_type="QĐ",
