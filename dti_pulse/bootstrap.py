@@ -63,8 +63,9 @@ def build_ranking(settings: Settings):
     from services.ranking.service import CachedMeasures, RankingService
     from services.ranking.store import ClickHouseMeasures
 
+    measures = ClickHouseMeasures(clickhouse_client(settings))
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
-                             settings.rules_version, CachedMeasures(ClickHouseMeasures(clickhouse_client(settings))),
+                             settings.rules_version, CachedMeasures(measures) if settings.ranking_cache else measures,
                              judge_granularity_ms=int(settings.judge_granularity_s * 1000))
     return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 

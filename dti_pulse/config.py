@@ -26,6 +26,15 @@ def parse_tokens(spec: str) -> dict[str, str]:
     return tokens
 
 
+def parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
@@ -56,6 +65,7 @@ class Settings:
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 1.0
     judge_granularity_s: float = 60.0
+    ranking_cache: bool = True
 
     @property
     def effective_clickhouse_dsn(self) -> str:
@@ -94,6 +104,7 @@ _ENV = {
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
+    "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),
 }
 
 

@@ -22,16 +22,19 @@ class ClickHouseStateStore:
         document_ids = list({k[1] for k in keys if k[0] == "document"})
         found: dict[tuple, list[Event]] = {}
         if dossier_ids:
+            # A dossier whose agency changed has a row under each agency: the largest event set
+            # is the current one.
             result = self.client.query(
-                "SELECT dossier_id, events_blob FROM dossier_state FINAL WHERE dossier_id IN {ids:Array(String)}",
-                parameters={"ids": dossier_ids}, column_formats={"events_blob": "bytes"})
+                "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
+                "WHERE dossier_id IN {ids:Array(String)} GROUP BY dossier_id",
+                parameters={"ids": dossier_ids}, column_formats={"blob": "bytes"})
             for dossier_id, blob in result.result_rows:
                 found[("dossier", dossier_id)] = decode_events(blob)
         if document_ids:
             result = self.client.query(
-                "SELECT document_id, agency_code, events_blob FROM document_state FINAL "
-                "WHERE document_id IN {ids:Array(String)}",
-                parameters={"ids": document_ids}, column_formats={"events_blob": "bytes"})
+                "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
+                "WHERE document_id IN {ids:Array(String)} GROUP BY document_id, agency_code",
+                parameters={"ids": document_ids}, column_formats={"blob": "bytes"})
             for document_id, agency_code, blob in result.result_rows:
                 found[("document", document_id, agency_code)] = decode_events(blob)
         return found

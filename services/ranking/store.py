@@ -37,7 +37,8 @@ _DOCUMENT_ROWS = """
     WHERE classified = 0 AND business_type != 1 AND agency_code IN {agencies:Array(String)}
         AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64})
           OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}))
-        AND document_id NOT IN (SELECT document_id FROM document_state FINAL WHERE recalled = 1)
+        -- no FINAL needed: a row with recalled = 1 stays so in every later version
+        AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)
 """
 
 
