@@ -16,9 +16,10 @@ from services.ranking.store import ExplainPlan, NotExplainable, explain_plan
 
 
 class Measures(Protocol):
-    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]: ...
+    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+                 as_of_ms: int | None = None) -> dict[str, dict[str, int]]: ...
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
-                offset: int, limit: int) -> tuple[int, list]: ...
+                offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
 
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,16 @@ class CachedMeasures:
                 return self._version
         return None
 
-    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]:
+    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+                 as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
         version = self._current_version()
-        key = (tuple(agency_codes), start_ms, end_ms, judged_at_ms)
+        key = (tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
                 self._entries.move_to_end(key)
                 return entry[1]
-        value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms)
+        value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             self._entries[key] = (version, value)
             self._entries.move_to_end(key)
@@ -198,17 +200,18 @@ class RankingService:
             raise BadRequest("name at least one rules version")
         rulesets = [self._rules(v) for v in versions]
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = self._cohort_measures(agency, period, judged_at).get(agency.code, {})
+        measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
         return [ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures), now)
                 for rules in rulesets]
 
-    def _cohort_measures(self, agency: Agency, period: Period, judged_at: int) -> dict[str, dict[str, int]]:
+    def _cohort_measures(self, agency: Agency, period: Period, judged_at: int,
+                         as_of_ms: int | None) -> dict[str, dict[str, int]]:
         """Measures of the agency's whole cohort: one query serves every agency of it and
         the cohort's ranking (the same cache entry)."""
         codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
         if agency.code not in codes:
             codes.append(agency.code)
-        return self.store.measures(codes, period.start_ms, judged_at, judged_at)
+        return self.store.measures(codes, period.start_ms, judged_at, judged_at, as_of_ms)
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -221,7 +224,8 @@ class RankingService:
         period, rules = self._period(period_label), self._rules(rules_version)
         agencies = {a.code: a for a in self.registry.cohort(cohort, period.first_day, period.last_day)}
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = self.store.measures(list(agencies), period.start_ms, judged_at, judged_at) if agencies else {}
+        measures = (self.store.measures(list(agencies), period.start_ms, judged_at, judged_at, as_of_ms)
+                    if agencies else {})
         scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in agencies], rules)
         entries = [ScoredAgency(agencies[s.agency_code], cohort, period, rules, s, now) for s in scores]
         return RankingResult(cohort, period, rules, entries, now)
@@ -242,8 +246,9 @@ class RankingService:
         except NotExplainable as exc:
             raise BadRequest(f"{indicator_code}: {exc}") from None
         _, judged_at = self._judged_at(period, as_of_ms)
-        measures = self._cohort_measures(agency, period, judged_at).get(agency.code, {})
-        total, items = self.store.explain(plan, agency.code, period.start_ms, judged_at, judged_at, offset, limit)
+        measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
+        total, items = self.store.explain(plan, agency.code, period.start_ms, judged_at, judged_at, offset, limit,
+                                          as_of_ms)
         next_offset = offset + len(items) if offset + len(items) < total else None
         return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,
                            next_offset)

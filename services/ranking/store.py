@@ -6,8 +6,14 @@ lists the rows that cost points. Both use the same definitions.
 """
 from __future__ import annotations
 
+import contextlib
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from services.aggregator.state import summarize
+from services.aggregator.store import decode_events
 
 # Rows of a family tied to the period, with the derived flags the predicates use.
 _DOSSIER_ROWS = """
@@ -18,7 +24,7 @@ _DOSSIER_ROWS = """
         late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
                                end_at_ms <= due_effective_ms,
                                {judged_at:Int64} <= due_effective_ms) AS on_time
-    FROM dossier_state FINAL
+    FROM __DOSSIERS__
     WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
         AND agency_code IN {agencies:Array(String)}
 """
@@ -33,12 +39,12 @@ _DOCUMENT_ROWS = """
         received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} AS received_in_period,
         if(sent = 1, sent_in_period, received_in_period) AS in_period,
         completed = 1 AND completed_at_ms <= {judged_at:Int64} AS completed_by_judgement
-    FROM document_state FINAL
+    FROM __DOCUMENTS__
     WHERE classified = 0 AND business_type != 1 AND agency_code IN {agencies:Array(String)}
         AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64})
           OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}))
         -- no FINAL needed: a row with recalled = 1 stays so in every later version
-        AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)
+        AND document_id NOT IN (SELECT document_id FROM __RECALLS__ WHERE recalled = 1)
 """
 
 
@@ -108,6 +114,16 @@ def measures_sql(family: str) -> str:
 
 _MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
 
+# Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
+LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL", "__DOCUMENTS__": "document_state FINAL",
+                "__RECALLS__": "document_state"}
+
+
+def bind(sql: str, sources: dict[str, str]) -> str:
+    for token, table in sources.items():
+        sql = sql.replace(token, table)
+    return sql
+
 
 class NotExplainable(ValueError):
     pass
@@ -151,15 +167,67 @@ class ClickHouseMeasures:
     def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
         return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}
 
-    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int) -> dict[str, dict[str, int]]:
+    @contextlib.contextmanager
+    def _sources(self, agency_codes, start_ms: int, end_ms: int, as_of_ms: int | None):
+        """The live tables, or, with as_of, the states of the agencies' entities rebuilt from
+        the events ingest had accepted by then (in temporary tables, dropped after)."""
+        if as_of_ms is None:
+            yield LIVE_SOURCES
+            return
+        window = self._parameters(agency_codes, start_ms, end_ms, 0)
+        dossiers = self.client.query(
+            "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
+            "WHERE agency_code IN {agencies:Array(String)} AND has_received = 1 "
+            "AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} GROUP BY dossier_id",
+            parameters=window, column_formats={"blob": "bytes"}).result_rows
+        documents = self.client.query(
+            "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
+            "WHERE agency_code IN {agencies:Array(String)} "
+            "AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64}) "
+            "  OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64})) "
+            "GROUP BY document_id, agency_code", parameters=window, column_formats={"blob": "bytes"}).result_rows
+        recalls = self.client.query(
+            "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
+            "WHERE recalled = 1 GROUP BY document_id, agency_code", column_formats={"blob": "bytes"}).result_rows
+
+        def as_of(key, blob):
+            known = [e for e in decode_events(blob) if e.ingested_at_ms <= as_of_ms]
+            return summarize(key, known) if known else None
+
+        dossier_rows = [(*summary, b"") for dossier_id, blob in dossiers
+                        if (summary := as_of(("dossier", dossier_id), blob)) is not None]
+        document_rows = [(*summary, b"") for document_id, agency, blob in documents
+                         if (summary := as_of(("document", document_id, agency), blob)) is not None]
+        recalled = [(summary.document_id, 1) for document_id, agency, blob in recalls
+                    if (summary := as_of(("document", document_id, agency), blob)) is not None and summary.recalled]
+        suffix = uuid.uuid4().hex
+        tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
+                  "__RECALLS__": f"as_of_recalls_{suffix}"}
+        try:
+            self.client.command(f"CREATE TABLE {tables['__DOSSIERS__']} ({DOSSIER_COLUMNS}) ENGINE = Memory")
+            self.client.command(f"CREATE TABLE {tables['__DOCUMENTS__']} ({DOCUMENT_COLUMNS}) ENGINE = Memory")
+            self.client.command(f"CREATE TABLE {tables['__RECALLS__']} (document_id String, recalled UInt8) ENGINE = Memory")
+            for table, rows, names in ((tables["__DOSSIERS__"], dossier_rows, column_names(DOSSIER_COLUMNS)),
+                                       (tables["__DOCUMENTS__"], document_rows, column_names(DOCUMENT_COLUMNS)),
+                                       (tables["__RECALLS__"], recalled, ["document_id", "recalled"])):
+                if rows:
+                    self.client.insert(table, rows, column_names=names)
+            yield tables
+        finally:
+            for table in tables.values():
+                self.client.command(f"DROP TABLE IF EXISTS {table}")
+
+    def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+                 as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
         """{agency_code: {measure: count}} for the agencies that have any data in the period."""
         parameters = self._parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         found: dict[str, dict[str, int]] = defaultdict(dict)
-        for sql in _MEASURES_SQL.values():
-            result = self.client.query(sql, parameters=parameters)
-            names = result.column_names[1:]
-            for row in result.result_rows:
-                found[row[0]].update(zip(names, (int(v) for v in row[1:])))
+        with self._sources(agency_codes, start_ms, end_ms, as_of_ms) as sources:
+            for sql in _MEASURES_SQL.values():
+                result = self.client.query(bind(sql, sources), parameters=parameters)
+                names = result.column_names[1:]
+                for row in result.result_rows:
+                    found[row[0]].update(zip(names, (int(v) for v in row[1:])))
         return dict(found)
 
     def data_version(self) -> tuple:
@@ -171,17 +239,18 @@ class ClickHouseMeasures:
         ).result_rows[0])
 
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
-                offset: int, limit: int) -> tuple[int, list[tuple[str, list[str], dict]]]:
+                offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list[tuple[str, list[str], dict]]]:
         """(total, [(entity_id, reasons, facts)]) of one agency's rows that cost points, by id."""
         parameters = self._parameters([agency_code], start_ms, end_ms, judged_at_ms)
-        rows_sql = _ROWS[plan.family]
-        total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
-                                  parameters=parameters).result_rows[0][0]
         facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
         flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, predicate) in enumerate(plan.reasons))
-        result = self.client.query(
-            f"SELECT entity_id, {flags}, {facts} FROM ({rows_sql}) WHERE {plan.predicate} "
-            f"ORDER BY entity_id LIMIT {int(limit)} OFFSET {int(offset)}", parameters=parameters)
+        with self._sources([agency_code], start_ms, end_ms, as_of_ms) as sources:
+            rows_sql = bind(_ROWS[plan.family], sources)
+            total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
+                                      parameters=parameters).result_rows[0][0]
+            result = self.client.query(
+                f"SELECT entity_id, {flags}, {facts} FROM ({rows_sql}) WHERE {plan.predicate} "
+                f"ORDER BY entity_id LIMIT {int(limit)} OFFSET {int(offset)}", parameters=parameters)
         labels = result.column_names[1 + len(plan.reasons):]
         items = []
         for row in result.result_rows:

@@ -34,8 +34,8 @@ class NoDeadLetters:
         raise AssertionError(reason)
 
 
-def fold(client, raw_events):
-    envelope = EventBatch(events=[to_event(raw, REGISTRY, "lgsp", 0) for raw in raw_events]).SerializeToString()
+def fold(client, raw_events, ingested_at_ms=0):
+    envelope = EventBatch(events=[to_event(raw, REGISTRY, "lgsp", ingested_at_ms) for raw in raw_events]).SerializeToString()
     asyncio.run(Aggregator(ClickHouseStateStore(client), NoDeadLetters()).process([envelope]))
 
 
@@ -121,12 +121,27 @@ def test_a_broken_rules_file_is_refused_and_its_last_good_version_keeps_serving(
     assert stub.GetAgencyScore(request).rules_version == "what-if-progress-30"
 
 
-def test_as_of_judges_at_that_instant_and_leaves_out_what_came_later(stub):
-    as_of = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
-    as_of.as_of.FromDatetime(datetime(2026, 10, 15, tzinfo=LOCAL_TZ))
-    indicators = {i.code: i for i in stub.GetAgencyScore(as_of).indicators}
+def test_as_of_reproduces_what_the_service_knew_then(stub, clean_chdb):
+    as_of_moment = datetime(2026, 10, 15, tzinfo=LOCAL_TZ)
+    # A rating of D1 that ingest accepted on 20 October, after the as_of instant.
+    late_news = {"event_id": str(uuid.uuid4()), "type": "dossier.rated", "occurred_at": "2026-10-03T09:00:00+07:00",
+                 "agency_code": scenario.AGENCY, "dossier_id": "D1", "satisfied": False}
+    fold(clean_chdb, [late_news], ingested_at_ms=int(datetime(2026, 10, 20, tzinfo=LOCAL_TZ).timestamp() * 1000))
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    request.as_of.FromDatetime(as_of_moment)
+    then = {i.code: i for i in stub.GetAgencyScore(request).indicators}
     # D1 on time, D2 late, D3 on time after its 3-day pause; D4 and D5 came later
-    assert (indicators["dossier_on_time_rate"].numerator, indicators["dossier_on_time_rate"].denominator) == (2, 3)
+    assert (then["dossier_on_time_rate"].numerator, then["dossier_on_time_rate"].denominator) == (2, 3)
+    # 3 received - 1 late - 1 unsatisfied (D3): D1's later rating was not known yet
+    assert (then["dossier_satisfaction"].numerator, then["dossier_satisfaction"].denominator) == (1, 3)
+    now = {i.code: i for i in stub.GetAgencyScore(
+        ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)).indicators}
+    assert (now["dossier_satisfaction"].numerator, now["dossier_satisfaction"].denominator) == (5 - 2 - 2, 5)
+    explain = ranking_pb2.ExplainIndicatorRequest(agency_code=scenario.AGENCY, indicator_code="dossier_satisfaction",
+                                                  period=scenario.PERIOD)
+    explain.as_of.FromDatetime(as_of_moment)
+    assert {item.id for item in stub.ExplainIndicator(explain).items} == {"D2", "D3"}
+    assert not clean_chdb.query("SELECT name FROM system.tables WHERE name LIKE 'as_of_%'").result_rows
 
 
 def test_watch_pushes_a_new_score_when_events_change_it(stub, clean_chdb):

@@ -9,7 +9,7 @@ class CountingStore:
         self.version_reads += 1
         return (self.version,)
 
-    def measures(self, codes, start, end, judged):
+    def measures(self, codes, start, end, judged, as_of=None):
         self.queries += 1
         return {"A": {"dossiers_received": self.version}}
 
