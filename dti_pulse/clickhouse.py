@@ -25,12 +25,3 @@ def get_client(dsn: str):
             _clients[dsn] = client
         return client
 
-
-def close_all() -> None:
-    with _lock:
-        for client in _clients.values():
-            try:
-                client.close()
-            except Exception:  # closing is best effort at shutdown
-                pass
-        _clients.clear()

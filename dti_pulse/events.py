@@ -17,13 +17,9 @@ BODY_FIELD = {
     "dossier.rated": "dossier_rated",
     "dossier.apology": "dossier_apology",
 }
-EVENT_TYPE = {field: name for name, field in BODY_FIELD.items()}
 EVENT_TYPES = tuple(BODY_FIELD)
-
-
-def event_type(event: Event) -> str | None:
-    field = event.WhichOneof("body")
-    return EVENT_TYPE.get(field) if field else None
+# The body field -> the kind of entity it is about ("dossier" or "document").
+ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 
 
 def entity_key(event: Event) -> tuple[str, str]:
@@ -32,7 +28,7 @@ def entity_key(event: Event) -> tuple[str, str]:
     if field is None:
         raise ValueError("event has no body")
     body = getattr(event, field)
-    if field.startswith("dossier_"):
+    if ENTITY_OF_BODY[field] == "dossier":
         return "dossier", body.dossier_id
     return "document", body.document_id
 
@@ -57,4 +53,5 @@ def partition_for(entity_id: str, partitions: int) -> int:
     return zlib.crc32(entity_id.encode()) % partitions
 
 
-__all__ = ["Event", "EventBatch", "BODY_FIELD", "EVENT_TYPES", "encode_envelope", "entity_key", "event_type", "partition_for"]
+__all__ = ["Event", "EventBatch", "BODY_FIELD", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key",
+           "partition_for"]

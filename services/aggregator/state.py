@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 from dti.events.v1.events_pb2 import Event
+from dti_pulse.events import ENTITY_OF_BODY
 
 # Dossier statuses (national portal codes, domain.md §3.2).
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
@@ -214,18 +215,10 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
     )
 
 
-_ENTITY_OF_BODY = {
-    "dossier_received": "dossier", "dossier_status": "dossier", "dossier_paid": "dossier",
-    "dossier_rated": "dossier", "dossier_apology": "dossier",
-    "document_sent": "document", "document_received": "document", "document_signed": "document",
-    "document_status": "document",
-}
-
-
 def state_key(event: Event) -> tuple:
     """Which state an event belongs to: a dossier, or one agency's side of a document."""
     kind = event.WhichOneof("body")
-    entity = _ENTITY_OF_BODY.get(kind)
+    entity = ENTITY_OF_BODY.get(kind)
     if entity is None:
         raise ValueError("event has no body")
     body = getattr(event, kind)

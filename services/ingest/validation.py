@@ -10,6 +10,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Callable
 
 from dti.events.v1.events_pb2 import Event
+from dti_pulse.events import BODY_FIELD
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import Registry
 
@@ -160,17 +161,18 @@ def _dossier_apology(raw: dict, body) -> None:
     body.dossier_id = _text(raw, "dossier_id")
 
 
-_BODY_BUILDERS: dict[str, tuple[str, Callable[[dict, Any], None]]] = {
-    "document.sent": ("document_sent", _document_transfer),
-    "document.received": ("document_received", _document_transfer),
-    "document.signed": ("document_signed", _document_signed),
-    "document.status": ("document_status", _document_status),
-    "dossier.received": ("dossier_received", _dossier_received),
-    "dossier.status": ("dossier_status", _dossier_status),
-    "dossier.paid": ("dossier_paid", _dossier_paid),
-    "dossier.rated": ("dossier_rated", _dossier_rated),
-    "dossier.apology": ("dossier_apology", _dossier_apology),
+_BUILDERS: dict[str, Callable[[dict, Any], None]] = {
+    "document.sent": _document_transfer,
+    "document.received": _document_transfer,
+    "document.signed": _document_signed,
+    "document.status": _document_status,
+    "dossier.received": _dossier_received,
+    "dossier.status": _dossier_status,
+    "dossier.paid": _dossier_paid,
+    "dossier.rated": _dossier_rated,
+    "dossier.apology": _dossier_apology,
 }
+_BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
 
 def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> Event:
