@@ -118,3 +118,6 @@ def serve(targets: list[str], settings: Settings) -> None:
     finally:
         if ranking:
             ranking.stop()
+        from dti_pulse.clickhouse import close_client
+
+        close_client(settings.effective_clickhouse_dsn)

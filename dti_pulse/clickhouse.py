@@ -25,3 +25,12 @@ def get_client(dsn: str):
             _clients[dsn] = client
         return client
 
+
+
+def close_client(dsn: str) -> None:
+    """Closes this process's client of a DSN (before exit: chDB must not be torn down while
+    a client still holds it)."""
+    with _lock:
+        client = _clients.pop(dsn, None)
+    if client is not None:
+        client.close()

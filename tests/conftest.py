@@ -39,12 +39,14 @@ def private_broker():
 @pytest.fixture(scope="session")
 def chdb_client(tmp_path_factory):
     """chDB lets a process own one data path, so the test process has exactly one."""
-    from dti_pulse.clickhouse import get_client
+    from dti_pulse.clickhouse import close_client, get_client
     from dti_pulse.schema import migrate
 
-    client = get_client(f"chdb://{tmp_path_factory.mktemp('chdb') / 'data'}")
+    dsn = f"chdb://{tmp_path_factory.mktemp('chdb') / 'data'}"
+    client = get_client(dsn)
     migrate(client)
-    return client
+    yield client
+    close_client(dsn)
 
 
 @pytest.fixture

@@ -242,3 +242,6 @@ class RankingServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:
             self._thread.join(self.grace_s + 5)
+        stop_refreshing = getattr(self.service.store, "stop_refreshing", None)
+        if stop_refreshing:
+            stop_refreshing()

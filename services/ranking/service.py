@@ -39,6 +39,8 @@ class CachedMeasures:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._version = None
         self._version_read_at: float | None = None
+        self._refresher: threading.Thread | None = None
+        self._stop_refreshing = threading.Event()
 
     def _current_version(self, force: bool = False):
         now = self._clock()
@@ -51,18 +53,25 @@ class CachedMeasures:
         return version
 
     def refresh_in_background(self) -> None:
-        """Keeps the data version fresh from a daemon thread, so that no lookup waits for it."""
+        """Keeps the data version fresh from a thread, so that no lookup waits for it."""
         def loop():
-            while True:
+            while not self._stop_refreshing.wait(self.version_ttl_s / 2):
                 try:
                     self._current_version(force=True)
                 except Exception as exc:  # ClickHouse away: lookups fall back to the slow path
                     log.warning("data version not readable: %s", exc)
-                time.sleep(self.version_ttl_s / 2)
 
-        if not getattr(self, "_refresher", None):
+        if self._refresher is None:
+            self._stop_refreshing.clear()
             self._refresher = threading.Thread(target=loop, name="data-version", daemon=True)
             self._refresher.start()
+
+    def stop_refreshing(self) -> None:
+        """Stops the refresher; it must not query chDB while the process shuts chDB down."""
+        self._stop_refreshing.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
+            self._refresher = None
 
     def fresh_version(self):
         """The data version if it was read within the TTL, else None (without querying)."""
