@@ -20,7 +20,7 @@ import orjson
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES
-from dti_pulse.events import entity_key, partition_for
+from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import load_registry
@@ -95,12 +95,9 @@ def fill_topic(bootstrap: str, topic: str, events: list[dict], per_request: int)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, enable_idempotence=False,
                              max_request_size=64 * 1024 * 1024)
     for i in range(0, len(events), per_request):
-        batches: dict[int, EventBatch] = {}
-        for raw in events[i:i + per_request]:
-            event = to_event(raw, registry, "bench", 0)
-            batches.setdefault(partition_for(entity_key(event)[1], PARTITIONS), EventBatch()).events.append(event)
-        for partition, envelope in batches.items():
-            producer.send(topic, value=envelope.SerializeToString(), partition=partition)
+        request = [to_event(raw, registry, "bench", 0) for raw in events[i:i + per_request]]
+        for partition, envelope in envelopes_by_partition(request, PARTITIONS).items():
+            producer.send(topic, value=envelope, partition=partition)
     producer.flush()
     producer.close()
     return len(events)

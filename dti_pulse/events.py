@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 
@@ -53,5 +54,14 @@ def partition_for(entity_id: str, partitions: int) -> int:
     return zlib.crc32(entity_id.encode()) % partitions
 
 
-__all__ = ["Event", "EventBatch", "BODY_FIELD", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key",
+
+def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
+    """One EventBatch per partition holding every event of its entities, as ingest publishes."""
+    by_partition: dict[int, list[bytes]] = defaultdict(list)
+    for event in events:
+        by_partition[partition_for(entity_key(event)[1], partitions)].append(event.SerializeToString())
+    return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
+
+
+__all__ = ["Event", "EventBatch", "BODY_FIELD", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",
            "partition_for"]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from dti.events.v1.events_pb2 import Event
-from dti_pulse.events import encode_envelope, entity_key, partition_for
+from dti_pulse.events import envelopes_by_partition
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +55,9 @@ class KafkaPublisher:
             self._partitions = len(partitions)
         return self._partitions
 
-    def envelopes(self, events: list[Event]) -> dict[int, bytes]:
-        count = self.partition_count()
-        by_partition: dict[int, list[bytes]] = defaultdict(list)
-        for event in events:
-            by_partition[partition_for(entity_key(event)[1], count)].append(event.SerializeToString())
-        return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
-
     def _send_all(self, events: list[Event], loop: asyncio.AbstractEventLoop) -> list[asyncio.Future]:
         waiters = []
-        for partition, payload in self.envelopes(events).items():
+        for partition, payload in envelopes_by_partition(events, self.partition_count()).items():
             waiter = loop.create_future()
             record = self._producer.send(self.topic, value=payload, partition=partition)
             record.add_callback(lambda meta, w=waiter: loop.call_soon_threadsafe(_resolve, w, None))
