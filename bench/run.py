@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -44,6 +45,36 @@ def child_env(bootstrap: str, data_dir: Path, topic: str, group: str, http_port:
             "DTI_INGEST_TOKENS": f"bench={TOKEN}", "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1"}
 
 
+@contextlib.contextmanager
+def children(work: Path):
+    """start(name, ["module", args...], env) runs `python -m` children with their output in
+    work/NAME.log; leaving the block stops them all, last started first."""
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, module_args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        with open(work / f"{name}.log", "wb") as log:
+            process = subprocess.Popen([sys.executable, "-m", *module_args], env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in reversed(started):
+            stop(process)
+
+
+def stop(process: subprocess.Popen, timeout_s: float = 30) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def bench_ingest_baseline(bootstrap: str, events: list[dict]) -> float:
     """kafka-python, one Kafka message per event (acks=all), the naive way."""
     from kafka import KafkaProducer
@@ -62,26 +93,24 @@ def bench_ingest_baseline(bootstrap: str, events: list[dict]) -> float:
     return len(events) / elapsed
 
 
+def write_bodies(handle, events: list[dict], per_body: int) -> None:
+    """POST bodies of per_body events, one JSON document a line (what bench.load sends)."""
+    for i in range(0, len(events), per_body):
+        handle.write(orjson.dumps({"events": events[i:i + per_body]}) + b"\n")
+
+
 def bench_ingest(bootstrap: str, events: list[dict], work: Path, batch: int, concurrency: int, workers: int) -> dict:
     bodies = work / "bodies.jsonl"
     with open(bodies, "wb") as handle:
-        for i in range(0, len(events), batch):
-            handle.write(orjson.dumps({"events": events[i:i + batch]}) + b"\n")
+        write_bodies(handle, events, batch)
     port = free_port()
     env = child_env(bootstrap, work / "ingest-data", f"bench.ingest.{workers}", "unused", port)
     env["DTI_INGEST_WORKERS"] = str(workers)
-    log = open(work / "ingest.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", "serve", "ingest"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with children(work) as start:
+        server = start("ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", port, timeout_s=60, process=server)
         load = [sys.executable, "-m", "bench.load", f"http://127.0.0.1:{port}", TOKEN, str(bodies), str(concurrency)]
-        # warm-up on a fresh copy of the first bodies would be deduplicated; the run itself is long enough
         result = json.loads(subprocess.run(load, capture_output=True, check=True, cwd=ROOT).stdout)
-    finally:
-        server.terminate()
-        server.wait(20)
-        log.close()
     result["events_per_s"] = result["accepted"] / result["seconds"]
     return result
 
@@ -160,10 +189,8 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
     group = f"bench-aggregator-{int(time.time())}"
     env = child_env(bootstrap, work / "aggregator-data", topic, group, free_port())
     env["DTI_AGGREGATOR_COMMIT_INTERVAL_S"] = "0.2"  # progress is read from committed offsets
-    log = open(work / "aggregator.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", "serve", "aggregator"], env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with children(work) as start:
+        process = start("aggregator", ["dti_pulse.cli", "serve", "aggregator"], env)
         first = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -178,10 +205,8 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
             time.sleep(0.2)
         else:
             raise TimeoutError("aggregator did not finish in 600 s")
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
+    if now <= first[0]:
+        raise RuntimeError(f"{len(events)} events were done before the first commit was seen: use more --events")
     rate = (len(events) - first[1]) / (now - first[0])
     return {"events_per_s": rate, "baseline_events_per_s": baseline}
 
@@ -237,20 +262,9 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
     http_port, grpc_port = free_port(), free_port()
     env = child_env(bootstrap, work / "live-data", topic, "bench-live", http_port)
     env["DTI_GRPC_PORT"] = str(grpc_port)
-    processes = []
-    logs = []
-
-    def start(name, args, extra_env=None):
-        log = open(work / f"{name}.log", "wb")
-        logs.append(log)
-        process = subprocess.Popen([sys.executable, "-m", *args], env={**env, **(extra_env or {})}, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-        processes.append(process)
-        return process
-
-    try:
-        core = start("live-core", ["dti_pulse.cli", "serve", "aggregator,ranking"])
-        ingest = start("live-ingest", ["dti_pulse.cli", "serve", "ingest"])
+    with children(work) as start:
+        core = start("live-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        ingest = start("live-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
         duration_s = probes * 0.6 + 15
@@ -258,10 +272,9 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         bodies = work / "background.jsonl"
         per_body = 250
         with open(bodies, "wb") as handle:
-            for i in range(0, len(background), per_body):
-                handle.write(orjson.dumps({"events": background[i:i + per_body]}) + b"\n")
-        start("live-load", ["bench.load", f"http://127.0.0.1:{http_port}", TOKEN, str(bodies), "4",
-                            str(background_rate), str(per_body)])
+            write_bodies(handle, background, per_body)
+        load = start("live-load", ["bench.load", f"http://127.0.0.1:{http_port}", TOKEN, str(bodies), "4",
+                                   str(background_rate), str(per_body)], env)
         time.sleep(5)  # let the background load settle
 
         kafka = asyncio.run(_kafka_latency(bootstrap, probes))
@@ -286,8 +299,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
                     time.sleep(0.005)
                 freshness.append(time.perf_counter() - accepted_at)
                 time.sleep(0.1)
-        processes[-1].terminate()  # background load off for the lookups
-        processes[-1].wait(10)
+        stop(load, 10)  # background load off for the lookups
         time.sleep(2)
 
         def grpc_load(kind, seconds=5.0, concurrency=8, rate=None):
@@ -298,16 +310,6 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         lookups = {kind: grpc_load(kind) for kind in ("health", "score", "ranking")}
         lookups["score_at_1000"] = grpc_load("score", seconds=5.0, concurrency=32, rate=1000)
         lookups["ranking_at_1000"] = grpc_load("ranking", seconds=5.0, concurrency=32, rate=1000)
-    finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        for log in logs:
-            log.close()
     return {"freshness_p50_ms": 1000 * _percentile(freshness, 0.5), "freshness_p99_ms": 1000 * _percentile(freshness, 0.99),
             "kafka_p50_ms": 1000 * _percentile(kafka, 0.5), "kafka_p99_ms": 1000 * _percentile(kafka, 0.99),
             "background_events_per_s": background_rate, "probes": probes, "lookups": lookups}
@@ -352,25 +354,15 @@ def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: in
             events = simulator.batch(int(per_day * (day + 1)) - generated, moment)
             generated += len(events)
             dossier_ids.update(e["dossier_id"] for e in events if e["type"] == "dossier.received")
-            for i in range(0, len(events), per_body):
-                handle.write(orjson.dumps({"events": events[i:i + per_body]}) + b"\n")
+            write_bodies(handle, events, per_body)
     dossiers = len(dossier_ids)
     topic = "bench.replay"
     http_port, grpc_port = free_port(), free_port()
     env = child_env(broker.bootstrap, work / "replay-data", topic, "bench-replay", http_port)
     env["DTI_GRPC_PORT"] = str(grpc_port)
-    processes, logs = {}, []
-
-    def start(name, args):
-        log = open(work / f"{name}.log", "wb")
-        logs.append(log)
-        processes[name] = subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=log,
-                                           stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
-        return processes[name]
-
-    try:
-        core = start("replay-core", ["dti_pulse.cli", "serve", "aggregator,ranking"])
-        ingest = start("replay-ingest", ["dti_pulse.cli", "serve", "ingest"])
+    with children(work) as start:
+        core = start("replay-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        ingest = start("replay-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
         stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
@@ -396,16 +388,6 @@ def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: in
         scored_at = time.perf_counter()
         rss = {"ingest": _tree_peak_rss_mb(ingest.pid), "aggregator+ranking": _peak_rss_mb(core.pid),
                "tansu": _peak_rss_mb(broker.process.pid)}
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        for log in logs:
-            log.close()
     return {"events": generated, "accepted": accepted, "dossiers": dossiers, "ingest_seconds": ingested_at - started,
             "total_seconds": scored_at - started, "peak_rss_mb": rss}
 
@@ -422,11 +404,9 @@ def bench_national(work: Path, provinces: int, requests: int = 30) -> dict:
     grpc_port = free_port()
     env = {**os.environ, "DTI_CLICKHOUSE_DSN": f"chdb://{path}", "DTI_GRPC_PORT": str(grpc_port),
            "DTI_RANKING_CACHE": "false", "PYTHONUNBUFFERED": "1"}
-    log = open(work / "national-ranking.log", "wb")
-    server = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", "serve", "ranking"], env=env, stdout=log,
-                              stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
     timings: dict[str, list[float]] = {}
-    try:
+    with children(work) as start:
+        server = start("national-ranking", ["dti_pulse.cli", "serve", "ranking"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=120, process=server)
         stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
         calls = {
@@ -446,10 +426,6 @@ def bench_national(work: Path, provinces: int, requests: int = 30) -> dict:
                 call()
                 timings[name].append(time.perf_counter() - begun)
         rss = _peak_rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(30)
-        log.close()
     disk = subprocess.run(["du", "-sm", str(path)], capture_output=True, text=True).stdout.split()[0]
     return {"provinces": provinces, "rows": loaded["rows"], "load_seconds": loaded["seconds"],
             "settle_seconds": loaded["settle_seconds"], "active_parts": loaded["active_parts"],
