@@ -177,4 +177,31 @@ def consume_all(bootstrap: str, topic: str, expected_events: int, timeout_s: flo
     return found
 
 
-__all__ = ["consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]
+def bus_envelopes(raw_events: list[dict], per_envelope: int = 1000, ingested_at_ms: int = 0) -> list[bytes]:
+    """Bus JSON events, validated as ingest does, in EventBatch envelopes."""
+    from dti.events.v1.events_pb2 import EventBatch
+    from dti_pulse.config import DEFAULT_AGENCIES
+    from dti_pulse.registry import load_registry
+    from services.ingest.validation import to_event
+
+    registry = load_registry(DEFAULT_AGENCIES)
+    events = [to_event(raw, registry, "lgsp", ingested_at_ms) for raw in raw_events]
+    return [EventBatch(events=events[i:i + per_envelope]).SerializeToString()
+            for i in range(0, len(events), per_envelope)]
+
+
+def fold(client, raw_events: list[dict], ingested_at_ms: int = 0):
+    """Folds bus events into a real ClickHouse through the aggregator; a dead letter fails."""
+    import asyncio
+
+    from services.aggregator.processor import Aggregator
+    from services.aggregator.store import ClickHouseStateStore
+
+    async def no_dead_letters(payload, reason):
+        raise AssertionError(f"dead letter: {reason}")
+
+    return asyncio.run(Aggregator(ClickHouseStateStore(client), no_dead_letters).process(
+        bus_envelopes(raw_events, ingested_at_ms=ingested_at_ms)))
+
+
+__all__ = ["bus_envelopes", "fold", "consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]

@@ -3,40 +3,29 @@ import asyncio
 
 import pytest
 
-from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
 from dti_pulse.registry import load_registry
 from services.aggregator.processor import Aggregator
 from services.aggregator.store import ClickHouseStateStore
-from services.ingest.validation import to_event
 from services.ranking.periods import parse_period
 from services.ranking.rules import RulesCatalog
 from services.ranking.service import RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
+from tests.conftest import bus_envelopes
+from tests.fakes import DeadLetters
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry(DEFAULT_AGENCIES)
 
 
-class DeadLetters(list):
-    async def __call__(self, payload, reason):
-        self.append(reason)
-
-
-def envelopes(raw_events, per_envelope=7):
-    events = [to_event(raw, REGISTRY, "lgsp", 0) for raw in raw_events]
-    return [EventBatch(events=events[i:i + per_envelope]).SerializeToString()
-            for i in range(0, len(events), per_envelope)]
-
-
 def test_scenario_measures_are_exact_and_survive_redelivery(clean_chdb):
     store = ClickHouseStateStore(clean_chdb)
     dead = DeadLetters()
-    asyncio.run(Aggregator(store, dead).process(envelopes(scenario.EVENTS)))
+    asyncio.run(Aggregator(store, dead).process(bus_envelopes(scenario.EVENTS, per_envelope=7)))
     # A restarted aggregator (empty cache) receives everything again, plus duplicates.
     restarted = Aggregator(store, dead)
-    stats = asyncio.run(restarted.process(envelopes(scenario.EVENTS + scenario.DUPLICATES, per_envelope=5)))
+    stats = asyncio.run(restarted.process(bus_envelopes(scenario.EVENTS + scenario.DUPLICATES, per_envelope=5)))
     assert stats.new_events == 0 and stats.duplicates == len(scenario.EVENTS) + len(scenario.DUPLICATES)
     assert not dead
 
@@ -60,7 +49,7 @@ def test_state_rows_are_replaced_not_added(clean_chdb):
     store = ClickHouseStateStore(clean_chdb)
     aggregator = Aggregator(store, DeadLetters())
     for raw in scenario.EVENTS[:5]:  # D1, one event per batch
-        asyncio.run(aggregator.process(envelopes([raw])))
+        asyncio.run(aggregator.process(bus_envelopes([raw])))
     rows = clean_chdb.query("SELECT event_count FROM dossier_state FINAL WHERE dossier_id = 'D1'").result_rows
     assert rows == [(5,)]
     loaded = store.load([("dossier", "D1")])

@@ -5,7 +5,6 @@ import uuid
 import httpx
 import pytest
 
-from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.registry import load_registry

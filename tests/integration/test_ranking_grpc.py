@@ -1,6 +1,5 @@
 """The ranking gRPC service in this process over a real chDB: explain, what-if, rules
 listing and reload, as_of, and watch streams."""
-import asyncio
 import shutil
 import threading
 import uuid
@@ -9,34 +8,20 @@ from datetime import datetime
 import grpc
 import pytest
 
-from dti.events.v1.events_pb2 import EventBatch
 from dti.ranking.v1 import ranking_pb2
 from dti_pulse.broker import free_port
 from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import load_registry
-from services.aggregator.processor import Aggregator
-from services.aggregator.store import ClickHouseStateStore
-from services.ingest.validation import to_event
 from services.ranking.grpc_server import RankingServer
 from services.ranking.rules import RulesCatalog
 from services.ranking.service import CachedMeasures, RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
-from tests.conftest import ranking_stub
+from tests.conftest import fold, ranking_stub
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry(DEFAULT_AGENCIES)
-
-
-class NoDeadLetters:
-    async def __call__(self, payload, reason):
-        raise AssertionError(reason)
-
-
-def fold(client, raw_events, ingested_at_ms=0):
-    envelope = EventBatch(events=[to_event(raw, REGISTRY, "lgsp", ingested_at_ms) for raw in raw_events]).SerializeToString()
-    asyncio.run(Aggregator(ClickHouseStateStore(client), NoDeadLetters()).process([envelope]))
 
 
 @pytest.fixture

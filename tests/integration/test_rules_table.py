@@ -1,23 +1,16 @@
 """Hand-computed cases, one per rule of domain.md §4.2 processing and progress, through the
 aggregator and the real chDB measures. Each row: the statuses of one dossier received
 2026-10-05 08:00, due 2026-10-07 17:00, and whether it counts on time in October 2026."""
-import asyncio
 import itertools
 import uuid
 
 import pytest
 
-from dti.events.v1.events_pb2 import EventBatch
-from dti_pulse.config import DEFAULT_AGENCIES
-from dti_pulse.registry import load_registry
-from services.aggregator.processor import Aggregator
-from services.aggregator.store import ClickHouseStateStore
-from services.ingest.validation import to_event
 from services.ranking.periods import parse_period
 from services.ranking.store import ClickHouseMeasures
+from tests.conftest import fold
 
 pytestmark = pytest.mark.integration
-REGISTRY = load_registry(DEFAULT_AGENCIES)
 AGENCY = "000.00.12.H56"
 _n = itertools.count()
 
@@ -51,26 +44,14 @@ def _events(dossier, statuses, due="2026-10-07T17:00:00+07:00"):
 
 @pytest.mark.parametrize("name, statuses, on_time", CASES, ids=[c[0] for c in CASES])
 def test_processing_end_rule(clean_chdb, name, statuses, on_time):
-    events = [to_event(raw, REGISTRY, "lgsp", 0) for raw in _events(f"T{next(_n)}", statuses)]
-    envelope = EventBatch(events=list(reversed(events))).SerializeToString()  # arrival order must not matter
-
-    async def dead(payload, reason):
-        raise AssertionError(reason)
-
-    asyncio.run(Aggregator(ClickHouseStateStore(clean_chdb), dead).process([envelope]))
+    fold(clean_chdb, list(reversed(_events(f"T{next(_n)}", statuses))))  # arrival order must not matter
     period = parse_period("2026-10")
     measures = ClickHouseMeasures(clean_chdb).measures([AGENCY], period.start_ms, period.end_ms, period.end_ms)[AGENCY]
     assert (measures["dossiers_received"], measures["dossiers_on_time"]) == (1, int(on_time))
 
 
 def test_open_and_not_yet_due_is_on_time_until_its_due_date(clean_chdb):
-    events = [to_event(raw, REGISTRY, "lgsp", 0)
-              for raw in _events("OPEN", [(2, "10-30T09:00")], due="2026-11-05T17:00:00+07:00")]
-
-    async def dead(payload, reason):
-        raise AssertionError(reason)
-
-    asyncio.run(Aggregator(ClickHouseStateStore(clean_chdb), dead).process([EventBatch(events=events).SerializeToString()]))
+    fold(clean_chdb, _events("OPEN", [(2, "10-30T09:00")], due="2026-11-05T17:00:00+07:00"))
     october, november = parse_period("2026-10"), parse_period("2026-11")
     store = ClickHouseMeasures(clean_chdb)
     # judged at the end of October: not yet due, so on time

@@ -1,5 +1,4 @@
 """Contracts between parts: generated code, schema columns, compose file."""
-from pathlib import Path
 
 import yaml
 

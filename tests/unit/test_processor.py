@@ -1,6 +1,6 @@
 import asyncio
 
-from dti.events.v1.events_pb2 import Event, EventBatch
+from dti.events.v1.events_pb2 import Event
 from services.aggregator.processor import Aggregator, KeyFilter
 from tests.fakes import DeadLetters, FakeStore, envelope
 from tests.factories import dossier_received, dossier_status, document_transfer
