@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
     simulate.add_argument("--url", default="http://127.0.0.1:8080")
-    simulate.add_argument("--token", required=True)
+    simulate.add_argument("--token", help="bearer token (default: the first of DTI_INGEST_TOKENS)")
     simulate.add_argument("--rate", type=float, default=200.0)
 
     args = parser.parse_args(argv)
@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry
 
+        token = args.token or next(iter(settings.ingest_tokens), None)
+        if not token:
+            print("dti-pulse simulate: give --token or set DTI_INGEST_TOKENS", file=sys.stderr)
+            return 2
         try:
-            simulator.run(args.url, args.token, load_registry(settings.agencies_path), args.rate)
+            simulator.run(args.url, token, load_registry(settings.agencies_path), args.rate)
         except KeyboardInterrupt:
             pass
         return 0

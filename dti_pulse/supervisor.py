@@ -47,7 +47,7 @@ class Supervisor:
         token, source = next(iter(s.ingest_tokens.items()))
         if self.simulator_rate:
             self._spawn("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
-                                      "--rate", str(self.simulator_rate), "--token", token])
+                                      "--rate", str(self.simulator_rate)])  # token from the environment
         print(f"""
 dti-pulse is up
   ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)

@@ -129,3 +129,21 @@ def test_up_stops_every_process_it_started_on_sigterm(stack):
     still_running = [pid for pid in children if os.path.exists(f"/proc/{pid}")
                      and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
     assert not still_running
+
+
+def test_up_feeds_the_simulator_by_default(private_broker, topic_names, services, tmp_path):
+    events_topic, dlq_topic = topic_names
+    # A token that looks like an option once broke the simulator's command line.
+    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
+                      DTI_INGEST_TOKENS="simulator=-starts-with-a-dash")
+    up = services("up-simulated", ["up", "--data-dir", str(tmp_path / "data"), "--simulator-rate", "500",
+                                   "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"]], env)
+    poll(lambda: "dti-pulse is up" in up.output() or up.process.poll() is not None, timeout_s=120, what="dti-pulse up")
+    stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
+
+    def scored_agencies():
+        assert up.process.poll() is None, up.output()
+        ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period="last:1d"))
+        return sum(e.score.HasField("fraction") for e in ranking.entries)
+
+    assert poll(scored_agencies, timeout_s=60, what="simulated events in the ranking") > 0
