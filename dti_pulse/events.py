@@ -23,6 +23,22 @@ EVENT_TYPES = tuple(BODY_FIELD)
 ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 
 
+# What the operations centre counts per minute (domain.md §3): the public event types,
+# with dossier.status split so that resolutions (status 9) show on their own.
+ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
+                  "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
+                  "dossier.apology")
+_TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
+RESOLVED_STATUS = 9
+
+
+def activity_type(event: Event) -> str:
+    field = event.WhichOneof("body")
+    if field == "dossier_status" and event.dossier_status.status == RESOLVED_STATUS:
+        return "dossier.resolved"
+    return _TYPE_OF_BODY[field]
+
+
 def entity_key(event: Event) -> tuple[str, str]:
     """("dossier", id) or ("document", id): all events of one entity share a partition."""
     field = event.WhichOneof("body")
@@ -54,7 +70,6 @@ def partition_for(entity_id: str, partitions: int) -> int:
     return zlib.crc32(entity_id.encode()) % partitions
 
 
-
 def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
     """One EventBatch per partition holding every event of its entities, as ingest publishes."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
@@ -63,5 +78,5 @@ def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
     return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
 
 
-__all__ = ["Event", "EventBatch", "BODY_FIELD", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",
+__all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",
            "partition_for"]

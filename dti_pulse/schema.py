@@ -60,6 +60,14 @@ DOCUMENT_COLUMNS = """
     events_blob String CODEC(ZSTD(1))
 """
 
+ACTIVITY_COLUMNS = """
+    minute_ms Int64,
+    agency_code LowCardinality(String),
+    event_type LowCardinality(String),
+    events UInt64,
+    last_ingested_ms SimpleAggregateFunction(max, Int64)
+"""
+
 # The version column is the size of the entity's event set, which only grows, so the
 # newest state wins a merge and a redelivered event can never roll a state back.
 # Rows are sorted by agency first: a score reads one cohort's agencies, a small slice of a
@@ -74,6 +82,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "INDEX document_id_lookup document_id TYPE bloom_filter(0.01) GRANULARITY 1, "
         "INDEX recalled_skip recalled TYPE minmax GRANULARITY 1) "
         "ENGINE = ReplacingMergeTree(event_count) ORDER BY (agency_code, document_id)",
+    ]),
+    # New events per minute of arrival, agency and activity type (dti_pulse.events), for the
+    # operations centre's live view. Rows of one key are summed by merges; readers sum().
+    (2, "live activity per minute", [
+        f"CREATE TABLE IF NOT EXISTS activity_minute ({ACTIVITY_COLUMNS}) "
+        "ENGINE = SummingMergeTree ORDER BY (minute_ms, agency_code, event_type)",
     ]),
 ]
 

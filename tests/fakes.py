@@ -8,6 +8,7 @@ class FakeStore:
         self.rows: dict[tuple, tuple] = {}
         self.fail_writes = fail_writes
         self.loads = 0
+        self.activity: list[tuple] = []
 
     def load(self, keys):
         self.loads += 1
@@ -30,6 +31,10 @@ class FakeStore:
             self.rows[("dossier", row[0])] = row
         for row in document_rows:
             self.rows[("document", row[0], row[1])] = row
+
+
+    def write_activity(self, activity_rows):
+        self.activity.extend(activity_rows)
 
 
 class DeadLetters(list):

@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import DossierSummary, state_key, summarize
-from dti_pulse.events import encode_envelope
+from dti_pulse.events import activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class StateStore(Protocol):
     def load(self, keys) -> dict[tuple, list[Event]]: ...
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def write(self, dossier_rows: list, document_rows: list) -> None: ...
+    def write_activity(self, activity_rows: list) -> None: ...
 
 
 # An entity's events by event_id, each with its serialized form.
@@ -51,6 +52,28 @@ class PreparedBatch:
     dossier_rows: list
     document_rows: list
     updates: dict
+    activity_rows: list
+
+
+class ActivityCounter:
+    """New events per (minute of arrival, agency, activity type), with the latest arrival."""
+
+    def __init__(self):
+        self._counts: dict[tuple, list[int]] = {}
+
+    def count(self, event: Event) -> None:
+        arrived_ms = event.ingested_at_ms or event.occurred_at_ms
+        key = (arrived_ms - arrived_ms % 60_000, event.agency_code, activity_type(event))
+        entry = self._counts.get(key)
+        if entry is None:
+            self._counts[key] = [1, arrived_ms]
+        else:
+            entry[0] += 1
+            if arrived_ms > entry[1]:
+                entry[1] = arrived_ms
+
+    def rows(self) -> list[tuple]:
+        return [(*key, count, latest) for key, (count, latest) in self._counts.items()]
 
 
 class KeyFilter:
@@ -171,6 +194,7 @@ class Aggregator:
 
         known_sets = await self._known_sets(list(incoming))
         dossier_rows, document_rows, updates = [], [], {}
+        activity = ActivityCounter()
         for key, events in incoming.items():
             known = known_sets[key]
             merged = dict(known)
@@ -198,13 +222,19 @@ class Aggregator:
             if self.known is not None and not known:
                 self.known.add(filter_key(key))
             stats.new_events += len(fresh)
+            for event in fresh:
+                activity.count(event)
         stats.states_written = len(updates)
-        return PreparedBatch(stats, dossier_rows, document_rows, updates)
+        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows())
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         if prepared.dossier_rows or prepared.document_rows:
             await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows)
+        # After the states, in a call of its own so a retry never counts twice. A crash
+        # between the two loses this batch from the live activity (never from the scores).
+        if prepared.activity_rows:
+            await self._retrying(self.store.write_activity, prepared.activity_rows)
         # Only written states enter the cache; until then they are found in _unwritten.
         for key, merged in prepared.updates.items():
             self.cache.put(key, merged)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from typing import Iterable, NamedTuple
 
 from dti.events.v1.events_pb2 import Event
-from dti_pulse.events import ENTITY_OF_BODY
+from dti_pulse.events import ENTITY_OF_BODY, RESOLVED_STATUS as RESOLVED
 
 # Dossier statuses (national portal codes, domain.md §3.2).
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
-FINANCIAL_OBLIGATION, WITHDRAWN, STOPPED, RESOLVED, RESULT_RETURNED = 6, 7, 8, 9, 10
+FINANCIAL_OBLIGATION, WITHDRAWN, STOPPED, RESULT_RETURNED = 6, 7, 8, 10
 _SHOWS_ACCEPTANCE = frozenset({ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED, FINANCIAL_OBLIGATION})
 
 DOCUMENT_COMPLETED = "06"

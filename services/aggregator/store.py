@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
+ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 
 
 def decode_events(blob: bytes) -> list[Event]:
@@ -46,6 +47,9 @@ class ClickHouseStateStore:
                 for block in blocks:
                     for entity_id in block[0]:
                         yield kind, entity_id
+
+    def write_activity(self, activity_rows: list) -> None:
+        self.client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
 
     def write(self, dossier_rows: list, document_rows: list) -> None:
         if dossier_rows:

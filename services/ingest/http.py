@@ -14,21 +14,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dti_pulse.events import EVENT_TYPES
+from dti_pulse.http import json_response, problem
 from services.ingest.publisher import NotAcknowledged
 from services.ingest.service import IngestService
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_S = 5
-
-
-def json_response(body, status: int = 200, headers: Mapping[str, str] | None = None, media_type: str = "application/json") -> Response:
-    return Response(orjson.dumps(body), status_code=status, headers=dict(headers or {}), media_type=media_type)
-
-
-def problem(status: int, title: str, detail: str, headers: Mapping[str, str] | None = None) -> Response:
-    """RFC 9457 problem details."""
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return json_response(body, status, headers, media_type="application/problem+json")
 
 
 def _source_for(request: Request, tokens: Mapping[str, str]) -> str | None:

@@ -12,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from dti_pulse.events import ACTIVITY_TYPES
 from dti_pulse.localtime import LOCAL_TZ
 from services.ranking.scoring import IndicatorResult
 from services.ranking.store import INSTANT_FACTS
@@ -72,6 +73,9 @@ def _without_clock(message):
     if isinstance(copy, ranking_pb2.Ranking):
         for entry in copy.entries:
             entry.score.ClearField("computed_at")
+    elif isinstance(copy, ranking_pb2.AgencyTrend):
+        for point in copy.points:
+            point.ClearField("computed_at")
     return copy.SerializeToString(deterministic=True)
 
 
@@ -171,6 +175,38 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 last = fingerprint
                 yield message
             await asyncio.sleep(self.watch_interval_s)
+
+    async def _trend(self, request, context) -> ranking_pb2.AgencyTrend:
+        if not request.agency_code:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "agency_code is required")
+        points = await self._call(context, self.service.trend, request.agency_code, request.granularity,
+                                  request.points, request.rules_version)
+        return ranking_pb2.AgencyTrend(agency_code=request.agency_code, granularity=request.granularity,
+                                       agency_name=points[0].agency.name if points else "",
+                                       points=[agency_score_message(p) for p in points])
+
+    async def GetAgencyTrend(self, request, context):
+        return await self._answer(self._trend, request, context)
+
+    async def _activity(self, request, context) -> ranking_pb2.Activity:
+        result = await self._call(context, self.service.activity, request.agency_code, request.minutes)
+        message = ranking_pb2.Activity(
+            agency_code=result.agency_code, minutes=result.minutes, types=ACTIVITY_TYPES, totals=result.totals,
+            per_minute=[ranking_pb2.ActivityMinute(minute=_timestamp(minute), events=events)
+                        for minute, events in result.per_minute],
+            agencies=[ranking_pb2.AgencyActivity(agency_code=code, agency_name=name, events=events)
+                      for code, name, events in result.agencies],
+            computed_at=_timestamp(result.computed_at_ms))
+        if result.last_event_ms is not None:
+            message.last_event_at.CopyFrom(_timestamp(result.last_event_ms))
+        return message
+
+    async def GetActivity(self, request, context):
+        return await self._answer(self._activity, request, context)
+
+    async def WatchActivity(self, request, context):
+        async for message in self._watch(self.GetActivity, request, context):
+            yield message
 
     async def WatchAgencyScore(self, request, context):
         async for message in self._watch(self.GetAgencyScore, request, context):

@@ -87,3 +87,16 @@ def parse_period(label: str, now: datetime | None = None) -> Period:
             raise
         raise BadPeriod(f"period {label!r}: {exc}") from None
     raise BadPeriod(f"period {label!r} is not YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD or last:Nd")
+
+
+TREND_GRANULARITIES = {"day": 30, "month": 12}  # default number of points
+MAX_TREND_POINTS = {"day": 366, "month": 60}
+
+
+def trend_labels(granularity: str, points: int, today: date) -> list[str]:
+    """The labels of the last `points` days or months ending with today's, oldest first."""
+    if granularity == "day":
+        return [(today - timedelta(days=i)).isoformat() for i in range(points - 1, -1, -1)]
+    if granularity == "month":
+        return [_add_months(today.replace(day=1), -i).strftime("%Y-%m") for i in range(points - 1, -1, -1)]
+    raise BadPeriod(f"granularity {granularity!r} is not one of {', '.join(TREND_GRANULARITIES)}")

@@ -6,10 +6,12 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable, Protocol
 
+from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import COHORTS, Agency, Registry
-from services.ranking.periods import Period, parse_period
+from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Period, parse_period, trend_labels
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
 from services.ranking.store import ExplainPlan, NotExplainable, explain_plan
@@ -20,6 +22,7 @@ class Measures(Protocol):
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]: ...
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
+    def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
 
 
 log = logging.getLogger(__name__)
@@ -100,6 +103,9 @@ class CachedMeasures:
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)
 
+    def activity(self, *args, **kwargs):
+        return self.store.activity(*args, **kwargs)
+
 
 class NotFound(LookupError):
     pass
@@ -140,7 +146,19 @@ class Explanation:
     next_offset: int | None
 
 
+@dataclass
+class ActivityResult:
+    agency_code: str  # "" for the province
+    minutes: int
+    per_minute: list  # [(minute_ms, {type: events})] for every minute of the window
+    totals: dict
+    agencies: list  # [(agency_code, name, events)], busiest first
+    last_event_ms: int | None
+    computed_at_ms: int
+
+
 MAX_PAGE = 1000
+MAX_ACTIVITY_MINUTES = 1440
 
 
 class RankingService:
@@ -261,6 +279,44 @@ class RankingService:
         next_offset = offset + len(items) if offset + len(items) < total else None
         return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,
                            next_offset)
+
+
+    def trend(self, agency_code: str, granularity: str, points: int = 0, rules_version: str = "") -> list[ScoredAgency]:
+        """The agency's score for each of its last days or months, oldest first: each point
+        is the same score GetAgencyScore gives for that period."""
+        agency = self._scored_agency(agency_code)
+        if granularity not in TREND_GRANULARITIES:
+            raise BadRequest(f"granularity {granularity!r} is not one of {', '.join(TREND_GRANULARITIES)}")
+        points = points or TREND_GRANULARITIES[granularity]
+        if not 0 < points <= MAX_TREND_POINTS[granularity]:
+            raise BadRequest(f"points must be 1..{MAX_TREND_POINTS[granularity]} for {granularity}s")
+        self._rules(rules_version)
+        today = datetime.fromtimestamp(self.clock_ms() / 1000, LOCAL_TZ).date()
+        return [self.agency_score(agency.code, label, rules_version)
+                for label in trend_labels(granularity, points, today)]
+
+    def activity(self, agency_code: str = "", minutes: int = 0) -> ActivityResult:
+        """New events per minute of arrival and type over the last `minutes` (the current
+        minute included), every minute listed."""
+        minutes = minutes or 60
+        if not 0 < minutes <= MAX_ACTIVITY_MINUTES:
+            raise BadRequest(f"minutes must be 1..{MAX_ACTIVITY_MINUTES}")
+        if agency_code and self.registry.get(agency_code) is None:
+            raise NotFound(f"unknown agency {agency_code!r}")
+        now = self.clock_ms()
+        end = now - now % 60_000 + 60_000
+        start = end - minutes * 60_000
+        per_minute_rows, per_agency_rows = self.store.activity(agency_code or None, start, end)
+        by_minute: dict[int, dict[str, int]] = {start + i * 60_000: {} for i in range(minutes)}
+        totals: dict[str, int] = {}
+        for minute_ms, event_type, events in per_minute_rows:
+            if minute_ms in by_minute:
+                by_minute[minute_ms][event_type] = events
+                totals[event_type] = totals.get(event_type, 0) + events
+        agencies = [(code, getattr(self.registry.get(code), "name", ""), events) for code, events, _ in per_agency_rows]
+        last = max((latest for _, _, latest in per_agency_rows), default=None)
+        return ActivityResult(agency_code, minutes, list(by_minute.items()), totals,
+                              agencies if not agency_code else [], last, now)
 
 
 def _explained_ratio(indicator: Indicator):

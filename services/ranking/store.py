@@ -231,12 +231,28 @@ class ClickHouseMeasures:
         return dict(found)
 
     def data_version(self) -> tuple:
-        """Changes whenever a state table gets an insert: block numbers only grow, and a
+        """Changes whenever an aggregate table gets an insert: block numbers only grow, and a
         merged part keeps the highest block number of what it merged."""
         return tuple(self.client.query(
             "SELECT maxIf(max_block_number, table = 'dossier_state'), maxIf(max_block_number, table = 'document_state'), "
+            "maxIf(max_block_number, table = 'activity_minute'), "
             "countIf(table = 'schema_migrations') FROM system.parts WHERE database = currentDatabase() AND active"
         ).result_rows[0])
+
+    def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]:
+        """([(minute_ms, type, events)], [(agency_code, events, last_ingested_ms)]) in the
+        window, for one agency or (None) all of them."""
+        parameters = {"start": start_ms, "end": end_ms, "agency": agency_code or ""}
+        where = ("minute_ms >= {start:Int64} AND minute_ms < {end:Int64}"
+                 + (" AND agency_code = {agency:String}" if agency_code else ""))
+        per_minute = self.client.query(
+            f"SELECT minute_ms, event_type, sum(events) FROM activity_minute WHERE {where} "
+            "GROUP BY minute_ms, event_type ORDER BY minute_ms", parameters=parameters).result_rows
+        per_agency = self.client.query(
+            f"SELECT agency_code, sum(events) AS n, max(last_ingested_ms) FROM activity_minute WHERE {where} "
+            "GROUP BY agency_code ORDER BY n DESC, agency_code", parameters=parameters).result_rows
+        return ([(int(m), t, int(n)) for m, t, n in per_minute],
+                [(code, int(n), int(last)) for code, n, last in per_agency])
 
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list[tuple[str, list[str], dict]]]:

@@ -161,3 +161,71 @@ def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
     with pytest.raises(grpc.RpcError) as bad:
         stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="ministry", period="2026"))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def _now_ms() -> int:
+    return int(datetime.now(LOCAL_TZ).timestamp() * 1000)
+
+
+def _expected_activity(raw_events) -> dict[str, int]:
+    expected: dict[str, int] = {}
+    for raw in raw_events:
+        kind = "dossier.resolved" if raw["type"] == "dossier.status" and raw["status"] == 9 else raw["type"]
+        expected[kind] = expected.get(kind, 0) + 1
+    return expected
+
+
+def test_activity_counts_each_new_event_once_by_minute_of_arrival_and_type(stub, clean_chdb):
+    # The scenario was folded with October arrival times: outside the last hour.
+    assert sum(stub.GetActivity(ranking_pb2.GetActivityRequest()).totals.values()) == 0
+    fresh = [{**raw, "event_id": str(uuid.uuid4())} for raw in scenario.EVENTS]
+    fold(clean_chdb, fresh, ingested_at_ms=_now_ms())
+    fold(clean_chdb, fresh, ingested_at_ms=_now_ms())  # redelivered: not counted again
+    activity = stub.GetActivity(ranking_pb2.GetActivityRequest())
+    assert dict(activity.totals) == _expected_activity(fresh)
+    assert len(activity.per_minute) == 60 and activity.minutes == 60
+    assert sum(sum(m.events.values()) for m in activity.per_minute[-2:]) == len(fresh)
+    assert "dossier.resolved" in activity.types
+    by_agency = {a.agency_code: a.events for a in activity.agencies}
+    assert by_agency == {code: sum(1 for raw in fresh if raw["agency_code"] == code) for code in by_agency}
+    assert [a.events for a in activity.agencies] == sorted(by_agency.values(), reverse=True)
+    assert abs(activity.last_event_at.ToMilliseconds() - _now_ms()) < 60_000
+    one = stub.GetActivity(ranking_pb2.GetActivityRequest(agency_code=scenario.OTHER, minutes=5))
+    assert dict(one.totals) == _expected_activity([r for r in fresh if r["agency_code"] == scenario.OTHER])
+    assert len(one.per_minute) == 5 and not one.agencies
+    for request, code in ((ranking_pb2.GetActivityRequest(agency_code="000.99.99.H56"), grpc.StatusCode.NOT_FOUND),
+                          (ranking_pb2.GetActivityRequest(minutes=5000), grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.RpcError) as error:
+            stub.GetActivity(request)
+        assert error.value.code() == code
+
+
+def test_watch_activity_pushes_when_events_arrive(stub, clean_chdb):
+    stream = stub.WatchActivity(ranking_pb2.GetActivityRequest(agency_code=scenario.AGENCY), timeout=30)
+    before = sum(next(stream).totals.values())
+    signed = {"event_id": str(uuid.uuid4()), "type": "document.signed", "occurred_at": "2026-10-05T08:00:00+07:00",
+              "agency_code": scenario.AGENCY, "document_id": "W-DOC", "personal_signature": True,
+              "agency_signature": True}
+    threading.Timer(0.5, fold, args=(clean_chdb, [signed]), kwargs={"ingested_at_ms": _now_ms()}).start()
+    after = next(stream)
+    assert sum(after.totals.values()) == before + 1 and after.totals["document.signed"] >= 1
+    stream.cancel()
+
+
+def test_trend_points_are_the_scores_of_each_period(stub):
+    trend = stub.GetAgencyTrend(ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="month",
+                                                                  points=14))
+    labels = [p.period for p in trend.points]
+    assert len(labels) == 14 and labels == sorted(labels) and labels[-1] == datetime.now(LOCAL_TZ).strftime("%Y-%m")
+    october = trend.points[labels.index(scenario.PERIOD)]
+    direct = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD))
+    october.ClearField("computed_at")
+    direct.ClearField("computed_at")
+    assert october == direct and october.fraction > 0
+    days = stub.GetAgencyTrend(ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="day"))
+    assert len(days.points) == 30 and days.agency_name
+    for request in (ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="week"),
+                    ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="day", points=400)):
+        with pytest.raises(grpc.RpcError) as bad:
+            stub.GetAgencyTrend(request)
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT

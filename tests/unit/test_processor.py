@@ -93,3 +93,17 @@ def test_a_prepared_but_unwritten_state_is_seen_by_the_next_batch():
     run(aggregator.commit(first))
     run(aggregator.commit(second))
     assert store.rows[("dossier", "D1")][-2] == 2
+
+
+def test_activity_counts_new_events_once_by_arrival_minute_agency_and_type():
+    store, dead = FakeStore(fail_writes=1), DeadLetters()
+    received, accepted, resolved = (Event.FromString(e.SerializeToString()) for e in (RECEIVED, ACCEPTED, RESOLVED))
+    for event, arrived in ((received, 60_000 * 100 + 5), (accepted, 60_000 * 100 + 59_999), (resolved, 60_000 * 101)):
+        event.ingested_at_ms = arrived
+    aggregator = Aggregator(store, dead, write_retry_s=0)
+    run(aggregator.process([envelope(received, accepted, resolved)]))
+    run(aggregator.process([envelope(received, resolved)]))  # redelivered: nothing new
+    agency = RECEIVED.agency_code
+    assert sorted(store.activity) == [(6_000_000, agency, "dossier.received", 1, 6_000_005),
+                                      (6_000_000, agency, "dossier.status", 1, 6_059_999),
+                                      (6_060_000, agency, "dossier.resolved", 1, 6_060_000)]

@@ -9,6 +9,90 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetAgencyTrendRequest(_message.Message):
+    __slots__ = ("agency_code", "granularity", "points", "rules_version")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    granularity: str
+    points: int
+    rules_version: str
+    def __init__(self, agency_code: _Optional[str] = ..., granularity: _Optional[str] = ..., points: _Optional[int] = ..., rules_version: _Optional[str] = ...) -> None: ...
+
+class AgencyTrend(_message.Message):
+    __slots__ = ("agency_code", "agency_name", "granularity", "points")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    GRANULARITY_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    agency_name: str
+    granularity: str
+    points: _containers.RepeatedCompositeFieldContainer[AgencyScore]
+    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., granularity: _Optional[str] = ..., points: _Optional[_Iterable[_Union[AgencyScore, _Mapping]]] = ...) -> None: ...
+
+class GetActivityRequest(_message.Message):
+    __slots__ = ("agency_code", "minutes")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    minutes: int
+    def __init__(self, agency_code: _Optional[str] = ..., minutes: _Optional[int] = ...) -> None: ...
+
+class ActivityMinute(_message.Message):
+    __slots__ = ("minute", "events")
+    class EventsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    MINUTE_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    minute: _timestamp_pb2.Timestamp
+    events: _containers.ScalarMap[str, int]
+    def __init__(self, minute: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., events: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class AgencyActivity(_message.Message):
+    __slots__ = ("agency_code", "agency_name", "events")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    agency_name: str
+    events: int
+    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., events: _Optional[int] = ...) -> None: ...
+
+class Activity(_message.Message):
+    __slots__ = ("agency_code", "minutes", "types", "per_minute", "totals", "agencies", "last_event_at", "computed_at")
+    class TotalsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    MINUTES_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    AGENCIES_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_AT_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    minutes: int
+    types: _containers.RepeatedScalarFieldContainer[str]
+    per_minute: _containers.RepeatedCompositeFieldContainer[ActivityMinute]
+    totals: _containers.ScalarMap[str, int]
+    agencies: _containers.RepeatedCompositeFieldContainer[AgencyActivity]
+    last_event_at: _timestamp_pb2.Timestamp
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, agency_code: _Optional[str] = ..., minutes: _Optional[int] = ..., types: _Optional[_Iterable[str]] = ..., per_minute: _Optional[_Iterable[_Union[ActivityMinute, _Mapping]]] = ..., totals: _Optional[_Mapping[str, int]] = ..., agencies: _Optional[_Iterable[_Union[AgencyActivity, _Mapping]]] = ..., last_event_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class GetAgencyScoreRequest(_message.Message):
     __slots__ = ("agency_code", "period", "rules_version", "as_of")
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]

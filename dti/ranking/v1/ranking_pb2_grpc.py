@@ -69,6 +69,21 @@ class RankingServiceStub:
                 request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
                 response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
                 _registered_method=True)
+        self.GetAgencyTrend = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/GetAgencyTrend',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyTrendRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyTrend.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/GetActivity',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
+                _registered_method=True)
+        self.WatchActivity = channel.unary_stream(
+                '/dti.ranking.v1.RankingService/WatchActivity',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
+                _registered_method=True)
 
 
 class RankingServiceServicer:
@@ -124,6 +139,27 @@ class RankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAgencyTrend(self, request, context):
+        """One agency's scores over its last days or months, oldest first (trend charts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
+        """New events per minute of arrival and type, province-wide or for one agency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchActivity(self, request, context):
+        """The activity now, then again each time it changes (new events, or the minute turns).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -161,6 +197,21 @@ def add_RankingServiceServicer_to_server(servicer, server):
                     servicer.WatchRanking,
                     request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.FromString,
                     response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.SerializeToString,
+            ),
+            'GetAgencyTrend': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgencyTrend,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyTrendRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyTrend.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.SerializeToString,
+            ),
+            'WatchActivity': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchActivity,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -352,6 +403,87 @@ class RankingService:
             '/dti.ranking.v1.RankingService/WatchRanking',
             dti_dot_ranking_dot_v1_dot_ranking__pb2.ListRankingRequest.SerializeToString,
             dti_dot_ranking_dot_v1_dot_ranking__pb2.Ranking.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgencyTrend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/GetAgencyTrend',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.GetAgencyTrendRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.AgencyTrend.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/GetActivity',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/WatchActivity',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
             options,
             channel_credentials,
             insecure,
