@@ -14,7 +14,8 @@ from dti_pulse.config import Settings
 from dti_pulse.registry import load_registry
 
 log = logging.getLogger(__name__)
-TARGETS = ("ingest", "aggregator", "ranking")
+TARGETS = ("ingest", "aggregator", "ranking", "console")
+ALONE = ("ingest", "console")  # HTTP servers that run under uvicorn in a process of their own
 
 
 def build_ingest(settings: Settings):
@@ -70,6 +71,33 @@ def build_ranking(settings: Settings):
     return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 
 
+def build_console(settings: Settings):
+    import secrets
+
+    from services.console.auth import Authenticator
+    from services.console.gateway import VendorAssets, create_app
+    from services.console.ranking_client import RankingClient
+
+    assets = VendorAssets(settings.console_assets)
+    if assets.missing():
+        raise SystemExit(f"console assets not installed ({', '.join(assets.missing())}): "
+                         "run `npm ci --prefix services/console/web` (make install does)")
+    if not settings.console_viewers and not settings.console_tokens:
+        raise SystemExit("no console accounts: set DTI_CONSOLE_VIEWERS (name=hash from `dti-pulse hash-password`) "
+                         "or DTI_CONSOLE_TOKENS (dti-pulse up makes one for you)")
+    secret = settings.console_secret.encode() or secrets.token_bytes(32)
+    auth = Authenticator(settings.console_viewers, settings.console_tokens, secret,
+                         session_s=settings.console_session_hours * 3600)
+    return create_app(RankingClient(settings.effective_ranking_address), auth, assets,
+                      heartbeat_s=settings.console_heartbeat_s, secure_cookies=settings.console_secure_cookies)
+
+
+def console_app_from_env():
+    from dti_pulse.config import load_settings
+
+    return build_console(load_settings())
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -81,8 +109,17 @@ def serve(targets: list[str], settings: Settings) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise SystemExit(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
-    if "ingest" in targets and len(targets) > 1:
-        raise SystemExit("run ingest in its own process: it needs a core to itself (dti-pulse up does this)")
+    for alone in ALONE:
+        if alone in targets and len(targets) > 1:
+            raise SystemExit(f"run {alone} in its own process (dti-pulse up does this)")
+    if targets == ["console"]:
+        import uvicorn
+
+        build_console(settings)  # fails here, with its reason, on a bad configuration
+        uvicorn.run("dti_pulse.bootstrap:console_app_from_env", factory=True, host=settings.console_host,
+                    port=settings.console_port, loop="uvloop", http="httptools", log_level="warning",
+                    timeout_graceful_shutdown=3)
+        return
     if targets == ["ingest"]:
         import uvicorn
 

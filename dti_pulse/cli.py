@@ -1,4 +1,4 @@
-"""The `dti-pulse` command: up | serve TARGETS | simulate."""
+"""The `dti-pulse` command: up | serve TARGETS | simulate | hash-password."""
 from __future__ import annotations
 
 import argparse
@@ -18,18 +18,33 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--data-dir", type=Path, help="chDB data and logs (default ./data, or DTI_DATA_DIR)")
     up.add_argument("--http-port", type=int, help="ingest HTTP port (default 8080)")
     up.add_argument("--grpc-port", type=int, help="ranking gRPC port (default 50051)")
+    up.add_argument("--console-port", type=int, help="operations-centre console port (default 8090)")
     up.add_argument("--no-simulator", action="store_true", help="do not feed the built-in bus simulator")
     up.add_argument("--simulator-rate", type=float, default=200.0, help="simulated events per second")
 
     serve = commands.add_parser("serve", help="run components in this process against external Kafka / ClickHouse")
-    serve.add_argument("targets", help="ingest | aggregator | ranking | aggregator,ranking")
+    serve.add_argument("targets", help="ingest | console | aggregator | ranking | aggregator,ranking")
 
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
     simulate.add_argument("--url", default="http://127.0.0.1:8080")
     simulate.add_argument("--token", help="bearer token (default: the first of DTI_INGEST_TOKENS)")
     simulate.add_argument("--rate", type=float, default=200.0)
 
+    commands.add_parser("hash-password", help="read a console password (prompt or stdin), print its hash "
+                                              "for DTI_CONSOLE_VIEWERS")
+
     args = parser.parse_args(argv)
+    if args.command == "hash-password":
+        import getpass
+
+        from services.console.auth import hash_password
+
+        password = getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+        if not password:
+            print("dti-pulse hash-password: empty password", file=sys.stderr)
+            return 2
+        print(hash_password(password))
+        return 0
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("kafka", "aiokafka", "httpx", "faust", "mode"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -42,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from dti_pulse.supervisor import up as run_up
 
-        settings = settings.with_overrides(data_dir=args.data_dir, http_port=args.http_port, grpc_port=args.grpc_port)
+        settings = settings.with_overrides(data_dir=args.data_dir, http_port=args.http_port, grpc_port=args.grpc_port,
+                                           console_port=args.console_port)
         return run_up(settings, None if args.no_simulator else args.simulator_rate)
     if args.command == "serve":
         from dti_pulse.bootstrap import serve as run_serve

@@ -9,6 +9,7 @@ from typing import Mapping
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_AGENCIES = PACKAGE_DIR / "data" / "agencies-thanh-hoa.csv"
 DEFAULT_RULES_DIR = PACKAGE_DIR.parent / "services" / "ranking" / "rules"
+DEFAULT_CONSOLE_ASSETS = PACKAGE_DIR.parent / "services" / "console" / "web" / "node_modules"
 
 
 class ConfigError(ValueError):
@@ -16,14 +17,20 @@ class ConfigError(ValueError):
 
 
 def parse_tokens(spec: str) -> dict[str, str]:
-    """`source=token,source2=token2` -> {token: source}."""
+    """`name=token,name2=token2` -> {token: name}."""
     tokens: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         source, sep, token = item.partition("=")
         if not sep or not source.strip() or not token.strip():
-            raise ConfigError(f"DTI_INGEST_TOKENS: expected source=token, got {item!r}")
+            raise ConfigError(f"expected name=token, got {item.partition('=')[0]!r}=...")
         tokens[token.strip()] = source.strip()
     return tokens
+
+
+def parse_viewers(spec: str) -> dict[str, str]:
+    from services.console.auth import parse_viewers as parse
+
+    return parse(spec)
 
 
 def parse_bool(raw: str) -> bool:
@@ -66,10 +73,25 @@ class Settings:
     watch_interval_s: float = 1.0
     judge_granularity_s: float = 60.0
     ranking_cache: bool = True
+    ranking_address: str = ""  # where the console finds ranking; empty: grpc_host:grpc_port
+    console_host: str = "127.0.0.1"
+    console_port: int = 8090
+    console_viewers: Mapping[str, str] = field(default_factory=dict)  # name -> password hash
+    console_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> name
+    console_secret: str = ""  # signs session cookies; empty: random at each start
+    console_session_hours: float = 12.0
+    console_heartbeat_s: float = 2.0
+    console_secure_cookies: bool = False
+    console_assets: Path = DEFAULT_CONSOLE_ASSETS
 
     @property
     def effective_clickhouse_dsn(self) -> str:
         return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+
+    @property
+    def effective_ranking_address(self) -> str:
+        host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "::", "") else self.grpc_host
+        return self.ranking_address or f"{host}:{self.grpc_port}"
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -105,7 +127,20 @@ _ENV = {
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
     "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),
+    "DTI_RANKING_ADDRESS": ("ranking_address", str),
+    "DTI_CONSOLE_HOST": ("console_host", str),
+    "DTI_CONSOLE_PORT": ("console_port", int),
+    "DTI_CONSOLE_VIEWERS": ("console_viewers", parse_viewers),
+    "DTI_CONSOLE_TOKENS": ("console_tokens", parse_tokens),
+    "DTI_CONSOLE_SECRET": ("console_secret", str),
+    "DTI_CONSOLE_SESSION_HOURS": ("console_session_hours", float),
+    "DTI_CONSOLE_HEARTBEAT_S": ("console_heartbeat_s", float),
+    "DTI_CONSOLE_SECURE_COOKIES": ("console_secure_cookies", parse_bool),
+    "DTI_CONSOLE_ASSETS": ("console_assets", Path),
 }
+
+
+_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -117,10 +152,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             continue
         try:
             values[attr] = convert(raw)
-        except ConfigError:
-            raise
         except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r}: {exc}") from None
+            shown = "..." if name in _SECRET_VARIABLES else repr(raw)  # never echo a secret into a log
+            raise ConfigError(f"{name}={shown}: {exc}") from None
     return Settings(**values)
 
 
@@ -129,7 +163,9 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
     env = {}
     for name, (attr, _) in _ENV.items():
         value = getattr(settings, attr)
-        if attr == "ingest_tokens":
+        if attr in ("ingest_tokens", "console_tokens"):
             value = ",".join(f"{source}={token}" for token, source in value.items())
+        elif attr == "console_viewers":
+            value = ",".join(f"{name}={encoded}" for name, encoded in value.items())
         env[name] = str(value)
     return env

@@ -1,7 +1,8 @@
 """`dti-pulse up`: the whole system on one machine as one process tree.
 
 tansu (unless DTI_KAFKA_BOOTSTRAP names a broker), ingest, aggregator + ranking (one
-process: chDB lets one process own a data path), and the bus simulator. Ctrl-C / SIGTERM
+process: chDB lets one process own a data path), the operations-centre console, and the
+bus simulator. Ctrl-C / SIGTERM
 stops them all; if one dies, the rest are stopped too.
 """
 from __future__ import annotations
@@ -20,8 +21,10 @@ from dti_pulse.config import Settings, settings_to_env
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, simulator_rate: float | None, embedded_broker: bool):
+    def __init__(self, settings: Settings, simulator_rate: float | None, embedded_broker: bool,
+                 console_login: tuple[str, str] | None = None):
         self.settings = settings
+        self.console_login = console_login  # (name, password) made for this run, to print
         self.simulator_rate = simulator_rate
         self.embedded_broker = embedded_broker
         self.broker: EmbeddedBroker | None = None
@@ -43,7 +46,9 @@ class Supervisor:
         core = self._spawn("aggregator+ranking", ["serve", "aggregator,ranking"])
         ingest = self._spawn("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
+        console = self._spawn("console", ["serve", "console"])
         self._wait_ready(f"http://{s.http_host}:{s.http_port}/readyz", ingest)
+        self._wait_ready(f"http://{s.console_host}:{s.console_port}/healthz", console)
         token, source = next(iter(s.ingest_tokens.items()))
         if self.simulator_rate:
             self._spawn("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
@@ -54,16 +59,22 @@ dti-pulse is up
   ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
   Kafka           {s.kafka_bootstrap}{' (embedded tansu, in memory)' if self.broker else ''}
   ClickHouse      {s.effective_clickhouse_dsn}
+  console (web)   http://{s.console_host}:{s.console_port}/   {self._login_line()}
   ingest token    source={source} token={token}
   simulator       {f'{self.simulator_rate:g} events/s' if self.simulator_rate else 'off'}
 Ctrl-C stops everything.""", flush=True)
+
+    def _login_line(self) -> str:
+        if self.console_login:
+            return f"(user {self.console_login[0]}, password {self.console_login[1]})"
+        return "(accounts from DTI_CONSOLE_VIEWERS / DTI_CONSOLE_TOKENS)"
 
     @staticmethod
     def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"ingest exited with {process.returncode}")
+                raise RuntimeError(f"{url} exited with {process.returncode}")
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return
@@ -104,7 +115,14 @@ def up(settings: Settings, simulator_rate: float | None) -> int:
     embedded = not os.environ.get("DTI_KAFKA_BOOTSTRAP")
     if not settings.ingest_tokens:
         settings = settings.with_overrides(ingest_tokens={secrets.token_urlsafe(24): "simulator"})
-    supervisor = Supervisor(settings, simulator_rate, embedded)
+    console_login = None
+    if not settings.console_viewers and not settings.console_tokens:
+        from services.console.auth import hash_password
+
+        console_login = ("operator", secrets.token_urlsafe(12))
+        settings = settings.with_overrides(console_viewers={console_login[0]: hash_password(console_login[1])},
+                                           console_secret=secrets.token_urlsafe(32))
+    supervisor = Supervisor(settings, simulator_rate, embedded, console_login)
 
     def on_signal(signum, frame):
         supervisor._stopping = True

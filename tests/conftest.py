@@ -131,6 +131,7 @@ def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: st
         "DTI_KAFKA_SESSION_TIMEOUT_S": "6",
         "DTI_HTTP_PORT": str(free_port()),
         "DTI_GRPC_PORT": str(free_port()),
+        "DTI_CONSOLE_PORT": str(free_port()),
         "DTI_INGEST_TOKENS": "lgsp=test-token",
         **extra,
     }

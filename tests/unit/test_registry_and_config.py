@@ -33,8 +33,10 @@ def test_malformed_registry_names_file_and_line(tmp_path, content, message):
 
 def test_tokens_map_token_to_source():
     assert parse_tokens("lgsp=abc, portal=def") == {"abc": "lgsp", "def": "portal"}
-    with pytest.raises(ConfigError, match="DTI_INGEST_TOKENS"):
+    with pytest.raises(ConfigError, match="expected name=token"):
         parse_tokens("lgsp")
+    with pytest.raises(ConfigError, match="DTI_INGEST_TOKENS"):
+        load_settings({"DTI_INGEST_TOKENS": "lgsp"})
 
 
 def test_settings_round_trip_through_the_environment():

@@ -1,0 +1,452 @@
+// The operations-centre console. Everything comes from the gateway's JSON API and one
+// Server-Sent-Events stream per view; nothing here computes a score.
+"use strict";
+
+const HEARTBEAT_MS = 2000;
+const STALE_AFTER_MS = 3 * HEARTBEAT_MS + 1000;  // no word from the server for this long: offline
+const MAIN_TYPES = ["document.sent", "document.received", "document.signed", "dossier.received", "dossier.resolved"];
+const TYPE_COLOURS = {"document.sent": "#0b5cad", "document.received": "#5b9bd5", "document.signed": "#7b3fa0",
+                      "dossier.received": "#1c8a4a", "dossier.resolved": "#c98500"};
+const RATE_COLOURS = ["#0b5cad", "#7b3fa0", "#5b9bd5", "#1c8a4a", "#c98500", "#c62828"];
+const LOCAL_TZ = "Asia/Ho_Chi_Minh";
+
+const state = {
+  lang: localStorage.getItem("dti.lang") || "vi",
+  strings: {}, meta: null, user: null,
+  cohort: localStorage.getItem("dti.cohort") || "department",
+  period: localStorage.getItem("dti.period") || "month",
+  source: null, lastLiveAt: 0, reachable: null, frozenAt: 0,
+  data: {},  // the last ranking / activity / score / trend / explain received, re-rendered on language switch
+  charts: [],
+};
+
+// ---------- helpers ----------
+function t(key, vars = {}) {
+  const table = state.strings[state.lang] || {};
+  let text = table[key] ?? (state.strings.en || {})[key] ?? key;
+  for (const [name, value] of Object.entries(vars)) text = text.replace(`{${name}}`, value);
+  return text;
+}
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "class") node.className = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const numberFormat = () => new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" : "en-GB");
+const fmtInt = (n) => numberFormat().format(n);
+const fmtPct = (r) => r === null || r === undefined ? "—" : `${(r * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: 1})} %`;
+const fmtNum = (x, digits = 2) => x === null || x === undefined ? "—" : x.toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {minimumFractionDigits: digits, maximumFractionDigits: digits});
+const fmtTime = (ms) => new Date(ms).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB", {timeZone: LOCAL_TZ});
+
+async function api(path, options = {}) {
+  const response = await fetch(path, {credentials: "same-origin", ...options,
+    headers: {"Accept": "application/json", ...(options.headers || {})}});
+  if (response.status === 401) { showLogin(); throw new Error("unauthorized"); }
+  const body = response.status === 204 ? null : await response.json();
+  if (!response.ok) throw new Error(body?.detail || `${response.status}`);
+  return body;
+}
+
+function bandOf(fraction) {
+  if (fraction === null || fraction === undefined) return "";
+  const bands = state.meta?.bands || {critical: 0.8, warning: 0.9};
+  return fraction < bands.critical ? "critical" : fraction < bands.warning ? "warning" : "";
+}
+
+// ---------- language ----------
+function applyLanguage() {
+  document.documentElement.lang = state.lang;
+  document.title = t("app.title");
+  for (const node of document.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  document.getElementById("lang-toggle").textContent = t("lang.switch");
+  renderFreshness();
+}
+
+function toggleLanguage() {
+  state.lang = state.lang === "vi" ? "en" : "vi";
+  localStorage.setItem("dti.lang", state.lang);
+  applyLanguage();
+  route();  // re-render the view from the data already received
+}
+
+// ---------- session ----------
+function showLogin() {
+  disconnect();
+  document.getElementById("login").hidden = false;
+  document.getElementById("view").replaceChildren();
+  document.getElementById("logout").hidden = true;
+}
+
+async function login(event) {
+  event.preventDefault();
+  const form = event.target;
+  const error = document.getElementById("login-error");
+  error.textContent = "";
+  const response = await fetch("/api/session", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({username: form.username.value, password: form.password.value})});
+  if (!response.ok) {
+    error.textContent = t(response.status === 429 ? "login.locked" : "login.failed");
+    return;
+  }
+  form.password.value = "";
+  await start();
+}
+
+async function logout() {
+  await fetch("/api/session", {method: "DELETE"});
+  state.user = null;
+  showLogin();
+}
+
+// ---------- live stream and freshness ----------
+function disconnect() {
+  if (state.source) state.source.close();
+  state.source = null;
+}
+
+function connect(params, handlers) {
+  disconnect();
+  state.lastLiveAt = 0;
+  state.reachable = null;
+  const source = new EventSource(`/api/stream?${new URLSearchParams(params)}`);
+  state.source = source;
+  const live = () => { state.lastLiveAt = Date.now(); state.frozenAt = 0; renderFreshness(); };
+  for (const [name, handler] of Object.entries(handlers)) {
+    source.addEventListener(name, (message) => { handler(JSON.parse(message.data)); live(); });
+  }
+  source.addEventListener("status", (message) => {
+    const status = JSON.parse(message.data);
+    state.reachable = status.backend === "ok";
+    if (state.reachable) live(); else freeze();
+  });
+  source.addEventListener("period", () => connect(params, handlers));
+  source.addEventListener("problem", (message) => showProblem(JSON.parse(message.data).detail));
+  source.onerror = () => { if (source.readyState !== EventSource.OPEN) freeze(); };
+}
+
+function freeze() {
+  if (!state.frozenAt) state.frozenAt = state.lastLiveAt || Date.now();
+  state.reachable = false;
+  renderFreshness();
+}
+
+function renderFreshness() {
+  const node = document.getElementById("fresh");
+  const banner = document.getElementById("offline-banner");
+  const main = document.getElementById("main");
+  if (!state.source) { node.textContent = ""; node.className = "fresh"; banner.hidden = true; return; }
+  const silentFor = Date.now() - state.lastLiveAt;
+  const offline = state.reachable === false || (state.lastLiveAt && silentFor > STALE_AFTER_MS);
+  if (offline) {
+    if (!state.frozenAt) state.frozenAt = state.lastLiveAt || Date.now();
+    const text = t("fresh.offline", {t: fmtTime(state.frozenAt)});
+    node.className = "fresh offline"; node.textContent = text;
+    banner.hidden = false; banner.textContent = text;
+    main.classList.add("stale");
+  } else if (!state.lastLiveAt) {
+    node.className = "fresh connecting"; node.textContent = t("fresh.connecting");
+  } else {
+    node.className = "fresh live";
+    node.textContent = t("fresh.updated", {s: Math.max(0, Math.round(silentFor / 1000))});
+    banner.hidden = true; main.classList.remove("stale");
+  }
+  const last = state.data.activity?.last_event_at;
+  document.getElementById("last-event").textContent = last ? t("fresh.last_event", {t: fmtTime(last)}) : "";
+}
+
+function showProblem(detail) {
+  const view = document.getElementById("view");
+  view.prepend(h("p", {class: "error card", role: "alert"}, t("error.load", {e: detail})));
+}
+
+// ---------- charts ----------
+function clearCharts() {
+  for (const chart of state.charts) chart.destroy();
+  state.charts = [];
+}
+
+function lineChart(container, x, series, options = {}) {
+  const width = Math.max(320, container.clientWidth || 600);
+  const chart = new uPlot({
+    width, height: options.height || 240,
+    scales: {x: {time: options.time !== false}, y: options.percent ? {range: [0, 100]} : {auto: true}},
+    axes: [{values: options.xFormat ? (u, splits) => splits.map((ts) => options.xFormat(ts * 1000)) : undefined},
+           {values: options.percent ? (u, ticks) => ticks.map((v) => `${v}%`) : undefined, size: 50}],
+    series: [{label: options.xLabel || ""}, ...series.map((s, i) => ({
+      label: s.label, stroke: s.colour || RATE_COLOURS[i % RATE_COLOURS.length], width: 2, spanGaps: false,
+      points: {show: x.length < 40}, value: options.percent ? (u, v) => v === null ? "—" : `${v.toFixed(1)}%` : undefined,
+    }))],
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), LOCAL_TZ),
+  }, [x, ...series.map((s) => s.values)], container);
+  state.charts.push(chart);
+  return chart;
+}
+
+// ---------- ranking view ----------
+function periodLabel(alias) {
+  return state.meta?.periods?.[alias] || alias;
+}
+
+function rankingView() {
+  clearCharts();
+  const view = document.getElementById("view");
+  const cohortSelect = h("select", {id: "cohort", "data-testid": "cohort", onchange: (e) => {
+    state.cohort = e.target.value; localStorage.setItem("dti.cohort", state.cohort); state.data.ranking = null; rankingView();
+  }}, state.meta.cohorts.map((c) => h("option", {value: c, selected: c === state.cohort}, t(`cohort.${c}`))));
+  const periodSelect = h("select", {id: "period", "data-testid": "period", onchange: (e) => {
+    state.period = e.target.value; localStorage.setItem("dti.period", state.period); state.data.ranking = null; rankingView();
+  }}, ["today", "month", "year"].map((p) => h("option", {value: p, selected: p === state.period},
+    `${t(`period.${p}`)} (${periodLabel(p)})`)));
+  const exportLink = (fmt) => h("a", {class: "button", "data-testid": `export-${fmt}`, download: "",
+    href: `/api/export/ranking.${fmt}?${new URLSearchParams({cohort: state.cohort, period: state.period, lang: state.lang})}`},
+    t(`export.${fmt}`));
+  view.replaceChildren(
+    h("section", {class: "card"}, h("h2", {}, t("activity.title")),
+      h("div", {class: "counters", id: "counters"}),
+      h("div", {class: "grid2"},
+        h("div", {}, h("div", {class: "muted"}, t("activity.per_minute")), h("div", {class: "chart", id: "activity-chart"})),
+        h("div", {}, h("div", {class: "muted"}, t("activity.busiest")), h("ol", {class: "busiest", id: "busiest"})))),
+    h("section", {class: "card"},
+      h("div", {class: "tools"}, h("h2", {}, t("ranking.title")),
+        h("label", {}, `${t("cohort.label")} `, cohortSelect), h("label", {}, `${t("period.label")} `, periodSelect),
+        h("span", {class: "spacer"}), h("span", {class: "muted", id: "rules"}), exportLink("csv"), exportLink("xlsx")),
+      h("div", {id: "ranking"})));
+  renderActivity(state.data.activity);
+  renderRanking(state.data.ranking);
+  connect({cohort: state.cohort, period: state.period, minutes: 60},
+          {ranking: renderRanking, activity: renderActivity});
+}
+
+function renderActivity(activity) {
+  state.data.activity = activity || state.data.activity;
+  activity = state.data.activity;
+  const counters = document.getElementById("counters");
+  if (!activity || !counters) return;
+  const current = activity.per_minute[activity.per_minute.length - 1]?.events || {};
+  const total = Object.values(activity.totals).reduce((a, b) => a + b, 0);
+  counters.replaceChildren(
+    h("div", {class: "counter"}, h("div", {class: "figure", id: "activity-total", "data-testid": "activity-total"}, fmtInt(total)),
+      h("div", {class: "label"}, t("activity.total"))),
+    ...MAIN_TYPES.map((type) => h("div", {class: "counter", style: `border-color:${TYPE_COLOURS[type]}`},
+      h("div", {class: "figure", "data-testid": `count-${type}`}, fmtInt(activity.totals[type] || 0)),
+      h("div", {class: "label"}, t(`type.${type}`), " ", h("small", {}, `(${fmtInt(current[type] || 0)} ${t("activity.last_minute")})`)))));
+  const busiest = document.getElementById("busiest");
+  if (busiest) {
+    busiest.replaceChildren(...activity.agencies.slice(0, 8).map((a) => h("li", {},
+      h("a", {href: `#/agency/${encodeURIComponent(a.agency_code)}`}, a.agency_name || a.agency_code), ` — ${fmtInt(a.events)}`)));
+  }
+  drawActivityChart(document.getElementById("activity-chart") || document.getElementById("agency-activity-chart"), activity);
+  renderFreshness();
+}
+
+function drawActivityChart(container, activity) {
+  if (!container || typeof uPlot === "undefined") return;
+  const x = activity.per_minute.map((m) => m.minute / 1000);
+  const series = MAIN_TYPES.map((type) => ({label: t(`type.${type}`), colour: TYPE_COLOURS[type],
+    values: activity.per_minute.map((m) => m.events[type] || 0)}));
+  const existing = state.charts.find((c) => c.root.parentNode === container);
+  if (existing && existing.series.length === series.length + 1 && existing.series[1].label === series[0].label) {
+    existing.setData([x, ...series.map((s) => s.values)]);
+    return;
+  }
+  if (existing) { existing.destroy(); state.charts = state.charts.filter((c) => c !== existing); }
+  container.replaceChildren();
+  lineChart(container, x, series, {height: 220, xFormat: (ms) => new Date(ms).toLocaleTimeString(
+    state.lang === "vi" ? "vi-VN" : "en-GB", {timeZone: LOCAL_TZ, hour: "2-digit", minute: "2-digit"})});
+}
+
+function rateCell(indicator) {
+  const ratio = indicator?.ratio ?? null;
+  return h("td", {class: `rate ${bandOf(ratio)}`}, fmtPct(ratio));
+}
+
+function renderRanking(ranking) {
+  const previous = state.data.ranking;
+  state.data.ranking = ranking || previous;
+  ranking = state.data.ranking;
+  const container = document.getElementById("ranking");
+  if (!ranking || !container) return;
+  if (ranking.cohort !== state.cohort) return;  // a late message of the view left behind
+  document.getElementById("rules").textContent = t("ranking.rules", {v: ranking.rules_version});
+  const before = new Map((previous?.entries || []).map((e) => [e.agency_code, `${e.rank}|${e.total_points}`]));
+  const rates = ranking.live_rates;
+  container.replaceChildren(h("table", {"data-testid": "ranking-table", id: "ranking-table"},
+    h("thead", {}, h("tr", {}, h("th", {}, t("col.rank")), h("th", {class: "left"}, t("col.agency")),
+      h("th", {}, t("col.points")), h("th", {}, t("col.fraction")), h("th", {}, t("col.band")),
+      rates.map((code) => h("th", {}, t(`ind.${code}`))))),
+    h("tbody", {}, ranking.entries.map((entry) => {
+      const byCode = Object.fromEntries(entry.indicators.map((i) => [i.code, i]));
+      const changed = previous && before.get(entry.agency_code) !== `${entry.rank}|${entry.total_points}`;
+      return h("tr", {"data-agency": entry.agency_code, class: changed ? "changed" : ""},
+        h("td", {"data-testid": "rank"}, entry.rank),
+        h("td", {class: "left"}, h("a", {href: `#/agency/${encodeURIComponent(entry.agency_code)}`}, entry.agency_name),
+          h("div", {class: "muted"}, entry.agency_code)),
+        h("td", {"data-testid": "points", class: "figure"}, `${fmtNum(entry.total_points)} / ${fmtNum(entry.max_points, 0)}`),
+        h("td", {"data-testid": "fraction", class: "figure"}, entry.fraction === null ? t("nodata") : fmtNum(entry.fraction, 3)),
+        h("td", {}, entry.band ? h("span", {class: `band ${entry.band}`}, t(`band.${entry.band}`)) : ""),
+        rates.map((code) => rateCell(byCode[code])));
+    }))));
+}
+
+// ---------- agency view ----------
+function agencyView(code, indicator) {
+  clearCharts();
+  const view = document.getElementById("view");
+  if (state.data.score?.agency_code !== code) {
+    state.data.score = null; state.data.trendDay = null; state.data.trendMonth = null; state.data.agencyActivity = null;
+  }
+  const exportLink = (fmt) => h("a", {class: "button", "data-testid": `export-agency-${fmt}`, download: "",
+    href: `/api/export/agencies/${encodeURIComponent(code)}.${fmt}?${new URLSearchParams({period: state.period, lang: state.lang})}`},
+    t(`export.${fmt}`));
+  view.replaceChildren(
+    h("div", {class: "tools"}, h("a", {href: "#/"}, t("agency.back")), h("h2", {id: "agency-name"}, code),
+      h("span", {class: "spacer"}), exportLink("csv"), exportLink("xlsx")),
+    h("section", {class: "card"}, h("h2", {id: "indicators-title"}), h("div", {id: "indicators"}),
+      h("p", {class: "muted"}, t("agency.explain_hint"))),
+    h("section", {class: "card explain", id: "explain", "data-testid": "explain"}),
+    h("div", {class: "grid2"},
+      h("section", {class: "card"}, h("h2", {}, t("agency.trend_days")), h("div", {class: "chart", id: "trend-day", "data-testid": "trend-day"})),
+      h("section", {class: "card"}, h("h2", {}, t("agency.trend_months")), h("div", {class: "chart", id: "trend-month", "data-testid": "trend-month"}))),
+    h("section", {class: "card"}, h("h2", {}, t("agency.activity")), h("div", {class: "chart", id: "agency-activity-chart"})));
+  state.explainIndicator = indicator || null;
+  renderScore(state.data.score);
+  for (const granularity of ["day", "month"]) {
+    const key = granularity === "day" ? "trendDay" : "trendMonth";
+    if (state.data[key]) renderTrend(granularity, state.data[key]);
+    else api(`/api/agencies/${encodeURIComponent(code)}/trend?granularity=${granularity}`)
+      .then((trend) => { state.data[key] = trend; renderTrend(granularity, trend); })
+      .catch((e) => showProblem(e.message));
+  }
+  if (indicator) loadExplain(code, indicator, "");
+  connect({agency: code, period: state.period, minutes: 60}, {score: renderScore, activity: (a) => {
+    state.data.activity = a; drawActivityChart(document.getElementById("agency-activity-chart"), a); renderFreshness();
+  }});
+}
+
+function renderScore(score) {
+  state.data.score = score || state.data.score;
+  score = state.data.score;
+  const container = document.getElementById("indicators");
+  if (!score || !container) return;
+  document.getElementById("agency-name").textContent = `${score.agency_name} (${score.agency_code})`;
+  document.getElementById("indicators-title").textContent = t("agency.indicators", {p: score.period});
+  const rows = [];
+  const add = (indicator, depth) => {
+    const picked = indicator.code === state.explainIndicator;
+    rows.push(h("tr", {class: `pick${picked ? " picked" : ""}`, "data-indicator": indicator.code,
+      onclick: () => { location.hash = `#/agency/${encodeURIComponent(score.agency_code)}/explain/${indicator.code}`; }},
+      h("td", {class: "left", style: `padding-left:${0.5 + depth * 1.2}rem`}, t(`ind.${indicator.code}`),
+        indicator.note ? h("div", {class: "muted"}, indicator.note) : ""),
+      h("td", {class: "left muted"}, t(`group.${indicator.group}`)),
+      h("td", {}, fmtInt(indicator.numerator)), h("td", {}, fmtInt(indicator.denominator)),
+      rateCell(indicator), h("td", {class: "figure"}, `${fmtNum(indicator.points)} / ${fmtNum(indicator.max_points, 0)}`)));
+    for (const component of indicator.components) add(component, depth + 1);
+  };
+  score.indicators.forEach((i) => add(i, 0));
+  container.replaceChildren(h("table", {"data-testid": "indicators"},
+    h("thead", {}, h("tr", {}, h("th", {class: "left"}, t("col.indicator")), h("th", {class: "left"}, t("col.group")),
+      h("th", {}, t("col.numerator")), h("th", {}, t("col.denominator")), h("th", {}, t("col.ratio")), h("th", {}, t("col.points")))),
+    h("tbody", {}, rows,
+      h("tr", {}, h("td", {class: "left"}, h("strong", {}, t("agency.total"))), h("td", {}), h("td", {}), h("td", {}),
+        h("td", {"data-testid": "agency-fraction"}, score.fraction === null ? t("nodata") : fmtNum(score.fraction, 3)),
+        h("td", {class: "figure"}, h("strong", {}, `${fmtNum(score.total_points)} / ${fmtNum(score.max_points, 0)}`),
+          " ", score.band ? h("span", {class: `band ${score.band}`}, t(`band.${score.band}`)) : "")))));
+}
+
+function renderTrend(granularity, trend) {
+  const container = document.getElementById(granularity === "day" ? "trend-day" : "trend-month");
+  if (!container || typeof uPlot === "undefined") return;
+  container.replaceChildren();
+  const codes = ["fraction", "doc_electronic_rate", "doc_personal_sign_rate", "dossier_full_online_rate", "dossier_on_time_rate"];
+  const x = trend.points.map((p) => p.period_start / 1000);
+  const series = codes.map((code) => ({label: t(`ind.${code}`), values: trend.points.map((p) => {
+    const value = code === "fraction" ? p.fraction : p.indicators.find((i) => i.code === code)?.ratio;
+    return value === null || value === undefined ? null : value * 100;
+  })}));
+  const dateParts = granularity === "day" ? {day: "2-digit", month: "2-digit"} : {month: "2-digit", year: "numeric"};
+  lineChart(container, x, series, {percent: true, height: 260, xFormat: (ms) => new Date(ms).toLocaleDateString(
+    state.lang === "vi" ? "vi-VN" : "en-GB", {timeZone: LOCAL_TZ, ...dateParts})});
+}
+
+async function loadExplain(code, indicator, pageToken) {
+  const container = document.getElementById("explain");
+  if (!container) return;
+  let page;
+  try {
+    page = await api(`/api/agencies/${encodeURIComponent(code)}/explain?${new URLSearchParams({indicator, period: state.period, page_token: pageToken})}`);
+  } catch (error) {
+    container.replaceChildren(h("h2", {}, t(`ind.${indicator}`)), h("p", {class: "muted"},
+      /procedures|mixes|only single/.test(error.message) ? t("explain.not_explainable") : t("error.load", {e: error.message})));
+    return;
+  }
+  if (!pageToken) {
+    container.replaceChildren(h("h2", {}, t("explain.title", {i: t(`ind.${indicator}`)})),
+      h("p", {class: "muted", "data-testid": "explain-total"}, t("explain.total", {n: fmtInt(page.total_items)})),
+      h("ol", {id: "explain-list", "data-testid": "explain-list"}));
+    if (!page.total_items) container.append(h("p", {}, t("explain.none")));
+  }
+  const list = document.getElementById("explain-list");
+  document.getElementById("explain-more")?.remove();
+  for (const item of page.items) {
+    const anchor = `item-${item.id}`;
+    list.append(h("li", {id: anchor, "data-id": item.id},
+      `${t(`explain.kind.${item.kind}`)} `,
+      h("a", {href: `#/agency/${encodeURIComponent(code)}/explain/${indicator}/${encodeURIComponent(item.id)}`}, h("code", {}, item.id)),
+      " — ", item.reasons.join("; "),
+      h("div", {class: "facts"}, Object.entries(item.facts).filter(([, v]) => v !== "" && v !== "0")
+        .map(([k, v]) => `${k}: ${v}`).join(" · "))));
+  }
+  if (page.next_page_token) {
+    container.append(h("button", {id: "explain-more", type: "button",
+      onclick: () => loadExplain(code, indicator, page.next_page_token)}, t("explain.more")));
+  }
+  const wanted = decodeURIComponent(location.hash.split("/")[5] || "");
+  if (wanted) document.querySelector(`[data-id="${CSS.escape(wanted)}"]`)?.scrollIntoView({block: "center"});
+}
+
+// ---------- routing and start ----------
+function route() {
+  if (!state.user || !state.meta) return;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  if (parts[0] === "agency" && parts[1]) agencyView(parts[1], parts[2] === "explain" ? parts[3] : null);
+  else rankingView();
+}
+
+async function start() {
+  try {
+    state.user = (await api("/api/session")).user;
+  } catch { return; }
+  document.getElementById("login").hidden = true;
+  document.getElementById("logout").hidden = false;
+  try {
+    state.meta = await api("/api/meta");
+  } catch (error) {
+    showProblem(error.message);
+    return;
+  }
+  route();
+}
+
+async function boot() {
+  state.strings = await (await fetch("/static/i18n.json")).json();
+  applyLanguage();
+  document.getElementById("lang-toggle").addEventListener("click", toggleLanguage);
+  document.getElementById("logout").addEventListener("click", logout);
+  document.getElementById("login-form").addEventListener("submit", login);
+  window.addEventListener("hashchange", route);
+  setInterval(renderFreshness, 1000);
+  await start();
+}
+
+document.addEventListener("DOMContentLoaded", boot);

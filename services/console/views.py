@@ -1,0 +1,89 @@
+"""The console's JSON shapes, made from the ranking service's messages. No I/O.
+
+Ratios and points are numbers or null (no value: an empty denominator is not zero);
+instants are Unix milliseconds.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from dti_pulse.localtime import LOCAL_TZ
+
+# The live rates the operations centre watches (domain.md §4), in display order.
+LIVE_RATES = ("doc_electronic_rate", "doc_personal_sign_rate", "doc_agency_sign_rate",
+              "dossier_full_online_rate", "dossier_on_time_rate")
+PERIOD_ALIASES = ("today", "month", "year")
+
+
+def resolve_period(label: str, now: datetime | None = None) -> str:
+    """today / month / year -> the current local day, month or year label; others unchanged."""
+    now = (now or datetime.now(LOCAL_TZ)).astimezone(LOCAL_TZ)
+    return {"today": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m"), "year": now.strftime("%Y")}.get(
+        label, label)
+
+
+def _ms(stamp) -> int:
+    return stamp.ToMilliseconds()
+
+
+def indicator_json(indicator) -> dict:
+    return {
+        "code": indicator.code, "group": indicator.group, "numerator": indicator.numerator,
+        "denominator": indicator.denominator,
+        "ratio": indicator.ratio if indicator.HasField("ratio") else None,
+        "points": indicator.points if indicator.HasField("points") else None,
+        "max_points": indicator.max_points, "note": indicator.note,
+        "components": [indicator_json(c) for c in indicator.components],
+    }
+
+
+def score_json(score) -> dict:
+    return {
+        "agency_code": score.agency_code, "agency_name": score.agency_name, "cohort": score.cohort,
+        "period": score.period, "period_start": _ms(score.period_start), "period_end": _ms(score.period_end),
+        "indicators": [indicator_json(i) for i in score.indicators],
+        "total_points": score.total_points, "max_points": score.max_points,
+        "fraction": score.fraction if score.HasField("fraction") else None, "band": score.band,
+        "rules_version": score.rules_version, "computed_at": _ms(score.computed_at),
+    }
+
+
+def ranking_json(ranking) -> dict:
+    return {
+        "cohort": ranking.cohort, "period": ranking.period, "rules_version": ranking.rules_version,
+        "computed_at": _ms(ranking.computed_at), "live_rates": list(LIVE_RATES),
+        "entries": [{"rank": e.rank, **score_json(e.score)} for e in ranking.entries],
+    }
+
+
+def trend_json(trend) -> dict:
+    return {"agency_code": trend.agency_code, "agency_name": trend.agency_name, "granularity": trend.granularity,
+            "points": [score_json(p) for p in trend.points]}
+
+
+def activity_json(activity) -> dict:
+    return {
+        "agency_code": activity.agency_code, "minutes": activity.minutes, "types": list(activity.types),
+        "per_minute": [{"minute": _ms(m.minute), "events": dict(m.events)} for m in activity.per_minute],
+        "totals": dict(activity.totals),
+        "agencies": [{"agency_code": a.agency_code, "agency_name": a.agency_name, "events": a.events}
+                     for a in activity.agencies],
+        "last_event_at": _ms(activity.last_event_at) if activity.HasField("last_event_at") else None,
+        "computed_at": _ms(activity.computed_at),
+    }
+
+
+def explain_json(response) -> dict:
+    return {
+        "agency_code": response.agency_code, "period": response.period, "rules_version": response.rules_version,
+        "indicator": indicator_json(response.indicator), "total_items": response.total_items,
+        "items": [{"kind": i.kind, "id": i.id, "reasons": list(i.reasons), "facts": dict(i.facts)}
+                  for i in response.items],
+        "next_page_token": response.next_page_token,
+    }
+
+
+def rules_json(response) -> dict:
+    return {"default_version": response.default_version, "errors": list(response.errors),
+            "versions": [{"version": v.version, "title": v.title, "indicator_codes": list(v.indicator_codes)}
+                         for v in response.versions]}

@@ -1,0 +1,145 @@
+"""The operations-centre console in headless Chromium (Debian's, driven by Playwright), on
+the whole stack as `dti-pulse up` starts it. Screenshots go to test-artifacts/."""
+import os
+import re
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+
+from dti_pulse.localtime import LOCAL_TZ
+from services.console.auth import hash_password
+from tests.conftest import ARTIFACTS, poll, service_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM = Path(os.environ.get("DTI_CHROMIUM", "/usr/bin/chromium"))
+AGENCY = "000.00.11.H56"
+PASSWORD = "mật-khẩu-thử"
+# Flags that keep Chromium off the (closed) network and out of the sandbox it cannot make as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture
+def stack(private_broker, topic_names, services, tmp_path):
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
+                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(PASSWORD, iterations=1000)}",
+                      DTI_WATCH_INTERVAL_S="0.5")
+    up = services("up", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
+                         "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"],
+                         "--console-port", env["DTI_CONSOLE_PORT"]], env)
+    poll(lambda: "dti-pulse is up" in up.output() or up.process.poll() is not None, timeout_s=120,
+         what="dti-pulse up")
+    assert up.process.poll() is None, up.output()
+    console_url = f"http://127.0.0.1:{env['DTI_CONSOLE_PORT']}/"
+    assert console_url in up.output()  # the URL is printed at start
+    yield console_url, f"http://127.0.0.1:{env['DTI_HTTP_PORT']}"
+
+
+@pytest.fixture
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def live_events(now: datetime) -> list[dict]:
+    """Events of this minute for one department: a dossier on time, one already late, a signed document."""
+    def at(delta_minutes: float) -> str:
+        return (now + timedelta(minutes=delta_minutes)).isoformat(timespec="seconds")
+
+    def dossier(dossier_id, due):
+        return {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": at(-10),
+                "agency_code": AGENCY, "dossier_id": dossier_id, "procedure_code": "1.010708", "channel": 2,
+                "service_level": "full_online", "received_at": at(-10), "due_at": due}
+
+    document = {"document_id": f"{AGENCY},2026/11/23,{uuid.uuid4().hex[:6]}/UBND", "from_agency": AGENCY,
+                "to_agencies": ["000.00.05.H56"], "document_type": "CV", "promulgated_on": now.date().isoformat()}
+    return [dossier("HS-DUNG-HAN", at(2 * 24 * 60)), dossier("HS-TRE-HAN", at(-5)),
+            {"event_id": str(uuid.uuid4()), "type": "document.sent", "occurred_at": at(-3), "agency_code": AGENCY,
+             **document},
+            {"event_id": str(uuid.uuid4()), "type": "document.signed", "occurred_at": at(-2), "agency_code": AGENCY,
+             "document_id": document["document_id"], "personal_signature": True, "agency_signature": True}]
+
+
+def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
+    console_url, ingest_url = stack
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("requestfailed", lambda request: errors.append(f"request failed: {request.url}")
+            if "/api/stream" not in request.url else None)
+
+    # Log in (Vietnamese by default).
+    page.goto(console_url)
+    page.get_by_label("Tên đăng nhập").fill("operator")
+    page.get_by_label("Mật khẩu").fill("sai")
+    page.get_by_role("button", name="Đăng nhập").click()
+    page.get_by_text("Sai tên đăng nhập hoặc mật khẩu.").wait_for()
+    # The only errors so far: the browser reporting the two 401 answers (no session, wrong password).
+    assert len(errors) == 2 and all("401" in error for error in errors), errors
+    errors.clear()
+    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
+
+    # The ranking of the departments for this month, live.
+    table = page.get_by_test_id("ranking-table")
+    table.wait_for()
+    assert table.locator("tbody tr").count() == 20
+    page.get_by_text("Bảng xếp hạng và tỷ lệ trực tiếp").wait_for()
+    expect(page.get_by_test_id("fresh")).to_have_class(re.compile(r"\blive\b"))
+    row = table.locator(f'tr[data-agency="{AGENCY}"]')
+    assert row.get_by_test_id("fraction").inner_text() == "chưa có dữ liệu"
+    assert page.get_by_test_id("activity-total").inner_text() == "0"
+    page.evaluate("() => { window.sameDocument = true; }")
+
+    # Events arrive on the bus: the counter and the ranking move, with no reload.
+    events = live_events(datetime.now(LOCAL_TZ))
+    response = httpx.post(f"{ingest_url}/v1/events", json={"events": events},
+                          headers={"Authorization": "Bearer test-token"}, timeout=30)
+    assert response.status_code == 200 and response.json()["accepted"] == len(events), response.text
+    expect(page.get_by_test_id("activity-total")).to_have_text(str(len(events)), timeout=30_000)
+    expect(row.get_by_test_id("rank")).to_have_text("1", timeout=30_000)
+    assert page.evaluate("() => window.sameDocument") is True
+    assert page.get_by_test_id("count-dossier.received").inner_text() == "2"
+    assert row.get_by_test_id("fraction").inner_text() != "chưa có dữ liệu"
+    assert row.locator(".band").count() == 1  # coloured band
+    page.screenshot(path=str(ARTIFACTS / "console-ranking-vi.png"), full_page=True)
+
+    # English, without a reload; then back.
+    page.get_by_test_id("lang-toggle").click()
+    page.get_by_text("Ranking and live rates").wait_for()
+    assert "Dossiers received" in page.locator("#counters").inner_text()
+    assert page.evaluate("() => document.documentElement.lang") == "en"
+    page.screenshot(path=str(ARTIFACTS / "console-ranking-en.png"), full_page=True)
+    page.get_by_test_id("lang-toggle").click()
+    page.get_by_text("Bảng xếp hạng và tỷ lệ trực tiếp").wait_for()
+
+    # The agency page: trend charts and the dossiers that cost it points.
+    row.get_by_role("link").first.click()
+    page.get_by_test_id("indicators").wait_for()
+    page.locator("[data-testid=trend-day] canvas").wait_for()
+    page.locator("[data-testid=trend-month] canvas").wait_for()
+    page.locator('tr[data-indicator="dossier_on_time_rate"]').click()
+    explain = page.get_by_test_id("explain-list")
+    explain.wait_for()
+    assert explain.locator("li").count() == 1
+    assert explain.locator('li[data-id="HS-TRE-HAN"]').count() == 1
+    page.screenshot(path=str(ARTIFACTS / "console-agency-vi.png"), full_page=True)
+
+    # Export links carry the session and give files.
+    with page.expect_download() as download:
+        page.get_by_test_id("export-agency-xlsx").click()
+    assert download.value.suggested_filename.startswith(f"agency-{AGENCY}-")
+    assert errors == []

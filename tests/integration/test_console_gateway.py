@@ -1,0 +1,209 @@
+"""The console's web gateway as `dti-pulse serve console` runs it, in front of a real
+ranking gRPC server over chDB: auth, the JSON API, exports, the live stream, and the
+state it reports when ranking goes away. No browser here (tests/e2e/test_console_browser.py)."""
+import io
+import re
+import time
+import uuid
+from datetime import datetime
+
+import httpx
+import openpyxl
+import orjson
+import pytest
+
+from dti_pulse.broker import free_port, wait_for_port
+from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
+from dti_pulse.localtime import LOCAL_TZ
+from dti_pulse.registry import load_registry
+from services.console.auth import hash_password
+from services.ranking.grpc_server import RankingServer
+from services.ranking.rules import RulesCatalog
+from services.ranking.service import CachedMeasures, RankingService
+from services.ranking.store import ClickHouseMeasures
+from tests import scenario
+from tests.conftest import fold
+
+pytestmark = pytest.mark.integration
+PASSWORD = "đúng-mật-khẩu"  # non-ASCII on purpose
+
+
+def now_ms() -> int:
+    return int(datetime.now(LOCAL_TZ).timestamp() * 1000)
+
+
+@pytest.fixture
+def ranking_server(clean_chdb):
+    fold(clean_chdb, scenario.EVENTS, ingested_at_ms=now_ms())
+    service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
+                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
+    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
+    server.start_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def console(ranking_server, services):
+    port = free_port()
+    env = {"DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_CONSOLE_PORT": str(port),
+           "DTI_CONSOLE_VIEWERS": f"operator={hash_password(PASSWORD, iterations=1000)}",
+           "DTI_CONSOLE_TOKENS": "wall=screen-token", "DTI_CONSOLE_HEARTBEAT_S": "0.5"}
+    process = services("console", ["serve", "console"], env)
+    wait_for_port("127.0.0.1", port, timeout_s=30, process=process.process)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client
+
+
+def logged_in(client: httpx.Client) -> httpx.Client:
+    response = client.post("/api/session", json={"username": "operator", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return client
+
+
+def test_everything_but_the_page_shell_needs_a_credential(console):
+    for path in ("/api/ranking", "/api/meta", "/api/activity", "/api/stream", "/api/export/ranking.csv",
+                 f"/api/agencies/{scenario.AGENCY}", "/api/session"):
+        response = console.get(path)
+        assert response.status_code == 401, path
+        assert response.headers["content-type"] == "application/problem+json"
+    assert console.get("/").status_code == 200
+    assert console.post("/api/session", json={"username": "operator", "password": "wrong"}).status_code == 401
+    assert console.post("/api/session", content=b"not json").status_code == 400
+    assert console.get("/api/ranking", headers={"Authorization": "Bearer screen-token"}).status_code == 200
+    assert console.get("/api/ranking", headers={"Authorization": "Bearer other"}).status_code == 401
+    logged_in(console)
+    assert console.get("/api/session").json() == {"user": "operator"}
+    cookie = console.cookies["dti_console_session"]
+    forged = cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB")
+    for value, status in ((forged, 401), (cookie, 200)):
+        with httpx.Client(base_url=console.base_url) as other:
+            other.cookies.set("dti_console_session", value)
+            assert other.get("/api/session").status_code == status
+    logout = console.delete("/api/session")
+    assert logout.status_code == 204 and "max-age=0" in logout.headers["set-cookie"].lower()
+    assert console.get("/api/session").status_code == 401
+
+
+def test_password_guessing_is_slowed_down(console):
+    codes = [console.post("/api/session", json={"username": "operator", "password": f"guess{i}"}).status_code
+             for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    locked = console.post("/api/session", json={"username": "operator", "password": PASSWORD})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+
+
+def test_the_api_serves_the_ranking_services_answers(console):
+    logged_in(console)
+    meta = console.get("/api/meta").json()
+    assert meta["periods"]["month"] == datetime.now(LOCAL_TZ).strftime("%Y-%m") and meta["backend"] == "ok"
+    assert meta["rules"]["default_version"] == "dti-pulse-2025" and "dossier.resolved" in meta["activity_types"]
+    ranking = console.get("/api/ranking", params={"cohort": "department", "period": scenario.PERIOD}).json()
+    first = ranking["entries"][0]
+    assert (first["rank"], first["agency_code"]) == (1, scenario.AGENCY)
+    assert first["total_points"] == pytest.approx(scenario.EXPECTED_TOTAL)
+    assert first["fraction"] == pytest.approx(scenario.EXPECTED_TOTAL / scenario.EXPECTED_MAX)
+    assert ranking["entries"][-1]["fraction"] is None  # no data is null, not 0
+    score = console.get(f"/api/agencies/{scenario.AGENCY}", params={"period": scenario.PERIOD}).json()
+    assert {i["code"]: (i["numerator"], i["denominator"]) for i in score["indicators"]}["dossier_on_time_rate"] == \
+        scenario.EXPECTED["dossier_on_time_rate"][:2]
+    explain = console.get(f"/api/agencies/{scenario.AGENCY}/explain",
+                          params={"indicator": "dossier_on_time_rate", "period": scenario.PERIOD}).json()
+    assert {item["id"] for item in explain["items"]} == scenario.EXPECTED_COSTS["dossier_on_time_rate"]
+    trend = console.get(f"/api/agencies/{scenario.AGENCY}/trend", params={"granularity": "month"}).json()
+    assert len(trend["points"]) == 12 and trend["points"][-1]["period"] == meta["periods"]["month"]
+    activity = console.get("/api/activity").json()
+    assert sum(activity["totals"].values()) == len(scenario.EVENTS)
+    bad = console.get("/api/ranking", params={"cohort": "ministry"})
+    assert bad.status_code == 400 and "ministry" in bad.json()["detail"]
+    assert console.get("/api/agencies/000.99.99.H56").status_code == 404
+    assert console.get("/api/ranking", params={"period": "2026-13"}).status_code == 400
+    assert console.get(f"/api/agencies/{scenario.AGENCY}/explain").status_code == 400
+
+
+def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console):
+    logged_in(console)
+    params = {"cohort": "department", "period": scenario.PERIOD}
+    csv_vi = console.get("/api/export/ranking.csv", params=params)
+    assert csv_vi.status_code == 200 and csv_vi.headers["content-type"].startswith("text/csv")
+    assert f'ranking-department-{scenario.PERIOD}.csv' in csv_vi.headers["content-disposition"]
+    assert csv_vi.content.startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8
+    lines = csv_vi.content.decode("utf-8-sig").splitlines()
+    assert lines[0].startswith("Hạng,Mã đơn vị,Đơn vị,Điểm") and len(lines) == 1 + 20
+    assert lines[1].startswith(f"1,{scenario.AGENCY},")
+    assert console.get("/api/export/ranking.csv", params={**params, "lang": "en"}).text.lstrip("\ufeff").startswith(
+        "Rank,Agency code,Agency,Points")
+    xlsx = console.get("/api/export/ranking.xlsx", params=params)
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[2][:3] == ("Hạng", "Mã đơn vị", "Đơn vị") and rows[3][:2] == (1, scenario.AGENCY)
+    assert rows[3][3] == pytest.approx(scenario.EXPECTED_TOTAL, abs=1e-4)
+    agency = console.get(f"/api/export/agencies/{scenario.AGENCY}.xlsx", params={"period": scenario.PERIOD})
+    rows = list(openpyxl.load_workbook(io.BytesIO(agency.content)).active.iter_rows(values_only=True))
+    by_code = {row[1]: row for row in rows[3:]}
+    numerator, denominator, points = scenario.EXPECTED["dossier_on_time_rate"]
+    assert by_code["dossier_on_time_rate"][3:5] == (numerator, denominator)
+    assert by_code["dossier_on_time_rate"][6] == pytest.approx(points)
+    assert console.get("/api/export/ranking.pdf", params=params).status_code == 400
+    assert console.get("/api/export/ranking.csv", params={**params, "lang": "fr"}).status_code == 400
+
+
+def read_events(lines, wanted, timeout_s=20.0):
+    """SSE events from a stream's lines until `wanted(name, data)` is true; returns them."""
+    seen, name, deadline = [], None, time.monotonic() + timeout_s
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: "):
+            seen.append((name, orjson.loads(line[6:])))
+            if wanted(*seen[-1]):
+                return seen
+        if time.monotonic() > deadline:
+            break
+    raise AssertionError(f"no such event in {[n for n, _ in seen]}")
+
+
+def test_the_stream_pushes_the_ranking_activity_and_score_after_an_event(console, clean_chdb):
+    logged_in(console)
+    params = {"cohort": "department", "period": scenario.PERIOD, "agency": scenario.AGENCY}
+    with console.stream("GET", "/api/stream", params=params, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        lines = response.iter_lines()
+        first = read_events(lines, lambda name, data: name == "score")
+        names = {name for name, _ in first}
+        assert {"status", "score"} <= names
+        events_before = sum(next(d for n, d in first if n == "activity")["totals"].values()) \
+            if "activity" in names else len(scenario.EVENTS)
+        late = {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": "2026-10-20T08:00:00+07:00",
+                "agency_code": scenario.AGENCY, "dossier_id": "LIVE-1", "procedure_code": "1.010708", "channel": 2,
+                "service_level": "full_online", "received_at": "2026-10-20T08:00:00+07:00",
+                "due_at": "2026-10-22T17:00:00+07:00"}
+        fold(clean_chdb, [late], ingested_at_ms=now_ms())
+        pushed = read_events(lines, lambda name, data: name == "score" and {
+            i["code"]: i["denominator"] for i in data["indicators"]}["dossier_on_time_rate"] == 6)
+        activity = [d for n, d in pushed if n == "activity"]
+        assert activity and sum(activity[-1]["totals"].values()) == events_before + 1
+        assert any(n == "ranking" for n, _ in pushed)
+
+
+def test_the_stream_says_when_ranking_is_unreachable(console, ranking_server):
+    logged_in(console)
+    with console.stream("GET", "/api/stream", params={"period": "month"}, timeout=30) as response:
+        lines = response.iter_lines()
+        read_events(lines, lambda name, data: name == "status" and data["backend"] == "ok")
+        ranking_server.stop()
+        status = read_events(lines, lambda name, data: name == "status" and data["backend"] == "unreachable")
+        assert status[-1][1]["server_time"] > 0
+    assert console.get("/healthz").status_code == 503
+    assert console.get("/api/ranking").status_code == 503
+
+
+def test_the_page_and_its_libraries_are_served_locally(console):
+    page = console.get("/")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    for path in ("/static/app.js", "/static/app.css", "/static/i18n.json", "/vendor/uplot/uPlot.iife.min.js",
+                 "/vendor/uplot/uPlot.min.css", "/vendor/font/400.css",
+                 "/vendor/font/files/be-vietnam-pro-vietnamese-400-normal.woff2"):
+        assert console.get(path).status_code == 200, path
+    for path in ("/", "/static/app.js", "/static/app.css", "/vendor/font/400.css"):
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", console.get(path).text), path
