@@ -120,6 +120,66 @@ def services():
         service.stop()
 
 
+CONSOLE_PASSWORD = "đúng-mật-khẩu"  # non-ASCII on purpose
+CHROMIUM = Path(os.environ.get("DTI_CHROMIUM", "/usr/bin/chromium"))
+# Flags that keep Chromium off the (closed) network and out of the sandbox it cannot make as root.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.fixture
+def ranking_server(clean_chdb):
+    """The ranking gRPC service in this process over chDB, holding the October scenario
+    (arrived just now, so that it shows in the live activity)."""
+    from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
+    from dti_pulse.registry import load_registry
+    from services.ranking.grpc_server import RankingServer
+    from services.ranking.rules import RulesCatalog
+    from services.ranking.service import CachedMeasures, RankingService
+    from services.ranking.store import ClickHouseMeasures
+    from tests import scenario
+
+    fold(clean_chdb, scenario.EVENTS, ingested_at_ms=now_ms())
+    service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
+                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
+    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
+    server.start_in_thread()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def console(ranking_server, services):
+    """`dti-pulse serve console` in front of ranking_server; an HTTP client of it (not logged in)."""
+    from services.console.auth import hash_password
+
+    port = free_port()
+    env = {"DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_CONSOLE_PORT": str(port),
+           "DTI_CONSOLE_VIEWERS": f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
+           "DTI_CONSOLE_TOKENS": "wall=screen-token", "DTI_CONSOLE_HEARTBEAT_S": "0.5"}
+    process = services("console", ["serve", "console"], env)
+    wait_for_port("127.0.0.1", port, timeout_s=30, process=process.process)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (which downloads no browser)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
 def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: str, **extra) -> dict[str, str]:
     return {
         "DTI_DATA_DIR": str(tmp_path / "data"),
@@ -205,4 +265,4 @@ def fold(client, raw_events: list[dict], ingested_at_ms: int = 0):
         bus_envelopes(raw_events, ingested_at_ms=ingested_at_ms)))
 
 
-__all__ = ["bus_envelopes", "fold", "consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]
+__all__ = ["CONSOLE_PASSWORD", "now_ms", "bus_envelopes", "fold", "consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]

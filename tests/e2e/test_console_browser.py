@@ -1,10 +1,8 @@
 """The operations-centre console in headless Chromium (Debian's, driven by Playwright), on
 the whole stack as `dti-pulse up` starts it. Screenshots go to test-artifacts/."""
-import os
 import re
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -12,22 +10,17 @@ from playwright.sync_api import expect
 
 from dti_pulse.localtime import LOCAL_TZ
 from services.console.auth import hash_password
-from tests.conftest import ARTIFACTS, poll, service_env
+from tests.conftest import ARTIFACTS, CONSOLE_PASSWORD, poll, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-CHROMIUM = Path(os.environ.get("DTI_CHROMIUM", "/usr/bin/chromium"))
 AGENCY = "000.00.11.H56"
-PASSWORD = "mật-khẩu-thử"
-# Flags that keep Chromium off the (closed) network and out of the sandbox it cannot make as root.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update", "--disable-dev-shm-usage"]
 
 
 @pytest.fixture
 def stack(private_broker, topic_names, services, tmp_path):
     events_topic, dlq_topic = topic_names
     env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
-                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(PASSWORD, iterations=1000)}",
+                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
                       DTI_WATCH_INTERVAL_S="0.5")
     up = services("up", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
                          "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"],
@@ -40,16 +33,11 @@ def stack(private_broker, topic_names, services, tmp_path):
     yield console_url, f"http://127.0.0.1:{env['DTI_HTTP_PORT']}"
 
 
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+def log_in(page, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("Tên đăng nhập").fill("operator")
+    page.get_by_label("Mật khẩu").fill(CONSOLE_PASSWORD)
+    page.get_by_role("button", name="Đăng nhập").click()
 
 
 def live_events(now: datetime) -> list[dict]:
@@ -90,7 +78,7 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     # The only errors so far: the browser reporting the two 401 answers (no session, wrong password).
     assert len(errors) == 2 and all("401" in error for error in errors), errors
     errors.clear()
-    page.get_by_label("Mật khẩu").fill(PASSWORD)
+    page.get_by_label("Mật khẩu").fill(CONSOLE_PASSWORD)
     page.get_by_role("button", name="Đăng nhập").click()
 
     # The ranking of the departments for this month, live.
@@ -142,4 +130,24 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     with page.expect_download() as download:
         page.get_by_test_id("export-agency-xlsx").click()
     assert download.value.suggested_filename.startswith(f"agency-{AGENCY}-")
+    assert errors == []
+
+
+def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, f"{console.base_url}/")
+    page.get_by_test_id("ranking-table").wait_for()
+    fresh = page.get_by_test_id("fresh")
+    expect(fresh).to_have_class(re.compile(r"\blive\b"))
+    expect(fresh).to_have_text(re.compile(r"^Cập nhật \d+ giây trước$"))
+    banner = page.get_by_test_id("offline-banner")
+    expect(banner).to_be_hidden()
+    ranking_server.stop()
+    expect(banner).to_be_visible(timeout=15_000)
+    expect(banner).to_contain_text("Mất kết nối với máy chủ")
+    expect(fresh).to_have_class(re.compile(r"\boffline\b"))
+    expect(page.locator("main")).to_have_class(re.compile(r"\bstale\b"))
+    page.screenshot(path=str(ARTIFACTS / "console-offline-vi.png"), full_page=True)
     assert errors == []

@@ -12,51 +12,13 @@ import openpyxl
 import orjson
 import pytest
 
-from dti_pulse.broker import free_port, wait_for_port
-from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
 from dti_pulse.localtime import LOCAL_TZ
-from dti_pulse.registry import load_registry
-from services.console.auth import hash_password
-from services.ranking.grpc_server import RankingServer
-from services.ranking.rules import RulesCatalog
-from services.ranking.service import CachedMeasures, RankingService
-from services.ranking.store import ClickHouseMeasures
 from tests import scenario
-from tests.conftest import fold
+from tests.conftest import CONSOLE_PASSWORD, fold, now_ms
 
 pytestmark = pytest.mark.integration
-PASSWORD = "đúng-mật-khẩu"  # non-ASCII on purpose
-
-
-def now_ms() -> int:
-    return int(datetime.now(LOCAL_TZ).timestamp() * 1000)
-
-
-@pytest.fixture
-def ranking_server(clean_chdb):
-    fold(clean_chdb, scenario.EVENTS, ingested_at_ms=now_ms())
-    service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
-                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
-    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
-    server.start_in_thread()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def console(ranking_server, services):
-    port = free_port()
-    env = {"DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_CONSOLE_PORT": str(port),
-           "DTI_CONSOLE_VIEWERS": f"operator={hash_password(PASSWORD, iterations=1000)}",
-           "DTI_CONSOLE_TOKENS": "wall=screen-token", "DTI_CONSOLE_HEARTBEAT_S": "0.5"}
-    process = services("console", ["serve", "console"], env)
-    wait_for_port("127.0.0.1", port, timeout_s=30, process=process.process)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield client
-
-
 def logged_in(client: httpx.Client) -> httpx.Client:
-    response = client.post("/api/session", json={"username": "operator", "password": PASSWORD})
+    response = client.post("/api/session", json={"username": "operator", "password": CONSOLE_PASSWORD})
     assert response.status_code == 200, response.text
     return client
 
@@ -89,7 +51,7 @@ def test_password_guessing_is_slowed_down(console):
     codes = [console.post("/api/session", json={"username": "operator", "password": f"guess{i}"}).status_code
              for i in range(6)]
     assert codes == [401] * 5 + [429]
-    locked = console.post("/api/session", json={"username": "operator", "password": PASSWORD})
+    locked = console.post("/api/session", json={"username": "operator", "password": CONSOLE_PASSWORD})
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
 
 

@@ -27,17 +27,21 @@ def test_state_tables_have_the_summary_columns_in_order():
 def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     services = compose["services"]
-    assert {"kafka", "clickhouse", "ingest", "aggregator", "ranking"} <= set(services)
-    for name in ("ingest", "aggregator", "ranking"):
+    assert {"kafka", "clickhouse", "ingest", "aggregator", "ranking", "console"} <= set(services)
+    for name in ("ingest", "aggregator", "ranking", "console"):
         service = services[name]
         assert service["command"][:2] == ["serve", name]
         environment = service["environment"]
+        if name == "console":  # talks to ranking only
+            assert environment["DTI_RANKING_ADDRESS"] == "ranking:50051"
+            continue
         assert "DTI_KAFKA_BOOTSTRAP" in environment or "<<" in environment
     clickhouse_image = services["clickhouse"]["image"]
     assert clickhouse_image.startswith("clickhouse/clickhouse-server:") and int(clickhouse_image.split(":")[1].split(".")[0]) >= 24
     # no secret values in the compose file: tokens come from the environment / .env
     text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
     assert "DTI_INGEST_TOKENS: ${DTI_INGEST_TOKENS" in text
+    assert "DTI_CONSOLE_VIEWERS: ${DTI_CONSOLE_VIEWERS" in text and "DTI_CONSOLE_SECRET: ${DTI_CONSOLE_SECRET" in text
 
 
 def test_every_measure_the_rules_may_name_has_one_sql_definition():

@@ -151,7 +151,7 @@ function renderFreshness() {
   if (offline) {
     if (!state.frozenAt) state.frozenAt = state.lastLiveAt || Date.now();
     const text = t("fresh.offline", {t: fmtTime(state.frozenAt)});
-    node.className = "fresh offline"; node.textContent = text;
+    node.className = "fresh offline"; node.textContent = t("fresh.offline_short", {t: fmtTime(state.frozenAt)});
     banner.hidden = false; banner.textContent = text;
     main.classList.add("stale");
   } else if (!state.lastLiveAt) {

@@ -1,0 +1,131 @@
+"""The console's pure parts: credentials, sessions, period aliases, export tables."""
+import csv
+import io
+from datetime import datetime
+
+import openpyxl
+import pytest
+
+from dti_pulse.config import ConfigError, load_settings, settings_to_env
+from dti_pulse.localtime import LOCAL_TZ
+from services.console import exports
+from services.console.auth import Authenticator, hash_password, parse_viewers, verify_password
+from services.console.views import resolve_period
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def authenticator(clock=None) -> Authenticator:
+    return Authenticator({"an": hash_password("mật khẩu", iterations=1000)}, {"wall-token": "wall"}, b"k" * 32,
+                         session_s=3600, clock=clock or Clock())
+
+
+def test_passwords_are_stored_as_salted_hashes():
+    first, second = hash_password("pw", iterations=1000), hash_password("pw", iterations=1000)
+    assert first != second and "pw" not in first  # salted
+    assert verify_password("pw", first) and not verify_password("PW", first)
+    assert not verify_password("pw", "plain-text") and not verify_password("pw", "md5$1$a$b")
+
+
+def test_sessions_expire_and_cannot_be_forged_or_outlive_their_account():
+    clock = Clock()
+    auth = authenticator(clock)
+    cookie = auth.login("an", "mật khẩu")
+    assert auth.session_user(cookie) == "an"
+    body, signature = cookie.rsplit(".", 1)
+    other = Authenticator(auth.viewers, {}, b"x" * 32, clock=clock)
+    assert other.session_user(cookie) is None  # another secret
+    assert auth.session_user(body + "." + signature[::-1]) is None
+    assert auth.session_user("garbage") is None and auth.session_user(None) is None
+    clock.now += 3601
+    assert auth.session_user(cookie) is None
+    clock.now -= 3601
+    auth.viewers = {}
+    assert auth.session_user(cookie) is None  # account removed
+
+
+def test_failed_logins_lock_a_name_for_a_while():
+    clock = Clock()
+    auth = authenticator(clock)
+    for _ in range(5):
+        assert auth.login("an", "wrong") is None
+    assert auth.locked_for("an") == pytest.approx(60.0)
+    assert auth.locked_for("someone-else") == 0
+    clock.now += 61
+    assert auth.locked_for("an") == 0 and auth.login("an", "mật khẩu")
+
+
+def test_bearer_tokens_name_a_viewer():
+    auth = authenticator()
+    assert auth.token_user("Bearer wall-token") == "wall"
+    assert auth.token_user("Bearer other") is None and auth.token_user("Basic wall-token") is None
+    assert auth.token_user(None) is None
+
+
+def test_viewers_config_takes_hashes_only_and_never_echoes_a_secret():
+    encoded = hash_password("pw", iterations=1000)
+    assert parse_viewers(f"an={encoded}, bình={encoded}") == {"an": encoded, "bình": encoded}
+    with pytest.raises(ValueError, match="hash-password"):
+        parse_viewers("an=plaintext-password")
+    with pytest.raises(ConfigError) as error:
+        load_settings({"DTI_CONSOLE_VIEWERS": "an=plaintext-password"})
+    assert "plaintext-password" not in str(error.value) and "DTI_CONSOLE_VIEWERS" in str(error.value)
+    settings = load_settings({"DTI_CONSOLE_VIEWERS": f"an={encoded}", "DTI_CONSOLE_TOKENS": "wall=t"})
+    assert load_settings(settings_to_env(settings)) == settings
+
+
+def test_period_aliases_follow_local_time():
+    # 23:30 UTC on 31 Dec is already 1 January in Asia/Ho_Chi_Minh.
+    instant = datetime.fromisoformat("2026-12-31T23:30:00+00:00")
+    assert [resolve_period(a, instant) for a in ("today", "month", "year")] == ["2027-01-01", "2027-01", "2027"]
+    assert resolve_period("2026-Q3", instant) == "2026-Q3"
+
+
+def _score(code, fraction, points):
+    indicator = {"code": "dossier_on_time_rate", "group": "progress", "numerator": 1, "denominator": 2,
+                 "ratio": 0.5, "points": 10.0, "max_points": 20.0, "note": "", "components": []}
+    return {"agency_code": code, "agency_name": "Sở Nội vụ", "cohort": "department", "period": "2026-11",
+            "indicators": [indicator] if fraction is not None else [dict(indicator, ratio=None, points=None,
+                                                                          denominator=0, numerator=0)],
+            "total_points": points, "max_points": 20.0 if fraction is not None else 0.0, "fraction": fraction,
+            "band": "critical" if fraction is not None else "", "rules_version": "r1"}
+
+
+def test_ranking_exports_keep_no_value_apart_from_zero_in_both_formats():
+    ranking = {"cohort": "department", "period": "2026-11", "rules_version": "r1",
+               "entries": [{"rank": 1, **_score("000.00.02.H56", 0.5, 10.0)},
+                           {"rank": 2, **_score("000.00.03.H56", None, 0.0)}]}
+    table = exports.ranking_table(ranking, "vi")
+    rows = list(csv.reader(io.StringIO(exports.to_csv(*table).decode("utf-8-sig"))))
+    assert rows[0][:7] == ["Hạng", "Mã đơn vị", "Đơn vị", "Điểm", "Điểm tối đa", "Chỉ số (0–1)", "Mức"]
+    assert rows[0][7] == "Hồ sơ đúng hạn (tỷ lệ)"
+    assert rows[1][:7] == ["1", "000.00.02.H56", "Sở Nội vụ", "10.0", "20.0", "0.5", "Báo động"]
+    assert rows[2][5] == "" and rows[2][7] == ""  # no value: empty, not 0
+    sheet = openpyxl.load_workbook(io.BytesIO(exports.to_xlsx(*table))).active
+    assert sheet["A1"].value.startswith("Bảng xếp hạng - Sở, ban, ngành - 2026-11")
+    assert [c.value for c in sheet[4]][:6] == [1, "000.00.02.H56", "Sở Nội vụ", 10.0, 20.0, 0.5]
+    assert sheet["F5"].value is None
+
+
+def test_every_string_the_page_and_exports_use_exists_in_both_languages():
+    strings = exports.translations()
+    assert set(strings["vi"]) == set(strings["en"])
+    from services.ranking.rules import RulesCatalog
+    from dti_pulse.config import DEFAULT_RULES_DIR
+
+    def codes(indicators):
+        for indicator in indicators:
+            yield indicator.code
+            yield from codes(getattr(indicator, "components", ()))
+
+    for rules in RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0).rulesets().values():
+        for code in codes(rules.indicators):
+            assert f"ind.{code}" in strings["vi"], code
+        for indicator in rules.indicators:
+            assert f"group.{indicator.group}" in strings["vi"], indicator.group
