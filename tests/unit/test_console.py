@@ -124,6 +124,11 @@ def test_every_string_the_page_and_exports_use_exists_in_both_languages():
             yield indicator.code
             yield from codes(getattr(indicator, "components", ()))
 
+    from services.ranking.store import FACTS
+
+    for family in FACTS.values():
+        for label, _ in family:
+            assert f"fact.{label}" in strings["vi"], label
     for rules in RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0).rulesets().values():
         for code in codes(rules.indicators):
             assert f"ind.{code}" in strings["vi"], code

@@ -375,8 +375,9 @@ function renderTrend(granularity, trend) {
     return value === null || value === undefined ? null : value * 100;
   })}));
   const dateParts = granularity === "day" ? {day: "2-digit", month: "2-digit"} : {month: "2-digit", year: "numeric"};
+  // Numeric day/month labels read the same in both languages (dd/mm, mm/yyyy).
   lineChart(container, x, series, {percent: true, height: 260, xFormat: (ms) => new Date(ms).toLocaleDateString(
-    state.lang === "vi" ? "vi-VN" : "en-GB", {timeZone: LOCAL_TZ, ...dateParts})});
+    "en-GB", {timeZone: LOCAL_TZ, ...dateParts})});
 }
 
 async function loadExplain(code, indicator, pageToken) {
@@ -405,7 +406,7 @@ async function loadExplain(code, indicator, pageToken) {
       h("a", {href: `#/agency/${encodeURIComponent(code)}/explain/${indicator}/${encodeURIComponent(item.id)}`}, h("code", {}, item.id)),
       " — ", item.reasons.join("; "),
       h("div", {class: "facts"}, Object.entries(item.facts).filter(([, v]) => v !== "" && v !== "0")
-        .map(([k, v]) => `${k}: ${v}`).join(" · "))));
+        .map(([k, v]) => `${t(`fact.${k}`)}: ${v}`).join(" · "))));
   }
   if (page.next_page_token) {
     container.append(h("button", {id: "explain-more", type: "button",
