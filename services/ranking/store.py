@@ -115,7 +115,12 @@ def measures_sql(family: str) -> str:
 _MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
 
 # Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
-LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL", "__DOCUMENTS__": "document_state FINAL",
+# The explicit PREWHERE on agency_code filters rows as they are read, before FINAL merges
+# them: about twice as fast on a national table (bench/README.md), and safe because
+# agency_code is in the sorting key, so every version of an entity passes or fails together
+# (a PREWHERE on any other column could keep an old version whose newest one fails).
+LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
+                "__DOCUMENTS__": "document_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
                 "__RECALLS__": "document_state"}
 
 

@@ -54,3 +54,27 @@ def test_state_rows_are_replaced_not_added(clean_chdb):
     assert rows == [(5,)]
     loaded = store.load([("dossier", "D1")])
     assert len(loaded[("dossier", "D1")]) == 5
+
+
+def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_chdb):
+    """An older version of a dossier matches October; the newest (a corrected reception)
+    says November. Until a merge, both rows are stored: the measures must see only the
+    newest (FINAL before any filter but the agency, which every version shares)."""
+    from tests.conftest import fold
+
+    def received(event_id, at):
+        return {"event_id": event_id, "type": "dossier.received", "occurred_at": at, "agency_code": scenario.AGENCY,
+                "dossier_id": "MOVED", "procedure_code": "1.0", "channel": 2, "service_level": "full_online",
+                "received_at": at, "due_at": "2026-12-01T17:00:00+07:00"}
+
+    fold(clean_chdb, [received("7d1c1c1e-0000-4000-8000-000000000001", "2026-10-30T08:00:00+07:00")])
+    fold(clean_chdb, [received("7d1c1c1e-0000-4000-8000-000000000002", "2026-11-02T08:00:00+07:00")])
+    assert clean_chdb.query("SELECT count() FROM dossier_state WHERE dossier_id = 'MOVED'").result_rows[0][0] == 2
+    measures = ClickHouseMeasures(clean_chdb)
+
+    def received_in(label):
+        period = parse_period(label)
+        found = measures.measures([scenario.AGENCY], period.start_ms, period.end_ms, period.end_ms)
+        return found.get(scenario.AGENCY, {}).get("dossiers_received", 0)
+
+    assert (received_in("2026-10"), received_in("2026-11")) == (0, 1)
