@@ -290,10 +290,18 @@ class RankingService:
         points = points or TREND_GRANULARITIES[granularity]
         if not 0 < points <= MAX_TREND_POINTS[granularity]:
             raise BadRequest(f"points must be 1..{MAX_TREND_POINTS[granularity]} for {granularity}s")
-        self._rules(rules_version)
+        rules = self._rules(rules_version)
         today = datetime.fromtimestamp(self.clock_ms() / 1000, LOCAL_TZ).date()
-        return [self.agency_score(agency.code, label, rules_version)
-                for label in trend_labels(granularity, points, today)]
+        points_scored = []
+        for label in trend_labels(granularity, points, today):
+            period = self._period(label)
+            now, judged_at = self._judged_at(period, None)
+            # The agency's own rows only (its slice of the table, not its cohort's): an
+            # agency's measures do not depend on the others', so the score is the same.
+            measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+            points_scored.append(ScoredAgency(agency, agency.kind, period, rules,
+                                              score_agency(agency.code, agency.kind, rules, measures), now))
+        return points_scored
 
     def activity(self, agency_code: str = "", minutes: int = 0) -> ActivityResult:
         """New events per minute of arrival and type over the last `minutes` (the current

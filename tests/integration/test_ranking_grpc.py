@@ -224,6 +224,11 @@ def test_trend_points_are_the_scores_of_each_period(stub):
     assert october == direct and october.fraction > 0
     days = stub.GetAgencyTrend(ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="day"))
     assert len(days.points) == 30 and days.agency_name
+    for point in [*trend.points, *days.points]:  # each point is that period's score
+        direct = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=point.period))
+        point.ClearField("computed_at")
+        direct.ClearField("computed_at")
+        assert point == direct, point.period
     for request in (ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="week"),
                     ranking_pb2.GetAgencyTrendRequest(agency_code=scenario.AGENCY, granularity="day", points=400)):
         with pytest.raises(grpc.RpcError) as bad:
