@@ -105,9 +105,21 @@ class Authenticator:
             claims = orjson.loads(_unb64(body))
         except (ValueError, orjson.JSONDecodeError):
             return None
-        if claims.get("exp", 0) < self.clock() or claims.get("u") not in self.viewers:
-            return None  # expired, or the account was removed since
+        if claims.get("exp", 0) < self.clock() or claims.get("u") not in self.names():
+            return None  # expired, or the account (or token) was removed since
         return claims["u"]
+
+    def names(self) -> set[str]:
+        return {*self.viewers, *self.tokens.values()}
+
+    def renewal(self, cookie: str | None) -> str | None:
+        """A fresh cookie for a valid session past half its life, so that a screen left on
+        stays logged in while it keeps asking; None when no renewal is due."""
+        user = self.session_user(cookie)
+        if user is None:
+            return None
+        claims = orjson.loads(_unb64(cookie.rsplit(".", 1)[0]))
+        return self.issue(user) if claims["exp"] - self.clock() < self.session_s / 2 else None
 
     def token_user(self, authorization: str | None) -> str | None:
         scheme, _, token = (authorization or "").partition(" ")

@@ -153,6 +153,11 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers={**_HEADERS, "Cache-Control": "no-cache"})
 
+    def with_session(response: Response, cookie: str) -> Response:
+        response.set_cookie(SESSION_COOKIE, cookie, max_age=int(auth.session_s), httponly=True, samesite="strict",
+                            secure=secure_cookies, path="/")
+        return response
+
     async def login(request: Request) -> Response:
         try:
             body = orjson.loads(await request.body())
@@ -166,14 +171,24 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         cookie = auth.login(name, password)
         if cookie is None:
             return problem(401, "Unauthorized", "wrong user name or password")
-        response = json_response({"user": name})
-        response.set_cookie(SESSION_COOKIE, cookie, max_age=int(auth.session_s), httponly=True, samesite="strict",
-                            secure=secure_cookies, path="/")
-        return response
+        return with_session(json_response({"user": name}), cookie)
 
     async def session(request: Request) -> Response:
         user = viewer(request)
-        return json_response({"user": user}) if user else unauthorized()
+        if not user:
+            return unauthorized()
+        renewed = auth.renewal(request.cookies.get(SESSION_COOKIE))
+        response = json_response({"user": user})
+        return with_session(response, renewed) if renewed else response
+
+    async def kiosk(request: Request) -> Response:
+        """A wall screen's link: a console token in the query, swapped for a session cookie
+        and taken out of the address bar by the redirect."""
+        name = auth.token_user(f"Bearer {request.query_params.get('token', '')}")
+        if name is None:
+            return problem(401, "Unauthorized", "unknown or missing token")
+        return with_session(Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"}),
+                            auth.issue(name))
 
     async def logout(request: Request) -> Response:
         response = Response(status_code=204)
@@ -286,6 +301,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
+        Route("/kiosk", kiosk),
         Route("/api/session", login, methods=["POST"]),
         Route("/api/session", session, methods=["GET"]),
         Route("/api/session", logout, methods=["DELETE"]),

@@ -47,6 +47,14 @@ def test_everything_but_the_page_shell_needs_a_credential(console):
     assert console.get("/api/session").status_code == 401
 
 
+def test_a_wall_screen_link_swaps_its_token_for_a_session(console):
+    assert console.get("/kiosk", params={"token": "wrong"}).status_code == 401
+    response = console.get("/kiosk", params={"token": "screen-token"})
+    assert response.status_code == 303 and response.headers["location"] == "/"
+    assert console.get("/api/session").json() == {"user": "wall"}
+    assert console.get("/api/ranking").status_code == 200
+
+
 def test_password_guessing_is_slowed_down(console):
     codes = [console.post("/api/session", json={"username": "operator", "password": f"guess{i}"}).status_code
              for i in range(6)]

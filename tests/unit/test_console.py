@@ -134,3 +134,33 @@ def test_every_string_the_page_and_exports_use_exists_in_both_languages():
             assert f"ind.{code}" in strings["vi"], code
         for indicator in rules.indicators:
             assert f"group.{indicator.group}" in strings["vi"], indicator.group
+
+
+def test_a_session_is_renewed_past_half_its_life_and_tokens_can_hold_one():
+    clock = Clock()
+    auth = authenticator(clock)
+    cookie = auth.login("an", "mật khẩu")
+    assert auth.renewal(cookie) is None  # young
+    clock.now += 1801
+    renewed = auth.renewal(cookie)
+    assert renewed and renewed != cookie
+    clock.now += 1800  # the first one has expired, the renewed one has not
+    assert auth.session_user(cookie) is None and auth.session_user(renewed) == "an"
+    assert auth.renewal("forged.cookie") is None
+    screen = auth.issue(auth.token_user("Bearer wall-token"))
+    assert auth.session_user(screen) == "wall"
+    auth.tokens = {}
+    assert auth.session_user(screen) is None  # the token was withdrawn
+
+
+def test_hash_password_prints_a_hash_the_console_accepts():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "hash-password"], input="mật khẩu\n",
+                            capture_output=True, text=True, check=True)
+    encoded = result.stdout.strip()
+    assert verify_password("mật khẩu", encoded) and parse_viewers(f"an={encoded}") == {"an": encoded}
+    empty = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "hash-password"], input="\n",
+                           capture_output=True, text=True)
+    assert empty.returncode == 2 and "empty password" in empty.stderr

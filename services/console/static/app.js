@@ -447,6 +447,9 @@ async function boot() {
   document.getElementById("login-form").addEventListener("submit", login);
   window.addEventListener("hashchange", route);
   setInterval(renderFreshness, 1000);
+  // Keeps a screen that is left on logged in (the server renews a session past half its
+  // life), and shows the login form as soon as a session ends.
+  setInterval(() => { if (state.user) api("/api/session").catch(() => {}); }, 10 * 60 * 1000);
   await start();
 }
 
