@@ -125,6 +125,9 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     assert explain.locator("li").count() == 1
     assert explain.locator('li[data-id="HS-TRE-HAN"]').count() == 1
     page.screenshot(path=str(ARTIFACTS / "console-agency-vi.png"), full_page=True)
+    page.get_by_test_id("period").select_option("year")  # the agency's rates for the year
+    expect(page.locator("#indicators-title")).to_have_text(f"Chỉ tiêu kỳ {datetime.now(LOCAL_TZ).year}")
+    expect(page.get_by_test_id("agency-fraction")).not_to_have_text("chưa có dữ liệu")
 
     # Export links carry the session and give files.
     with page.expect_download() as download:

@@ -198,16 +198,21 @@ function periodLabel(alias) {
   return state.meta?.periods?.[alias] || alias;
 }
 
+// Today / this month / this year, shared by both views and remembered.
+function periodSelect(onChange) {
+  return h("select", {id: "period", "data-testid": "period", onchange: (e) => {
+    state.period = e.target.value; localStorage.setItem("dti.period", state.period); onChange();
+  }}, ["today", "month", "year"].map((p) => h("option", {value: p, selected: p === state.period},
+    `${t(`period.${p}`)} (${periodLabel(p)})`)));
+}
+
 function rankingView() {
   clearCharts();
   const view = document.getElementById("view");
   const cohortSelect = h("select", {id: "cohort", "data-testid": "cohort", onchange: (e) => {
     state.cohort = e.target.value; localStorage.setItem("dti.cohort", state.cohort); state.data.ranking = null; rankingView();
   }}, state.meta.cohorts.map((c) => h("option", {value: c, selected: c === state.cohort}, t(`cohort.${c}`))));
-  const periodSelect = h("select", {id: "period", "data-testid": "period", onchange: (e) => {
-    state.period = e.target.value; localStorage.setItem("dti.period", state.period); state.data.ranking = null; rankingView();
-  }}, ["today", "month", "year"].map((p) => h("option", {value: p, selected: p === state.period},
-    `${t(`period.${p}`)} (${periodLabel(p)})`)));
+  const periods = periodSelect(() => { state.data.ranking = null; rankingView(); });
   const exportLink = (fmt) => h("a", {class: "button", "data-testid": `export-${fmt}`, download: "",
     href: `/api/export/ranking.${fmt}?${new URLSearchParams({cohort: state.cohort, period: state.period, lang: state.lang})}`},
     t(`export.${fmt}`));
@@ -219,7 +224,7 @@ function rankingView() {
         h("div", {}, h("div", {class: "muted"}, t("activity.busiest")), h("ol", {class: "busiest", id: "busiest"})))),
     h("section", {class: "card"},
       h("div", {class: "tools"}, h("h2", {}, t("ranking.title")),
-        h("label", {}, `${t("cohort.label")} `, cohortSelect), h("label", {}, `${t("period.label")} `, periodSelect),
+        h("label", {}, `${t("cohort.label")} `, cohortSelect), h("label", {}, `${t("period.label")} `, periods),
         h("span", {class: "spacer"}), h("span", {class: "muted", id: "rules"}), exportLink("csv"), exportLink("xlsx")),
       h("div", {id: "ranking"})));
   renderActivity(state.data.activity);
@@ -311,7 +316,9 @@ function agencyView(code, indicator) {
     t(`export.${fmt}`));
   view.replaceChildren(
     h("div", {class: "tools"}, h("a", {href: "#/"}, t("agency.back")), h("h2", {id: "agency-name"}, code),
-      h("span", {class: "spacer"}), exportLink("csv"), exportLink("xlsx")),
+      h("span", {class: "spacer"}), h("label", {}, `${t("period.label")} `, periodSelect(() => {
+        state.data.score = null; agencyView(code, indicator);
+      })), exportLink("csv"), exportLink("xlsx")),
     h("section", {class: "card"}, h("h2", {id: "indicators-title"}), h("div", {id: "indicators"}),
       h("p", {class: "muted"}, t("agency.explain_hint"))),
     h("section", {class: "card explain", id: "explain", "data-testid": "explain"}),
