@@ -5,21 +5,27 @@ instants are Unix milliseconds.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dti_pulse.localtime import LOCAL_TZ
 
 # The live rates the operations centre watches (domain.md §4), in display order.
 LIVE_RATES = ("doc_electronic_rate", "doc_personal_sign_rate", "doc_agency_sign_rate",
               "dossier_full_online_rate", "dossier_on_time_rate")
-PERIOD_ALIASES = ("today", "month", "year")
+PERIOD_ALIASES = ("today", "month", "quarter", "year", "previous_month", "previous_quarter", "previous_year")
 
 
 def resolve_period(label: str, now: datetime | None = None) -> str:
-    """today / month / year -> the current local day, month or year label; others unchanged."""
+    """A relative period (today, month, quarter, year, previous_month, previous_quarter,
+    previous_year) -> its label in local time; any other label is passed on unchanged."""
     now = (now or datetime.now(LOCAL_TZ)).astimezone(LOCAL_TZ)
-    return {"today": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m"), "year": now.strftime("%Y")}.get(
-        label, label)
+    quarter = (now.month - 1) // 3  # 0-based
+    last_month = now.replace(day=1) - timedelta(days=1)
+    last_quarter_year, last_quarter = (now.year, quarter - 1) if quarter else (now.year - 1, 3)
+    return {"today": now.strftime("%Y-%m-%d"), "month": now.strftime("%Y-%m"), "quarter": f"{now.year}-Q{quarter + 1}",
+            "year": now.strftime("%Y"), "previous_month": last_month.strftime("%Y-%m"),
+            "previous_quarter": f"{last_quarter_year}-Q{last_quarter + 1}",
+            "previous_year": str(now.year - 1)}.get(label, label)
 
 
 def _ms(stamp) -> int:

@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 
 from dti_pulse.localtime import LOCAL_TZ
 from services.console.auth import hash_password
+from tests import scenario
 from tests.conftest import ARTIFACTS, CONSOLE_PASSWORD, poll, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -145,6 +146,13 @@ def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server,
     fresh = page.get_by_test_id("fresh")
     expect(fresh).to_have_class(re.compile(r"\blive\b"))
     expect(fresh).to_have_text(re.compile(r"^Cập nhật \d+ giây trước$"))
+    # Last month's report: any period the ranking service knows, here the October scenario.
+    page.get_by_test_id("period").select_option("custom")
+    page.get_by_test_id("period-custom").fill(scenario.PERIOD)
+    page.get_by_test_id("period-custom").press("Enter")
+    first_row = page.locator("[data-testid=ranking-table] tbody tr").first
+    expect(first_row).to_have_attribute("data-agency", scenario.AGENCY)
+    assert f"period={scenario.PERIOD}" in page.get_by_test_id("export-xlsx").get_attribute("href")
     banner = page.get_by_test_id("offline-banner")
     expect(banner).to_be_hidden()
     ranking_server.stop()

@@ -85,6 +85,11 @@ def test_period_aliases_follow_local_time():
     instant = datetime.fromisoformat("2026-12-31T23:30:00+00:00")
     assert [resolve_period(a, instant) for a in ("today", "month", "year")] == ["2027-01-01", "2027-01", "2027"]
     assert resolve_period("2026-Q3", instant) == "2026-Q3"
+    previous = [resolve_period(a, instant) for a in ("quarter", "previous_month", "previous_quarter", "previous_year")]
+    assert previous == ["2027-Q1", "2026-12", "2026-Q4", "2026"]
+    mid_year = datetime.fromisoformat("2026-05-15T12:00:00+07:00")
+    assert [resolve_period(a, mid_year) for a in ("quarter", "previous_month", "previous_quarter")] == \
+        ["2026-Q2", "2026-04", "2026-Q1"]
 
 
 def _score(code, fraction, points):

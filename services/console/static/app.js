@@ -199,11 +199,20 @@ function periodLabel(alias) {
 }
 
 // Today / this month / this year, shared by both views and remembered.
+// Relative periods, or any label the ranking service knows (YYYY-MM, YYYY-Qn, ...).
+const PERIOD_CHOICES = ["today", "month", "quarter", "year", "previous_month", "previous_quarter", "previous_year"];
+
 function periodSelect(onChange) {
-  return h("select", {id: "period", "data-testid": "period", onchange: (e) => {
-    state.period = e.target.value; localStorage.setItem("dti.period", state.period); onChange();
-  }}, ["today", "month", "year"].map((p) => h("option", {value: p, selected: p === state.period},
-    `${t(`period.${p}`)} (${periodLabel(p)})`)));
+  const custom = !PERIOD_CHOICES.includes(state.period);
+  const choose = (value) => { state.period = value; localStorage.setItem("dti.period", value); onChange(); };
+  const input = h("input", {id: "period-custom", "data-testid": "period-custom", size: 10, value: custom ? state.period : "",
+    placeholder: t("period.custom_hint"), title: t("period.custom_hint"), hidden: !custom,
+    onchange: (e) => { if (e.target.value.trim()) choose(e.target.value.trim()); }});
+  const select = h("select", {id: "period", "data-testid": "period", onchange: (e) => {
+    if (e.target.value === "custom") { input.hidden = false; input.focus(); } else choose(e.target.value);
+  }}, PERIOD_CHOICES.map((p) => h("option", {value: p, selected: p === state.period}, `${t(`period.${p}`)} (${periodLabel(p)})`)),
+    h("option", {value: "custom", selected: custom}, t("period.custom")));
+  return h("span", {}, select, " ", input);
 }
 
 function rankingView() {
