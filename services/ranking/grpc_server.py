@@ -153,7 +153,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             agency_code=result.agency.code, period=result.period.label, rules_version=result.rules.version,
             indicator=_indicator(result.indicator), total_items=result.total,
             next_page_token="" if result.next_offset is None else str(result.next_offset),
-            items=[ranking_pb2.CostItem(kind=result.kind, id=entity_id, reasons=reasons,
+            items=[ranking_pb2.CostItem(kind=result.kind, id=entity_id, reasons=[text for _, text in reasons],
+                                        reason_codes=[code for code, _ in reasons],
                                         facts={k: _fact(k, v) for k, v in facts.items()})
                    for entity_id, reasons, facts in result.items])
 

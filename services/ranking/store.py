@@ -138,7 +138,7 @@ class NotExplainable(ValueError):
 class ExplainPlan:
     family: str
     predicate: str  # the rows that cost points
-    reasons: list[tuple[str, str]]  # (text, predicate): which of them applies to a row
+    reasons: list[tuple[str, str, str]]  # (code, text, predicate): which of them applies to a row
 
 
 def explain_plan(numerator, denominator) -> ExplainPlan:
@@ -154,14 +154,16 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     family = measures[0].family
     subtracted = [MEASURE_DEFINITIONS[t.measure] for t in numerator if t.sign < 0]
     if subtracted:
-        reasons = [(m.describes, m.predicate) for m in subtracted]
+        reasons = [(t.measure, MEASURE_DEFINITIONS[t.measure].describes, MEASURE_DEFINITIONS[t.measure].predicate)
+                   for t in numerator if t.sign < 0]
     else:
         if len(numerator) != 1 or len(denominator) != 1:
             raise NotExplainable("only single-measure ratios or subtracted terms can be explained")
         counted = MEASURE_DEFINITIONS[numerator[0].measure]
         whole = MEASURE_DEFINITIONS[denominator[0].measure]
-        reasons = [(f"not {counted.describes}", f"({whole.predicate}) AND NOT ({counted.predicate})")]
-    return ExplainPlan(family, " OR ".join(f"({p})" for _, p in reasons), reasons)
+        reasons = [(f"not:{numerator[0].measure}", f"not {counted.describes}",
+                    f"({whole.predicate}) AND NOT ({counted.predicate})")]
+    return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
 
 
 class ClickHouseMeasures:
@@ -261,10 +263,10 @@ class ClickHouseMeasures:
 
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list[tuple[str, list[str], dict]]]:
-        """(total, [(entity_id, reasons, facts)]) of one agency's rows that cost points, by id."""
+        """(total, [(entity_id, [(reason code, reason)], facts)]) of one agency's rows that cost points, by id."""
         parameters = self._parameters([agency_code], start_ms, end_ms, judged_at_ms)
         facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
-        flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, predicate) in enumerate(plan.reasons))
+        flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, _, predicate) in enumerate(plan.reasons))
         with self._sources([agency_code], start_ms, end_ms, as_of_ms) as sources:
             rows_sql = bind(_ROWS[plan.family], sources)
             total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
@@ -275,6 +277,6 @@ class ClickHouseMeasures:
         labels = result.column_names[1 + len(plan.reasons):]
         items = []
         for row in result.result_rows:
-            reasons = [text for (text, _), flag in zip(plan.reasons, row[1:1 + len(plan.reasons)]) if flag]
+            reasons = [(code, text) for (code, text, _), flag in zip(plan.reasons, row[1:1 + len(plan.reasons)]) if flag]
             items.append((row[0], reasons, dict(zip(labels, row[1 + len(plan.reasons):]))))
         return int(total), items

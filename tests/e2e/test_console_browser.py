@@ -124,7 +124,9 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     explain = page.get_by_test_id("explain-list")
     explain.wait_for()
     assert explain.locator("li").count() == 1
-    assert explain.locator('li[data-id="HS-TRE-HAN"]').count() == 1
+    late = explain.locator('li[data-id="HS-TRE-HAN"]')
+    expect(late).to_contain_text("đã quá hạn mà chưa giải quyết")  # the reason, in the page's language
+    expect(late).to_contain_text("Hạn:")
     page.screenshot(path=str(ARTIFACTS / "console-agency-vi.png"), full_page=True)
     page.get_by_test_id("period").select_option("year")  # the agency's rates for the year
     expect(page.locator("#indicators-title")).to_have_text(f"Chỉ tiêu kỳ {datetime.now(LOCAL_TZ).year}")

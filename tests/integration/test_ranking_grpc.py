@@ -75,6 +75,8 @@ def test_explain_lists_exactly_what_costs_points_with_the_deciding_facts(stub):
     _, satisfaction = explain_all(stub, "dossier_satisfaction")
     d3 = next(item for item in satisfaction if item.id == "D3")
     assert d3.reasons == ["rated unsatisfied"] and d3.facts["paused_days"] == "3.0"
+    assert d3.reason_codes == ["dossiers_rated_unsatisfied"]
+    assert all(item.reason_codes == ["not:dossiers_on_time"] for item in late)
     with pytest.raises(grpc.RpcError) as unknown:
         explain_all(stub, "dossier_happiness")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND

@@ -134,7 +134,18 @@ def test_every_string_the_page_and_exports_use_exists_in_both_languages():
     for family in FACTS.values():
         for label, _ in family:
             assert f"fact.{label}" in strings["vi"], label
+    from services.ranking.service import _explained_ratio
+    from services.ranking.store import NotExplainable, explain_plan
+
     for rules in RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0).rulesets().values():
+        for indicator in rules.indicators:  # each reason Explain can give has words on the page
+            ratio = _explained_ratio(indicator)
+            try:
+                plan = explain_plan(ratio.numerator, ratio.denominator)
+            except NotExplainable:
+                continue
+            for code, _, _ in plan.reasons:
+                assert f"reason.{code}" in strings["vi"], code
         for code in codes(rules.indicators):
             assert f"ind.{code}" in strings["vi"], code
         for indicator in rules.indicators:

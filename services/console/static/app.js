@@ -420,7 +420,8 @@ async function loadExplain(code, indicator, pageToken) {
     list.append(h("li", {id: anchor, "data-id": item.id},
       `${t(`explain.kind.${item.kind}`)} `,
       h("a", {href: `#/agency/${encodeURIComponent(code)}/explain/${indicator}/${encodeURIComponent(item.id)}`}, h("code", {}, item.id)),
-      " — ", item.reasons.join("; "),
+      " — ", item.reasons.map((text, i) => t(`reason.${item.reason_codes[i]}`) === `reason.${item.reason_codes[i]}`
+        ? text : t(`reason.${item.reason_codes[i]}`)).join("; "),
       h("div", {class: "facts"}, Object.entries(item.facts).filter(([, v]) => v !== "" && v !== "0")
         .map(([k, v]) => `${t(`fact.${k}`)}: ${v}`).join(" · "))));
   }
