@@ -258,6 +258,9 @@ class RankingServer:
         await server.stop(self.grace_s)
 
     def start_in_thread(self) -> None:
+        self._started.clear()
+        self._error = None
+
         def run():
             self._loop = asyncio.new_event_loop()
             try:

@@ -166,16 +166,23 @@ def test_the_stream_pushes_the_ranking_activity_and_score_after_an_event(console
         read_events(lines, all_updated)
 
 
-def test_the_stream_says_when_ranking_is_unreachable(console, ranking_server):
+def test_the_stream_says_when_ranking_is_unreachable_and_recovers_with_it(console, ranking_server):
     logged_in(console)
-    with console.stream("GET", "/api/stream", params={"period": "month"}, timeout=30) as response:
+    with console.stream("GET", "/api/stream", params={"cohort": "department", "period": scenario.PERIOD},
+                        timeout=30) as response:
         lines = response.iter_lines()
         read_events(lines, lambda name, data: name == "status" and data["backend"] == "ok")
         ranking_server.stop()
         status = read_events(lines, lambda name, data: name == "status" and data["backend"] == "unreachable")
         assert status[-1][1]["server_time"] > 0
-    assert console.get("/healthz").status_code == 503
-    assert console.get("/api/ranking").status_code == 503
+        assert console.get("/healthz").status_code == 503
+        assert console.get("/api/ranking").status_code == 503
+        # Ranking comes back on the same address: the same stream goes live again by itself.
+        ranking_server.start_in_thread()
+        back = read_events(lines, lambda name, data: name == "ranking", timeout_s=30)
+        assert back[-1][1]["entries"][0]["agency_code"] == scenario.AGENCY
+        read_events(lines, lambda name, data: name == "status" and data["backend"] == "ok")
+    assert console.get("/healthz").status_code == 200
 
 
 def test_the_page_and_its_libraries_are_served_locally(console):
