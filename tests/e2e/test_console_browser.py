@@ -42,16 +42,23 @@ def log_in(page, url: str) -> None:
 
 
 def live_events(now: datetime) -> list[dict]:
-    """Events of this minute for one department: a dossier on time, one already late, a signed document."""
+    """Events of the last minutes for one department: a dossier on time, one already late, a
+    signed document; all in the current month and day, even just after midnight."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
     def at(delta_minutes: float) -> str:
-        return (now + timedelta(minutes=delta_minutes)).isoformat(timespec="seconds")
+        """now + delta; the minutes before now are squeezed into today just after midnight."""
+        if delta_minutes >= 0:
+            return (now + timedelta(minutes=delta_minutes)).isoformat(timespec="seconds")
+        span = min(timedelta(minutes=10), now - today)
+        return (now + span * (delta_minutes / 10)).isoformat(timespec="seconds")
 
     def dossier(dossier_id, due):
         return {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": at(-10),
                 "agency_code": AGENCY, "dossier_id": dossier_id, "procedure_code": "1.010708", "channel": 2,
                 "service_level": "full_online", "received_at": at(-10), "due_at": due}
 
-    document = {"document_id": f"{AGENCY},2026/11/23,{uuid.uuid4().hex[:6]}/UBND", "from_agency": AGENCY,
+    document = {"document_id": f"{AGENCY},{now:%Y/%m/%d},{uuid.uuid4().hex[:6]}/UBND", "from_agency": AGENCY,
                 "to_agencies": ["000.00.05.H56"], "document_type": "CV", "promulgated_on": now.date().isoformat()}
     return [dossier("HS-DUNG-HAN", at(2 * 24 * 60)), dossier("HS-TRE-HAN", at(-5)),
             {"event_id": str(uuid.uuid4()), "type": "document.sent", "occurred_at": at(-3), "agency_code": AGENCY,
