@@ -317,6 +317,74 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
             "background_events_per_s": background_rate, "probes": probes, "lookups": lookups}
 
 
+def bench_console(bootstrap: str, work: Path, clients: int, probes: int) -> dict:
+    """From ingest's 2xx to the event in the live activity of CLIENTS console streams (the
+    operations centre's screens), beside the same event read directly from ranking's gRPC."""
+    import grpc
+
+    from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+
+    topic = "bench.console"
+    http_port, console_port = free_port(), free_port()
+    env = child_env(bootstrap, work / "console-data", topic, "bench-console", http_port)
+    env.update({"DTI_CONSOLE_PORT": str(console_port), "DTI_CONSOLE_TOKENS": f"bench={TOKEN}"})
+    grpc_port = int(env["DTI_GRPC_PORT"])
+    seconds = probes * 1.5 + 20
+    with children(work) as start:
+        core = start("console-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        ingest = start("console-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
+        wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
+        wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
+        console = start("console", ["dti_pulse.cli", "serve", "console"], env)
+        wait_for_port("127.0.0.1", console_port, timeout_s=60, process=console)
+        screens = subprocess.Popen([sys.executable, "-m", "bench.console_watch", f"http://127.0.0.1:{console_port}",
+                                    TOKEN, str(clients), str(seconds)], stdout=subprocess.PIPE, cwd=ROOT)
+        time.sleep(8)  # the screens connect and get their first push; the consumer group settles
+        stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+
+        def total() -> int:
+            return sum(stub.GetActivity(ranking_pb2.GetActivityRequest()).totals.values())
+
+        posted, direct = [], []
+        with httpx_client(http_port) as http:
+            for index in range(probes):
+                before = total()
+                response = http.post("/v1/events", json={"events": [_probe_event(index, "012.00.00.H56")]})
+                accepted_at = time.time()
+                assert response.status_code == 200, response.text
+                while total() < before + 1:
+                    if time.time() - accepted_at > 30:
+                        raise TimeoutError("a probe did not reach the activity in 30 s")
+                    time.sleep(0.005)
+                direct.append(time.time() - accepted_at)
+                posted.append((before + 1, accepted_at))
+                time.sleep(1.0)
+        watched = json.loads(screens.communicate(timeout=seconds + 30)[0])
+        rss = _peak_rss_mb(console.pid)
+    latencies, missed = [], 0
+    for seen in watched["seen"]:
+        firsts = sorted((int(k), v) for k, v in seen.items())
+        for expected, accepted_at in posted:
+            at = next((t for value, t in firsts if value >= expected), None)
+            if at is None:
+                missed += 1
+            else:
+                latencies.append(max(0.0, at - accepted_at))
+    return {"clients": clients, "connected": watched["connected"], "probes": probes, "missed": missed,
+            "console_p50_ms": 1000 * _percentile(latencies, 0.5), "console_p99_ms": 1000 * _percentile(latencies, 0.99),
+            "direct_p50_ms": 1000 * _percentile(direct, 0.5), "direct_p99_ms": 1000 * _percentile(direct, 0.99),
+            "console_peak_rss_mb": rss}
+
+
+@contextlib.contextmanager
+def httpx_client(http_port: int):
+    import httpx
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"},
+                      timeout=30) as client:
+        yield client
+
+
 def _peak_rss_mb(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -442,11 +510,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=1000, help="events per HTTP request")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--only", choices=["ingest", "aggregate", "live", "replay", "national"],
+    parser.add_argument("--only", choices=["ingest", "aggregate", "live", "console", "replay", "national"],
                         help="run one scenario")
     parser.add_argument("--provinces", type=int, default=34, help="provinces in the national scenario")
     parser.add_argument("--replay-events", type=int, default=4_400_000, help="events in the province replay")
     parser.add_argument("--probes", type=int, default=100, help="freshness probes")
+    parser.add_argument("--screens", type=int, default=50, help="console streams in the console scenario")
     args = parser.parse_args()
 
     events = simulated_events(args.events)
@@ -475,6 +544,8 @@ def main() -> int:
             if args.only in (None, "live"):
                 live = bench_live(broker.bootstrap, work, background_rate=5000, probes=args.probes)
                 results["live"] = live
+            if args.only in (None, "console"):
+                results["console"] = bench_console(broker.bootstrap, work, args.screens, min(args.probes, 20))
             if args.only in (None, "replay"):
                 results["replay"] = bench_replay(broker, work, args.replay_events)
             if args.only in (None, "national"):
@@ -504,6 +575,17 @@ def main() -> int:
                           "ratio": round(figure / health, 2), "target": ">= 0.7 x baseline; p99 <= 10 ms at 1,000 req/s",
                           "pass": figure >= 0.7 * health and at_1000["p99_ms"] <= 10
                           and at_1000["requests_per_s"] >= 950})
+    if "console" in results:
+        console = results["console"]
+        table.append({"scenario": f"console push ({console['connected']} of {console['clients']} screens connected, "
+                                  f"{console['probes']} probes, {console['missed']} missed)",
+                      "figure": f"ingest 2xx -> every screen's live activity p50 {console['console_p50_ms']:.0f} ms, "
+                                f"p99 {console['console_p99_ms']:.0f} ms; console RSS {console['console_peak_rss_mb']:.0f} MB",
+                      "baseline": f"the same event read from gRPC GetActivity p50 {console['direct_p50_ms']:.0f} ms, "
+                                  f"p99 {console['direct_p99_ms']:.0f} ms",
+                      "ratio": round(console["console_p99_ms"] / max(console["direct_p99_ms"], 1), 2),
+                      "target": "every screen within seconds (no target set); none missed",
+                      "pass": console["missed"] == 0 and console["connected"] == console["clients"]})
     if "replay" in results:
         replay = results["replay"]
         rss = ", ".join(f"{name} {mb:,.0f} MB" for name, mb in replay["peak_rss_mb"].items())

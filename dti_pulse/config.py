@@ -70,7 +70,7 @@ class Settings:
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
     kafka_session_timeout_s: float = 10.0
-    watch_interval_s: float = 1.0
+    watch_interval_s: float = 0.25
     judge_granularity_s: float = 60.0
     ranking_cache: bool = True
     ranking_address: str = ""  # where the console finds ranking; empty: grpc_host:grpc_port

@@ -167,14 +167,17 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                       for r in rulesets.values()])
 
     async def _watch(self, compute, request, context):
-        """Sends the current value, then each change; recomputed every watch interval."""
-        last = None
+        """Sends the current value, then each change; looked at every watch interval. Between
+        data changes the answer cache returns the very same message: nothing to compare."""
+        last, last_message = None, None
         while True:
             message = await compute(request, context)
-            fingerprint = _without_clock(message)
-            if fingerprint != last:
-                last = fingerprint
-                yield message
+            if message is not last_message:
+                last_message = message
+                fingerprint = _without_clock(message)
+                if fingerprint != last:
+                    last = fingerprint
+                    yield message
             await asyncio.sleep(self.watch_interval_s)
 
     async def _trend(self, request, context) -> ranking_pb2.AgencyTrend:

@@ -21,8 +21,7 @@ AGENCY = "000.00.11.H56"
 def stack(private_broker, topic_names, services, tmp_path):
     events_topic, dlq_topic = topic_names
     env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
-                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
-                      DTI_WATCH_INTERVAL_S="0.5")
+                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}")
     up = services("up", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
                          "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"],
                          "--console-port", env["DTI_CONSOLE_PORT"]], env)
