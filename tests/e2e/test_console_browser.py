@@ -124,12 +124,16 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     # The agency page: trend charts and the dossiers that cost it points.
     row.get_by_role("link").first.click()
     page.get_by_test_id("indicators").wait_for()
+    live_rates = page.get_by_test_id("live-rates")  # today, this month, this year side by side
+    expect(live_rates.locator('tr[data-rate="dossier_on_time_rate"] td')).to_have_text(["Hồ sơ đúng hạn", "50 %", "50 %",
+                                                                                         "50 %"])
     page.locator("[data-testid=trend-day] canvas").wait_for()
     page.locator("[data-testid=trend-month] canvas").wait_for()
     page.locator('tr[data-indicator="dossier_on_time_rate"]').click()
     explain = page.get_by_test_id("explain-list")
     explain.wait_for()
     assert explain.locator("li").count() == 1
+    expect(live_rates.locator('tr[data-rate="dossier_on_time_rate"] td').nth(1)).to_have_text("50 %")  # kept
     late = explain.locator('li[data-id="HS-TRE-HAN"]')
     expect(late).to_contain_text("đã quá hạn mà chưa giải quyết")  # the reason, in the page's language
     expect(late).to_contain_text("Hạn:")

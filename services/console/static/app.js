@@ -9,6 +9,9 @@ const TYPE_COLOURS = {"document.sent": "#0b5cad", "document.received": "#5b9bd5"
                       "dossier.received": "#1c8a4a", "dossier.resolved": "#c98500"};
 const RATE_COLOURS = ["#0b5cad", "#7b3fa0", "#5b9bd5", "#1c8a4a", "#c98500", "#c62828"];
 const LOCAL_TZ = "Asia/Ho_Chi_Minh";
+// The rates the operations centre watches (as the ranking table's columns).
+const LIVE_RATES_SHOWN = ["doc_electronic_rate", "doc_personal_sign_rate", "doc_agency_sign_rate",
+                          "dossier_full_online_rate", "dossier_on_time_rate"];
 
 const state = {
   lang: localStorage.getItem("dti.lang") || "vi",
@@ -330,6 +333,7 @@ function agencyView(code, indicator) {
       })), exportLink("csv"), exportLink("xlsx")),
     h("section", {class: "card"}, h("h2", {id: "indicators-title"}), h("div", {id: "indicators"}),
       h("p", {class: "muted"}, t("agency.explain_hint"))),
+    h("section", {class: "card"}, h("h2", {}, t("agency.live_rates")), h("div", {id: "live-rates"})),
     h("section", {class: "card explain", id: "explain", "data-testid": "explain"}),
     h("div", {class: "grid2"},
       h("section", {class: "card"}, h("h2", {}, t("agency.trend_days")), h("div", {class: "chart", id: "trend-day", "data-testid": "trend-day"})),
@@ -345,9 +349,48 @@ function agencyView(code, indicator) {
       .catch((e) => showProblem(e.message));
   }
   if (indicator) loadExplain(code, indicator, "");
-  connect({agency: code, period: state.period, minutes: 60}, {score: renderScore, activity: (a) => {
+  if (state.data.liveRates?.code === code) renderLiveRates();  // what is known now, then fresh
+  loadLiveRates(code);
+  connect({agency: code, period: state.period, minutes: 60}, {score: (score) => {
+    renderScore(score); loadLiveRates(code);
+  }, activity: (a) => {
     state.data.activity = a; drawActivityChart(document.getElementById("agency-activity-chart"), a); renderFreshness();
   }});
+}
+
+// Today, this month and this year side by side; refreshed when the agency's score moves
+// (at most every 2 s: the three answers come from ranking's cache between data changes).
+const LIVE_PERIODS = ["today", "month", "year"];
+let liveRatesAt = 0;
+let liveRatesTimer = null;
+
+function loadLiveRates(code) {
+  const wait = Math.max(0, liveRatesAt + 2000 - Date.now());
+  clearTimeout(liveRatesTimer);
+  liveRatesTimer = setTimeout(async () => {
+    liveRatesAt = Date.now();
+    let scores;
+    try {
+      scores = await Promise.all(LIVE_PERIODS.map((p) => api(`/api/agencies/${encodeURIComponent(code)}?period=${p}`)));
+    } catch (error) { return; }
+    state.data.liveRates = {code, scores};
+    renderLiveRates();
+  }, wait);
+}
+
+function renderLiveRates() {
+  const container = document.getElementById("live-rates");
+  const data = state.data.liveRates;
+  if (!container || !data) return;
+  const rows = [...LIVE_RATES_SHOWN, "fraction"];
+  container.replaceChildren(h("table", {"data-testid": "live-rates"},
+    h("thead", {}, h("tr", {}, h("th", {class: "left"}, t("col.indicator")),
+      data.scores.map((score, i) => h("th", {}, `${t(`period.${LIVE_PERIODS[i]}`)} (${score.period})`)))),
+    h("tbody", {}, rows.map((code) => h("tr", {"data-rate": code}, h("td", {class: "left"}, t(`ind.${code}`)),
+      data.scores.map((score) => {
+        if (code === "fraction") return h("td", {class: "figure"}, score.fraction === null ? t("nodata") : fmtNum(score.fraction, 3));
+        return rateCell(score.indicators.find((i) => i.code === code));
+      }))))));
 }
 
 function renderScore(score) {
