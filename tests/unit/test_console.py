@@ -7,7 +7,6 @@ import openpyxl
 import pytest
 
 from dti_pulse.config import ConfigError, load_settings, settings_to_env
-from dti_pulse.localtime import LOCAL_TZ
 from services.console import exports
 from services.console.auth import Authenticator, hash_password, parse_viewers, verify_password
 from services.console.views import resolve_period
