@@ -8,6 +8,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable, Mapping
 
 import orjson
@@ -46,6 +47,11 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(expected, _unb64(digest))
 
 
+@lru_cache(maxsize=1)
+def _decoy() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def parse_viewers(spec: str) -> dict[str, str]:
     """`alice=pbkdf2_sha256$...,bob=pbkdf2_sha256$...` -> {name: hash}."""
     viewers = {}
@@ -66,6 +72,8 @@ class Authenticator:
     session_s: float = 12 * 3600
     max_failures: int = 5
     lockout_s: float = 60.0
+    max_tracked_names: int = 10_000
+    decoy: str = ""  # the hash checked for unknown names; default: one made with ITERATIONS
     clock: Callable[[], float] = time.time
     _failures: dict[str, list[float]] = field(default_factory=dict)
 
@@ -81,8 +89,11 @@ class Authenticator:
         """A session cookie value for good credentials, else None (and the failure counts)."""
         encoded = self.viewers.get(name)
         # An unknown name costs the same hashing as a known one.
-        ok = verify_password(password, encoded or hash_password("", b"\0" * 16))
+        ok = verify_password(password, encoded or self.decoy or _decoy())
         if not (encoded and ok):
+            if len(self._failures) >= self.max_tracked_names:  # guessing with made-up names costs no memory
+                cutoff = self.clock() - self.lockout_s
+                self._failures = {n: times for n, times in self._failures.items() if times and times[-1] > cutoff}
             self._failures.setdefault(name, []).append(self.clock())
             return None
         self._failures.pop(name, None)

@@ -158,6 +158,9 @@ def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server,
     fresh = page.get_by_test_id("fresh")
     expect(fresh).to_have_class(re.compile(r"\blive\b"))
     expect(fresh).to_have_text(re.compile(r"^Cập nhật \d+ giây trước$"))
+    page.get_by_test_id("cohort").select_option("district")  # districts ended on 30 June 2025
+    expect(page.get_by_test_id("ranking-table")).to_contain_text("Khối này không có đơn vị nào")
+    page.get_by_test_id("cohort").select_option("department")
     # Last month's report: any period the ranking service knows, here the October scenario.
     page.get_by_test_id("period").select_option("custom")
     page.get_by_test_id("period-custom").fill(scenario.PERIOD)

@@ -22,7 +22,7 @@ class Clock:
 
 def authenticator(clock=None) -> Authenticator:
     return Authenticator({"an": hash_password("mật khẩu", iterations=1000)}, {"wall-token": "wall"}, b"k" * 32,
-                         session_s=3600, clock=clock or Clock())
+                         session_s=3600, clock=clock or Clock(), decoy=hash_password("", iterations=1000))
 
 
 def test_passwords_are_stored_as_salted_hashes():
@@ -59,6 +59,16 @@ def test_failed_logins_lock_a_name_for_a_while():
     assert auth.locked_for("someone-else") == 0
     clock.now += 61
     assert auth.locked_for("an") == 0 and auth.login("an", "mật khẩu")
+
+
+def test_failures_under_made_up_names_do_not_grow_without_bound():
+    clock = Clock()
+    auth = authenticator(clock)
+    auth.max_tracked_names = 100
+    for i in range(1000):
+        auth.login(f"guess-{i}", "x")
+        clock.now += 1
+    assert len(auth._failures) <= 100 + 1
 
 
 def test_bearer_tokens_name_a_viewer():

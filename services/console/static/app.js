@@ -302,7 +302,8 @@ function renderRanking(ranking) {
     h("thead", {}, h("tr", {}, h("th", {}, t("col.rank")), h("th", {class: "left"}, t("col.agency")),
       h("th", {}, t("col.points")), h("th", {}, t("col.fraction")), h("th", {}, t("col.band")),
       rates.map((code) => h("th", {}, t(`ind.${code}`))))),
-    h("tbody", {}, ranking.entries.map((entry) => {
+    h("tbody", {}, ranking.entries.length ? [] : h("tr", {}, h("td", {colspan: 5 + rates.length, class: "left muted"},
+      t("ranking.empty"))), ranking.entries.map((entry) => {
       const byCode = Object.fromEntries(entry.indicators.map((i) => [i.code, i]));
       const changed = previous && before.get(entry.agency_code) !== `${entry.rank}|${entry.total_points}`;
       return h("tr", {"data-agency": entry.agency_code, class: changed ? "changed" : ""},
