@@ -92,5 +92,6 @@ def explain_json(response) -> dict:
 
 def rules_json(response) -> dict:
     return {"default_version": response.default_version, "errors": list(response.errors),
-            "versions": [{"version": v.version, "title": v.title, "indicator_codes": list(v.indicator_codes)}
+            "versions": [{"version": v.version, "title": v.title, "indicator_codes": list(v.indicator_codes),
+                          "critical_below": v.critical_below, "warning_below": v.warning_below}
                          for v in response.versions]}

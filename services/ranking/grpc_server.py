@@ -163,7 +163,8 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return ranking_pb2.ListRulesResponse(
             default_version=self.service.default_version, errors=self.service.rules.errors(),
             versions=[ranking_pb2.RulesVersion(version=r.version, title=r.title, source=r.source,
-                                               indicator_codes=[i.code for i in r.indicators])
+                                               indicator_codes=[i.code for i in r.indicators],
+                                               critical_below=r.critical_below, warning_below=r.warning_below)
                       for r in rulesets.values()])
 
     async def _watch(self, compute, request, context):

@@ -197,16 +197,20 @@ class ListRulesRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class RulesVersion(_message.Message):
-    __slots__ = ("version", "title", "source", "indicator_codes")
+    __slots__ = ("version", "title", "source", "indicator_codes", "critical_below", "warning_below")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     TITLE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     INDICATOR_CODES_FIELD_NUMBER: _ClassVar[int]
+    CRITICAL_BELOW_FIELD_NUMBER: _ClassVar[int]
+    WARNING_BELOW_FIELD_NUMBER: _ClassVar[int]
     version: str
     title: str
     source: str
     indicator_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[str] = ..., title: _Optional[str] = ..., source: _Optional[str] = ..., indicator_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    critical_below: float
+    warning_below: float
+    def __init__(self, version: _Optional[str] = ..., title: _Optional[str] = ..., source: _Optional[str] = ..., indicator_codes: _Optional[_Iterable[str]] = ..., critical_below: _Optional[float] = ..., warning_below: _Optional[float] = ...) -> None: ...
 
 class ListRulesResponse(_message.Message):
     __slots__ = ("default_version", "versions", "errors")

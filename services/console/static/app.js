@@ -61,10 +61,13 @@ async function api(path, options = {}) {
   return body;
 }
 
+// A rate is coloured with the bands of the rules that score it (the rules file's [bands]).
 function bandOf(fraction) {
   if (fraction === null || fraction === undefined) return "";
-  const bands = state.meta?.bands || {critical: 0.8, warning: 0.9};
-  return fraction < bands.critical ? "critical" : fraction < bands.warning ? "warning" : "";
+  const rules = state.meta?.rules;
+  const bands = rules?.versions.find((v) => v.version === rules.default_version);
+  if (!bands) return "";
+  return fraction < bands.critical_below ? "critical" : fraction < bands.warning_below ? "warning" : "";
 }
 
 // ---------- language ----------
