@@ -299,7 +299,8 @@ function renderRanking(ranking) {
   if (!ranking || !container) return;
   if (ranking.cohort !== state.cohort) return;  // a late message of the view left behind
   document.getElementById("rules").textContent = t("ranking.rules", {v: ranking.rules_version});
-  const before = new Map((previous?.entries || []).map((e) => [e.agency_code, `${e.rank}|${e.total_points}`]));
+  // Rows flash when their rank moves (points move with every event under live traffic).
+  const before = new Map((previous?.entries || []).map((e) => [e.agency_code, e.rank]));
   const rates = ranking.live_rates;
   container.replaceChildren(h("table", {"data-testid": "ranking-table", id: "ranking-table"},
     h("thead", {}, h("tr", {}, h("th", {}, t("col.rank")), h("th", {class: "left"}, t("col.agency")),
@@ -308,7 +309,7 @@ function renderRanking(ranking) {
     h("tbody", {}, ranking.entries.length ? [] : h("tr", {}, h("td", {colspan: 5 + rates.length, class: "left muted"},
       t("ranking.empty"))), ranking.entries.map((entry) => {
       const byCode = Object.fromEntries(entry.indicators.map((i) => [i.code, i]));
-      const changed = previous && before.get(entry.agency_code) !== `${entry.rank}|${entry.total_points}`;
+      const changed = previous && before.has(entry.agency_code) && before.get(entry.agency_code) !== entry.rank;
       return h("tr", {"data-agency": entry.agency_code, class: changed ? "changed" : ""},
         h("td", {"data-testid": "rank"}, entry.rank),
         h("td", {class: "left"}, h("a", {href: `#/agency/${encodeURIComponent(entry.agency_code)}`}, entry.agency_name),
