@@ -47,8 +47,8 @@ class Supervisor:
         ingest = self._spawn("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
         console = self._spawn("console", ["serve", "console"])
-        self._wait_ready(f"http://{s.http_host}:{s.http_port}/readyz", ingest)
-        self._wait_ready(f"http://{s.console_host}:{s.console_port}/healthz", console)
+        self._wait_ready("ingest", f"http://{s.http_host}:{s.http_port}/readyz", ingest)
+        self._wait_ready("console", f"http://{s.console_host}:{s.console_port}/healthz", console)
         token, source = next(iter(s.ingest_tokens.items()))
         if self.simulator_rate:
             self._spawn("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
@@ -70,11 +70,11 @@ Ctrl-C stops everything.""", flush=True)
         return "(accounts from DTI_CONSOLE_VIEWERS / DTI_CONSOLE_TOKENS)"
 
     @staticmethod
-    def _wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    def _wait_ready(name: str, url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"{url} exited with {process.returncode}")
+                raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
                 if httpx.get(url, timeout=2).status_code == 200:
                     return

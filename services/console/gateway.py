@@ -25,7 +25,7 @@ from dti_pulse.http import json_response, problem
 from services.console import exports
 from services.console.auth import Authenticator
 from services.console.ranking_client import RankingClient
-from services.console.views import PERIOD_ALIASES, resolve_period
+from services.console.views import LIVE_RATES, PERIOD_ALIASES, resolve_period
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -197,6 +197,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
 
     async def meta(request: Request) -> Response:
         return json_response({"cohorts": list(COHORTS), "activity_types": list(ACTIVITY_TYPES),
+                              "live_rates": list(LIVE_RATES),
                               "periods": {alias: resolve_period(alias) for alias in PERIOD_ALIASES},
                               "rules": await client.rules(), **monitor.status()})
 

@@ -57,7 +57,7 @@ def score_json(score) -> dict:
 def ranking_json(ranking) -> dict:
     return {
         "cohort": ranking.cohort, "period": ranking.period, "rules_version": ranking.rules_version,
-        "computed_at": _ms(ranking.computed_at), "live_rates": list(LIVE_RATES),
+        "computed_at": _ms(ranking.computed_at),
         "entries": [{"rank": e.rank, **score_json(e.score)} for e in ranking.entries],
     }
 

@@ -228,8 +228,7 @@ class RankingService:
         rulesets = [self._rules(v) for v in versions]
         now, judged_at = self._judged_at(period, as_of_ms)
         measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
-        return [ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures), now)
-                for rules in rulesets]
+        return [_scored(agency, period, rules, measures, now) for rules in rulesets]
 
     def _cohort_measures(self, agency: Agency, period: Period, judged_at: int,
                          as_of_ms: int | None) -> dict[str, dict[str, int]]:
@@ -299,8 +298,7 @@ class RankingService:
             # The agency's own rows only (its slice of the table, not its cohort's): an
             # agency's measures do not depend on the others', so the score is the same.
             measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
-            points_scored.append(ScoredAgency(agency, agency.kind, period, rules,
-                                              score_agency(agency.code, agency.kind, rules, measures), now))
+            points_scored.append(_scored(agency, period, rules, measures, now))
         return points_scored
 
     def activity(self, agency_code: str = "", minutes: int = 0) -> ActivityResult:
@@ -325,6 +323,11 @@ class RankingService:
         last = max((latest for _, _, latest in per_agency_rows), default=None)
         return ActivityResult(agency_code, minutes, list(by_minute.items()), totals,
                               agencies if not agency_code else [], last, now)
+
+
+def _scored(agency: Agency, period: Period, rules: RuleSet, measures: dict[str, int], now_ms: int) -> ScoredAgency:
+    return ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures),
+                        now_ms)
 
 
 def _explained_ratio(indicator: Indicator):

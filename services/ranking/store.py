@@ -152,10 +152,10 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     if len({m.family for m in measures}) != 1:
         raise NotExplainable("this ratio mixes dossiers and documents")
     family = measures[0].family
-    subtracted = [MEASURE_DEFINITIONS[t.measure] for t in numerator if t.sign < 0]
+    subtracted = [t.measure for t in numerator if t.sign < 0]
     if subtracted:
-        reasons = [(t.measure, MEASURE_DEFINITIONS[t.measure].describes, MEASURE_DEFINITIONS[t.measure].predicate)
-                   for t in numerator if t.sign < 0]
+        reasons = [(name, MEASURE_DEFINITIONS[name].describes, MEASURE_DEFINITIONS[name].predicate)
+                   for name in subtracted]
     else:
         if len(numerator) != 1 or len(denominator) != 1:
             raise NotExplainable("only single-measure ratios or subtracted terms can be explained")

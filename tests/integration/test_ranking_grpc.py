@@ -18,7 +18,7 @@ from services.ranking.rules import RulesCatalog
 from services.ranking.service import CachedMeasures, RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
-from tests.conftest import fold, ranking_stub
+from tests.conftest import fold, now_ms, ranking_stub
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry(DEFAULT_AGENCIES)
@@ -165,10 +165,6 @@ def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def _now_ms() -> int:
-    return int(datetime.now(LOCAL_TZ).timestamp() * 1000)
-
-
 def _expected_activity(raw_events) -> dict[str, int]:
     expected: dict[str, int] = {}
     for raw in raw_events:
@@ -181,8 +177,8 @@ def test_activity_counts_each_new_event_once_by_minute_of_arrival_and_type(stub,
     # The scenario was folded with October arrival times: outside the last hour.
     assert sum(stub.GetActivity(ranking_pb2.GetActivityRequest()).totals.values()) == 0
     fresh = [{**raw, "event_id": str(uuid.uuid4())} for raw in scenario.EVENTS]
-    fold(clean_chdb, fresh, ingested_at_ms=_now_ms())
-    fold(clean_chdb, fresh, ingested_at_ms=_now_ms())  # redelivered: not counted again
+    fold(clean_chdb, fresh, ingested_at_ms=now_ms())
+    fold(clean_chdb, fresh, ingested_at_ms=now_ms())  # redelivered: not counted again
     activity = stub.GetActivity(ranking_pb2.GetActivityRequest())
     assert dict(activity.totals) == _expected_activity(fresh)
     assert len(activity.per_minute) == 60 and activity.minutes == 60
@@ -191,7 +187,7 @@ def test_activity_counts_each_new_event_once_by_minute_of_arrival_and_type(stub,
     by_agency = {a.agency_code: a.events for a in activity.agencies}
     assert by_agency == {code: sum(1 for raw in fresh if raw["agency_code"] == code) for code in by_agency}
     assert [a.events for a in activity.agencies] == sorted(by_agency.values(), reverse=True)
-    assert abs(activity.last_event_at.ToMilliseconds() - _now_ms()) < 60_000
+    assert abs(activity.last_event_at.ToMilliseconds() - now_ms()) < 60_000
     one = stub.GetActivity(ranking_pb2.GetActivityRequest(agency_code=scenario.OTHER, minutes=5))
     assert dict(one.totals) == _expected_activity([r for r in fresh if r["agency_code"] == scenario.OTHER])
     assert len(one.per_minute) == 5 and not one.agencies
@@ -208,7 +204,7 @@ def test_watch_activity_pushes_when_events_arrive(stub, clean_chdb):
     signed = {"event_id": str(uuid.uuid4()), "type": "document.signed", "occurred_at": "2026-10-05T08:00:00+07:00",
               "agency_code": scenario.AGENCY, "document_id": "W-DOC", "personal_signature": True,
               "agency_signature": True}
-    threading.Timer(0.5, fold, args=(clean_chdb, [signed]), kwargs={"ingested_at_ms": _now_ms()}).start()
+    threading.Timer(0.5, fold, args=(clean_chdb, [signed]), kwargs={"ingested_at_ms": now_ms()}).start()
     after = next(stream)
     assert sum(after.totals.values()) == before + 1 and after.totals["document.signed"] >= 1
     stream.cancel()

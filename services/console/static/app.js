@@ -9,9 +9,7 @@ const TYPE_COLOURS = {"document.sent": "#0b5cad", "document.received": "#5b9bd5"
                       "dossier.received": "#1c8a4a", "dossier.resolved": "#c98500"};
 const RATE_COLOURS = ["#0b5cad", "#7b3fa0", "#5b9bd5", "#1c8a4a", "#c98500", "#c62828"];
 const LOCAL_TZ = "Asia/Ho_Chi_Minh";
-// The rates the operations centre watches (as the ranking table's columns).
-const LIVE_RATES_SHOWN = ["doc_electronic_rate", "doc_personal_sign_rate", "doc_agency_sign_rate",
-                          "dossier_full_online_rate", "dossier_on_time_rate"];
+
 
 const state = {
   lang: localStorage.getItem("dti.lang") || "vi",
@@ -205,6 +203,12 @@ function periodLabel(alias) {
 }
 
 // Today / this month / this year, shared by both views and remembered.
+// A download of a file the gateway makes (CSV or XLSX), for the current period and language.
+function exportLinks(testId, path, params = {}) {
+  return ["csv", "xlsx"].map((fmt) => h("a", {class: "button", "data-testid": `${testId}-${fmt}`, download: "",
+    href: `${path}.${fmt}?${new URLSearchParams({...params, period: state.period, lang: state.lang})}`}, t(`export.${fmt}`)));
+}
+
 // Relative periods, or any label the ranking service knows (YYYY-MM, YYYY-Qn, ...).
 const PERIOD_CHOICES = ["today", "month", "quarter", "year", "previous_month", "previous_quarter", "previous_year"];
 
@@ -228,9 +232,6 @@ function rankingView() {
     state.cohort = e.target.value; localStorage.setItem("dti.cohort", state.cohort); state.data.ranking = null; rankingView();
   }}, state.meta.cohorts.map((c) => h("option", {value: c, selected: c === state.cohort}, t(`cohort.${c}`))));
   const periods = periodSelect(() => { state.data.ranking = null; rankingView(); });
-  const exportLink = (fmt) => h("a", {class: "button", "data-testid": `export-${fmt}`, download: "",
-    href: `/api/export/ranking.${fmt}?${new URLSearchParams({cohort: state.cohort, period: state.period, lang: state.lang})}`},
-    t(`export.${fmt}`));
   view.replaceChildren(
     h("section", {class: "card"}, h("h2", {}, t("activity.title")),
       h("div", {class: "counters", id: "counters"}),
@@ -240,7 +241,8 @@ function rankingView() {
     h("section", {class: "card"},
       h("div", {class: "tools"}, h("h2", {}, t("ranking.title")),
         h("label", {}, `${t("cohort.label")} `, cohortSelect), h("label", {}, `${t("period.label")} `, periods),
-        h("span", {class: "spacer"}), h("span", {class: "muted", id: "rules"}), exportLink("csv"), exportLink("xlsx")),
+        h("span", {class: "spacer"}), h("span", {class: "muted", id: "rules"}),
+        exportLinks("export", "/api/export/ranking", {cohort: state.cohort})),
       h("div", {id: "ranking"})));
   renderActivity(state.data.activity);
   renderRanking(state.data.ranking);
@@ -301,7 +303,7 @@ function renderRanking(ranking) {
   document.getElementById("rules").textContent = t("ranking.rules", {v: ranking.rules_version});
   // Rows flash when their rank moves (points move with every event under live traffic).
   const before = new Map((previous?.entries || []).map((e) => [e.agency_code, e.rank]));
-  const rates = ranking.live_rates;
+  const rates = state.meta.live_rates;
   container.replaceChildren(h("table", {"data-testid": "ranking-table", id: "ranking-table"},
     h("thead", {}, h("tr", {}, h("th", {}, t("col.rank")), h("th", {class: "left"}, t("col.agency")),
       h("th", {}, t("col.points")), h("th", {}, t("col.fraction")), h("th", {}, t("col.band")),
@@ -326,16 +328,13 @@ function agencyView(code, indicator) {
   clearCharts();
   const view = document.getElementById("view");
   if (state.data.score?.agency_code !== code) {
-    state.data.score = null; state.data.trendDay = null; state.data.trendMonth = null; state.data.agencyActivity = null;
+    state.data.score = null; state.data.trendDay = null; state.data.trendMonth = null;
   }
-  const exportLink = (fmt) => h("a", {class: "button", "data-testid": `export-agency-${fmt}`, download: "",
-    href: `/api/export/agencies/${encodeURIComponent(code)}.${fmt}?${new URLSearchParams({period: state.period, lang: state.lang})}`},
-    t(`export.${fmt}`));
   view.replaceChildren(
     h("div", {class: "tools"}, h("a", {href: "#/"}, t("agency.back")), h("h2", {id: "agency-name"}, code),
       h("span", {class: "spacer"}), h("label", {}, `${t("period.label")} `, periodSelect(() => {
         state.data.score = null; agencyView(code, indicator);
-      })), exportLink("csv"), exportLink("xlsx")),
+      })), exportLinks("export-agency", `/api/export/agencies/${encodeURIComponent(code)}`)),
     h("section", {class: "card"}, h("h2", {id: "indicators-title"}), h("div", {id: "indicators"}),
       h("p", {class: "muted"}, t("agency.explain_hint"))),
     h("section", {class: "card"}, h("h2", {}, t("agency.live_rates")), h("div", {id: "live-rates"})),
@@ -387,7 +386,7 @@ function renderLiveRates() {
   const container = document.getElementById("live-rates");
   const data = state.data.liveRates;
   if (!container || !data) return;
-  const rows = [...LIVE_RATES_SHOWN, "fraction"];
+  const rows = [...state.meta.live_rates, "fraction"];
   container.replaceChildren(h("table", {"data-testid": "live-rates"},
     h("thead", {}, h("tr", {}, h("th", {class: "left"}, t("col.indicator")),
       data.scores.map((score, i) => h("th", {}, `${t(`period.${LIVE_PERIODS[i]}`)} (${score.period})`)))),
@@ -432,7 +431,7 @@ function renderTrend(granularity, trend) {
   const container = document.getElementById(granularity === "day" ? "trend-day" : "trend-month");
   if (!container || typeof uPlot === "undefined") return;
   container.replaceChildren();
-  const codes = ["fraction", "doc_electronic_rate", "doc_personal_sign_rate", "dossier_full_online_rate", "dossier_on_time_rate"];
+  const codes = ["fraction", ...state.meta.live_rates];
   const x = trend.points.map((p) => p.period_start / 1000);
   const series = codes.map((code) => ({label: t(`ind.${code}`), values: trend.points.map((p) => {
     const value = code === "fraction" ? p.fraction : p.indicators.find((i) => i.code === code)?.ratio;
