@@ -536,11 +536,11 @@ def main() -> int:
                     ingest = bench_ingest(broker.bootstrap, events, work, args.batch, args.concurrency, workers)
                     results[f"ingest_http_{workers}_workers"] = {k: ingest[k] for k in ("p50_ms", "p99_ms", "statuses")}
                     rows.append((f"ingest, HTTP, {workers} worker{'s' if workers > 1 else ''}", ingest["events_per_s"],
-                                 baseline, "kafka-python, one message per event", 50_000))
+                                 baseline, "kafka-python, one message per event", 100_000, 3.5))
             if args.only in (None, "aggregate"):
                 aggregate = bench_aggregator(broker.bootstrap, events, work, args.batch)
                 rows.append(("aggregator (Kafka -> state -> chDB)", aggregate["events_per_s"],
-                             aggregate["baseline_events_per_s"], "aiokafka consume + decode", 50_000))
+                             aggregate["baseline_events_per_s"], "aiokafka consume + decode", 80_000, None))
             if args.only in (None, "live"):
                 live = bench_live(broker.bootstrap, work, background_rate=5000, probes=args.probes)
                 results["live"] = live
@@ -552,9 +552,12 @@ def main() -> int:
                 results["national"] = bench_national(work, args.provinces)
         finally:
             broker.stop()
+    # issue 5's targets: an absolute rate and, for ingest, a multiple of the naive baseline
     table = [{"scenario": name, "figure": f"{round(value):,} events/s", "baseline": f"{round(base):,} events/s ({what})",
-              "ratio": round(value / base, 2), "target": f">= {target:,} events/s", "pass": value >= target}
-             for name, value, base, what, target in rows]
+              "ratio": round(value / base, 2),
+              "target": f">= {target:,} events/s" + (f" and >= {min_ratio} x baseline" if min_ratio else ""),
+              "pass": value >= target and (min_ratio is None or value / base >= min_ratio)}
+             for name, value, base, what, target, min_ratio in rows]
     if "live" in results:
         live = results["live"]
         table.append({"scenario": "freshness (ingest 2xx -> gRPC score, 5,000 events/s background)",

@@ -59,10 +59,22 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+# An event's tag and length in an EventBatch, for every length an event can have in practice.
+_EVENT_PREFIX = [b"\x0a" + _varint(length) for length in range(1 << 14)]
+
+
+def _event_prefix(length: int) -> bytes:
+    return _EVENT_PREFIX[length] if length < 16384 else b"\x0a" + _varint(length)
+
+
 def encode_envelope(serialized_events: list[bytes]) -> bytes:
     """EventBatch bytes from already-serialized Events: field 1, length-delimited, repeated.
     Saves copying each Event message into a new EventBatch (measured: ~4 us an event)."""
-    return b"".join(b"\x0a" + _varint(len(data)) + data for data in serialized_events)
+    parts = []
+    for data in serialized_events:
+        parts.append(_event_prefix(len(data)))
+        parts.append(data)
+    return b"".join(parts)
 
 
 def partition_for(entity_id: str, partitions: int) -> int:
@@ -74,8 +86,11 @@ def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
     """One EventBatch per partition holding every event of its entities, as ingest publishes."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     for event in events:
-        by_partition[partition_for(entity_key(event)[1], partitions)].append(event.SerializeToString())
-    return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
+        data = event.SerializeToString()
+        parts = by_partition[partition_for(entity_key(event)[1], partitions)]
+        parts.append(_event_prefix(len(data)))
+        parts.append(data)
+    return {partition: b"".join(parts) for partition, parts in by_partition.items()}
 
 
 __all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",

@@ -2,6 +2,10 @@
 
 Pure domain logic: no I/O. The rules follow domain.md §3; unknown extra fields are
 ignored so that a newer bus can add fields without being refused.
+
+This runs once per event at ingest's full rate, so each check is written as a cheap test
+of the common, valid case; only a value that fails it goes to the helper that words the
+reason (the helpers hold the rules for the uncommon cases: nulls, defaults).
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ from dti_pulse.registry import Registry
 DOCUMENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
 SERVICE_LEVELS = frozenset({"partial", "full_online"})
 DOSSIER_CHANNELS = frozenset({1, 2, 3})
+DOSSIER_STATUSES = frozenset(range(1, 11))
+BUSINESS_TYPES = frozenset(range(4))
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_fromisoformat = datetime.fromisoformat
 
 
 class Invalid(ValueError):
@@ -44,6 +51,14 @@ def _text(raw: dict, name: str, required: bool = True, default: str = "") -> str
     return value
 
 
+def _id(raw: dict, name: str) -> str:
+    """A required, non-blank string: the fast path of _text."""
+    value = raw.get(name)
+    if value.__class__ is str and value and not value.isspace():
+        return value
+    return _text(raw, name)
+
+
 def _flag(raw: dict, name: str, required: bool = True, default: bool = False) -> bool:
     value = raw.get(name)
     if value is None:
@@ -55,21 +70,25 @@ def _flag(raw: dict, name: str, required: bool = True, default: bool = False) ->
     return value
 
 
-def _integer(raw: dict, name: str, allowed, required: bool = True, default: int | None = None) -> int:
-    value = _require(raw, name) if required else raw.get(name, default)
+def _integer(raw: dict, name: str, allowed: frozenset, required: bool = True, default: int | None = None) -> int:
+    value = raw.get(name)
+    if value.__class__ is int and value in allowed:  # bool is not int here: True is refused
+        return value
     if value is None:
+        if required:
+            raise Invalid(f"missing field '{name}'")
         value = default
-    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
-        raise Invalid(f"field '{name}' must be one of {sorted(allowed)}, got {value!r}")
-    return value
+        if value in allowed:
+            return value
+    raise Invalid(f"field '{name}' must be one of {sorted(allowed)}, got {value!r}")
 
 
 def parse_instant_ms(value: Any, name: str) -> int:
     """RFC 3339 with an explicit offset -> Unix milliseconds."""
-    if not isinstance(value, str):
+    if value.__class__ is not str:
         raise Invalid(f"field '{name}' must be an RFC 3339 timestamp string")
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = _fromisoformat(value)
     except ValueError:
         raise Invalid(f"field '{name}' is not an RFC 3339 timestamp: {value!r}") from None
     if parsed.tzinfo is None or len(value) <= 10:
@@ -90,75 +109,87 @@ def parse_due_ms(value: Any, name: str) -> int:
 
 
 def _document_transfer(raw: dict, body) -> None:
-    body.document_id = _text(raw, "document_id")
-    body.from_agency = _text(raw, "from_agency")
-    to_agencies = _require(raw, "to_agencies")
-    if not isinstance(to_agencies, list) or not all(isinstance(a, str) and a for a in to_agencies):
+    body.document_id = _id(raw, "document_id")
+    body.from_agency = _id(raw, "from_agency")
+    to_agencies = raw.get("to_agencies")
+    if to_agencies.__class__ is not list or not all(a.__class__ is str and a for a in to_agencies):
+        _require(raw, "to_agencies")
         raise Invalid("field 'to_agencies' must be a list of agency codes")
     body.to_agencies.extend(to_agencies)
-    body.document_type = _text(raw, "document_type", required=False)
-    promulgated_on = _text(raw, "promulgated_on", required=False)
-    if promulgated_on:
-        try:
-            date.fromisoformat(promulgated_on)
-        except ValueError:
-            raise Invalid(f"field 'promulgated_on' is not a date: {promulgated_on!r}") from None
-        body.promulgated_on = promulgated_on
-    if raw.get("due_date") is not None:
+    get = raw.get
+    if get("document_type") is not None:
+        body.document_type = _text(raw, "document_type", required=False)
+    promulgated_on = get("promulgated_on")
+    if promulgated_on is not None:
+        promulgated_on = _text(raw, "promulgated_on", required=False)
+        if promulgated_on:
+            try:
+                date.fromisoformat(promulgated_on)
+            except ValueError:
+                raise Invalid(f"field 'promulgated_on' is not a date: {promulgated_on!r}") from None
+            body.promulgated_on = promulgated_on
+    if get("due_date") is not None:
         body.due_at_ms = parse_due_ms(raw["due_date"], "due_date")
-    body.business_type = _integer(raw, "business_type", range(4), required=False, default=0)
-    body.classified = _flag(raw, "classified", required=False, default=False)
-    body.electronic = _flag(raw, "electronic", required=False, default=True)
+    body.business_type = _integer(raw, "business_type", BUSINESS_TYPES, required=False, default=0)
+    classified = get("classified")
+    body.classified = classified if classified.__class__ is bool else _flag(raw, "classified", required=False)
+    electronic = get("electronic")
+    body.electronic = electronic if electronic.__class__ is bool else _flag(raw, "electronic", required=False,
+                                                                            default=True)
 
 
 def _document_signed(raw: dict, body) -> None:
-    body.document_id = _text(raw, "document_id")
+    body.document_id = _id(raw, "document_id")
     body.personal_signature = _flag(raw, "personal_signature")
     body.agency_signature = _flag(raw, "agency_signature")
 
 
 def _document_status(raw: dict, body) -> None:
-    body.document_id = _text(raw, "document_id")
+    body.document_id = _id(raw, "document_id")
     code = _require(raw, "status_code")
-    if isinstance(code, int) and not isinstance(code, bool):
+    if code.__class__ is int:
         code = f"{code:02d}"
-    if code not in DOCUMENT_STATUS_CODES:
+    if code.__class__ is not str or code not in DOCUMENT_STATUS_CODES:
         raise Invalid(f"field 'status_code' must be one of {sorted(DOCUMENT_STATUS_CODES)}, got {code!r}")
     body.status_code = code
 
 
 def _dossier_received(raw: dict, body) -> None:
-    body.dossier_id = _text(raw, "dossier_id")
-    body.procedure_code = _text(raw, "procedure_code")
+    body.dossier_id = _id(raw, "dossier_id")
+    body.procedure_code = _id(raw, "procedure_code")
     body.channel = _integer(raw, "channel", DOSSIER_CHANNELS, required=False, default=1)
-    level = _text(raw, "service_level")
-    if level not in SERVICE_LEVELS:
+    level = raw.get("service_level")
+    if level.__class__ is not str or level not in SERVICE_LEVELS:
+        level = _text(raw, "service_level")
         raise Invalid(f"field 'service_level' must be one of {sorted(SERVICE_LEVELS)}, got {level!r}")
     body.service_level = level
-    body.received_at_ms = parse_instant_ms(_require(raw, "received_at"), "received_at")
-    body.due_at_ms = parse_instant_ms(_require(raw, "due_at"), "due_at")
-    if body.due_at_ms < body.received_at_ms:
+    received_at_ms = parse_instant_ms(_require(raw, "received_at"), "received_at")
+    due_at_ms = parse_instant_ms(_require(raw, "due_at"), "due_at")
+    if due_at_ms < received_at_ms:
         raise Invalid("field 'due_at' is before 'received_at'")
-    body.has_fee = _flag(raw, "has_fee", required=False, default=False)
+    body.received_at_ms = received_at_ms
+    body.due_at_ms = due_at_ms
+    has_fee = raw.get("has_fee")
+    body.has_fee = has_fee if has_fee.__class__ is bool else _flag(raw, "has_fee", required=False)
 
 
 def _dossier_status(raw: dict, body) -> None:
-    body.dossier_id = _text(raw, "dossier_id")
-    body.status = _integer(raw, "status", range(1, 11))
+    body.dossier_id = _id(raw, "dossier_id")
+    body.status = _integer(raw, "status", DOSSIER_STATUSES)
 
 
 def _dossier_paid(raw: dict, body) -> None:
-    body.dossier_id = _text(raw, "dossier_id")
+    body.dossier_id = _id(raw, "dossier_id")
     body.online = _flag(raw, "online")
 
 
 def _dossier_rated(raw: dict, body) -> None:
-    body.dossier_id = _text(raw, "dossier_id")
+    body.dossier_id = _id(raw, "dossier_id")
     body.satisfied = _flag(raw, "satisfied")
 
 
 def _dossier_apology(raw: dict, body) -> None:
-    body.dossier_id = _text(raw, "dossier_id")
+    body.dossier_id = _id(raw, "dossier_id")
 
 
 _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
@@ -177,33 +208,27 @@ _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, bu
 
 def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> Event:
     """Validates one JSON event; raises Invalid with a readable reason."""
-    if not isinstance(raw, dict):
+    if raw.__class__ is not dict and not isinstance(raw, dict):
         raise Invalid("an event must be a JSON object")
     event_type = raw.get("type")
-    builder = _BODY_BUILDERS.get(event_type) if isinstance(event_type, str) else None
+    builder = _BODY_BUILDERS.get(event_type) if event_type.__class__ is str else None
     if builder is None:
         raise Invalid(f"unknown event type {event_type!r}; expected one of {', '.join(_BODY_BUILDERS)}")
-    event_id = _require(raw, "event_id")
-    if not isinstance(event_id, str) or not _UUID.fullmatch(event_id):
+    event_id = raw.get("event_id")
+    if event_id.__class__ is not str or not _UUID.fullmatch(event_id):
+        _require(raw, "event_id")
         raise Invalid(f"field 'event_id' must be a UUID, got {event_id!r}")
-    event_id = event_id.lower()
     occurred_at_ms = parse_instant_ms(_require(raw, "occurred_at"), "occurred_at")
-    agency_code = _text(raw, "agency_code")
+    agency_code = _id(raw, "agency_code")
     agency = registry.get(agency_code)
     if agency is None:
         raise Invalid(f"unknown agency '{agency_code}'")
-    if not agency.valid_at_ms(occurred_at_ms):
+    if not agency.valid_from_ms <= occurred_at_ms < agency.valid_until_ms:
         occurred_day = datetime.fromtimestamp(occurred_at_ms / 1000, LOCAL_TZ).date()
         raise Invalid(f"agency '{agency_code}' was not in service on {occurred_day.isoformat()}")
-    event = Event(
-        event_id=event_id,
-        occurred_at_ms=occurred_at_ms,
-        agency_code=agency_code,
-        source=source,
-        ingested_at_ms=ingested_at_ms,
-    )
+    event = Event(event_id=event_id.lower(), occurred_at_ms=occurred_at_ms, agency_code=agency_code,
+                  source=source, ingested_at_ms=ingested_at_ms)
     field, build = builder
-    body = getattr(event, field)
-    body.SetInParent()
-    build(raw, body)
+    # Every body sets its non-empty id first, which marks the oneof as present.
+    build(raw, getattr(event, field))
     return event

@@ -51,7 +51,9 @@ def test_nothing_is_remembered_when_kafka_did_not_acknowledge():
     assert asyncio.run(ingest.ingest([event], "bus")).duplicates == 0
 
 
-def test_recent_ids_are_bounded():
-    ids = RecentIds(2)
-    ids.add_all(["a", "b", "c"])
-    assert "a" not in ids and "c" in ids and len(ids) == 2
+def test_recent_ids_are_bounded_and_keep_the_newest():
+    ids = RecentIds(100)
+    ids.add_all(f"id{i}" for i in range(1000))
+    assert len(ids) <= 100
+    assert all(f"id{i}" in ids for i in range(950, 1000))  # at least the last capacity / 2
+    assert "id0" not in ids and "id899" not in ids

@@ -1,6 +1,7 @@
 import uuid
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.registry import load_registry
@@ -62,6 +63,7 @@ def test_signed_event_with_both_flags_false_still_has_a_body():
     # districts ended with the 2025 reform (domain.md §1)
     (event("dossier.apology", dossier_id="x") | {"agency_code": "000.01.00.H56"}, "was not in service on 2026-10-01"),
     (event("document.status", document_id="d", status_code="07"), "field 'status_code' must be one of"),
+    (event("document.status", document_id="d", status_code=["06"]), "field 'status_code' must be one of"),
     (event("document.sent", document_id="d", from_agency=DEPARTMENT, to_agencies="000.00.01.H56"),
      "'to_agencies' must be a list"),
     (event("dossier.received", dossier_id="x", procedure_code="p", service_level="level4",
@@ -88,3 +90,40 @@ def test_due_date_is_the_end_of_that_local_day():
 def test_event_id_is_canonicalised():
     raw = event("dossier.apology", dossier_id="x", event_id="0F1E2D3C-4B5A-4978-8695-A4B3C2D1E0F9")
     assert validate(raw).event_id == "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+
+
+VALID = [
+    event("dossier.received", dossier_id="H56.1", procedure_code="1.010708", channel=2, service_level="full_online",
+          received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00", has_fee=True),
+    event("dossier.status", dossier_id="H56.1", status=9),
+    event("dossier.paid", dossier_id="H56.1", online=True),
+    event("dossier.rated", dossier_id="H56.1", satisfied=False),
+    event("dossier.apology", dossier_id="H56.1"),
+    event("document.sent", document_id="D,2026/10/01,1/QĐ", from_agency=DEPARTMENT, to_agencies=["000.00.01.H56"],
+          document_type="QĐ", promulgated_on="2026-10-01", due_date="2026-10-10", business_type=0,
+          classified=False, electronic=True),
+    event("document.received", document_id="D,2026/10/01,1/QĐ", from_agency=DEPARTMENT, to_agencies=[DEPARTMENT]),
+    event("document.signed", document_id="D", personal_signature=True, agency_signature=False),
+    event("document.status", document_id="D", status_code="06"),
+]
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           max_leaves=5)
+
+
+@settings(max_examples=400, deadline=None)
+@given(base=st.sampled_from(VALID), data=st.data())
+def test_any_json_value_in_any_field_is_accepted_or_refused_with_a_reason(base, data):
+    """Never another exception: one would turn the whole batch into a 500."""
+    raw = dict(base)
+    for name in data.draw(st.lists(st.sampled_from(sorted(raw)), min_size=1, max_size=3, unique=True)):
+        if data.draw(st.booleans()):
+            raw[name] = data.draw(JSON_VALUES)
+        else:
+            del raw[name]
+    try:
+        parsed = validate(raw)
+    except Invalid as refused:
+        assert str(refused)
+    else:
+        assert parsed.WhichOneof("body") is not None and parsed.event_id
