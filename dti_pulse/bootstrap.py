@@ -6,6 +6,7 @@ process; `up` (dti_pulse.supervisor) runs them as a process tree on one machine.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -16,6 +17,20 @@ from dti_pulse.registry import load_registry
 log = logging.getLogger(__name__)
 TARGETS = ("ingest", "aggregator", "ranking", "console")
 ALONE = ("ingest", "console")  # HTTP servers that run under uvicorn in a process of their own
+
+
+def tune_gc(young_threshold: int) -> None:
+    """Collect the young generation every young_threshold allocations instead of 700, and
+    keep what start-up built out of every later collection. The aggregator holds millions of
+    event objects in its cache, and each default collection cascading into the older
+    generations walked them: ~35 % of its time (bench/README.md). Reference counting still
+    frees everything that is not a cycle at once, so memory does not wait for the collector."""
+    if young_threshold <= 0:
+        return
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(young_threshold, middle, old)
 
 
 def build_ingest(settings: Settings):
@@ -34,7 +49,10 @@ def ingest_app_from_env():
     """uvicorn's app factory: each ingest worker process builds its own app and producer."""
     from dti_pulse.config import load_settings
 
-    return build_ingest(load_settings())
+    settings = load_settings()
+    app = build_ingest(settings)
+    tune_gc(settings.gc_young_threshold)
+    return app
 
 
 def clickhouse_client(settings: Settings):
@@ -145,6 +163,7 @@ def serve(targets: list[str], settings: Settings) -> None:
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
             app = build_aggregator(settings)
+            tune_gc(settings.gc_young_threshold)
             worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
             try:
                 worker.execute_from_commandline()

@@ -69,6 +69,7 @@ class Settings:
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
+    gc_young_threshold: int = 50_000  # 0: Python's default (700)
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 0.25
     judge_granularity_s: float = 60.0
@@ -123,6 +124,7 @@ _ENV = {
     "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
     "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
+    "DTI_GC_YOUNG_THRESHOLD": ("gc_young_threshold", int),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),

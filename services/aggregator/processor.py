@@ -90,11 +90,12 @@ class KeyFilter:
         self.bits = bytearray(self.size // 8 + 1)
         self.count = 0
 
-    def _positions(self, key: str) -> list[int]:
+    def _positions(self, key: str) -> tuple[int, int, int, int]:
+        # Double hashing, unrolled: this runs for every new entity at the aggregator's rate.
         first = hash(key)
         second = ((first * 0x9E3779B97F4A7C15) >> 23) | 1
         size = self.size
-        return [(first + i * second) % size for i in range(self.HASHES)]
+        return first % size, (first + second) % size, (first + 2 * second) % size, (first + 3 * second) % size
 
     def add(self, key: str) -> None:
         bits = self.bits
@@ -181,8 +182,8 @@ class Aggregator:
             except DecodeError as exc:
                 await self._reject(stats, payload, f"undecodable EventBatch: {exc}")
                 continue
+            stats.events += len(events)
             for event in events:
-                stats.events += 1
                 try:
                     if not event.event_id:
                         raise ValueError("event has no event_id")

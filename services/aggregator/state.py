@@ -6,6 +6,7 @@ redelivered, duplicated, late and out-of-order events all give the same state
 """
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Iterable, NamedTuple
 
 from dti.events.v1.events_pb2 import Event
@@ -67,8 +68,11 @@ class DocumentSummary(NamedTuple):
     event_count: int
 
 
+_EVENT_ORDER = attrgetter("occurred_at_ms", "event_id")
+
+
 def chronological(events: Iterable[Event]) -> list[Event]:
-    return sorted(events, key=lambda e: (e.occurred_at_ms, e.event_id))
+    return sorted(events, key=_EVENT_ORDER)
 
 
 class ProcessingEnd(NamedTuple):
@@ -215,20 +219,30 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
     )
 
 
-def state_key(event: Event) -> tuple:
-    """Which state an event belongs to: a dossier, or one agency's side of a document."""
-    kind = event.WhichOneof("body")
-    entity = ENTITY_OF_BODY.get(kind)
-    if entity is None:
-        raise ValueError("event has no body")
-    body = getattr(event, kind)
-    if entity == "dossier":
-        if not body.dossier_id:
-            raise ValueError("event has an empty dossier_id")
-        return ("dossier", body.dossier_id)
+def _dossier_key(event: Event, body) -> tuple:
+    if not body.dossier_id:
+        raise ValueError("event has an empty dossier_id")
+    return ("dossier", body.dossier_id)
+
+
+def _document_key(event: Event, body) -> tuple:
     if not body.document_id:
         raise ValueError("event has an empty document_id")
     return ("document", body.document_id, event.agency_code)
+
+
+_KEY_OF_BODY = {kind: (attrgetter(kind), _dossier_key if entity == "dossier" else _document_key)
+                for kind, entity in ENTITY_OF_BODY.items()}
+
+
+def state_key(event: Event, kind: str | None = None) -> tuple:
+    """Which state an event belongs to: a dossier, or one agency's side of a document.
+    `kind` is the event's body field, when the caller has it already."""
+    key_of = _KEY_OF_BODY.get(kind or event.WhichOneof("body"))
+    if key_of is None:
+        raise ValueError("event has no body")
+    body_of, key = key_of
+    return key(event, body_of(event))
 
 
 def summarize(key: tuple, events: Iterable[Event]):
