@@ -32,9 +32,8 @@ _TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 
 
-def activity_type(event: Event, field: str | None = None) -> str:
-    """`field`: the event's body field, when the caller has it already."""
-    field = field or event.WhichOneof("body")
+def activity_type(event: Event) -> str:
+    field = event.WhichOneof("body")
     if field == "dossier_status" and event.dossier_status.status == RESOLVED_STATUS:
         return "dossier.resolved"
     return _TYPE_OF_BODY[field]

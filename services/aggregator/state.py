@@ -235,10 +235,9 @@ _KEY_OF_BODY = {kind: (attrgetter(kind), _dossier_key if entity == "dossier" els
                 for kind, entity in ENTITY_OF_BODY.items()}
 
 
-def state_key(event: Event, kind: str | None = None) -> tuple:
-    """Which state an event belongs to: a dossier, or one agency's side of a document.
-    `kind` is the event's body field, when the caller has it already."""
-    key_of = _KEY_OF_BODY.get(kind or event.WhichOneof("body"))
+def state_key(event: Event) -> tuple:
+    """Which state an event belongs to: a dossier, or one agency's side of a document."""
+    key_of = _KEY_OF_BODY.get(event.WhichOneof("body"))
     if key_of is None:
         raise ValueError("event has no body")
     body_of, key = key_of
