@@ -45,3 +45,21 @@ def test_settings_round_trip_through_the_environment():
     assert load_settings(settings_to_env(settings)) == settings
     with pytest.raises(ConfigError, match="DTI_HTTP_PORT"):
         load_settings({"DTI_HTTP_PORT": "eighty"})
+
+
+def test_gc_tuning_raises_the_young_threshold_and_zero_keeps_pythons_default():
+    import gc
+
+    from dti_pulse.bootstrap import tune_gc
+    from dti_pulse.config import load_settings
+
+    before = gc.get_threshold()
+    try:
+        assert load_settings({"DTI_GC_YOUNG_THRESHOLD": "0"}).gc_young_threshold == 0
+        tune_gc(0)
+        assert gc.get_threshold() == before
+        tune_gc(load_settings({}).gc_young_threshold)
+        assert gc.get_threshold() == (50_000, *before[1:])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
