@@ -409,24 +409,24 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds of a process and its children (uvicorn workers). On a machine shared
-    with noisy neighbours, CPU per event moves far less than events per second does."""
+def _children(pid: int) -> list[int]:
+    """A process's children (uvicorn workers)."""
     try:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        return [int(child) for child in
+                subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
     except OSError:
-        children = []
-    return _cpu_s(pid) + sum(_cpu_s(int(child)) for child in children)
+        return []
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children. On a machine shared with noisy
+    neighbours, CPU per event moves far less than events per second does."""
+    return _cpu_s(pid) + sum(_cpu_s(child) for child in _children(pid))
 
 
 def _tree_peak_rss_mb(pid: int) -> float:
-    """Peak RSS of a process plus its children (uvicorn workers), each at its own peak."""
-    total = _peak_rss_mb(pid)
-    try:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    except OSError:
-        children = []
-    return total + sum(_peak_rss_mb(int(child)) for child in children)
+    """Peak RSS of a process plus its children, each at its own peak."""
+    return _peak_rss_mb(pid) + sum(_peak_rss_mb(child) for child in _children(pid))
 
 
 def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: int = 2022) -> dict:

@@ -63,16 +63,13 @@ def _varint(value: int) -> bytes:
 _EVENT_PREFIX = [b"\x0a" + _varint(length) for length in range(1 << 14)]
 
 
-def _event_prefix(length: int) -> bytes:
-    return _EVENT_PREFIX[length] if length < 16384 else b"\x0a" + _varint(length)
-
-
 def encode_envelope(serialized_events: list[bytes]) -> bytes:
     """EventBatch bytes from already-serialized Events: field 1, length-delimited, repeated.
     Saves copying each Event message into a new EventBatch (measured: ~4 us an event)."""
     parts = []
     for data in serialized_events:
-        parts.append(_event_prefix(len(data)))
+        length = len(data)
+        parts.append(_EVENT_PREFIX[length] if length < len(_EVENT_PREFIX) else b"\x0a" + _varint(length))
         parts.append(data)
     return b"".join(parts)
 
@@ -86,11 +83,8 @@ def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
     """One EventBatch per partition holding every event of its entities, as ingest publishes."""
     by_partition: dict[int, list[bytes]] = defaultdict(list)
     for event in events:
-        data = event.SerializeToString()
-        parts = by_partition[partition_for(entity_key(event)[1], partitions)]
-        parts.append(_event_prefix(len(data)))
-        parts.append(data)
-    return {partition: b"".join(parts) for partition, parts in by_partition.items()}
+        by_partition[partition_for(entity_key(event)[1], partitions)].append(event.SerializeToString())
+    return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
 
 
 __all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",

@@ -90,12 +90,11 @@ class KeyFilter:
         self.bits = bytearray(self.size // 8 + 1)
         self.count = 0
 
-    def _positions(self, key: str) -> tuple[int, int, int, int]:
-        # Double hashing, unrolled: this runs for every new entity at the aggregator's rate.
+    def _positions(self, key: str) -> list[int]:
         first = hash(key)
         second = ((first * 0x9E3779B97F4A7C15) >> 23) | 1
         size = self.size
-        return first % size, (first + second) % size, (first + 2 * second) % size, (first + 3 * second) % size
+        return [(first + i * second) % size for i in range(self.HASHES)]
 
     def add(self, key: str) -> None:
         bits = self.bits

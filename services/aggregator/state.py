@@ -219,29 +219,20 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
     )
 
 
-def _dossier_key(event: Event, body) -> tuple:
-    if not body.dossier_id:
-        raise ValueError("event has an empty dossier_id")
-    return ("dossier", body.dossier_id)
-
-
-def _document_key(event: Event, body) -> tuple:
+def state_key(event: Event) -> tuple:
+    """Which state an event belongs to: a dossier, or one agency's side of a document."""
+    kind = event.WhichOneof("body")
+    entity = ENTITY_OF_BODY.get(kind)
+    if entity is None:
+        raise ValueError("event has no body")
+    body = getattr(event, kind)
+    if entity == "dossier":
+        if not body.dossier_id:
+            raise ValueError("event has an empty dossier_id")
+        return ("dossier", body.dossier_id)
     if not body.document_id:
         raise ValueError("event has an empty document_id")
     return ("document", body.document_id, event.agency_code)
-
-
-_KEY_OF_BODY = {kind: (attrgetter(kind), _dossier_key if entity == "dossier" else _document_key)
-                for kind, entity in ENTITY_OF_BODY.items()}
-
-
-def state_key(event: Event) -> tuple:
-    """Which state an event belongs to: a dossier, or one agency's side of a document."""
-    key_of = _KEY_OF_BODY.get(event.WhichOneof("body"))
-    if key_of is None:
-        raise ValueError("event has no body")
-    body_of, key = key_of
-    return key(event, body_of(event))
 
 
 def summarize(key: tuple, events: Iterable[Event]):
