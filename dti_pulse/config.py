@@ -74,6 +74,8 @@ class Settings:
     watch_interval_s: float = 0.25
     judge_granularity_s: float = 60.0
     ranking_cache: bool = True
+    day_snapshots: bool = True
+    snapshot_interval_s: float = 1.0
     ranking_address: str = ""  # where the console finds ranking; empty: grpc_host:grpc_port
     console_host: str = "127.0.0.1"
     console_port: int = 8090
@@ -129,6 +131,8 @@ _ENV = {
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
     "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),
+    "DTI_DAY_SNAPSHOTS": ("day_snapshots", parse_bool),
+    "DTI_SNAPSHOT_INTERVAL_S": ("snapshot_interval_s", float),
     "DTI_RANKING_ADDRESS": ("ranking_address", str),
     "DTI_CONSOLE_HOST": ("console_host", str),
     "DTI_CONSOLE_PORT": ("console_port", int),

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 
+from dti_pulse.localtime import day_sql
+
 log = logging.getLogger(__name__)
 
 # Columns shared by the state tables: written by the aggregator, read by ranking. Their
@@ -68,6 +70,26 @@ ACTIVITY_COLUMNS = """
     last_ingested_ms SimpleAggregateFunction(max, Int64)
 """
 
+# Per agency and local day, what the measures count of the entity states tied to that day
+# (services/ranking/store.py keeps them); `dirty` while states of that day are being written.
+DAY_MEASURE_COLUMNS = """
+    agency_code LowCardinality(String),
+    day Int32,
+    dirty UInt8,
+    counts Map(String, UInt64),
+    sets Map(String, Array(String)),
+    steps Map(String, Tuple(Array(Int64), Array(UInt64))),
+    version Int64 DEFAULT toUnixTimestamp64Micro(now64(6))
+"""
+
+# The (agency, local day) pairs every stored state counts on: a dossier on the day it was
+# received, a document side on the days it was sent and received.
+STATE_DAY_PAIRS_SQL = (
+    f"SELECT agency_code, {day_sql('received_at_ms')} AS day FROM dossier_state WHERE has_received = 1 "
+    f"UNION DISTINCT SELECT agency_code, {day_sql('sent_at_ms')} FROM document_state WHERE sent = 1 "
+    f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
+MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
+
 # The version column is the size of the entity's event set, which only grows, so the
 # newest state wins a merge and a redelivered event can never roll a state back.
 # Rows are sorted by agency first: a score reads one cohort's agencies, a small slice of a
@@ -88,6 +110,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (2, "live activity per minute", [
         f"CREATE TABLE IF NOT EXISTS activity_minute ({ACTIVITY_COLUMNS}) "
         "ENGINE = SummingMergeTree ORDER BY (minute_ms, agency_code, event_type)",
+    ]),
+    # Day snapshots of the measures; the states already stored are marked dirty, so that
+    # ranking builds their snapshots in the background and counts them from the states meanwhile.
+    (3, "day snapshots of the measures", [
+        # Small granules: a cohort's agencies are scattered over the table (their codes sort
+        # among other provinces'), and a year of one agency is 365 rows.
+        f"CREATE TABLE IF NOT EXISTS day_measures ({DAY_MEASURE_COLUMNS}) "
+        "ENGINE = ReplacingMergeTree(version) ORDER BY (agency_code, day) SETTINGS index_granularity = 256",
+        MARK_ALL_DAYS_DIRTY_SQL,
     ]),
 ]
 

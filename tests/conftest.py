@@ -51,7 +51,7 @@ def chdb_client(tmp_path_factory):
 
 @pytest.fixture
 def clean_chdb(chdb_client):
-    for table in ("dossier_state", "document_state", "activity_minute"):
+    for table in ("dossier_state", "document_state", "activity_minute", "day_measures"):
         chdb_client.command(f"TRUNCATE TABLE {table}")
     return chdb_client
 

@@ -9,6 +9,7 @@ class FakeStore:
         self.fail_writes = fail_writes
         self.loads = 0
         self.activity: list[tuple] = []
+        self.dirty_days: set[tuple] = set()
 
     def load(self, keys):
         self.loads += 1
@@ -23,7 +24,13 @@ class FakeStore:
     def stored_ids(self):
         return [(key[0], key[1]) for key in self.rows]
 
-    def write(self, dossier_rows, document_rows):
+    def document_day_pairs(self, document_ids):
+        from services.aggregator.state import day_pairs, summarize
+
+        return {pair for key, row in self.rows.items() if key[0] == "document" and key[1] in set(document_ids)
+                for pair in day_pairs(summarize(key, decode_events(row[-1])))}
+
+    def write(self, dossier_rows, document_rows, day_pairs=()):
         if self.fail_writes:
             self.fail_writes -= 1
             raise ConnectionError("ClickHouse away")
@@ -31,6 +38,7 @@ class FakeStore:
             self.rows[("dossier", row[0])] = row
         for row in document_rows:
             self.rows[("document", row[0], row[1])] = row
+        self.dirty_days.update(day_pairs)
 
 
     def write_activity(self, activity_rows):

@@ -16,7 +16,8 @@ from typing import Awaitable, Callable, Protocol
 from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from services.aggregator.state import DossierSummary, state_key, summarize
+from services.aggregator.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
+                                       state_key, summarize)
 from dti_pulse.events import activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 class StateStore(Protocol):
     def load(self, keys) -> dict[tuple, list[Event]]: ...
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
-    def write(self, dossier_rows: list, document_rows: list) -> None: ...
+    def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
+    # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
+    def write(self, dossier_rows: list, document_rows: list, day_pairs: set) -> None: ...
     def write_activity(self, activity_rows: list) -> None: ...
 
 
@@ -53,6 +56,7 @@ class PreparedBatch:
     document_rows: list
     updates: dict
     activity_rows: list
+    day_pairs: set
 
 
 class ActivityCounter:
@@ -194,6 +198,8 @@ class Aggregator:
 
         known_sets = await self._known_sets(list(incoming))
         dossier_rows, document_rows, updates = [], [], {}
+        touched_days: set[tuple[str, int]] = set()
+        recalled_documents = []
         activity = ActivityCounter()
         for key, events in incoming.items():
             known = known_sets[key]
@@ -215,6 +221,14 @@ class Aggregator:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
                                        f"cannot fold into {key[0]} state: {exc}")
                 continue
+            touched_days.update(day_pairs(summary))
+            if known and any(event.WhichOneof("body") in PLACING_EVENTS for event in fresh):
+                # The state may leave the days it counted on: those change too.
+                touched_days.update(day_pairs(summarize(key, [event for event, _ in known.values()])))
+            if getattr(summary, "recalled", 0) and any(
+                    event.WhichOneof("body") == "document_status"
+                    and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
+                recalled_documents.append(key[1])  # the document stops counting for every side
             row = (*summary, encode_envelope([data for _, data in merged.values()]))
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
             updates[key] = merged
@@ -224,13 +238,15 @@ class Aggregator:
             stats.new_events += len(fresh)
             for event in fresh:
                 activity.count(event)
+        if recalled_documents:
+            touched_days |= await self._retrying(self.store.document_day_pairs, recalled_documents)
         stats.states_written = len(updates)
-        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows())
+        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days)
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         if prepared.dossier_rows or prepared.document_rows:
-            await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows)
+            await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows, prepared.day_pairs)
         # After the states, in a call of its own so a retry never counts twice. A crash
         # between the two loses this batch from the live activity (never from the scores).
         if prepared.activity_rows:

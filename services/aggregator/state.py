@@ -11,6 +11,7 @@ from typing import Iterable, NamedTuple
 
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.events import ENTITY_OF_BODY, RESOLVED_STATUS as RESOLVED
+from dti_pulse.localtime import local_day
 
 # Dossier statuses (national portal codes, domain.md §3.2).
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
@@ -239,3 +240,20 @@ def summarize(key: tuple, events: Iterable[Event]):
     if key[0] == "dossier":
         return summarize_dossier(key[1], events)
     return summarize_document(key[1], key[2], events)
+
+
+# Events that can move a state to other days or another agency (see day_pairs).
+PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_received"})
+
+
+def day_pairs(summary) -> list[tuple[str, int]]:
+    """The (agency, local day) pairs whose measures count this state: a dossier on the day it
+    was received, a document side on the days it was sent and received."""
+    if isinstance(summary, DossierSummary):
+        return [(summary.agency_code, local_day(summary.received_at_ms))] if summary.has_received else []
+    pairs = []
+    if summary.sent:
+        pairs.append((summary.agency_code, local_day(summary.sent_at_ms)))
+    if summary.received:
+        pairs.append((summary.agency_code, local_day(summary.received_at_ms)))
+    return pairs

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dti.events.v1.events_pb2 import Event, EventBatch
+from dti_pulse.localtime import day_sql
 from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
@@ -51,8 +52,30 @@ class ClickHouseStateStore:
     def write_activity(self, activity_rows: list) -> None:
         self.client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
 
-    def write(self, dossier_rows: list, document_rows: list) -> None:
+    def document_day_pairs(self, document_ids) -> set[tuple[str, int]]:
+        result = self.client.query(
+            f"SELECT agency_code, {day_sql('sent_at_ms')}, {day_sql('received_at_ms')}, sent, received "
+            "FROM document_state WHERE document_id IN {ids:Array(String)}", parameters={"ids": list(document_ids)})
+        pairs = set()
+        for agency, sent_day, received_day, sent, received in result.result_rows:
+            if sent:
+                pairs.add((agency, int(sent_day)))
+            if received:
+                pairs.add((agency, int(received_day)))
+        return pairs
+
+    def _mark_dirty(self, day_pairs) -> None:
+        self.client.insert("day_measures", [(agency, day, 1) for agency, day in day_pairs],
+                           column_names=["agency_code", "day", "dirty"])
+
+    def write(self, dossier_rows: list, document_rows: list, day_pairs=()) -> None:
+        """Writes states; their days are marked dirty before (a reader counts them from the
+        states from then on) and again after (a snapshot recomputed in between missed them)."""
+        if day_pairs:
+            self._mark_dirty(day_pairs)
         if dossier_rows:
             self.client.insert("dossier_state", dossier_rows, column_names=DOSSIER_NAMES)
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
+        if day_pairs:
+            self._mark_dirty(day_pairs)

@@ -64,6 +64,9 @@ class CachedMeasures:
                 except Exception as exc:  # ClickHouse away: lookups fall back to the slow path
                     log.warning("data version not readable: %s", exc)
 
+        store_refresh = getattr(self.store, "refresh_in_background", None)
+        if store_refresh:
+            store_refresh()
         if self._refresher is None:
             self._stop_refreshing.clear()
             self._refresher = threading.Thread(target=loop, name="data-version", daemon=True)
@@ -75,6 +78,9 @@ class CachedMeasures:
         if self._refresher is not None:
             self._refresher.join(5)
             self._refresher = None
+        store_stop = getattr(self.store, "stop_refreshing", None)
+        if store_stop:
+            store_stop()
 
     def fresh_version(self):
         """The data version if it was read within the TTL, else None (without querying)."""

@@ -7,13 +7,18 @@ lists the rows that cost points. Both use the same definitions.
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
+from dti_pulse.schema import DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 from services.aggregator.state import summarize
 from services.aggregator.store import decode_events
+
+log = logging.getLogger(__name__)
 
 # Rows of a family tied to the period, with the derived flags the predicates use.
 _DOSSIER_ROWS = """
@@ -26,7 +31,7 @@ _DOSSIER_ROWS = """
                                {judged_at:Int64} <= due_effective_ms) AS on_time
     FROM __DOSSIERS__
     WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
-        AND agency_code IN {agencies:Array(String)}
+        AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
 """
 
 # A document is tied to the period by the time it was sent (or, for the recipient, received).
@@ -35,8 +40,9 @@ _DOSSIER_ROWS = """
 _DOCUMENT_ROWS = """
     SELECT document_id AS entity_id, agency_code, sent, received, electronic, personal_signature, agency_signature,
         signed, has_due, due_at_ms, completed, completed_at_ms, sent_at_ms, received_at_ms, last_status,
-        sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64} AS sent_in_period,
-        received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} AS received_in_period,
+        sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64} AND __SENT_LIVE__ AS sent_in_period,
+        received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} AND __RECEIVED_LIVE__
+            AS received_in_period,
         if(sent = 1, sent_in_period, received_in_period) AS in_period,
         completed = 1 AND completed_at_ms <= {judged_at:Int64} AS completed_by_judgement
     FROM __DOCUMENTS__
@@ -49,17 +55,40 @@ _DOCUMENT_ROWS = """
 
 
 @dataclass(frozen=True)
+class Judged:
+    """A measure that depends on the instant J items are judged at, in the form a day
+    snapshot can keep: rows matching `always` count whatever J is; each row matching
+    `pending` counts while J <= `until`, or once J >= `since` (SQL over the row)."""
+    always: str
+    pending: str
+    until: str = ""
+    since: str = ""
+
+
+@dataclass(frozen=True)
 class Measure:
     family: str  # "dossier" or "document"
     predicate: str  # SQL over one row of the family
     describes: str  # what a row in this measure is, for Explain
     distinct: str = ""  # count distinct values of this column instead of rows
+    # The day a row counts on: "received" (the dossier's or document's received_at) or
+    # "in_period" (a document's sent_at, or received_at if it was not sent by this agency).
+    tie: str = "received"
+    judged: Judged | None = None  # set when the predicate depends on J
+
+
+_SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
+_PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
 
 
 MEASURE_DEFINITIONS: dict[str, Measure] = {
     "dossiers_received": Measure("dossier", "1", "received in the period"),
-    "dossiers_on_time": Measure("dossier", "on_time", "resolved by its due time (after pauses), or open and not yet due"),
-    "dossiers_late": Measure("dossier", "NOT on_time", "late: resolved after its due time (after pauses), open past it, or more than one supplement request"),
+    # on_time is J-dependent; resolved by the due time means on time for every later J, and
+    # otherwise J <= due_effective decides (a dossier resolved late was pending until then).
+    "dossiers_on_time": Measure("dossier", "on_time", "resolved by its due time (after pauses), or open and not yet due",
+                                judged=Judged(_SETTLED_ON_TIME, _PENDING_ON_TIME, until="due_effective_ms")),
+    "dossiers_late": Measure("dossier", "NOT on_time", "late: resolved after its due time (after pauses), open past it, or more than one supplement request",
+                             judged=Judged("late_forced = 1", _PENDING_ON_TIME, since="due_effective_ms + 1")),
     "dossiers_full_online_procedures": Measure("dossier", "service_level = 'full_online'", "of a full-online procedure"),
     "dossiers_full_online_received_online": Measure("dossier", "service_level = 'full_online' AND channel = 2", "of a full-online procedure, received online"),
     "dossiers_with_fee": Measure("dossier", "has_fee = 1", "with a fee"),
@@ -71,16 +100,24 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
     "fee_procedures_with_dossiers": Measure("dossier", "has_fee = 1", "fee-bearing procedures with dossiers",
                                             distinct="procedure_code"),
     "dossiers_rated_unsatisfied": Measure("dossier", "rated = 1 AND satisfied = 0", "rated unsatisfied"),
-    "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)"),
-    "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic"),
-    "documents_sent_electronic": Measure("document", "sent_in_period AND electronic = 1", "sent electronically"),
-    "documents_sent_personal_signed": Measure("document", "sent_in_period AND electronic = 1 AND personal_signature = 1", "carries a valid personal signature"),
-    "documents_sent_agency_signed": Measure("document", "sent_in_period AND electronic = 1 AND agency_signature = 1", "carries a valid agency signature"),
+    "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
+                               tie="in_period"),
+    "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
+    "documents_sent_electronic": Measure("document", "sent_in_period AND electronic = 1", "sent electronically",
+                                         tie="in_period"),
+    "documents_sent_personal_signed": Measure("document", "sent_in_period AND electronic = 1 AND personal_signature = 1",
+                                              "carries a valid personal signature", tie="in_period"),
+    "documents_sent_agency_signed": Measure("document", "sent_in_period AND electronic = 1 AND agency_signature = 1",
+                                            "carries a valid agency signature", tie="in_period"),
     "documents_due": Measure("document", "received_in_period AND has_due = 1 "
                                          "AND (completed_by_judgement OR due_at_ms < {judged_at:Int64})",
-                             "received with a due date that has passed, or completed"),
+                             "received with a due date that has passed, or completed",
+                             judged=Judged("0", "has_due = 1",
+                                           since="if(completed = 1, least(completed_at_ms, due_at_ms + 1), due_at_ms + 1)")),
     "documents_on_time": Measure("document", "received_in_period AND has_due = 1 AND completed_by_judgement "
-                                             "AND completed_at_ms <= due_at_ms", "completed by its due date"),
+                                             "AND completed_at_ms <= due_at_ms", "completed by its due date",
+                                 judged=Judged("0", "has_due = 1 AND completed = 1 AND completed_at_ms <= due_at_ms",
+                                               since="completed_at_ms")),
 }
 
 _ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
@@ -101,18 +138,33 @@ FACTS = {
 INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at"}
 
 
-def _aggregate(name: str, measure: Measure) -> str:
+def bind(sql: str, sources: dict[str, str]) -> str:
+    for token, table in sources.items():
+        sql = sql.replace(token, table)
+    return sql
+
+
+def _aggregate(name: str, measure: Measure, as_sets: bool = False) -> str:
     if measure.distinct:
+        if as_sets:  # to be united with a day snapshot's sets
+            return f"groupUniqArrayIf({measure.distinct}, {measure.predicate}) AS {name}"
         return f"uniqExactIf({measure.distinct}, {measure.predicate}) AS {name}"
     return f"countIf({measure.predicate}) AS {name}"
 
 
-def measures_sql(family: str) -> str:
-    columns = ",\n    ".join(_aggregate(name, m) for name, m in MEASURE_DEFINITIONS.items() if m.family == family)
+def measures_sql(family: str, as_sets: bool = False) -> str:
+    columns = ",\n    ".join(_aggregate(name, m, as_sets) for name, m in MEASURE_DEFINITIONS.items()
+                              if m.family == family)
     return f"SELECT agency_code,\n    {columns}\nFROM ({_ROWS[family]})\nGROUP BY agency_code"
 
 
 _MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
+# Only the rows of (agency, day) pairs that no clean day snapshot covers.
+_LIVE_GATES = {"__RECEIVED_LIVE__": f"(agency_code, {day_sql('received_at_ms')}) IN {{live:Array(Tuple(String, Int32))}}",
+               "__SENT_LIVE__": f"(agency_code, {day_sql('sent_at_ms')}) IN {{live:Array(Tuple(String, Int32))}}"}
+_UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
+_LIVE_MEASURES_SQL = {family: bind(measures_sql(family, as_sets=True), _LIVE_GATES) for family in _ROWS}
+_MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in _MEASURES_SQL.items()}
 
 # Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
 # The explicit PREWHERE on agency_code filters rows as they are read, before FINAL merges
@@ -124,10 +176,91 @@ LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL PREWHERE agency_code IN {ag
                 "__RECALLS__": "document_state"}
 
 
-def bind(sql: str, sources: dict[str, str]) -> str:
-    for token, table in sources.items():
-        sql = sql.replace(token, table)
-    return sql
+# Day snapshots (table day_measures, one row per agency and local day): what each measure
+# counts of the rows tied to that day, kept so that a period of whole days sums a few
+# thousand snapshot rows instead of reading every entity state of a cohort. A J-dependent
+# measure keeps its `pending` rows as a histogram of the instants where they flip; J is a
+# whole minute, so the instants are kept to the minute, and to the day when they lie more
+# than a day before the snapshot was made (J is then a local midnight or later than them).
+# The aggregator marks a pair dirty before and after it writes states of that pair; a dirty
+# pair is counted from the entity states (the exact, slow way) until it is recomputed.
+_MINUTE_MS = 60_000
+DAY_MEASURE_NAMES = column_names(DAY_MEASURE_COLUMNS)
+_SNAPSHOT_ROWS = {
+    ("dossier", "received"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
+    ("document", "in_period"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
+            1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        WHERE classified = 0 AND business_type != 1 AND (sent = 1 OR received = 1)
+            AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)""",
+    ("document", "received"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day, 0 AS in_period, 0 AS sent_in_period, 1 AS received_in_period
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        WHERE classified = 0 AND business_type != 1 AND received = 1
+            AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)""",
+}
+
+
+def _flip_bucket(instant: str, rounding: str) -> str:
+    """The instant rounded so that comparing a whole-minute J with it gives the same answer:
+    down for `J <= t`, up for `J >= t`; to the local midnight when older than {recent}."""
+    if rounding == "down":
+        minute, day = f"({instant}) % {_MINUTE_MS}", f"(({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}"
+        return f"if(({instant}) >= {{recent:Int64}}, ({instant}) - {minute}, ({instant}) - {day})"
+    minute = f"({_MINUTE_MS} - ({instant}) % {_MINUTE_MS}) % {_MINUTE_MS}"
+    day = f"({DAY_MS} - (({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}) % {DAY_MS}"
+    return f"if(({instant}) >= {{recent:Int64}}, ({instant}) + {minute}, ({instant}) + {day})"
+
+
+def _snapshot_sql(family: str, tie: str) -> tuple[str, list[tuple[str, str]]]:
+    """The snapshot columns of one family and tie, per (agency, day), and (name, kind) of each."""
+    columns, names = [], []
+    for name, m in MEASURE_DEFINITIONS.items():
+        if m.family != family or m.tie != tie:
+            continue
+        if m.distinct:
+            columns.append(f"groupUniqArrayIf({m.distinct}, {m.predicate})")
+            names.append((name, "set"))
+        elif m.judged:
+            columns.append(f"countIf({m.judged.always})")
+            names.append((name, "count"))
+            instant, rounding = (m.judged.until, "down") if m.judged.until else (m.judged.since, "up")
+            columns.append(f"sumMapIf([{_flip_bucket(instant, rounding)}], [toUInt64(1)], {m.judged.pending})")
+            names.append((name, "steps"))
+        else:
+            columns.append(f"countIf({m.predicate})")
+            names.append((name, "count"))
+    sql = (f"SELECT agency_code, day, {', '.join(columns)} FROM ({_SNAPSHOT_ROWS[(family, tie)]}) "
+           "GROUP BY agency_code, day")
+    return sql, names
+
+
+_SNAPSHOT_SQL = {key: _snapshot_sql(*key) for key in _SNAPSHOT_ROWS}
+
+
+def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
+    """Sums a cohort's clean snapshots over whole days [first_day, end_day); lists its dirty days."""
+    columns, names = ["sumMap(counts)", "groupArrayIf(day, dirty = 1)"], [("", "counts"), ("", "dirty")]
+    for name, m in MEASURE_DEFINITIONS.items():
+        if m.distinct:
+            columns.append(f"groupUniqArrayArray(sets['{name}'])")
+            names.append((name, "set"))
+        elif m.judged:
+            test = "t >= {judged_at:Int64}" if m.judged.until else "t <= {judged_at:Int64}"
+            columns.append(f"sum(arraySum(arrayMap((t, n) -> if({test}, n, 0), steps['{name}'].1, steps['{name}'].2)))")
+            names.append((name, "steps"))
+    sql = (f"SELECT agency_code, {', '.join(columns)} FROM day_measures FINAL "
+           "WHERE agency_code IN {agencies:Array(String)} AND day >= {first_day:Int32} AND day < {end_day:Int32} "
+           "GROUP BY agency_code")
+    return sql, names
+
+
+_SNAPSHOT_READ_SQL, _SNAPSHOT_READ_NAMES = _snapshot_read_sql()
 
 
 class NotExplainable(ValueError):
@@ -166,9 +299,19 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
 
 
+def _every_measure(found: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {agency: {name: counts.get(name, 0) for name in MEASURE_DEFINITIONS} for agency, counts in found.items()}
+
+
 class ClickHouseMeasures:
-    def __init__(self, client):
+    def __init__(self, client, day_snapshots: bool = True, snapshot_interval_s: float = 1.0,
+                 snapshot_batch: int = 20_000):
         self.client = client
+        self.day_snapshots = day_snapshots
+        self.snapshot_interval_s = snapshot_interval_s
+        self.snapshot_batch = snapshot_batch
+        self._keeper: threading.Thread | None = None
+        self._stop_keeping = threading.Event()
 
     @staticmethod
     def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
@@ -227,6 +370,9 @@ class ClickHouseMeasures:
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
         """{agency_code: {measure: count}} for the agencies that have any data in the period."""
+        if (self.day_snapshots and as_of_ms is None and end_ms == judged_at_ms and judged_at_ms % _MINUTE_MS == 0
+                and (start_ms + LOCAL_OFFSET_MS) % DAY_MS == 0 and agency_codes):
+            return self._measures_from_day_snapshots(agency_codes, start_ms, judged_at_ms)
         parameters = self._parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         found: dict[str, dict[str, int]] = defaultdict(dict)
         with self._sources(agency_codes, start_ms, end_ms, as_of_ms) as sources:
@@ -235,14 +381,109 @@ class ClickHouseMeasures:
                 names = result.column_names[1:]
                 for row in result.result_rows:
                     found[row[0]].update(zip(names, (int(v) for v in row[1:])))
-        return dict(found)
+        return _every_measure(found)
+
+    def _measures_from_day_snapshots(self, agency_codes: list[str], start_ms: int,
+                                     judged_at_ms: int) -> dict[str, dict[str, int]]:
+        """The clean snapshots of the period's whole days, plus the entity states of its dirty
+        days and of the day J falls in (when J is not a midnight)."""
+        end_day = local_day(judged_at_ms)
+        result = self.client.query(_SNAPSHOT_READ_SQL, parameters={
+            "agencies": list(agency_codes), "first_day": local_day(start_ms), "end_day": end_day,
+            "judged_at": judged_at_ms})
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        sets: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
+        live = []
+        for agency, summed, dirty_days, *values in result.result_rows:
+            found = counts[agency]
+            for name, value in summed.items():
+                found[name] += int(value)
+            live.extend((agency, day) for day in dirty_days)
+            for (name, kind), value in zip(_SNAPSHOT_READ_NAMES[2:], values):
+                if kind == "set":
+                    sets[agency][name].update(value)
+                else:
+                    found[name] += int(value)
+        if (judged_at_ms + LOCAL_OFFSET_MS) % DAY_MS:
+            live.extend((agency, end_day) for agency in agency_codes)
+        if live:
+            parameters = {"agencies": sorted({agency for agency, _ in live}), "start": start_ms, "end": judged_at_ms,
+                          "judged_at": judged_at_ms, "live": live}
+            for family, sql in _LIVE_MEASURES_SQL.items():
+                result = self.client.query(bind(sql, LIVE_SOURCES), parameters=parameters)
+                for agency, *values in result.result_rows:
+                    found = counts[agency]
+                    for name, value in zip(result.column_names[1:], values):
+                        if MEASURE_DEFINITIONS[name].distinct:
+                            sets[agency][name].update(value)
+                        else:
+                            found[name] += int(value)
+        for agency, found in counts.items():
+            for name, values in sets[agency].items():
+                found[name] = len(values)
+        return _every_measure(counts)
+
+    def recompute_day_snapshots(self, pairs: list[tuple[str, int]]) -> int:
+        """Recomputes the snapshots of these (agency, day) pairs from the entity states and
+        marks them clean. Idempotent; a pair marked dirty again since the start stays dirty."""
+        if not pairs:
+            return 0
+        version_us = self.client.query("SELECT toUnixTimestamp64Micro(now64(6))").result_rows[0][0]
+        now_ms = version_us // 1000
+        parameters = {"agencies": sorted({agency for agency, _ in pairs}), "pairs": list(pairs),
+                      "recent": now_ms - (now_ms + LOCAL_OFFSET_MS) % DAY_MS - DAY_MS}
+        snapshots = {(agency, day): ({}, {}, {}) for agency, day in pairs}
+        for sql, names in _SNAPSHOT_SQL.values():
+            for agency, day, *values in self.client.query(sql, parameters=parameters).result_rows:
+                counts, sets, steps = snapshots.setdefault((agency, day), ({}, {}, {}))
+                for (name, kind), value in zip(names, values):
+                    if kind == "set":
+                        sets[name] = value
+                    elif kind == "steps":
+                        steps[name] = value
+                    else:
+                        counts[name] = value
+        rows = [(agency, day, 0, counts, sets, steps, version_us)
+                for (agency, day), (counts, sets, steps) in snapshots.items()]
+        self.client.insert("day_measures", rows, column_names=DAY_MEASURE_NAMES)
+        return len(rows)
+
+    def recompute_dirty_day_snapshots(self) -> int:
+        """One round: recomputes up to snapshot_batch dirty pairs; returns how many."""
+        pairs = [(agency, int(day)) for agency, day in self.client.query(
+            f"SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 LIMIT {int(self.snapshot_batch)}"
+        ).result_rows]
+        return self.recompute_day_snapshots(pairs)
+
+    def refresh_in_background(self) -> None:
+        """Keeps the day snapshots clean from a thread: each round recomputes what is dirty."""
+        if not self.day_snapshots or self._keeper is not None:
+            return
+
+        def loop():
+            while not self._stop_keeping.wait(self.snapshot_interval_s):
+                try:
+                    while self.recompute_dirty_day_snapshots() >= self.snapshot_batch and not self._stop_keeping.is_set():
+                        pass
+                except Exception as exc:  # ClickHouse away: dirty days are read from the states meanwhile
+                    log.warning("day snapshots not recomputed: %s", exc)
+
+        self._stop_keeping.clear()
+        self._keeper = threading.Thread(target=loop, name="day-snapshots", daemon=True)
+        self._keeper.start()
+
+    def stop_refreshing(self) -> None:
+        self._stop_keeping.set()
+        if self._keeper is not None:
+            self._keeper.join(30)
+            self._keeper = None
 
     def data_version(self) -> tuple:
         """Changes whenever an aggregate table gets an insert: block numbers only grow, and a
         merged part keeps the highest block number of what it merged."""
         return tuple(self.client.query(
             "SELECT maxIf(max_block_number, table = 'dossier_state'), maxIf(max_block_number, table = 'document_state'), "
-            "maxIf(max_block_number, table = 'activity_minute'), "
+            "maxIf(max_block_number, table = 'activity_minute'), maxIf(max_block_number, table = 'day_measures'), "
             "countIf(table = 'schema_migrations') FROM system.parts WHERE database = currentDatabase() AND active"
         ).result_rows[0])
 
@@ -268,7 +509,7 @@ class ClickHouseMeasures:
         facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
         flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, _, predicate) in enumerate(plan.reasons))
         with self._sources([agency_code], start_ms, end_ms, as_of_ms) as sources:
-            rows_sql = bind(_ROWS[plan.family], sources)
+            rows_sql = bind(bind(_ROWS[plan.family], _UNGATED), sources)
             total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
                                       parameters=parameters).result_rows[0][0]
             result = self.client.query(

@@ -107,3 +107,34 @@ def test_activity_counts_new_events_once_by_arrival_minute_agency_and_type():
     assert sorted(store.activity) == [(6_000_000, agency, "dossier.received", 1, 6_000_005),
                                       (6_000_000, agency, "dossier.status", 1, 6_059_999),
                                       (6_060_000, agency, "dossier.resolved", 1, 6_060_000)]
+
+
+def test_written_states_mark_the_days_they_count_on_and_the_days_they_leave():
+    from dti_pulse.localtime import local_day
+    from tests.factories import ms
+
+    store, dead = FakeStore(), DeadLetters()
+    aggregator = Aggregator(store, dead)
+    run(aggregator.process([envelope(ACCEPTED)]))  # a status before the received event: no day yet
+    assert store.dirty_days == set()
+    run(aggregator.process([envelope(RECEIVED)]))
+    assert store.dirty_days == {("000.00.05.H56", local_day(ms("2026-10-01 08:00")))}
+    # A corrected received event moves the dossier to another day: both days change.
+    store.dirty_days.clear()
+    moved = dossier_received("D1", "2026-10-05 08:00", "2026-10-07 17:00")
+    run(Aggregator(store, dead).process([envelope(moved)]))
+    assert store.dirty_days == {("000.00.05.H56", local_day(ms("2026-10-01 08:00"))),
+                                ("000.00.05.H56", local_day(ms("2026-10-05 08:00")))}
+
+
+def test_an_agreed_recall_marks_the_days_of_every_side_of_the_document():
+    from dti_pulse.localtime import local_day
+    from tests.factories import document_status, ms
+
+    store, dead = FakeStore(), DeadLetters()
+    aggregator = Aggregator(store, dead)
+    run(aggregator.process([envelope(document_transfer("document_sent", "V1", "2026-10-01 08:00", agency="A"),
+                                     document_transfer("document_received", "V1", "2026-10-03 08:00", agency="B"))]))
+    store.dirty_days.clear()
+    run(aggregator.process([envelope(document_status("V1", "15", "2026-10-04 08:00", agency="B"))]))
+    assert store.dirty_days == {("A", local_day(ms("2026-10-01 08:00"))), ("B", local_day(ms("2026-10-03 08:00")))}

@@ -89,3 +89,17 @@ def test_any_order_and_any_duplicates_give_the_same_state(order, duplicates):
     # Events are deduplicated by id before folding, exactly as the aggregator does.
     delivered = {e.event_id: e for e in list(order) + duplicates}
     assert summarize_dossier("P1", delivered.values()) == summarize_dossier("P1", LIFE)
+
+
+def test_local_days_are_asia_ho_chi_minh_days():
+    from datetime import datetime, timedelta
+
+    from dti_pulse.localtime import LOCAL_TZ, local_day
+
+    for local in ("2022-01-01 00:00:00", "2022-12-31 23:59:59.999", "2025-06-30 23:59:59.999", "2026-11-29 07:00"):
+        instant = datetime.fromisoformat(local).replace(tzinfo=LOCAL_TZ)
+        ms = round(instant.timestamp() * 1000)
+        assert local_day(ms) == (instant.date() - datetime(1970, 1, 1).date()).days
+        assert local_day(ms + 1) == local_day(ms) or local.endswith(".999")
+    assert local_day(round((datetime(2026, 1, 1, tzinfo=LOCAL_TZ) - timedelta(milliseconds=1)).timestamp() * 1000)) \
+        == local_day(round(datetime(2026, 1, 1, tzinfo=LOCAL_TZ).timestamp() * 1000)) - 1

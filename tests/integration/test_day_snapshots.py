@@ -1,0 +1,167 @@
+"""Day snapshots against the entity states they summarise, on chDB: for any period of whole
+days and any judgement instant ranking can use, the measures read from snapshots (plus the
+dirty days and the current day read from the states) equal the measures read from the
+states alone."""
+import random
+import time
+
+import pytest
+
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
+from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs
+from services.aggregator.store import ClickHouseStateStore
+from services.ranking.store import MEASURE_DEFINITIONS, ClickHouseMeasures
+
+pytestmark = pytest.mark.integration
+AGENCIES = ["000.00.01.H56", "000.00.02.H56", "000.00.03.H56"]
+MINUTE_MS = 60_000
+
+
+def midnight(instant_ms: int) -> int:
+    return instant_ms - (instant_ms + LOCAL_OFFSET_MS) % DAY_MS
+
+
+def edgy(rng: random.Random, instant_ms: int) -> int:
+    """Often exactly on a minute or a midnight, or a millisecond off one: where J <= t and
+    J < t part."""
+    choice = rng.random()
+    if choice < 0.2:
+        return midnight(instant_ms) + rng.choice([0, -1, 1])
+    if choice < 0.4:
+        return instant_ms - instant_ms % MINUTE_MS + rng.choice([0, -1, 1])
+    return instant_ms
+
+
+def random_dossier(rng: random.Random, dossier_id: str, around_ms: int, event_count: int) -> DossierSummary:
+    received = around_ms + rng.randint(-40 * DAY_MS, 3 * DAY_MS)
+    due = edgy(rng, received + rng.choice([0, 1, 3, 10]) * DAY_MS + rng.randint(-3_600_000, 3_600_000))
+    paused = rng.choice([0, 0, rng.randint(0, 4 * DAY_MS)])
+    has_end = rng.random() < 0.7
+    end = rng.choice([due + paused, edgy(rng, received + rng.randint(0, 14 * DAY_MS))]) if has_end else 0
+    has_fee = int(rng.random() < 0.5)
+    return DossierSummary(
+        dossier_id, rng.choice(AGENCIES), f"1.{rng.randint(1, 6)}", rng.choice([1, 2, 3]),
+        rng.choice(["full_online", "partial"]), int(rng.random() < 0.95), received, due, due + paused, has_fee,
+        int(has_end), end, paused, rng.choice([0, 0, 1, 2]), 0, 9 if has_end else 4, has_fee,
+        int(has_fee and rng.random() < 0.5), int(rng.random() < 0.4), int(rng.random() < 0.7), 0, event_count)
+
+
+def late_forced(summary: DossierSummary) -> DossierSummary:
+    return summary._replace(late_forced=int(summary.supplement_count > 1))
+
+
+def random_document(rng: random.Random, document_id: str, agency: str, around_ms: int, event_count: int,
+                    recalled: int = 0) -> DocumentSummary:
+    sent, received = rng.random() < 0.5, rng.random() < 0.6
+    sent_at = around_ms + rng.randint(-40 * DAY_MS, 2 * DAY_MS) if sent else 0
+    received_at = (sent_at + rng.choice([0, rng.randint(0, 3 * DAY_MS)]) if sent else
+                   around_ms + rng.randint(-40 * DAY_MS, 2 * DAY_MS)) if received else 0
+    has_due = received and rng.random() < 0.8
+    due = edgy(rng, received_at + rng.randint(0, 10 * DAY_MS)) if has_due else 0
+    completed = rng.random() < 0.6
+    completed_at = edgy(rng, (received_at or sent_at) + rng.randint(0, 12 * DAY_MS)) if completed else 0
+    return DocumentSummary(
+        document_id, agency, int(sent), sent_at, int(received), received_at, int(rng.random() < 0.05),
+        int(rng.random() < 0.9), rng.choice([0, 0, 0, 1, 2]), int(has_due), due, int(rng.random() < 0.8),
+        int(rng.random() < 0.9), int(rng.random() < 0.9), int(completed), completed_at,
+        "06" if completed else "03", recalled, event_count)
+
+
+def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> None:
+    dossiers, documents = [], []
+    for i in range(count):
+        first = late_forced(random_dossier(rng, f"{prefix}D{i}", around_ms, 1))
+        dossiers.append(first)
+        if rng.random() < 0.3:  # a later version, maybe on other days
+            dossiers.append(late_forced(random_dossier(rng, f"{prefix}D{i}", around_ms, 2))._replace(
+                agency_code=first.agency_code))
+    for i in range(2 * count):
+        agency = rng.choice(AGENCIES)
+        documents.append(random_document(rng, f"{prefix}O{i}", agency, around_ms, 1))
+        if rng.random() < 0.3:
+            documents.append(random_document(rng, f"{prefix}O{i}", agency, around_ms, 2))
+        if rng.random() < 0.1:  # the recipient's side, which may agree to a recall
+            other = next(a for a in AGENCIES if a != agency)
+            documents.append(random_document(rng, f"{prefix}O{i}", other, around_ms, 1,
+                                             recalled=int(rng.random() < 0.5)))
+    # Versions one write at a time, the way the aggregator writes them.
+    for version in (1, 2):
+        rows_d = [(*s, b"") for s in dossiers if s.event_count == version]
+        rows_o = [(*s, b"") for s in documents if s.event_count == version]
+        pairs = {p for s in dossiers + documents if s.event_count <= version for p in day_pairs(s)}
+        store.write(rows_d, rows_o, pairs)
+
+
+def judgement_instants(rng: random.Random, now_ms: int, around_ms: int, count: int):
+    """(start, J) pairs ranking asks for: whole days from a midnight to the period's end, or to
+    the current minute when the period is open."""
+    now_minute = now_ms - now_ms % MINUTE_MS
+    for _ in range(count):
+        start = midnight(around_ms + rng.randint(-45 * DAY_MS, 2 * DAY_MS))
+        end = start + rng.choice([1, 2, 7, 31, 92]) * DAY_MS
+        yield start, min(end, now_minute)
+
+
+def assert_same_measures(snapshots: ClickHouseMeasures, states: ClickHouseMeasures, rng, now_ms, around_ms, count):
+    for start, judged_at in judgement_instants(rng, now_ms, around_ms, count):
+        if judged_at <= start:
+            continue
+        expected = states.measures(AGENCIES, start, judged_at, judged_at)
+        got = snapshots.measures(AGENCIES, start, judged_at, judged_at)
+        zero = dict.fromkeys(MEASURE_DEFINITIONS, 0)
+        for agency in AGENCIES:
+            assert got.get(agency, zero) == expected.get(agency, zero), (start, judged_at, agency)
+
+
+def test_day_snapshots_give_the_measures_of_the_states(clean_chdb):
+    rng = random.Random(766)
+    now_ms = int(time.time() * 1000)
+    store = ClickHouseStateStore(clean_chdb)
+    snapshots = ClickHouseMeasures(clean_chdb)
+    states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
+    store_states(store, rng, now_ms, 300, "a")
+
+    dirty = clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0]
+    assert dirty > 0  # every day the states count on, until recomputed
+    assert_same_measures(snapshots, states, rng, now_ms, now_ms, 15)  # everything read from the states
+
+    assert snapshots.recompute_dirty_day_snapshots() == dirty
+    assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
+    assert_same_measures(snapshots, states, rng, now_ms, now_ms, 60)
+
+    # New states: their days are dirty (read from the states) until the next round.
+    store_states(store, rng, now_ms, 60, "b")
+    assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
+    snapshots.recompute_dirty_day_snapshots()
+    assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
+
+
+def test_snapshots_of_past_days_are_kept_to_the_day_and_stay_exact(clean_chdb):
+    """States months old: their instants are kept to the local midnight, which is exact for
+    the period ends (midnights) and for the current minute alike."""
+    rng = random.Random(2022)
+    now_ms = int(time.time() * 1000)
+    long_ago = now_ms - 400 * DAY_MS
+    store_states(ClickHouseStateStore(clean_chdb), rng, long_ago, 200, "old")
+    snapshots = ClickHouseMeasures(clean_chdb)
+    snapshots.recompute_dirty_day_snapshots()
+    steps = clean_chdb.query("SELECT arrayJoin(steps['dossiers_on_time'].1) FROM day_measures FINAL").result_rows
+    assert steps and all((t + LOCAL_OFFSET_MS) % DAY_MS == 0 for (t,) in steps)
+    assert_same_measures(snapshots, ClickHouseMeasures(clean_chdb, day_snapshots=False), rng, now_ms, long_ago, 60)
+
+
+def test_a_period_of_clean_days_reads_no_state(clean_chdb):
+    rng = random.Random(5)
+    now_ms = int(time.time() * 1000)
+    store_states(ClickHouseStateStore(clean_chdb), rng, now_ms - 100 * DAY_MS, 50, "q")
+    snapshots = ClickHouseMeasures(clean_chdb)
+    snapshots.recompute_dirty_day_snapshots()
+    start = midnight(now_ms - 150 * DAY_MS)
+    end = midnight(now_ms - 10 * DAY_MS)
+    expected = ClickHouseMeasures(clean_chdb, day_snapshots=False).measures(AGENCIES, start, end, end)
+    # With the state tables emptied, only the snapshots can give the same answer.
+    for table in ("dossier_state", "document_state"):
+        clean_chdb.command(f"TRUNCATE TABLE {table}")
+    assert snapshots.measures(AGENCIES, start, end, end) == expected
+    assert sum(m["dossiers_received"] for m in expected.values()) > 0
+    assert local_day(end) - local_day(start) == 140
