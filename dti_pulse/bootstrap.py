@@ -84,6 +84,8 @@ def build_ranking(settings: Settings):
 
     measures = ClickHouseMeasures(clickhouse_client(settings), day_snapshots=settings.day_snapshots,
                                   snapshot_interval_s=settings.snapshot_interval_s)
+    if settings.day_snapshots:
+        measures.ensure_day_snapshot_definitions()
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
                              settings.rules_version, CachedMeasures(measures) if settings.ranking_cache else measures,
                              judge_granularity_ms=int(settings.judge_granularity_s * 1000))

@@ -111,14 +111,15 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         f"CREATE TABLE IF NOT EXISTS activity_minute ({ACTIVITY_COLUMNS}) "
         "ENGINE = SummingMergeTree ORDER BY (minute_ms, agency_code, event_type)",
     ]),
-    # Day snapshots of the measures; the states already stored are marked dirty, so that
-    # ranking builds their snapshots in the background and counts them from the states meanwhile.
+    # Day snapshots of the measures, and the fingerprint of the definitions they were built
+    # with: ranking marks every day dirty when its definitions differ (the first start included).
     (3, "day snapshots of the measures", [
         # Small granules: a cohort's agencies are scattered over the table (their codes sort
         # among other provinces'), and a year of one agency is 365 rows.
         f"CREATE TABLE IF NOT EXISTS day_measures ({DAY_MEASURE_COLUMNS}) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY (agency_code, day) SETTINGS index_granularity = 256",
-        MARK_ALL_DAYS_DIRTY_SQL,
+        "CREATE TABLE IF NOT EXISTS day_measure_definitions "
+        "(fingerprint String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY applied_at",
     ]),
 ]
 

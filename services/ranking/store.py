@@ -7,6 +7,7 @@ lists the rows that cost points. Both use the same definitions.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import uuid
@@ -14,7 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
+                              column_names)
 from services.aggregator.state import summarize
 from services.aggregator.store import decode_events
 
@@ -241,6 +243,7 @@ def _snapshot_sql(family: str, tie: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 _SNAPSHOT_SQL = {key: _snapshot_sql(*key) for key in _SNAPSHOT_ROWS}
+SNAPSHOT_FINGERPRINT = hashlib.sha256(repr(sorted(_SNAPSHOT_SQL.items())).encode()).hexdigest()
 
 
 def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
@@ -447,6 +450,18 @@ class ClickHouseMeasures:
                 for (agency, day), (counts, sets, steps) in snapshots.items()]
         self.client.insert("day_measures", rows, column_names=DAY_MEASURE_NAMES)
         return len(rows)
+
+    def ensure_day_snapshot_definitions(self) -> bool:
+        """Marks every day dirty when the snapshots were built with other measure definitions
+        (or never built); returns whether it did. Call before serving."""
+        stored = self.client.query(
+            "SELECT fingerprint FROM day_measure_definitions ORDER BY applied_at DESC LIMIT 1").result_rows
+        if stored and stored[0][0] == SNAPSHOT_FINGERPRINT:
+            return False
+        self.client.command(MARK_ALL_DAYS_DIRTY_SQL)
+        self.client.insert("day_measure_definitions", [[SNAPSHOT_FINGERPRINT]], column_names=["fingerprint"])
+        log.info("measure definitions changed: every day snapshot marked dirty, rebuilt in the background")
+        return True
 
     def recompute_dirty_day_snapshots(self) -> int:
         """One round: recomputes up to snapshot_batch dirty pairs; returns how many."""

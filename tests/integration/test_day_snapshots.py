@@ -165,3 +165,17 @@ def test_a_period_of_clean_days_reads_no_state(clean_chdb):
     assert snapshots.measures(AGENCIES, start, end, end) == expected
     assert sum(m["dossiers_received"] for m in expected.values()) > 0
     assert local_day(end) - local_day(start) == 140
+
+
+def test_changed_measure_definitions_mark_every_day_dirty_once(clean_chdb):
+    clean_chdb.command("TRUNCATE TABLE day_measure_definitions")
+    rng = random.Random(9)
+    store_states(ClickHouseStateStore(clean_chdb), rng, int(time.time() * 1000), 20, "f")
+    measures = ClickHouseMeasures(clean_chdb)
+    measures.recompute_dirty_day_snapshots()
+    assert measures.ensure_day_snapshot_definitions()  # never recorded: everything is rebuilt
+    dirty = clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0]
+    assert dirty == clean_chdb.query("SELECT count() FROM day_measures FINAL").result_rows[0][0] > 0
+    measures.recompute_dirty_day_snapshots()
+    assert not measures.ensure_day_snapshot_definitions()
+    assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
