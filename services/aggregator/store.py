@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.localtime import day_sql
+import time
+
+from dti_pulse.localtime import day_sql, local_day
 from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 
+# How long after a day ends ranking may build its snapshot (see write).
+SNAPSHOT_DELAY_MS = 10 * 60_000
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
@@ -17,6 +21,7 @@ def decode_events(blob: bytes) -> list[Event]:
 class ClickHouseStateStore:
     def __init__(self, client):
         self.client = client
+        self._marked_current_days: set[tuple[str, int]] = set()
 
     def load(self, keys) -> dict[tuple, list[Event]]:
         """The stored event sets of these state keys (absent keys are left out)."""
@@ -70,12 +75,22 @@ class ClickHouseStateStore:
 
     def write(self, dossier_rows: list, document_rows: list, day_pairs=()) -> None:
         """Writes states; their days are marked dirty before (a reader counts them from the
-        states from then on) and again after (a snapshot recomputed in between missed them)."""
-        if day_pairs:
-            self._mark_dirty(day_pairs)
+        states from then on) and, for past days, again after (a snapshot rebuilt in between
+        missed them). Ranking rebuilds no day before it has been over for SNAPSHOT_DELAY_MS,
+        so a current day (by clocks up to SNAPSHOT_DELAY_MS / 2 apart) stays dirty once
+        marked: it is marked once per process, not at every write."""
+        current_day = local_day(int(time.time() * 1000) - SNAPSHOT_DELAY_MS // 2)
+        past = [(agency, day) for agency, day in day_pairs if day < current_day]
+        new_current = [(agency, day) for agency, day in day_pairs
+                       if day >= current_day and (agency, day) not in self._marked_current_days]
+        if past or new_current:
+            self._mark_dirty(past + new_current)
+            self._marked_current_days.update(new_current)
         if dossier_rows:
             self.client.insert("dossier_state", dossier_rows, column_names=DOSSIER_NAMES)
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
-        if day_pairs:
-            self._mark_dirty(day_pairs)
+        if past:
+            self._mark_dirty(past)
+        if any(day < current_day for _, day in self._marked_current_days):
+            self._marked_current_days = {(a, d) for a, d in self._marked_current_days if d >= current_day}

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
                               column_names)
 from services.aggregator.state import summarize
-from services.aggregator.store import decode_events
+from services.aggregator.store import SNAPSHOT_DELAY_MS, decode_events
 
 log = logging.getLogger(__name__)
 
@@ -390,14 +391,14 @@ class ClickHouseMeasures:
                                      judged_at_ms: int) -> dict[str, dict[str, int]]:
         """The clean snapshots of the period's whole days, plus the entity states of its dirty
         days and of the day J falls in (when J is not a midnight)."""
-        end_day = local_day(judged_at_ms)
-        result = self.client.query(_SNAPSHOT_READ_SQL, parameters={
-            "agencies": list(agency_codes), "first_day": local_day(start_ms), "end_day": end_day,
-            "judged_at": judged_at_ms})
+        first_day, end_day = local_day(start_ms), local_day(judged_at_ms)
+        snapshot_rows = self.client.query(_SNAPSHOT_READ_SQL, parameters={
+            "agencies": list(agency_codes), "first_day": first_day, "end_day": end_day,
+            "judged_at": judged_at_ms}).result_rows if first_day < end_day else []
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         sets: dict[str, dict[str, set]] = defaultdict(lambda: defaultdict(set))
         live = []
-        for agency, summed, dirty_days, *values in result.result_rows:
+        for agency, summed, dirty_days, *values in snapshot_rows:
             found = counts[agency]
             for name, value in summed.items():
                 found[name] += int(value)
@@ -463,10 +464,14 @@ class ClickHouseMeasures:
         log.info("measure definitions changed: every day snapshot marked dirty, rebuilt in the background")
         return True
 
-    def recompute_dirty_day_snapshots(self) -> int:
-        """One round: recomputes up to snapshot_batch dirty pairs; returns how many."""
+    def recompute_dirty_day_snapshots(self, now_ms: int | None = None) -> int:
+        """One round: recomputes up to snapshot_batch dirty pairs of days over for
+        SNAPSHOT_DELAY_MS; returns how many. A current day is always read from the states
+        (its periods end at "now"), so rebuilding it before it is over would be wasted."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         pairs = [(agency, int(day)) for agency, day in self.client.query(
-            f"SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 LIMIT {int(self.snapshot_batch)}"
+            "SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 AND day < {before:Int32} "
+            f"LIMIT {int(self.snapshot_batch)}", parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS)}
         ).result_rows]
         return self.recompute_day_snapshots(pairs)
 

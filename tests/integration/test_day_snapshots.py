@@ -15,6 +15,7 @@ from services.ranking.store import MEASURE_DEFINITIONS, ClickHouseMeasures
 pytestmark = pytest.mark.integration
 AGENCIES = ["000.00.01.H56", "000.00.02.H56", "000.00.03.H56"]
 MINUTE_MS = 60_000
+EVERY_DAY_OVER = int(time.time() * 1000) + 30 * DAY_MS  # rebuild today's and future days too
 
 
 def midnight(instant_ms: int) -> int:
@@ -125,14 +126,14 @@ def test_day_snapshots_give_the_measures_of_the_states(clean_chdb):
     assert dirty > 0  # every day the states count on, until recomputed
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 15)  # everything read from the states
 
-    assert snapshots.recompute_dirty_day_snapshots() == dirty
+    assert snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER) == dirty
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 60)
 
     # New states: their days are dirty (read from the states) until the next round.
     store_states(store, rng, now_ms, 60, "b")
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
-    snapshots.recompute_dirty_day_snapshots()
+    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
 
 
@@ -144,7 +145,7 @@ def test_snapshots_of_past_days_are_kept_to_the_day_and_stay_exact(clean_chdb):
     long_ago = now_ms - 400 * DAY_MS
     store_states(ClickHouseStateStore(clean_chdb), rng, long_ago, 200, "old")
     snapshots = ClickHouseMeasures(clean_chdb)
-    snapshots.recompute_dirty_day_snapshots()
+    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
     steps = clean_chdb.query("SELECT arrayJoin(steps['dossiers_on_time'].1) FROM day_measures FINAL").result_rows
     assert steps and all((t + LOCAL_OFFSET_MS) % DAY_MS == 0 for (t,) in steps)
     assert_same_measures(snapshots, ClickHouseMeasures(clean_chdb, day_snapshots=False), rng, now_ms, long_ago, 60)
@@ -155,7 +156,7 @@ def test_a_period_of_clean_days_reads_no_state(clean_chdb):
     now_ms = int(time.time() * 1000)
     store_states(ClickHouseStateStore(clean_chdb), rng, now_ms - 100 * DAY_MS, 50, "q")
     snapshots = ClickHouseMeasures(clean_chdb)
-    snapshots.recompute_dirty_day_snapshots()
+    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
     start = midnight(now_ms - 150 * DAY_MS)
     end = midnight(now_ms - 10 * DAY_MS)
     expected = ClickHouseMeasures(clean_chdb, day_snapshots=False).measures(AGENCIES, start, end, end)
@@ -172,10 +173,20 @@ def test_changed_measure_definitions_mark_every_day_dirty_once(clean_chdb):
     rng = random.Random(9)
     store_states(ClickHouseStateStore(clean_chdb), rng, int(time.time() * 1000), 20, "f")
     measures = ClickHouseMeasures(clean_chdb)
-    measures.recompute_dirty_day_snapshots()
+    measures.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
     assert measures.ensure_day_snapshot_definitions()  # never recorded: everything is rebuilt
     dirty = clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0]
     assert dirty == clean_chdb.query("SELECT count() FROM day_measures FINAL").result_rows[0][0] > 0
-    measures.recompute_dirty_day_snapshots()
+    measures.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
     assert not measures.ensure_day_snapshot_definitions()
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
+
+
+def test_the_current_day_is_rebuilt_only_once_it_is_over(clean_chdb):
+    rng = random.Random(11)
+    now_ms = int(time.time() * 1000)
+    store_states(ClickHouseStateStore(clean_chdb), rng, now_ms, 40, "c")
+    measures = ClickHouseMeasures(clean_chdb)
+    measures.recompute_dirty_day_snapshots(now_ms=now_ms)
+    dirty_days = {day for (day,) in clean_chdb.query("SELECT day FROM day_measures FINAL WHERE dirty = 1").result_rows}
+    assert dirty_days and min(dirty_days) >= local_day(now_ms - 10 * MINUTE_MS)
