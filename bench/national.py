@@ -116,7 +116,7 @@ def main() -> int:
     # Rows loaded in bulk bypass the aggregator, which marks the days it writes: mark them all,
     # then build their day snapshots the way ranking's background rounds do.
     snapshots_started = time.perf_counter()
-    measures = ClickHouseMeasures(client)
+    measures = ClickHouseMeasures(client, snapshot_quiet_ms=0)
     if not measures.ensure_day_snapshot_definitions():
         client.command(MARK_ALL_DAYS_DIRTY_SQL)
     while measures.recompute_dirty_day_snapshots() >= measures.snapshot_batch:

@@ -7,8 +7,10 @@ import time
 from dti_pulse.localtime import day_sql, local_day
 from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 
-# How long after a day ends ranking may build its snapshot (see write).
+# Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
+# and nobody has marked it dirty for SNAPSHOT_QUIET_MS (see write).
 SNAPSHOT_DELAY_MS = 10 * 60_000
+SNAPSHOT_QUIET_MS = 5_000
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
@@ -21,7 +23,7 @@ def decode_events(blob: bytes) -> list[Event]:
 class ClickHouseStateStore:
     def __init__(self, client):
         self.client = client
-        self._marked_current_days: set[tuple[str, int]] = set()
+        self._marked_days: dict[tuple[str, int], float] = {}  # (agency, day) -> when this process marked it
 
     def load(self, keys) -> dict[tuple, list[Event]]:
         """The stored event sets of these state keys (absent keys are left out)."""
@@ -74,23 +76,34 @@ class ClickHouseStateStore:
                            column_names=["agency_code", "day", "dirty"])
 
     def write(self, dossier_rows: list, document_rows: list, day_pairs=()) -> None:
-        """Writes states; their days are marked dirty before (a reader counts them from the
-        states from then on) and, for past days, again after (a snapshot rebuilt in between
-        missed them). Ranking rebuilds no day before it has been over for SNAPSHOT_DELAY_MS,
-        so a current day (by clocks up to SNAPSHOT_DELAY_MS / 2 apart) stays dirty once
-        marked: it is marked once per process, not at every write."""
+        """Writes states, with their days marked dirty first: a reader counts a dirty day from
+        the states. Ranking rebuilds a day only once it has been over for SNAPSHOT_DELAY_MS
+        and unmarked for SNAPSHOT_QUIET_MS, so a day needs no new mark while this process's
+        last mark is that recent (a current day: for as long as it is current, by clocks up to
+        SNAPSHOT_DELAY_MS / 2 apart). A day whose write ends later than that is marked again,
+        since a rebuild may have started in between."""
+        now = time.monotonic()
         current_day = local_day(int(time.time() * 1000) - SNAPSHOT_DELAY_MS // 2)
-        past = [(agency, day) for agency, day in day_pairs if day < current_day]
-        new_current = [(agency, day) for agency, day in day_pairs
-                       if day >= current_day and (agency, day) not in self._marked_current_days]
-        if past or new_current:
-            self._mark_dirty(past + new_current)
-            self._marked_current_days.update(new_current)
+        recent = SNAPSHOT_QUIET_MS / 2000
+        marked = self._marked_days
+
+        def needs_mark(pair, at):
+            last = marked.get(pair)
+            return last is None or (pair[1] < current_day and at - last >= recent)
+
+        unmarked = [pair for pair in day_pairs if needs_mark(pair, now)]
+        if unmarked:
+            self._mark_dirty(unmarked)
+            marked.update(dict.fromkeys(unmarked, now))
         if dossier_rows:
             self.client.insert("dossier_state", dossier_rows, column_names=DOSSIER_NAMES)
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
-        if past:
-            self._mark_dirty(past)
-        if any(day < current_day for _, day in self._marked_current_days):
-            self._marked_current_days = {(a, d) for a, d in self._marked_current_days if d >= current_day}
+        written = time.monotonic()
+        late = [pair for pair in day_pairs if needs_mark(pair, written)]
+        if late:
+            self._mark_dirty(late)
+            marked.update(dict.fromkeys(late, written))
+        if len(marked) > 4 * len(day_pairs) + 1024:
+            self._marked_days = {pair: at for pair, at in marked.items()
+                                 if pair[1] >= current_day or written - at < recent}

@@ -19,7 +19,7 @@ from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
                               column_names)
 from services.aggregator.state import summarize
-from services.aggregator.store import SNAPSHOT_DELAY_MS, decode_events
+from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
 
 log = logging.getLogger(__name__)
 
@@ -309,8 +309,9 @@ def _every_measure(found: dict[str, dict[str, int]]) -> dict[str, dict[str, int]
 
 class ClickHouseMeasures:
     def __init__(self, client, day_snapshots: bool = True, snapshot_interval_s: float = 1.0,
-                 snapshot_batch: int = 20_000):
+                 snapshot_batch: int = 20_000, snapshot_quiet_ms: int = SNAPSHOT_QUIET_MS):
         self.client = client
+        self.snapshot_quiet_ms = snapshot_quiet_ms
         self.day_snapshots = day_snapshots
         self.snapshot_interval_s = snapshot_interval_s
         self.snapshot_batch = snapshot_batch
@@ -466,12 +467,15 @@ class ClickHouseMeasures:
 
     def recompute_dirty_day_snapshots(self, now_ms: int | None = None) -> int:
         """One round: recomputes up to snapshot_batch dirty pairs of days over for
-        SNAPSHOT_DELAY_MS; returns how many. A current day is always read from the states
-        (its periods end at "now"), so rebuilding it before it is over would be wasted."""
+        SNAPSHOT_DELAY_MS and unmarked for snapshot_quiet_ms; returns how many. A current day
+        is always read from the states (its periods end at "now"), and a day still being
+        written would be rebuilt again and again: both are read from the states meanwhile."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         pairs = [(agency, int(day)) for agency, day in self.client.query(
             "SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 AND day < {before:Int32} "
-            f"LIMIT {int(self.snapshot_batch)}", parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS)}
+            "AND version < toUnixTimestamp64Micro(now64(6)) - {quiet_us:Int64} "
+            f"LIMIT {int(self.snapshot_batch)}",
+            parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS), "quiet_us": self.snapshot_quiet_ms * 1000}
         ).result_rows]
         return self.recompute_day_snapshots(pairs)
 
@@ -481,12 +485,16 @@ class ClickHouseMeasures:
             return
 
         def loop():
-            while not self._stop_keeping.wait(self.snapshot_interval_s):
+            pause = self.snapshot_interval_s
+            while not self._stop_keeping.wait(pause):
+                started = time.monotonic()
                 try:
-                    while self.recompute_dirty_day_snapshots() >= self.snapshot_batch and not self._stop_keeping.is_set():
-                        pass
+                    self.recompute_dirty_day_snapshots()
                 except Exception as exc:  # ClickHouse away: dirty days are read from the states meanwhile
                     log.warning("day snapshots not recomputed: %s", exc)
+                # A round reads the whole states of its agencies: keep it to a tenth of the time,
+                # dirty days are exact meanwhile, only slower to read.
+                pause = max(self.snapshot_interval_s, 9 * (time.monotonic() - started))
 
         self._stop_keeping.clear()
         self._keeper = threading.Thread(target=loop, name="day-snapshots", daemon=True)
