@@ -271,7 +271,9 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
         duration_s = probes * 0.6 + 15
-        background = simulated_events(int(background_rate * duration_s), seed=11)
+        agency = "012.00.00.H56"  # a commune only the probes write to: the background leaves it out
+        background = [e for e in simulated_events(int(background_rate * duration_s), seed=11)
+                      if e["agency_code"] != agency]
         bodies = work / "background.jsonl"
         per_body = 250
         with open(bodies, "wb") as handle:
@@ -282,7 +284,6 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
 
         kafka = asyncio.run(_kafka_latency(bootstrap, probes))
         stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
-        agency = "012.00.00.H56"  # a commune only the probes write to
         today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
         request = ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=today)
 

@@ -216,6 +216,13 @@ class RankingService:
         floored = now - now % self.judge_granularity_ms
         return now, period.judged_at_ms(as_of_ms if as_of_ms is not None else floored)
 
+    @staticmethod
+    def _window_end(period: Period, judged_at: int, as_of_ms: int | None) -> int:
+        """What was received by this instant counts: as_of leaves out what came after it;
+        otherwise an item received in the current minute counts at once (judged, like the
+        rest, at the start of the minute)."""
+        return judged_at if as_of_ms is not None else period.end_ms
+
     def _scored_agency(self, agency_code: str) -> Agency:
         agency = self.registry.get(agency_code)
         if agency is None:
@@ -243,7 +250,8 @@ class RankingService:
         codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
         if agency.code not in codes:
             codes.append(agency.code)
-        return self.store.measures(codes, period.start_ms, judged_at, judged_at, as_of_ms)
+        return self.store.measures(codes, period.start_ms, self._window_end(period, judged_at, as_of_ms), judged_at,
+                                   as_of_ms)
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -256,7 +264,8 @@ class RankingService:
         period, rules = self._period(period_label), self._rules(rules_version)
         agencies = {a.code: a for a in self.registry.cohort(cohort, period.first_day, period.last_day)}
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = (self.store.measures(list(agencies), period.start_ms, judged_at, judged_at, as_of_ms)
+        measures = (self.store.measures(list(agencies), period.start_ms, self._window_end(period, judged_at, as_of_ms),
+                                        judged_at, as_of_ms)
                     if agencies else {})
         scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in agencies], rules)
         entries = [ScoredAgency(agencies[s.agency_code], cohort, period, rules, s, now) for s in scores]
@@ -279,7 +288,8 @@ class RankingService:
             raise BadRequest(f"{indicator_code}: {exc}") from None
         _, judged_at = self._judged_at(period, as_of_ms)
         measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
-        total, items = self.store.explain(plan, agency.code, period.start_ms, judged_at, judged_at, offset, limit,
+        total, items = self.store.explain(plan, agency.code, period.start_ms,
+                                          self._window_end(period, judged_at, as_of_ms), judged_at, offset, limit,
                                           as_of_ms)
         next_offset = offset + len(items) if offset + len(items) < total else None
         return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,
@@ -303,7 +313,7 @@ class RankingService:
             now, judged_at = self._judged_at(period, None)
             # The agency's own rows only (its slice of the table, not its cohort's): an
             # agency's measures do not depend on the others', so the score is the same.
-            measures = self.store.measures([agency.code], period.start_ms, judged_at, judged_at).get(agency.code, {})
+            measures = self.store.measures([agency.code], period.start_ms, period.end_ms, judged_at).get(agency.code, {})
             points_scored.append(_scored(agency, period, rules, measures, now))
         return points_scored
 

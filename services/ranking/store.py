@@ -163,8 +163,10 @@ def measures_sql(family: str, as_sets: bool = False) -> str:
 
 _MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
 # Only the rows of (agency, day) pairs that no clean day snapshot covers.
-_LIVE_GATES = {"__RECEIVED_LIVE__": f"(agency_code, {day_sql('received_at_ms')}) IN {{live:Array(Tuple(String, Int32))}}",
-               "__SENT_LIVE__": f"(agency_code, {day_sql('sent_at_ms')}) IN {{live:Array(Tuple(String, Int32))}}"}
+_LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(String, Int32))}} "
+                      f"OR {day_sql(column)} >= {{live_from:Int32}})"
+               for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
+_NO_DAY = 2**31 - 1
 _UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
 _LIVE_MEASURES_SQL = {family: bind(measures_sql(family, as_sets=True), _LIVE_GATES) for family in _ROWS}
 _MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in _MEASURES_SQL.items()}
@@ -375,9 +377,10 @@ class ClickHouseMeasures:
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
         """{agency_code: {measure: count}} for the agencies that have any data in the period."""
-        if (self.day_snapshots and as_of_ms is None and end_ms == judged_at_ms and judged_at_ms % _MINUTE_MS == 0
-                and (start_ms + LOCAL_OFFSET_MS) % DAY_MS == 0 and agency_codes):
-            return self._measures_from_day_snapshots(agency_codes, start_ms, judged_at_ms)
+        if (self.day_snapshots and as_of_ms is None and end_ms >= judged_at_ms and judged_at_ms % _MINUTE_MS == 0
+                and (start_ms + LOCAL_OFFSET_MS) % DAY_MS == 0 and (end_ms + LOCAL_OFFSET_MS) % DAY_MS == 0
+                and agency_codes):
+            return self._measures_from_day_snapshots(agency_codes, start_ms, end_ms, judged_at_ms)
         parameters = self._parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         found: dict[str, dict[str, int]] = defaultdict(dict)
         with self._sources(agency_codes, start_ms, end_ms, as_of_ms) as sources:
@@ -388,10 +391,10 @@ class ClickHouseMeasures:
                     found[row[0]].update(zip(names, (int(v) for v in row[1:])))
         return _every_measure(found)
 
-    def _measures_from_day_snapshots(self, agency_codes: list[str], start_ms: int,
+    def _measures_from_day_snapshots(self, agency_codes: list[str], start_ms: int, end_ms: int,
                                      judged_at_ms: int) -> dict[str, dict[str, int]]:
-        """The clean snapshots of the period's whole days, plus the entity states of its dirty
-        days and of the day J falls in (when J is not a midnight)."""
+        """The clean snapshots of the period's whole days before J, plus the entity states of
+        its dirty days and of its days from the one J falls in (when the period is open)."""
         first_day, end_day = local_day(start_ms), local_day(judged_at_ms)
         snapshot_rows = self.client.query(_SNAPSHOT_READ_SQL, parameters={
             "agencies": list(agency_codes), "first_day": first_day, "end_day": end_day,
@@ -409,11 +412,11 @@ class ClickHouseMeasures:
                     sets[agency][name].update(value)
                 else:
                     found[name] += int(value)
-        if (judged_at_ms + LOCAL_OFFSET_MS) % DAY_MS:
-            live.extend((agency, end_day) for agency in agency_codes)
-        if live:
-            parameters = {"agencies": sorted({agency for agency, _ in live}), "start": start_ms, "end": judged_at_ms,
-                          "judged_at": judged_at_ms, "live": live}
+        live_from = end_day if end_ms > judged_at_ms else _NO_DAY
+        if live or live_from != _NO_DAY:
+            parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == _NO_DAY else list(agency_codes),
+                          "start": start_ms, "end": end_ms, "judged_at": judged_at_ms, "live": live,
+                          "live_from": live_from}
             for family, sql in _LIVE_MEASURES_SQL.items():
                 result = self.client.query(bind(sql, LIVE_SOURCES), parameters=parameters)
                 for agency, *values in result.result_rows:

@@ -78,3 +78,26 @@ def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_
         return found.get(scenario.AGENCY, {}).get("dossiers_received", 0)
 
     assert (received_in("2026-10"), received_in("2026-11")) == (0, 1)
+
+
+def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
+    """Open periods judge at the start of the minute, but count everything received so far."""
+    import time
+    from datetime import datetime
+
+    from dti_pulse.localtime import LOCAL_TZ
+    from services.aggregator.state import DossierSummary
+
+    now = int(time.time() * 1000)
+    agency = "000.00.05.H56"
+    row = DossierSummary("NOW-1", agency, "1.0", 2, "full_online", 1, now, now + 86_400_000, now + 86_400_000,
+                         0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1)
+    ClickHouseStateStore(clean_chdb).write([(*row, b"")], [], {(agency, (now + 25_200_000) // 86_400_000)})
+    today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
+    for snapshots in (True, False):
+        service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2025",
+                                 ClickHouseMeasures(clean_chdb, day_snapshots=snapshots))
+        for period in (today, today[:7]):
+            scored = service.agency_score(agency, period)
+            on_time = {i.code: i for i in scored.score.indicators}["dossier_on_time_rate"]
+            assert (on_time.numerator, on_time.denominator) == (1, 1), (snapshots, period)

@@ -94,24 +94,24 @@ def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int
 
 
 def judgement_instants(rng: random.Random, now_ms: int, around_ms: int, count: int):
-    """(start, J) pairs ranking asks for: whole days from a midnight to the period's end, or to
-    the current minute when the period is open."""
+    """(start, end, J) as ranking asks: whole days from a midnight, judged at the period's
+    end, or at the current minute while the period is open (everything received counts)."""
     now_minute = now_ms - now_ms % MINUTE_MS
     for _ in range(count):
         start = midnight(around_ms + rng.randint(-45 * DAY_MS, 2 * DAY_MS))
         end = start + rng.choice([1, 2, 7, 31, 92]) * DAY_MS
-        yield start, min(end, now_minute)
+        yield start, end, min(end, now_minute)
 
 
 def assert_same_measures(snapshots: ClickHouseMeasures, states: ClickHouseMeasures, rng, now_ms, around_ms, count):
-    for start, judged_at in judgement_instants(rng, now_ms, around_ms, count):
+    for start, end, judged_at in judgement_instants(rng, now_ms, around_ms, count):
         if judged_at <= start:
             continue
-        expected = states.measures(AGENCIES, start, judged_at, judged_at)
-        got = snapshots.measures(AGENCIES, start, judged_at, judged_at)
+        expected = states.measures(AGENCIES, start, end, judged_at)
+        got = snapshots.measures(AGENCIES, start, end, judged_at)
         zero = dict.fromkeys(MEASURE_DEFINITIONS, 0)
         for agency in AGENCIES:
-            assert got.get(agency, zero) == expected.get(agency, zero), (start, judged_at, agency)
+            assert got.get(agency, zero) == expected.get(agency, zero), (start, end, judged_at, agency)
 
 
 def test_day_snapshots_give_the_measures_of_the_states(clean_chdb):
