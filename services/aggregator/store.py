@@ -1,9 +1,9 @@
 """ClickHouse adapter of the aggregator: loads and writes entity states (blocking calls)."""
 from __future__ import annotations
 
-from dti.events.v1.events_pb2 import Event, EventBatch
 import time
 
+from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
 from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 

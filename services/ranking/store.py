@@ -37,23 +37,26 @@ _DOSSIER_ROWS = """
         AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
 """
 
-# A document is tied to the period by the time it was sent (or, for the recipient, received).
 # Recall notices (business_type 1) are not documents of their own, and a document whose
-# recall was agreed (status 15 on any side) no longer counts for anyone.
-_DOCUMENT_ROWS = """
+# recall was agreed (status 15 on any side) no longer counts for anyone. No FINAL is needed
+# for the recalls: a row with recalled = 1 stays so in every later version.
+_COUNTED_DOCUMENTS = ("classified = 0 AND business_type != 1 "
+                      "AND document_id NOT IN (SELECT document_id FROM __RECALLS__ WHERE recalled = 1)")
+
+# A document is tied to the period by the time it was sent (or, for the recipient, received).
+_DOCUMENT_ROWS = f"""
     SELECT document_id AS entity_id, agency_code, sent, received, electronic, personal_signature, agency_signature,
         signed, has_due, due_at_ms, completed, completed_at_ms, sent_at_ms, received_at_ms, last_status,
-        sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64} AND __SENT_LIVE__ AS sent_in_period,
-        received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} AND __RECEIVED_LIVE__
+        sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}} AND __SENT_LIVE__ AS sent_in_period,
+        received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}} AND __RECEIVED_LIVE__
             AS received_in_period,
         if(sent = 1, sent_in_period, received_in_period) AS in_period,
-        completed = 1 AND completed_at_ms <= {judged_at:Int64} AS completed_by_judgement
+        completed = 1 AND completed_at_ms <= {{judged_at:Int64}} AS completed_by_judgement
     FROM __DOCUMENTS__
-    WHERE classified = 0 AND business_type != 1 AND agency_code IN {agencies:Array(String)}
-        AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64})
-          OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}))
-        -- no FINAL needed: a row with recalled = 1 stays so in every later version
-        AND document_id NOT IN (SELECT document_id FROM __RECALLS__ WHERE recalled = 1)
+    WHERE agency_code IN {{agencies:Array(String)}}
+        AND ((sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}})
+          OR (received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}}))
+        AND {_COUNTED_DOCUMENTS}
 """
 
 
@@ -187,10 +190,12 @@ LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL PREWHERE agency_code IN {ag
 # measure keeps its `pending` rows as a histogram of the instants where they flip; J is a
 # whole minute, so the instants are kept to the minute, and to the day when they lie more
 # than a day before the snapshot was made (J is then a local midnight or later than them).
-# The aggregator marks a pair dirty before and after it writes states of that pair; a dirty
-# pair is counted from the entity states (the exact, slow way) until it is recomputed.
+# The aggregator marks a pair dirty before it writes states of that pair (see
+# ClickHouseStateStore.write); a dirty pair is counted from the entity states (the exact,
+# slow way) until it is recomputed.
 _MINUTE_MS = 60_000
 DAY_MEASURE_NAMES = column_names(DAY_MEASURE_COLUMNS)
+_SNAPSHOT_COUNTED_DOCUMENTS = bind(_COUNTED_DOCUMENTS, {"__RECALLS__": LIVE_SOURCES["__RECALLS__"]})
 _SNAPSHOT_ROWS = {
     ("dossier", "received"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
@@ -199,15 +204,13 @@ _SNAPSHOT_ROWS = {
         SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
             1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
         FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
-        WHERE classified = 0 AND business_type != 1 AND (sent = 1 OR received = 1)
-            AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
-            AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)""",
+        WHERE (sent = 1 OR received = 1) AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
     ("document", "received"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day, 0 AS in_period, 0 AS sent_in_period, 1 AS received_in_period
         FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
-        WHERE classified = 0 AND business_type != 1 AND received = 1
-            AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
-            AND document_id NOT IN (SELECT document_id FROM document_state WHERE recalled = 1)""",
+        WHERE received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
 }
 
 
