@@ -1,7 +1,6 @@
 """Ranking use cases: score, rank, compare rules, explain. Ports: measures, registry, rules."""
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import OrderedDict
@@ -11,6 +10,7 @@ from typing import Callable, Protocol
 
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import COHORTS, Agency, Registry
+from services.ranking.background import BackgroundLoop
 from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Period, parse_period, trend_labels
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
@@ -23,9 +23,6 @@ class Measures(Protocol):
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
-
-
-log = logging.getLogger(__name__)
 
 
 class CachedMeasures:
@@ -42,8 +39,9 @@ class CachedMeasures:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
         self._version = None
         self._version_read_at: float | None = None
-        self._refresher: threading.Thread | None = None
-        self._stop_refreshing = threading.Event()
+        # ClickHouse away: lookups fall back to the slow path
+        self._refresher = BackgroundLoop("data-version", lambda: self._current_version(force=True),
+                                         version_ttl_s / 2, "data version not readable")
 
     def _current_version(self, force: bool = False):
         now = self._clock()
@@ -57,27 +55,14 @@ class CachedMeasures:
 
     def refresh_in_background(self) -> None:
         """Keeps the data version fresh from a thread, so that no lookup waits for it."""
-        def loop():
-            while not self._stop_refreshing.wait(self.version_ttl_s / 2):
-                try:
-                    self._current_version(force=True)
-                except Exception as exc:  # ClickHouse away: lookups fall back to the slow path
-                    log.warning("data version not readable: %s", exc)
-
         store_refresh = getattr(self.store, "refresh_in_background", None)
         if store_refresh:
             store_refresh()
-        if self._refresher is None:
-            self._stop_refreshing.clear()
-            self._refresher = threading.Thread(target=loop, name="data-version", daemon=True)
-            self._refresher.start()
+        self._refresher.start()
 
     def stop_refreshing(self) -> None:
         """Stops the refresher; it must not query chDB while the process shuts chDB down."""
-        self._stop_refreshing.set()
-        if self._refresher is not None:
-            self._refresher.join(5)
-            self._refresher = None
+        self._refresher.stop(5)
         store_stop = getattr(self.store, "stop_refreshing", None)
         if store_stop:
             store_stop()

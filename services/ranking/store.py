@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from collections import defaultdict
@@ -20,6 +19,7 @@ from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COL
                               column_names)
 from services.aggregator.state import summarize
 from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
+from services.ranking.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
 
@@ -318,10 +318,11 @@ class ClickHouseMeasures:
         self.client = client
         self.snapshot_quiet_ms = snapshot_quiet_ms
         self.day_snapshots = day_snapshots
-        self.snapshot_interval_s = snapshot_interval_s
         self.snapshot_batch = snapshot_batch
-        self._keeper: threading.Thread | None = None
-        self._stop_keeping = threading.Event()
+        # A round reads the whole states of its agencies: keep it to a tenth of the time; dirty
+        # days are exact meanwhile, only slower to read. ClickHouse away: the same.
+        self._keeper = BackgroundLoop("day-snapshots", self.recompute_dirty_day_snapshots, snapshot_interval_s,
+                                      "day snapshots not recomputed", pace=9)
 
     @staticmethod
     def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
@@ -487,30 +488,11 @@ class ClickHouseMeasures:
 
     def refresh_in_background(self) -> None:
         """Keeps the day snapshots clean from a thread: each round recomputes what is dirty."""
-        if not self.day_snapshots or self._keeper is not None:
-            return
-
-        def loop():
-            pause = self.snapshot_interval_s
-            while not self._stop_keeping.wait(pause):
-                started = time.monotonic()
-                try:
-                    self.recompute_dirty_day_snapshots()
-                except Exception as exc:  # ClickHouse away: dirty days are read from the states meanwhile
-                    log.warning("day snapshots not recomputed: %s", exc)
-                # A round reads the whole states of its agencies: keep it to a tenth of the time,
-                # dirty days are exact meanwhile, only slower to read.
-                pause = max(self.snapshot_interval_s, 9 * (time.monotonic() - started))
-
-        self._stop_keeping.clear()
-        self._keeper = threading.Thread(target=loop, name="day-snapshots", daemon=True)
-        self._keeper.start()
+        if self.day_snapshots:
+            self._keeper.start()
 
     def stop_refreshing(self) -> None:
-        self._stop_keeping.set()
-        if self._keeper is not None:
-            self._keeper.join(30)
-            self._keeper = None
+        self._keeper.stop(30)
 
     def data_version(self) -> tuple:
         """Changes whenever an aggregate table gets an insert: block numbers only grow, and a

@@ -38,3 +38,28 @@ def test_cache_is_bounded():
         cache.measures(["A"], 0, 10, judged)
     cache.measures(["A"], 0, 10, 0)
     assert store.queries == 6
+
+
+def test_a_background_loop_keeps_a_costly_step_to_its_share_of_the_time():
+    import time
+
+    from services.ranking.background import BackgroundLoop
+
+    calls = []
+
+    def step():
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ConnectionError("ClickHouse away")  # logged, the loop goes on
+        time.sleep(0.05)
+
+    loop = BackgroundLoop("test", step, pause_s=0.01, failure="step failed", pace=4)
+    loop.start()
+    time.sleep(0.6)
+    loop.stop(5)
+    gaps = [later - earlier for earlier, later in zip(calls[1:], calls[2:])]
+    assert len(calls) >= 3
+    assert all(gap >= 0.05 * 5 for gap in gaps)  # the step's 50 ms, then at least 4 x 50 ms of pause
+    stopped_at = len(calls)
+    time.sleep(0.3)
+    assert len(calls) == stopped_at
