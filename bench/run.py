@@ -553,6 +553,7 @@ def main() -> int:
     parser.add_argument("--replay-events", type=int, default=4_400_000, help="events in the province replay")
     parser.add_argument("--probes", type=int, default=100, help="freshness probes")
     parser.add_argument("--screens", type=int, default=50, help="console streams in the console scenario")
+    parser.add_argument("--keep", type=Path, help="work in this directory and keep it (children's logs, data)")
     args = parser.parse_args()
 
     events = simulated_events(args.events)
@@ -562,8 +563,12 @@ def main() -> int:
                                            cwd=ROOT).stdout.strip()
     except OSError:
         results["commit"] = ""
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as scope:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            work = args.keep.resolve()
+        else:
+            work = Path(scope.enter_context(tempfile.TemporaryDirectory()))
         broker = EmbeddedBroker(log_path=work / "tansu.log").start()
         try:
             rows = []
