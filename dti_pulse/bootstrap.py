@@ -55,11 +55,11 @@ def ingest_app_from_env():
     return app
 
 
-def clickhouse_client(settings: Settings):
+def clickhouse_client(settings: Settings, purpose: str):
     from dti_pulse.clickhouse import get_client
     from dti_pulse.schema import migrate
 
-    client = get_client(settings.effective_clickhouse_dsn)
+    client = get_client(settings.effective_clickhouse_dsn, purpose)
     migrate(client)
     return client
 
@@ -72,22 +72,38 @@ def build_aggregator(settings: Settings):
 
     ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
                                              settings.dead_letter_topic: 1})
-    store = ClickHouseStateStore(clickhouse_client(settings))
+    from dti_pulse.clickhouse import write_signal
+
+    store = ClickHouseStateStore(clickhouse_client(settings, "aggregator"),
+                                 on_write=write_signal(settings.effective_clickhouse_dsn).notify)
     return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
 
 
 def build_ranking(settings: Settings):
+    from dti_pulse.clickhouse import write_signal
     from services.ranking.grpc_server import RankingServer
     from services.ranking.rules import RulesCatalog
     from services.ranking.service import CachedMeasures, RankingService
     from services.ranking.store import ClickHouseMeasures
 
-    measures = ClickHouseMeasures(clickhouse_client(settings), day_snapshots=settings.day_snapshots,
-                                  snapshot_interval_s=settings.snapshot_interval_s)
+    # Lookups, the data-version poll and the snapshot rebuilds each on a connection of its
+    # own: none waits behind another's calls, nor behind the aggregator's writes.
+    measures = ClickHouseMeasures(clickhouse_client(settings, "ranking"), day_snapshots=settings.day_snapshots,
+                                  snapshot_interval_s=settings.snapshot_interval_s,
+                                  version_client=clickhouse_client(settings, "ranking-version"),
+                                  keeper_client=clickhouse_client(settings, "ranking-snapshots"))
     if settings.day_snapshots:
         measures.ensure_day_snapshot_definitions()
+    if settings.ranking_cache:
+        dsn = settings.effective_clickhouse_dsn
+        if dsn.startswith("chdb://"):
+            # Every writer of a chDB path is in this process and signals its writes: the
+            # slow poll is only a safety net (the system.parts query costs ~5-15 ms).
+            measures = CachedMeasures(measures, version_ttl_s=2.0, changes=write_signal(dsn))
+        else:
+            measures = CachedMeasures(measures)
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
-                             settings.rules_version, CachedMeasures(measures) if settings.ranking_cache else measures,
+                             settings.rules_version, measures,
                              judge_granularity_ms=int(settings.judge_granularity_s * 1000))
     return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
 

@@ -7,14 +7,40 @@ from urllib.parse import urlparse
 
 import clickhouse_connect
 
-_clients: dict[str, object] = {}
+_clients: dict[tuple[str, str], object] = {}
+_signals: dict[str, "WriteSignal"] = {}
 _lock = threading.Lock()
 
 
-def get_client(dsn: str):
-    """A process-wide client per DSN: chDB lets one process own a data path, once."""
+class WriteSignal:
+    """Tells this process's listeners that the aggregates were just written. With chDB every
+    writer of a data path is in its one process, so ranking learns of a change at once
+    instead of finding it by polling ClickHouse."""
+
+    def __init__(self):
+        self._listeners: list = []
+
+    def subscribe(self, listener) -> None:
+        self._listeners.append(listener)
+
+    def notify(self) -> None:
+        for listener in list(self._listeners):
+            listener()
+
+
+def write_signal(dsn: str) -> WriteSignal:
+    """The process-wide signal of a DSN's writes."""
     with _lock:
-        client = _clients.get(dsn)
+        return _signals.setdefault(dsn, WriteSignal())
+
+
+def get_client(dsn: str, purpose: str = "main"):
+    """A process-wide client per DSN and purpose. chDB lets one process own a data path; a
+    client is one connection to it, and serialises its calls: a purpose that must not wait
+    behind another's calls (the aggregator's writes, ranking's lookups, its background
+    rebuilds) gets a connection of its own."""
+    with _lock:
+        client = _clients.get((dsn, purpose))
         if client is None:
             if dsn.startswith("chdb://") and dsn != "chdb://memory":
                 Path(urlparse(dsn).path).mkdir(parents=True, exist_ok=True)
@@ -22,15 +48,14 @@ def get_client(dsn: str):
             # shared HTTP session would serialise them and fail with "session locked".
             options = {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
             client = clickhouse_connect.get_client(dsn=dsn, **options)
-            _clients[dsn] = client
+            _clients[(dsn, purpose)] = client
         return client
 
 
-
 def close_client(dsn: str) -> None:
-    """Closes this process's client of a DSN (before exit: chDB must not be torn down while
-    a client still holds it)."""
+    """Closes this process's clients of a DSN, every purpose (before exit: chDB must not be
+    torn down while a client still holds it)."""
     with _lock:
-        client = _clients.pop(dsn, None)
-    if client is not None:
+        clients = [_clients.pop(key) for key in list(_clients) if key[0] == dsn]
+    for client in clients:
         client.close()

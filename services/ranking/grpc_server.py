@@ -86,11 +86,11 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache_size = cache_size
 
-    async def _answer(self, compute, request, context):
+    async def _answer(self, compute, request, context, depends_on: str = "measures"):
         """Answers a repeated question from memory while the data, the minute and the rules
         are unchanged: no thread hop, no query."""
         key = (compute.__name__, request.SerializeToString(deterministic=True))
-        stamp = self.service.cache_stamp()
+        stamp = self.service.cache_stamp(depends_on)
         if stamp is not None:
             cached = self._answers.get(key)
             if cached is not None and cached[0] == stamp:
@@ -207,7 +207,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return message
 
     async def GetActivity(self, request, context):
-        return await self._answer(self._activity, request, context)
+        return await self._answer(self._activity, request, context, depends_on="activity")
 
     async def WatchActivity(self, request, context):
         async for message in self._watch(self.GetActivity, request, context):

@@ -26,11 +26,13 @@ class Measures(Protocol):
 
 
 class CachedMeasures:
-    """Measures cached until the aggregates change. The store's data version is read at
+    """Measures cached until the entity states change. The store's data version is read at
     most every version_ttl_s, so a lookup between changes costs no query; a change shows
-    at most version_ttl_s later."""
+    at most version_ttl_s later. With `changes` (this process's write signal) a write has
+    the version read again at once, and the poll is left to catch other writers."""
 
-    def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic):
+    def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic,
+                 changes=None):
         self.store = store
         self.version_ttl_s = version_ttl_s
         self.capacity = capacity
@@ -42,6 +44,8 @@ class CachedMeasures:
         # ClickHouse away: lookups fall back to the slow path
         self._refresher = BackgroundLoop("data-version", lambda: self._current_version(force=True),
                                          version_ttl_s / 2, "data version not readable")
+        if changes is not None:
+            changes.subscribe(self._refresher.wake)
 
     def _current_version(self, force: bool = False):
         now = self._clock()
@@ -76,7 +80,7 @@ class CachedMeasures:
 
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
-        version = self._current_version()
+        version = self._current_version().measures
         key = (tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             entry = self._entries.get(key)
@@ -165,15 +169,15 @@ class RankingService:
         self.clock_ms = clock_ms
         self.judge_granularity_ms = max(1, judge_granularity_ms)
 
-    def cache_stamp(self):
-        """What a cached answer depends on besides the request: the data version (None when
-        not known to be fresh: do not use a cache then), the judgement instant's bucket and
-        the rules loaded."""
+    def cache_stamp(self, depends_on: str = "measures"):
+        """What a cached answer depends on besides the request: the version of the data it
+        is computed from ("measures" or "activity"; None when not known to be fresh: do not
+        use a cache then), the judgement instant's bucket and the rules loaded."""
         fresh_version = getattr(self.store, "fresh_version", None)
         version = fresh_version() if fresh_version else None
         if version is None:
             return None
-        return version, self.clock_ms() // self.judge_granularity_ms, id(self.rules.rulesets())
+        return getattr(version, depends_on), self.clock_ms() // self.judge_granularity_ms, id(self.rules.rulesets())
 
     def _rules(self, version: str) -> RuleSet:
         rulesets = self.rules.rulesets()

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
@@ -276,6 +277,14 @@ class NotExplainable(ValueError):
     pass
 
 
+class DataVersion(NamedTuple):
+    """What the measures are computed from, and what the live activity is: each changes
+    when its tables get an insert. The day snapshots are left out: a rebuild or a dirty mark
+    never changes a measure (a dirty day is read from the states)."""
+    measures: tuple
+    activity: tuple
+
+
 @dataclass(frozen=True)
 class ExplainPlan:
     family: str
@@ -314,8 +323,11 @@ def _every_measure(found: dict[str, dict[str, int]]) -> dict[str, dict[str, int]
 
 class ClickHouseMeasures:
     def __init__(self, client, day_snapshots: bool = True, snapshot_interval_s: float = 1.0,
-                 snapshot_batch: int = 20_000, snapshot_quiet_ms: int = SNAPSHOT_QUIET_MS):
-        self.client = client
+                 snapshot_batch: int = 20_000, snapshot_quiet_ms: int = SNAPSHOT_QUIET_MS,
+                 version_client=None, keeper_client=None):
+        self.client = client  # lookups
+        self.version_client = version_client or client  # data_version, polled from a thread
+        self.keeper_client = keeper_client or client  # day-snapshot rebuilds
         self.snapshot_quiet_ms = snapshot_quiet_ms
         self.day_snapshots = day_snapshots
         self.snapshot_batch = snapshot_batch
@@ -440,13 +452,13 @@ class ClickHouseMeasures:
         marks them clean. Idempotent; a pair marked dirty again since the start stays dirty."""
         if not pairs:
             return 0
-        version_us = self.client.query("SELECT toUnixTimestamp64Micro(now64(6))").result_rows[0][0]
+        version_us = self.keeper_client.query("SELECT toUnixTimestamp64Micro(now64(6))").result_rows[0][0]
         now_ms = version_us // 1000
         parameters = {"agencies": sorted({agency for agency, _ in pairs}), "pairs": list(pairs),
                       "recent": now_ms - (now_ms + LOCAL_OFFSET_MS) % DAY_MS - DAY_MS}
         snapshots = {(agency, day): ({}, {}, {}) for agency, day in pairs}
         for sql, names in _SNAPSHOT_SQL.values():
-            for agency, day, *values in self.client.query(sql, parameters=parameters).result_rows:
+            for agency, day, *values in self.keeper_client.query(sql, parameters=parameters).result_rows:
                 counts, sets, steps = snapshots.setdefault((agency, day), ({}, {}, {}))
                 for (name, kind), value in zip(names, values):
                     if kind == "set":
@@ -457,7 +469,7 @@ class ClickHouseMeasures:
                         counts[name] = value
         rows = [(agency, day, 0, counts, sets, steps, version_us)
                 for (agency, day), (counts, sets, steps) in snapshots.items()]
-        self.client.insert("day_measures", rows, column_names=DAY_MEASURE_NAMES)
+        self.keeper_client.insert("day_measures", rows, column_names=DAY_MEASURE_NAMES)
         return len(rows)
 
     def ensure_day_snapshot_definitions(self) -> bool:
@@ -478,7 +490,7 @@ class ClickHouseMeasures:
         is always read from the states (its periods end at "now"), and a day still being
         written would be rebuilt again and again: both are read from the states meanwhile."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        pairs = [(agency, int(day)) for agency, day in self.client.query(
+        pairs = [(agency, int(day)) for agency, day in self.keeper_client.query(
             "SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 AND day < {before:Int32} "
             "AND version < toUnixTimestamp64Micro(now64(6)) - {quiet_us:Int64} "
             f"LIMIT {int(self.snapshot_batch)}",
@@ -494,14 +506,14 @@ class ClickHouseMeasures:
     def stop_refreshing(self) -> None:
         self._keeper.stop(30)
 
-    def data_version(self) -> tuple:
-        """Changes whenever an aggregate table gets an insert: block numbers only grow, and a
-        merged part keeps the highest block number of what it merged."""
-        return tuple(self.client.query(
+    def data_version(self) -> DataVersion:
+        """Block numbers only grow, and a merged part keeps the highest block number of what
+        it merged; the count of migrations changes with the schema."""
+        dossiers, documents, activity, migrations = self.version_client.query(
             "SELECT maxIf(max_block_number, table = 'dossier_state'), maxIf(max_block_number, table = 'document_state'), "
-            "maxIf(max_block_number, table = 'activity_minute'), maxIf(max_block_number, table = 'day_measures'), "
-            "countIf(table = 'schema_migrations') FROM system.parts WHERE database = currentDatabase() AND active"
-        ).result_rows[0])
+            "maxIf(max_block_number, table = 'activity_minute'), countIf(table = 'schema_migrations') "
+            "FROM system.parts WHERE database = currentDatabase() AND active").result_rows[0]
+        return DataVersion((dossiers, documents, migrations), (activity, migrations))
 
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]:
         """([(minute_ms, type, events)], [(agency_code, events, last_ingested_ms)]) in the

@@ -1,13 +1,14 @@
 from services.ranking.service import CachedMeasures
+from services.ranking.store import DataVersion
 
 
 class CountingStore:
     def __init__(self):
-        self.version, self.queries, self.version_reads = 1, 0, 0
+        self.version, self.activity, self.queries, self.version_reads = 1, 1, 0, 0
 
     def data_version(self):
         self.version_reads += 1
-        return (self.version,)
+        return DataVersion((self.version,), (self.activity,))
 
     def measures(self, codes, start, end, judged, as_of=None):
         self.queries += 1
@@ -63,3 +64,36 @@ def test_a_background_loop_keeps_a_costly_step_to_its_share_of_the_time():
     stopped_at = len(calls)
     time.sleep(0.3)
     assert len(calls) == stopped_at
+
+
+def test_new_live_activity_leaves_cached_measures_alone():
+    clock = [0.0]
+    store = CountingStore()
+    cache = CachedMeasures(store, version_ttl_s=0.1, clock=lambda: clock[0])
+    cache.measures(["A"], 0, 10, 10)
+    store.activity = 2
+    clock[0] += 0.2
+    cache.measures(["A"], 0, 10, 10)
+    assert store.queries == 1 and store.version_reads == 2
+    assert cache.fresh_version().activity == (2,)
+
+
+def test_a_write_signal_has_the_version_read_at_once_instead_of_at_the_next_poll():
+    import time
+
+    from dti_pulse.clickhouse import WriteSignal
+
+    store, signal = CountingStore(), WriteSignal()
+    cache = CachedMeasures(store, version_ttl_s=60, changes=signal)  # the poll alone: every 30 s
+    cache.refresh_in_background()
+    try:
+        deadline = time.monotonic() + 5
+        assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 1
+        store.version = 2
+        signal.notify()
+        while cache.fresh_version().measures != (2,) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cache.fresh_version().measures == (2,)
+        assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 2
+    finally:
+        cache.stop_refreshing()
