@@ -66,6 +66,7 @@ class Settings:
     aggregator_group: str = "dti-aggregator"
     aggregator_batch: int = 10_000
     aggregator_batch_seconds: float = 0.2
+    aggregator_linger_ms: int = 5
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
@@ -123,6 +124,7 @@ _ENV = {
     "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
     "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
     "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),
+    "DTI_AGGREGATOR_LINGER_MS": ("aggregator_linger_ms", int),
     "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
     "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
