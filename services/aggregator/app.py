@@ -44,7 +44,8 @@ async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: fl
     came in one window (up to max_messages), so that a write's fixed costs (~20-40 ms per
     chDB insert) are shared by thousands of events. After a light batch the next one goes
     out linger_s after its first message: a lone event no longer waits out the window
-    (~200 ms of the ~290 ms it took with no background load). The events are acknowledged
+    (~200 ms of the ~290 ms it took with no background load); a backlog, which reaches the
+    buffer one message at a time, is gathered until it stops growing. The events are acknowledged
     by the caller, once written. Built on the same stream hooks as noack_take."""
     buffer: list = []
     ready, full, consumed = asyncio.Event(), asyncio.Event(), asyncio.Event()
@@ -84,8 +85,12 @@ async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: fl
             await stream.wait_for_stopped(ready if light else full, timeout=window_s)
             if not buffer:
                 continue
-            if light and len(buffer) < max_messages:
-                await asyncio.sleep(linger_s)
+            if light:  # until no message has come for linger_s (a backlog arrives one by one)
+                started, seen = asyncio.get_running_loop().time(), 0
+                while (seen < len(buffer) < max_messages
+                       and asyncio.get_running_loop().time() - started < window_s):
+                    seen = len(buffer)
+                    await asyncio.sleep(linger_s)
             consuming = asyncio.get_running_loop().create_future()
             batch = list(buffer)
             try:
