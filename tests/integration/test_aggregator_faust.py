@@ -43,3 +43,28 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, top
     reasons = dict(dead.headers)
     assert dead.value.startswith(b"\x08\x96\x01")
     assert b"undecodable EventBatch" in reasons[DEAD_LETTER_REASON_HEADER]
+
+
+def test_events_that_trickle_in_do_not_wait_out_the_batch_window(broker, topic_names, services, tmp_path):
+    """A 60 s window: a light batch must go at once, or neither message would score within 40 s."""
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, broker.bootstrap, events_topic, dlq_topic, DTI_TOPIC_PARTITIONS="1",
+                      DTI_AGGREGATOR_BATCH_SECONDS="60")
+    ensure_topics(broker.bootstrap, {events_topic: 1, dlq_topic: 1})
+    registry = load_registry(DEFAULT_AGENCIES)
+    events = [to_event(raw, registry, "lgsp", 0) for raw in scenario.EVENTS]
+    core = services("aggregator-trickle", ["serve", "aggregator,ranking"], env)
+    wait_for_port("127.0.0.1", int(env["DTI_GRPC_PORT"]), timeout_s=60, process=core.process)
+    stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    # All but D1's receipt, then the receipt alone once the first batch has scored (D1 counts
+    # from its receipt on: 4 dossiers received, then 5).
+    producer.send(events_topic, value=EventBatch(events=events[1:]).SerializeToString()).get(10)
+    poll(lambda: stub.GetAgencyScore(request).indicators[0].denominator == 4, timeout_s=40,
+         what="the first message to be scored")
+    producer.send(events_topic, value=EventBatch(events=events[:1]).SerializeToString()).get(10)
+    producer.close()
+    score = poll(lambda: (s := stub.GetAgencyScore(request)) and s.total_points == pytest.approx(scenario.EXPECTED_TOTAL)
+                 and s, timeout_s=40, what="the last message to be scored")
+    assert score.indicators[0].denominator == 5
