@@ -80,22 +80,23 @@ def build_aggregator(settings: Settings):
 
 
 def build_ranking(settings: Settings):
-    from dti_pulse.clickhouse import write_signal
+    from dti_pulse.clickhouse import get_client, write_signal
     from services.ranking.grpc_server import RankingServer
     from services.ranking.rules import RulesCatalog
     from services.ranking.service import CachedMeasures, RankingService
     from services.ranking.store import ClickHouseMeasures
 
     # Lookups, the data-version poll and the snapshot rebuilds each on a connection of its
-    # own: none waits behind another's calls, nor behind the aggregator's writes.
+    # own: none waits behind another's calls, nor behind the aggregator's writes. The schema
+    # is migrated once, through the lookups' connection.
+    dsn = settings.effective_clickhouse_dsn
     measures = ClickHouseMeasures(clickhouse_client(settings, "ranking"), day_snapshots=settings.day_snapshots,
                                   snapshot_interval_s=settings.snapshot_interval_s,
-                                  version_client=clickhouse_client(settings, "ranking-version"),
-                                  keeper_client=clickhouse_client(settings, "ranking-snapshots"))
+                                  version_client=get_client(dsn, "ranking-version"),
+                                  keeper_client=get_client(dsn, "ranking-snapshots"))
     if settings.day_snapshots:
         measures.ensure_day_snapshot_definitions()
     if settings.ranking_cache:
-        dsn = settings.effective_clickhouse_dsn
         if dsn.startswith("chdb://"):
             # Every writer of a chDB path is in this process and signals its writes: the
             # slow poll is only a safety net (the system.parts query costs ~5-15 ms).

@@ -302,7 +302,8 @@ class RankingService:
             now, judged_at = self._judged_at(period, None)
             # The agency's own rows only (its slice of the table, not its cohort's): an
             # agency's measures do not depend on the others', so the score is the same.
-            measures = self.store.measures([agency.code], period.start_ms, period.end_ms, judged_at).get(agency.code, {})
+            measures = self.store.measures([agency.code], period.start_ms, self._window_end(period, judged_at, None),
+                                           judged_at).get(agency.code, {})
             points_scored.append(_scored(agency, period, rules, measures, now))
         return points_scored
 

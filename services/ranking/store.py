@@ -172,7 +172,6 @@ _LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(
                for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
 _NO_DAY = 2**31 - 1
 _UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
-_LIVE_MEASURES_SQL = {family: bind(measures_sql(family, as_sets=True), _LIVE_GATES) for family in _ROWS}
 _MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in _MEASURES_SQL.items()}
 
 # Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
@@ -183,6 +182,8 @@ _MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in _MEASURES_SQL.it
 LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
                 "__DOCUMENTS__": "document_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
                 "__RECALLS__": "document_state"}
+_LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
+                      for family in _ROWS}
 
 
 # Day snapshots (table day_measures, one row per agency and local day): what each measure
@@ -434,7 +435,7 @@ class ClickHouseMeasures:
                           "start": start_ms, "end": end_ms, "judged_at": judged_at_ms, "live": live,
                           "live_from": live_from}
             for family, sql in _LIVE_MEASURES_SQL.items():
-                result = self.client.query(bind(sql, LIVE_SOURCES), parameters=parameters)
+                result = self.client.query(sql, parameters=parameters)
                 for agency, *values in result.result_rows:
                     found = counts[agency]
                     for name, value in zip(result.column_names[1:], values):
