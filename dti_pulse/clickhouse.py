@@ -7,6 +7,11 @@ from urllib.parse import urlparse
 
 import clickhouse_connect
 
+# No JIT compilation of expressions: our queries are small and their constants (a period,
+# the judgement minute) change, so ClickHouse compiled again and again: a 100-250 ms stall
+# on a lookup that otherwise takes ~25 ms (bench/README.md, 2026-11-29 night).
+QUERY_SETTINGS = {"compile_expressions": 0, "compile_aggregate_expressions": 0}
+
 _clients: dict[tuple[str, str], object] = {}
 _signals: dict[str, "WriteSignal"] = {}
 _lock = threading.Lock()
@@ -23,9 +28,10 @@ class WriteSignal:
     def subscribe(self, listener) -> None:
         self._listeners.append(listener)
 
-    def notify(self) -> None:
+    def notify(self, kind: str) -> None:
+        """kind: what was written, "measures" (entity states) or "activity"."""
         for listener in list(self._listeners):
-            listener()
+            listener(kind)
 
 
 def write_signal(dsn: str) -> WriteSignal:
@@ -47,7 +53,7 @@ def get_client(dsn: str, purpose: str = "main"):
             # Several threads share the client (aggregator writes, ranking reads): a
             # shared HTTP session would serialise them and fail with "session locked".
             options = {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
-            client = clickhouse_connect.get_client(dsn=dsn, **options)
+            client = clickhouse_connect.get_client(dsn=dsn, settings=QUERY_SETTINGS, **options)
             _clients[(dsn, purpose)] = client
         return client
 

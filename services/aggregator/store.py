@@ -23,7 +23,7 @@ def decode_events(blob: bytes) -> list[Event]:
 
 
 class ClickHouseStateStore:
-    def __init__(self, client, on_write=lambda: None):
+    def __init__(self, client, on_write=lambda kind: None):
         self.client = client
         self.on_write = on_write  # told after each write (ranking, in this process, reads the change at once)
         self._marked_days: dict[tuple[str, int], float] = {}  # (agency, day) -> when this process marked it
@@ -61,7 +61,7 @@ class ClickHouseStateStore:
 
     def write_activity(self, activity_rows: list) -> None:
         self.client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
-        self.on_write()
+        self.on_write("activity")
 
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]:
         result = self.client.query(
@@ -104,7 +104,7 @@ class ClickHouseStateStore:
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
         written = time.monotonic()
-        self.on_write()
+        self.on_write("measures")
         late = [pair for pair in day_pairs if needs_mark(pair, written)]
         if late:
             self._mark_dirty(late)

@@ -14,7 +14,7 @@ from services.ranking.background import BackgroundLoop
 from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Period, parse_period, trend_labels
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
-from services.ranking.store import ExplainPlan, NotExplainable, explain_plan
+from services.ranking.store import DataVersion, ExplainPlan, NotExplainable, explain_plan
 
 
 class Measures(Protocol):
@@ -28,8 +28,18 @@ class Measures(Protocol):
 class CachedMeasures:
     """Measures cached until the entity states change. The store's data version is read at
     most every version_ttl_s, so a lookup between changes costs no query; a change shows
-    at most version_ttl_s later. With `changes` (this process's write signal) a write has
-    the version read again at once, and the poll is left to catch other writers."""
+    at most version_ttl_s later. With `changes` (this process's write signal) a signalled
+    write changes the version at once, without a query; the poll is left to catch writers
+    that do not signal.
+
+    The version handed out is, per kind ("measures", "activity"), (epoch, writes): `writes`
+    counts signalled writes, `epoch` the store versions the poll found changed with no
+    signal since its last read. A store change that was signalled thus invalidates the
+    cache once, not again when the poll sees it. (A writer that does not signal, in the same
+    poll interval as one that does, is missed until the next change; under chDB, every
+    writer of a data path is in its process, and the aggregator signals.)"""
+
+    _KINDS = DataVersion._fields
 
     def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic,
                  changes=None):
@@ -39,23 +49,43 @@ class CachedMeasures:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._stored = None  # the store's version at the last read
+        self._epochs = dict.fromkeys(self._KINDS, 0)
+        self._writes = dict.fromkeys(self._KINDS, 0)
+        self._writes_since_read = dict.fromkeys(self._KINDS, 0)
         self._version = None
         self._version_read_at: float | None = None
         # ClickHouse away: lookups fall back to the slow path
         self._refresher = BackgroundLoop("data-version", lambda: self._current_version(force=True),
                                          version_ttl_s / 2, "data version not readable")
         if changes is not None:
-            changes.subscribe(self._refresher.wake)
+            changes.subscribe(self._written)
 
-    def _current_version(self, force: bool = False):
+    def _handed_out(self) -> DataVersion:
+        return DataVersion(*((self._epochs[kind], self._writes[kind]) for kind in self._KINDS))
+
+    def _written(self, kind: str) -> None:
+        with self._lock:
+            self._writes[kind] += 1
+            self._writes_since_read[kind] += 1
+            if self._version is not None:
+                self._version = self._handed_out()
+
+    def _current_version(self, force: bool = False) -> DataVersion:
         now = self._clock()
         with self._lock:
             if not force and self._version_read_at is not None and now - self._version_read_at < self.version_ttl_s:
                 return self._version
-        version = self.store.data_version()
+        stored = self.store.data_version()
         with self._lock:
-            self._version, self._version_read_at = version, now
-        return version
+            for kind in self._KINDS:
+                if (self._stored is None or getattr(stored, kind) != getattr(self._stored, kind)) \
+                        and not self._writes_since_read[kind]:
+                    self._epochs[kind] += 1
+                self._writes_since_read[kind] = 0
+            self._stored = stored
+            self._version, self._version_read_at = self._handed_out(), now
+            return self._version
 
     def refresh_in_background(self) -> None:
         """Keeps the data version fresh from a thread, so that no lookup waits for it."""
@@ -94,6 +124,14 @@ class CachedMeasures:
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
         return value
+
+    def cached(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+               as_of_ms: int | None = None) -> dict[str, dict[str, int]] | None:
+        """What measures() would answer from memory at the current version, else None (no query)."""
+        version = self._current_version().measures
+        with self._lock:
+            entry = self._entries.get((tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms))
+            return entry[1] if entry is not None and entry[0] == version else None
 
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)
@@ -229,18 +267,22 @@ class RankingService:
             raise BadRequest("name at least one rules version")
         rulesets = [self._rules(v) for v in versions]
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
+        measures = self._agency_measures(agency, period, judged_at, as_of_ms)
         return [_scored(agency, period, rules, measures, now) for rules in rulesets]
 
-    def _cohort_measures(self, agency: Agency, period: Period, judged_at: int,
-                         as_of_ms: int | None) -> dict[str, dict[str, int]]:
-        """Measures of the agency's whole cohort: one query serves every agency of it and
-        the cohort's ranking (the same cache entry)."""
-        codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
-        if agency.code not in codes:
-            codes.append(agency.code)
-        return self.store.measures(codes, period.start_ms, self._window_end(period, judged_at, as_of_ms), judged_at,
-                                   as_of_ms)
+    def _agency_measures(self, agency: Agency, period: Period, judged_at: int, as_of_ms: int | None) -> dict[str, int]:
+        """The agency's measures: from its cohort's, when a ranking of this period has them
+        in memory at the current data version; else from the agency's own rows (its slice
+        of the table: after a change, one agency costs a fraction of its cohort to count,
+        and a quiet agency of a busy cohort next to nothing)."""
+        end_ms = self._window_end(period, judged_at, as_of_ms)
+        cached = getattr(self.store, "cached", None)
+        if cached is not None:
+            codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
+            cohort = cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
+            if cohort is not None:
+                return cohort.get(agency.code, {})
+        return self.store.measures([agency.code], period.start_ms, end_ms, judged_at, as_of_ms).get(agency.code, {})
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -276,7 +318,7 @@ class RankingService:
         except NotExplainable as exc:
             raise BadRequest(f"{indicator_code}: {exc}") from None
         _, judged_at = self._judged_at(period, as_of_ms)
-        measures = self._cohort_measures(agency, period, judged_at, as_of_ms).get(agency.code, {})
+        measures = self._agency_measures(agency, period, judged_at, as_of_ms)
         total, items = self.store.explain(plan, agency.code, period.start_ms,
                                           self._window_end(period, judged_at, as_of_ms), judged_at, offset, limit,
                                           as_of_ms)
