@@ -232,3 +232,29 @@ def test_trend_points_are_the_scores_of_each_period(stub):
         with pytest.raises(grpc.RpcError) as bad:
             stub.GetAgencyTrend(request)
         assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_an_agency_scores_the_same_from_its_own_rows_as_from_its_cohorts_ranking(clean_chdb, rules_dir):
+    """GetAgencyScore counts the agency's own rows unless its cohort is cached: both ways
+    must give the same score as the agency's entry in ListRanking."""
+    fold(clean_chdb, scenario.EVENTS)
+    counted = []
+
+    class CountingMeasures(ClickHouseMeasures):
+        def measures(self, agency_codes, *args, **kwargs):
+            counted.append(len(agency_codes))
+            return super().measures(agency_codes, *args, **kwargs)
+
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+                             CachedMeasures(CountingMeasures(clean_chdb)))
+    own = service.agency_score(scenario.AGENCY, scenario.PERIOD)
+    assert counted == [1]  # nothing cached: the agency's own rows
+    ranking = service.ranking(own.agency.kind, scenario.PERIOD)
+    from_cohort = service.agency_score(scenario.AGENCY, scenario.PERIOD)
+    assert counted == [1, len(ranking.entries)]  # the second score came from the ranking's entry
+    entry = next(e for e in ranking.entries if e.agency.code == scenario.AGENCY)
+    assert own.score.indicators and own.score.total_points == entry.score.total_points == from_cohort.score.total_points
+    assert ([(i.code, i.numerator, i.denominator) for i in own.score.indicators]
+            == [(i.code, i.numerator, i.denominator) for i in entry.score.indicators]
+            == [(i.code, i.numerator, i.denominator) for i in from_cohort.score.indicators])
+    assert any(i.denominator for i in own.score.indicators)
