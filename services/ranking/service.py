@@ -108,10 +108,14 @@ class CachedMeasures:
                 return self._version
         return None
 
+    @staticmethod
+    def _entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms) -> tuple:
+        return tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms
+
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
         version = self._current_version().measures
-        key = (tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms)
+        key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry[0] == version:
@@ -130,7 +134,7 @@ class CachedMeasures:
         """What measures() would answer from memory at the current version, else None (no query)."""
         version = self._current_version().measures
         with self._lock:
-            entry = self._entries.get((tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms))
+            entry = self._entries.get(self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms))
             return entry[1] if entry is not None and entry[0] == version else None
 
     def explain(self, *args, **kwargs):
