@@ -547,7 +547,10 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--events", type=int, default=300_000, help="events in the ingest scenario")
+    # A batch takes what came in one window, so 300,000 events made only ~3 batches: too few
+    # for a steady figure (bench/README.md, 2026-11-29).
+    parser.add_argument("--aggregate-events", type=int, default=1_000_000, help="events in the aggregate scenario")
     parser.add_argument("--batch", type=int, default=1000, help="events per HTTP request")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--only", choices=["ingest", "aggregate", "live", "console", "replay", "national"],
@@ -586,7 +589,10 @@ def main() -> int:
                     rows.append((f"ingest, HTTP, {workers} worker{'s' if workers > 1 else ''}", ingest["events_per_s"],
                                  baseline, "kafka-python, one message per event", 100_000, 3.5, ingest["cpu_us_per_event"]))
             if args.only in (None, "aggregate"):
-                aggregate = bench_aggregator(broker.bootstrap, events, work, args.batch)
+                aggregate_events = (events if args.aggregate_events == len(events)
+                                    else simulated_events(args.aggregate_events))
+                results["aggregate_events"] = len(aggregate_events)
+                aggregate = bench_aggregator(broker.bootstrap, aggregate_events, work, args.batch)
                 rows.append(("aggregator (Kafka -> state -> chDB)", aggregate["events_per_s"],
                              aggregate["baseline_events_per_s"], "aiokafka consume + decode", 80_000, None,
                              aggregate["cpu_us_per_event"]))
