@@ -12,30 +12,17 @@ log = logging.getLogger(__name__)
 
 class BackgroundLoop:
     """Calls step() every pause_s, or, when `pace` is set, waits at least pace times as long
-    as the last step took (a costly step then keeps to a share of the time); wake() cuts a
-    pause short. A failing step is logged and tried again at the next turn."""
+    as the last step took (a costly step then keeps to a share of the time). A failing step
+    is logged and tried again at the next turn."""
 
     def __init__(self, name: str, step: Callable[[], object], pause_s: float, failure: str, pace: float = 0.0):
         self.name, self.step, self.pause_s, self.failure, self.pace = name, step, pause_s, failure, pace
         self._thread: threading.Thread | None = None
-        self._turn = threading.Condition()
-        self._stopping = self._woken = False
-
-    def wake(self) -> None:
-        with self._turn:
-            self._woken = True
-            self._turn.notify()
-
-    def _wait(self, pause: float) -> bool:
-        """Waits out the pause or a wake-up; False once stopped."""
-        with self._turn:
-            self._turn.wait_for(lambda: self._stopping or self._woken, pause)
-            self._woken = False
-            return not self._stopping
+        self._stop = threading.Event()
 
     def _run(self) -> None:
         pause = self.pause_s
-        while self._wait(pause):
+        while not self._stop.wait(pause):
             started = time.monotonic()
             try:
                 self.step()
@@ -45,15 +32,13 @@ class BackgroundLoop:
 
     def start(self) -> None:
         if self._thread is None:
-            self._stopping = False
+            self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
             self._thread.start()
 
     def stop(self, timeout_s: float) -> None:
         """Returns once the step is no longer running (or after timeout_s)."""
-        with self._turn:
-            self._stopping = True
-            self._turn.notify()
+        self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None

@@ -274,6 +274,11 @@ class RankingService:
         measures = self._agency_measures(agency, period, judged_at, as_of_ms)
         return [_scored(agency, period, rules, measures, now) for rules in rulesets]
 
+    def _cohort(self, kind: str, period: Period) -> dict[str, Agency]:
+        """The cohort's agencies by code, in the registry's order: a ranking's measures are
+        cached under this list, and _agency_measures looks them up by it."""
+        return {a.code: a for a in self.registry.cohort(kind, period.first_day, period.last_day)}
+
     def _agency_measures(self, agency: Agency, period: Period, judged_at: int, as_of_ms: int | None) -> dict[str, int]:
         """The agency's measures: from its cohort's, when a ranking of this period has them
         in memory at the current data version; else from the agency's own rows (its slice
@@ -282,7 +287,7 @@ class RankingService:
         end_ms = self._window_end(period, judged_at, as_of_ms)
         cached = getattr(self.store, "cached", None)
         if cached is not None:
-            codes = [a.code for a in self.registry.cohort(agency.kind, period.first_day, period.last_day)]
+            codes = list(self._cohort(agency.kind, period))
             cohort = cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
             if cohort is not None:
                 return cohort.get(agency.code, {})
@@ -297,7 +302,7 @@ class RankingService:
         if cohort not in COHORTS:
             raise BadRequest(f"cohort {cohort!r} is not one of {', '.join(COHORTS)}")
         period, rules = self._period(period_label), self._rules(rules_version)
-        agencies = {a.code: a for a in self.registry.cohort(cohort, period.first_day, period.last_day)}
+        agencies = self._cohort(cohort, period)
         now, judged_at = self._judged_at(period, as_of_ms)
         measures = (self.store.measures(list(agencies), period.start_ms, self._window_end(period, judged_at, as_of_ms),
                                         judged_at, as_of_ms)
@@ -346,10 +351,7 @@ class RankingService:
         for label in trend_labels(granularity, points, today):
             period = self._period(label)
             now, judged_at = self._judged_at(period, None)
-            # The agency's own rows only (its slice of the table, not its cohort's): an
-            # agency's measures do not depend on the others', so the score is the same.
-            measures = self.store.measures([agency.code], period.start_ms, self._window_end(period, judged_at, None),
-                                           judged_at).get(agency.code, {})
+            measures = self._agency_measures(agency, period, judged_at, None)
             points_scored.append(_scored(agency, period, rules, measures, now))
         return points_scored
 
