@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -254,6 +255,57 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+# How a probe's score is read: pushed by WatchAgencyScore (what the operations centre's
+# screens use), or GetAgencyScore called every 5 ms (its 200 calls a second are load too).
+FRESHNESS_VIA = ("watch", "poll")
+
+
+def _freshness_probes(via: str, http, stub, request, agency: str, probes: int, denominator) -> list[float]:
+    """Seconds from each probe's 2xx to a score that counts it."""
+    import grpc
+
+    seen = {"count": denominator(stub.GetAgencyScore(request)), "at": 0.0}
+    base = seen["count"]
+    arrived = threading.Condition()
+    stream = None
+    if via == "watch":
+        stream = stub.WatchAgencyScore(request)
+
+        def follow():
+            try:
+                for score in stream:
+                    with arrived:
+                        seen["count"], seen["at"] = denominator(score), time.perf_counter()
+                        arrived.notify_all()
+            except grpc.RpcError:
+                pass  # cancelled at the end
+
+        threading.Thread(target=follow, name="watch", daemon=True).start()
+    freshness = []
+    try:
+        for index in range(probes):
+            response = http.post("/v1/events", json={"events": [_probe_event(index, agency)]})
+            accepted_at = time.perf_counter()
+            assert response.status_code == 200, response.text
+            wanted = base + index + 1
+            if stream is not None:
+                with arrived:
+                    if not arrived.wait_for(lambda: seen["count"] >= wanted, timeout=30):
+                        raise TimeoutError("a probe did not reach the watched score in 30 s")
+                    freshness.append(max(0.0, seen["at"] - accepted_at))
+            else:
+                while denominator(stub.GetAgencyScore(request)) < wanted:
+                    if time.perf_counter() - accepted_at > 30:
+                        raise TimeoutError("a probe did not reach the score in 30 s")
+                    time.sleep(0.005)
+                freshness.append(time.perf_counter() - accepted_at)
+            time.sleep(0.1)
+    finally:
+        if stream is not None:
+            stream.cancel()
+    return freshness
+
+
 def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) -> dict:
     """Freshness under background load, then score lookups, on one running stack."""
     import grpc
@@ -270,7 +322,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         ingest = start("live-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
-        duration_s = probes * 0.6 + 15
+        duration_s = len(FRESHNESS_VIA) * probes * 0.6 + 15
         agency = "012.00.00.H56"  # a commune only the probes write to: the background leaves it out
         background = [e for e in simulated_events(int(background_rate * duration_s), seed=11)
                       if e["agency_code"] != agency]
@@ -285,26 +337,18 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
             time.sleep(5)  # let the background load settle
 
         kafka = asyncio.run(_kafka_latency(bootstrap, probes))
-        stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        stub = ranking_pb2_grpc.RankingServiceStub(channel)
         today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
         request = ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=today)
 
-        def counted() -> int:
-            return {i.code: i for i in stub.GetAgencyScore(request).indicators}["dossier_on_time_rate"].denominator
+        def on_time_denominator(score) -> int:
+            return {i.code: i for i in score.indicators}["dossier_on_time_rate"].denominator
 
-        base = counted()
-        freshness = []
+        freshness = {}
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            for index in range(probes):
-                response = http.post("/v1/events", json={"events": [_probe_event(index, agency)]})
-                accepted_at = time.perf_counter()
-                assert response.status_code == 200, response.text
-                while counted() < base + index + 1:
-                    if time.perf_counter() - accepted_at > 30:
-                        raise TimeoutError("a probe did not reach the score in 30 s")
-                    time.sleep(0.005)
-                freshness.append(time.perf_counter() - accepted_at)
-                time.sleep(0.1)
+            for via in FRESHNESS_VIA:
+                freshness[via] = _freshness_probes(via, http, stub, request, agency, probes, on_time_denominator)
         if load:
             stop(load, 10)  # background load off for the lookups
         time.sleep(2)
@@ -319,7 +363,8 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         lookups["health_at_1000"] = grpc_load("health", seconds=5.0, concurrency=32, rate=1000)
         lookups["score_at_1000"] = grpc_load("score", seconds=5.0, concurrency=32, rate=1000)
         lookups["ranking_at_1000"] = grpc_load("ranking", seconds=5.0, concurrency=32, rate=1000)
-    return {"freshness_p50_ms": 1000 * _percentile(freshness, 0.5), "freshness_p99_ms": 1000 * _percentile(freshness, 0.99),
+    return {"freshness": {via: {"p50_ms": 1000 * _percentile(seconds, 0.5), "p99_ms": 1000 * _percentile(seconds, 0.99)}
+                          for via, seconds in freshness.items()},
             "kafka_p50_ms": 1000 * _percentile(kafka, 0.5), "kafka_p99_ms": 1000 * _percentile(kafka, 0.99),
             "background_events_per_s": background_rate, "probes": probes, "lookups": lookups}
 
@@ -615,11 +660,13 @@ def main() -> int:
              for name, value, base, what, target, min_ratio, cpu in rows]
     if "live" in results:
         live = results["live"]
-        table.append({"scenario": f"freshness (ingest 2xx -> gRPC score, {live['background_events_per_s']:,} events/s background)",
-                      "figure": f"p50 {live['freshness_p50_ms']:.0f} ms, p99 {live['freshness_p99_ms']:.0f} ms",
-                      "baseline": f"Kafka produce -> consume p50 {live['kafka_p50_ms']:.0f} ms, p99 {live['kafka_p99_ms']:.0f} ms",
-                      "ratio": round(live["freshness_p99_ms"] / live["kafka_p99_ms"], 2),
-                      "target": "p99 <= 500 ms", "pass": live["freshness_p99_ms"] <= 500})
+        for via, figures in live["freshness"].items():
+            how = "WatchAgencyScore push" if via == "watch" else "GetAgencyScore polled every 5 ms"
+            table.append({"scenario": f"freshness (ingest 2xx -> {how}, {live['background_events_per_s']:,} events/s background)",
+                          "figure": f"p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms",
+                          "baseline": f"Kafka produce -> consume p50 {live['kafka_p50_ms']:.0f} ms, p99 {live['kafka_p99_ms']:.0f} ms",
+                          "ratio": round(figures["p99_ms"] / live["kafka_p99_ms"], 2),
+                          "target": "p99 <= 500 ms", "pass": figures["p99_ms"] <= 500})
         lookups = live["lookups"]
         health = lookups["health"]["requests_per_s"]
         health_p99 = lookups["health_at_1000"]["p99_ms"]

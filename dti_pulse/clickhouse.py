@@ -28,10 +28,11 @@ class WriteSignal:
     def subscribe(self, listener) -> None:
         self._listeners.append(listener)
 
-    def notify(self, kind: str) -> None:
-        """kind: what was written, "measures" (entity states) or "activity"."""
+    def notify(self, kind: str, agencies=None) -> None:
+        """kind: what was written, "measures" (entity states) or "activity". agencies: the
+        agencies whose measures the write may change (every one when None)."""
         for listener in list(self._listeners):
-            listener(kind)
+            listener(kind, agencies)
 
 
 def write_signal(dsn: str) -> WriteSignal:

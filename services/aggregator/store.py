@@ -16,6 +16,7 @@ SNAPSHOT_QUIET_MS = 60_000
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
+_DOSSIER_AGENCY, _DOCUMENT_AGENCY = DOSSIER_NAMES.index("agency_code"), DOCUMENT_NAMES.index("agency_code")
 
 
 def decode_events(blob: bytes) -> list[Event]:
@@ -23,9 +24,10 @@ def decode_events(blob: bytes) -> list[Event]:
 
 
 class ClickHouseStateStore:
-    def __init__(self, client, on_write=lambda kind: None):
+    def __init__(self, client, on_write=lambda kind, agencies=None: None):
         self.client = client
-        self.on_write = on_write  # told after each write (ranking, in this process, reads the change at once)
+        # Told after each write, (kind, agencies written): ranking, in this process, reads the change at once.
+        self.on_write = on_write
         self._marked_days: dict[tuple[str, int], float] = {}  # (agency, day) -> when this process marked it
 
     def load(self, keys) -> dict[tuple, list[Event]]:
@@ -61,7 +63,7 @@ class ClickHouseStateStore:
 
     def write_activity(self, activity_rows: list) -> None:
         self.client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
-        self.on_write("activity")
+        self.on_write("activity", None)
 
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]:
         result = self.client.query(
@@ -104,7 +106,10 @@ class ClickHouseStateStore:
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
         written = time.monotonic()
-        self.on_write("measures")
+        # The pairs name every agency whose counts the rows change (the day snapshots rely
+        # on it too): ranking keeps the others' scores cached.
+        self.on_write("measures", {agency for agency, _ in day_pairs}
+                      | {row[_DOSSIER_AGENCY] for row in dossier_rows} | {row[_DOCUMENT_AGENCY] for row in document_rows})
         late = [pair for pair in day_pairs if needs_mark(pair, written)]
         if late:
             self._mark_dirty(late)

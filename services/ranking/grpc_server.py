@@ -85,12 +85,26 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self.watch_interval_s = watch_interval_s
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache_size = cache_size
+        self._next_changes: dict[str, asyncio.Future] = {}  # kind -> resolved at its next change
 
-    async def _answer(self, compute, request, context, depends_on: str = "measures"):
-        """Answers a repeated question from memory while the data, the minute and the rules
-        are unchanged: no thread hop, no query."""
+    def data_changed(self, kind: str, agencies=None) -> None:
+        """On the server's loop: wakes the watches of this kind of data."""
+        waiting = self._next_changes.pop(kind, None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(agencies)
+
+    def _next_change(self, kind: str) -> asyncio.Future:
+        waiting = self._next_changes.get(kind)
+        if waiting is None or waiting.done():
+            waiting = self._next_changes[kind] = asyncio.get_running_loop().create_future()
+        return waiting
+
+    async def _answer(self, compute, request, context, depends_on: str = "measures", agency_code: str = ""):
+        """Answers a repeated question from memory while the data (of agency_code, when the
+        answer is about one agency), the minute and the rules are unchanged: no thread hop,
+        no query."""
         key = (compute.__name__, request.SerializeToString(deterministic=True))
-        stamp = self.service.cache_stamp(depends_on)
+        stamp = self.service.cache_stamp(depends_on, agency_code)
         if stamp is not None:
             cached = self._answers.get(key)
             if cached is not None and cached[0] == stamp:
@@ -129,7 +143,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             entries=[ranking_pb2.RankingEntry(rank=e.score.rank, score=agency_score_message(e)) for e in result.entries])
 
     async def GetAgencyScore(self, request, context):
-        return await self._answer(self._agency_score, request, context)
+        return await self._answer(self._agency_score, request, context, agency_code=request.agency_code)
 
     async def ListRanking(self, request, context):
         return await self._answer(self._ranking, request, context)
@@ -167,11 +181,15 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                                                critical_below=r.critical_below, warning_below=r.warning_below)
                       for r in rulesets.values()])
 
-    async def _watch(self, compute, request, context):
-        """Sends the current value, then each change; looked at every watch interval. Between
-        data changes the answer cache returns the very same message: nothing to compare."""
+    async def _watch(self, compute, request, context, depends_on: str = "measures"):
+        """Sends the current value, then each change. Looked at again as soon as the data
+        changes (a write this process is told of, or one the version poll finds), and at
+        least every watch interval (the judgement minute moves, rules reload). Between
+        changes of what it depends on, the answer cache returns the very same message:
+        nothing to compare."""
         last, last_message = None, None
         while True:
+            change = self._next_change(depends_on)  # taken first: a change during compute wakes the next wait
             message = await compute(request, context)
             if message is not last_message:
                 last_message = message
@@ -179,7 +197,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                 if fingerprint != last:
                     last = fingerprint
                     yield message
-            await asyncio.sleep(self.watch_interval_s)
+            await asyncio.wait([change], timeout=self.watch_interval_s)
 
     async def _trend(self, request, context) -> ranking_pb2.AgencyTrend:
         if not request.agency_code:
@@ -191,7 +209,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
                                        points=[agency_score_message(p) for p in points])
 
     async def GetAgencyTrend(self, request, context):
-        return await self._answer(self._trend, request, context)
+        return await self._answer(self._trend, request, context, agency_code=request.agency_code)
 
     async def _activity(self, request, context) -> ranking_pb2.Activity:
         result = await self._call(context, self.service.activity, request.agency_code, request.minutes)
@@ -210,7 +228,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         return await self._answer(self._activity, request, context, depends_on="activity")
 
     async def WatchActivity(self, request, context):
-        async for message in self._watch(self.GetActivity, request, context):
+        async for message in self._watch(self.GetActivity, request, context, depends_on="activity"):
             yield message
 
     async def WatchAgencyScore(self, request, context):
@@ -242,7 +260,8 @@ class RankingServer:
         if refresh:
             refresh()
         server = grpc.aio.server()
-        ranking_pb2_grpc.add_RankingServiceServicer_to_server(RankingServicer(self.service, self.watch_interval_s), server)
+        servicer = RankingServicer(self.service, self.watch_interval_s)
+        ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -251,12 +270,25 @@ class RankingServer:
         if not self.port:
             raise RuntimeError(f"cannot listen on {self.address}")
         await server.start()
-        for name in ("", SERVICE_NAME):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._stop = asyncio.Event()
-        self._started.set()
-        log.info("ranking gRPC listening on %s", self.address)
-        await self._stop.wait()
+        loop = asyncio.get_running_loop()
+
+        def data_changed(kind, agencies):  # on a writer's or the version poll's thread: never raise there
+            try:
+                loop.call_soon_threadsafe(servicer.data_changed, kind, agencies)
+            except RuntimeError:  # the loop closed meanwhile: nobody is watching
+                pass
+
+        on_change = getattr(self.service.store, "on_change", None)
+        stop_listening = on_change(data_changed) if on_change else (lambda: None)
+        try:
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self._stop = asyncio.Event()
+            self._started.set()
+            log.info("ranking gRPC listening on %s", self.address)
+            await self._stop.wait()
+        finally:
+            stop_listening()
         for name in ("", SERVICE_NAME):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(self.grace_s)

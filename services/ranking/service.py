@@ -37,7 +37,12 @@ class CachedMeasures:
     signal since its last read. A store change that was signalled thus invalidates the
     cache once, not again when the poll sees it. (A writer that does not signal, in the same
     poll interval as one that does, is missed until the next change; under chDB, every
-    writer of a data path is in its process, and the aggregator signals.)"""
+    writer of a data path is in its process, and the aggregator signals.)
+
+    A signalled write that names the agencies it changed invalidates only the entries of
+    those agencies: a batch of other agencies' events leaves a score, or a ranking of a
+    cohort it did not touch, cached (an entry remembers the write count it was computed
+    after; it is stale once one of its agencies was named by a later write)."""
 
     _KINDS = DataVersion._fields
 
@@ -48,13 +53,16 @@ class CachedMeasures:
         self.capacity = capacity
         self._clock = clock
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple, tuple] = OrderedDict()
+        self._entries: OrderedDict[tuple, tuple] = OrderedDict()  # key -> (basis, writes before, value)
         self._stored = None  # the store's version at the last read
         self._epochs = dict.fromkeys(self._KINDS, 0)
         self._writes = dict.fromkeys(self._KINDS, 0)
         self._writes_since_read = dict.fromkeys(self._KINDS, 0)
+        self._unnamed_writes = 0  # signalled measures writes that named no agencies: they change every entry
+        self._agency_written: dict[str, int] = {}  # agency -> the measures write count after its last write
         self._version = None
         self._version_read_at: float | None = None
+        self._change_listeners: list = []
         # ClickHouse away: lookups fall back to the slow path
         self._refresher = BackgroundLoop("data-version", lambda: self._current_version(force=True),
                                          version_ttl_s / 2, "data version not readable")
@@ -64,12 +72,29 @@ class CachedMeasures:
     def _handed_out(self) -> DataVersion:
         return DataVersion(*((self._epochs[kind], self._writes[kind]) for kind in self._KINDS))
 
-    def _written(self, kind: str) -> None:
+    def on_change(self, listener) -> Callable[[], None]:
+        """Calls listener(kind, agencies or None) from the writer's or the poll's thread at
+        each change this cache learns of; returns the unsubscribe function."""
+        self._change_listeners.append(listener)
+        return lambda: self._change_listeners.remove(listener)
+
+    def _changed(self, kind: str, agencies) -> None:
+        for listener in list(self._change_listeners):
+            listener(kind, agencies)
+
+    def _written(self, kind: str, agencies=None) -> None:
         with self._lock:
             self._writes[kind] += 1
             self._writes_since_read[kind] += 1
+            if kind == "measures":
+                if agencies is None:
+                    self._unnamed_writes += 1
+                else:
+                    for agency in agencies:
+                        self._agency_written[agency] = self._writes[kind]
             if self._version is not None:
                 self._version = self._handed_out()
+        self._changed(kind, agencies)
 
     def _current_version(self, force: bool = False) -> DataVersion:
         now = self._clock()
@@ -78,14 +103,35 @@ class CachedMeasures:
                 return self._version
         stored = self.store.data_version()
         with self._lock:
+            found = []
             for kind in self._KINDS:
                 if (self._stored is None or getattr(stored, kind) != getattr(self._stored, kind)) \
                         and not self._writes_since_read[kind]:
                     self._epochs[kind] += 1
+                    found.append(kind)
                 self._writes_since_read[kind] = 0
+            first_read = self._stored is None
             self._stored = stored
             self._version, self._version_read_at = self._handed_out(), now
-            return self._version
+            version = self._version
+        if not first_read:
+            for kind in found:
+                self._changed(kind, None)
+        return version
+
+    def _basis(self) -> tuple[tuple, int]:
+        """What every entry depends on (the poll's epoch, the unnamed writes) and the count of
+        measures writes so far: an entry computed now holds everything written until then."""
+        self._current_version()
+        with self._lock:
+            return (self._epochs["measures"], self._unnamed_writes), self._writes["measures"]
+
+    def _valid(self, entry, agency_codes, basis) -> bool:
+        """Called with the lock held."""
+        if entry is None or entry[0] != basis:
+            return False
+        written = self._agency_written
+        return all(written.get(code, 0) <= entry[1] for code in agency_codes)
 
     def refresh_in_background(self) -> None:
         """Keeps the data version fresh from a thread, so that no lookup waits for it."""
@@ -108,22 +154,33 @@ class CachedMeasures:
                 return self._version
         return None
 
+    def fresh_measures_stamp(self, agency_codes):
+        """What these agencies' measures depend on: it changes when a write names one of them,
+        or a write names none, or the poll finds a change; None unless the data version was
+        read within the TTL (without querying)."""
+        with self._lock:
+            if self._version_read_at is None or self._clock() - self._version_read_at >= self.version_ttl_s:
+                return None
+            written = self._agency_written
+            return (self._epochs["measures"], self._unnamed_writes,
+                    max((written.get(code, 0) for code in agency_codes), default=0))
+
     @staticmethod
     def _entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms) -> tuple:
         return tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms
 
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
-        version = self._current_version().measures
+        basis, writes = self._basis()
         key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and entry[0] == version:
+            if self._valid(entry, agency_codes, basis):
                 self._entries.move_to_end(key)
-                return entry[1]
+                return entry[2]
         value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
-            self._entries[key] = (version, value)
+            self._entries[key] = (basis, writes, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
@@ -131,11 +188,11 @@ class CachedMeasures:
 
     def cached(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                as_of_ms: int | None = None) -> dict[str, dict[str, int]] | None:
-        """What measures() would answer from memory at the current version, else None (no query)."""
-        version = self._current_version().measures
+        """What measures() would answer from memory now, else None (no query)."""
+        basis, _ = self._basis()
         with self._lock:
             entry = self._entries.get(self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms))
-            return entry[1] if entry is not None and entry[0] == version else None
+            return entry[2] if self._valid(entry, agency_codes, basis) else None
 
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)
@@ -211,15 +268,21 @@ class RankingService:
         self.clock_ms = clock_ms
         self.judge_granularity_ms = max(1, judge_granularity_ms)
 
-    def cache_stamp(self, depends_on: str = "measures"):
+    def cache_stamp(self, depends_on: str = "measures", agency_code: str = ""):
         """What a cached answer depends on besides the request: the version of the data it
         is computed from ("measures" or "activity"; None when not known to be fresh: do not
-        use a cache then), the judgement instant's bucket and the rules loaded."""
-        fresh_version = getattr(self.store, "fresh_version", None)
-        version = fresh_version() if fresh_version else None
+        use a cache then), the judgement instant's bucket and the rules loaded. An answer
+        about one agency's measures depends on that agency's writes only."""
+        if agency_code and depends_on == "measures":
+            stamp = getattr(self.store, "fresh_measures_stamp", None)
+            version = stamp([agency_code]) if stamp else None
+        else:
+            fresh_version = getattr(self.store, "fresh_version", None)
+            version = fresh_version() if fresh_version else None
+            version = getattr(version, depends_on) if version is not None else None
         if version is None:
             return None
-        return getattr(version, depends_on), self.clock_ms() // self.judge_granularity_ms, id(self.rules.rulesets())
+        return version, self.clock_ms() // self.judge_granularity_ms, id(self.rules.rulesets())
 
     def _rules(self, version: str) -> RuleSet:
         rulesets = self.rules.rulesets()

@@ -101,3 +101,51 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
             scored = service.agency_score(agency, period)
             on_time = {i.code: i for i in scored.score.indicators}["dossier_on_time_rate"]
             assert (on_time.numerator, on_time.denominator) == (1, 1), (snapshots, period)
+
+
+def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
+    """Named writes through real chDB: a batch of C's events leaves A's and B's measures
+    cached, and a recall written on the sender's side recounts the recipient too."""
+    from dti.events.v1.events_pb2 import EventBatch
+    from dti_pulse.clickhouse import WriteSignal
+    from services.ranking.service import CachedMeasures
+    from tests.factories import document_status, document_transfer, dossier_received
+
+    sender, recipient, other = "000.00.01.H56", "000.00.02.H56", "000.00.03.H56"
+
+    class QueriesPerAgency(ClickHouseMeasures):
+        asked: list = []
+
+        def measures(self, codes, *args, **kwargs):
+            self.asked.append(tuple(codes))
+            return super().measures(codes, *args, **kwargs)
+
+    signal = WriteSignal()
+    aggregator = Aggregator(ClickHouseStateStore(clean_chdb, on_write=signal.notify), DeadLetters())
+    measures = QueriesPerAgency(clean_chdb)
+    cache = CachedMeasures(measures, version_ttl_s=60, changes=signal)
+    period = parse_period("2026-10")
+
+    def fold(*events):
+        asyncio.run(aggregator.process([EventBatch(events=list(events)).SerializeToString()]))
+
+    def count(agency, measure):
+        found = cache.measures([agency], period.start_ms, period.end_ms, period.judged_at_ms(10**15))
+        return found.get(agency, {}).get(measure, 0)
+
+    fold(document_transfer("document_sent", "DOC", "2026-10-01 08:00", agency=sender),
+         document_transfer("document_received", "DOC", "2026-10-01 08:05", agency=recipient),
+         dossier_received("D1", "2026-10-02 08:00", "2026-10-05 17:00", agency=other))
+    assert (count(sender, "documents_total"), count(recipient, "documents_total"),
+            count(other, "dossiers_received")) == (1, 1, 1)
+
+    measures.asked.clear()
+    fold(dossier_received("D2", "2026-10-02 09:00", "2026-10-05 17:00", agency=other))
+    assert (count(sender, "documents_total"), count(recipient, "documents_total"),
+            count(other, "dossiers_received")) == (1, 1, 2)
+    assert measures.asked == [(other,)]
+
+    measures.asked.clear()
+    fold(document_status("DOC", "15", "2026-10-03 08:00", agency=sender))  # the recall is agreed
+    assert (count(sender, "documents_total"), count(recipient, "documents_total")) == (0, 0)
+    assert sorted(measures.asked) == [(sender,), (recipient,)]

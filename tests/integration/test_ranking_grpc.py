@@ -258,3 +258,35 @@ def test_an_agency_scores_the_same_from_its_own_rows_as_from_its_cohorts_ranking
             == [(i.code, i.numerator, i.denominator) for i in entry.score.indicators]
             == [(i.code, i.numerator, i.denominator) for i in from_cohort.score.indicators])
     assert any(i.denominator for i in own.score.indicators)
+
+
+def test_a_signalled_write_wakes_a_watch_at_once(clean_chdb, rules_dir):
+    """Neither the watch interval (60 s) nor the version poll (60 s) would find this write
+    within the stream's 20 s: the write signal does."""
+    import asyncio
+
+    from dti.events.v1.events_pb2 import EventBatch
+    from dti_pulse.clickhouse import WriteSignal
+    from services.aggregator.processor import Aggregator
+    from services.aggregator.store import ClickHouseStateStore
+    from tests.factories import dossier_received
+    from tests.fakes import DeadLetters
+
+    signal = WriteSignal()
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+                             CachedMeasures(ClickHouseMeasures(clean_chdb), version_ttl_s=60, changes=signal))
+    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=60)
+    server.start_in_thread()
+    try:
+        agency = "000.00.11.H56"
+        stream = ranking_stub(server.port).WatchAgencyScore(
+            ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=scenario.PERIOD), timeout=20)
+        assert next(stream).indicators[0].denominator == 0
+        aggregator = Aggregator(ClickHouseStateStore(clean_chdb, on_write=signal.notify), DeadLetters())
+        batch = EventBatch(events=[dossier_received("SIGNALLED", "2026-10-05 08:00", "2026-10-07 17:00",
+                                                    agency=agency)]).SerializeToString()
+        threading.Timer(0.5, lambda: asyncio.run(aggregator.process([batch]))).start()
+        assert next(stream).indicators[0].denominator == 1
+        stream.cancel()
+    finally:
+        server.stop()

@@ -110,3 +110,85 @@ def test_a_write_that_is_not_signalled_is_found_by_the_poll():
     clock[0] += 2
     assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 2
     assert store.queries == 2
+
+
+class PerAgencyStore(CountingStore):
+    """Counts each agency's rows; `during_query` runs while a query is in flight."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts, self.during_query = {"A": 1, "B": 1}, None
+
+    def measures(self, codes, start, end, judged, as_of=None):
+        self.queries += 1
+        answer = {code: {"dossiers_received": self.counts[code]} for code in codes}
+        if self.during_query:
+            self.during_query()
+        return answer
+
+
+def test_a_write_naming_its_agencies_leaves_the_others_cached():
+    from dti_pulse.clickhouse import WriteSignal
+
+    store, signal = PerAgencyStore(), WriteSignal()
+    cache = CachedMeasures(store, version_ttl_s=60, clock=lambda: 0.0, changes=signal)
+    for codes in (["A"], ["B"], ["A", "B"]):
+        cache.measures(codes, 0, 10, 10)
+    assert store.queries == 3
+    store.counts["B"] = 2
+    signal.notify("measures", {"B"})
+    assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 1
+    assert store.queries == 3  # A was not written: no query
+    assert cache.cached(["A", "B"], 0, 10, 10) is None  # the cohort holds B
+    assert cache.measures(["B"], 0, 10, 10)["B"]["dossiers_received"] == 2
+    assert cache.measures(["A", "B"], 0, 10, 10)["B"]["dossiers_received"] == 2
+    assert store.queries == 5
+    version = cache.fresh_version()
+    signal.notify("measures", {"B"})
+    assert cache.fresh_version() != version  # answers built on the version are recomputed
+    signal.notify("measures")  # a write that names no agencies changes every entry
+    cache.measures(["A"], 0, 10, 10)
+    assert store.queries == 6
+
+
+def test_a_write_landing_while_an_entry_is_computed_leaves_that_entry_stale():
+    from dti_pulse.clickhouse import WriteSignal
+
+    store, signal = PerAgencyStore(), WriteSignal()
+    cache = CachedMeasures(store, version_ttl_s=60, clock=lambda: 0.0, changes=signal)
+
+    def write_of_a():
+        store.counts["A"] = 2
+        signal.notify("measures", {"A"})
+
+    store.during_query = write_of_a  # the query read A before the write
+    assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 1
+    store.during_query = None
+    assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 2
+    assert store.queries == 2
+
+
+def test_an_answer_about_one_agency_is_stamped_with_that_agencys_writes_only():
+    from dti_pulse.clickhouse import WriteSignal
+    from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
+    from dti_pulse.registry import load_registry
+    from services.ranking.rules import RulesCatalog
+    from services.ranking.service import RankingService
+
+    signal = WriteSignal()
+    cache = CachedMeasures(PerAgencyStore(), version_ttl_s=60, clock=lambda: 0.0, changes=signal)
+    service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
+                             "dti-pulse-2025", cache, clock_ms=lambda: 0)
+    assert service.cache_stamp("measures", "A") is None  # no version read yet: no cached answers
+    cache.measures(["A"], 0, 10, 10)
+    stamps = service.cache_stamp("measures", "A"), service.cache_stamp("measures")
+    signal.notify("measures", {"B"})
+    assert service.cache_stamp("measures", "A") == stamps[0]
+    assert service.cache_stamp("measures") != stamps[1]  # a ranking may hold B
+    signal.notify("measures", {"A", "C"})
+    assert service.cache_stamp("measures", "A") != stamps[0]
+    changed = service.cache_stamp("measures", "A")
+    signal.notify("activity")
+    assert service.cache_stamp("measures", "A") == changed
+    signal.notify("measures")
+    assert service.cache_stamp("measures", "A") != changed
