@@ -257,52 +257,51 @@ def _percentile(values: list[float], q: float) -> float:
 
 # How a probe's score is read: pushed by WatchAgencyScore (what the operations centre's
 # screens use), or GetAgencyScore called every 5 ms (its 200 calls a second are load too).
+# Probes alternate between the two, so that both see the same load and the same state size.
 FRESHNESS_VIA = ("watch", "poll")
 
 
-def _freshness_probes(via: str, http, stub, request, agency: str, probes: int, denominator) -> list[float]:
-    """Seconds from each probe's 2xx to a score that counts it."""
+def _freshness_probes(http, stub, request, agency: str, probes: int, denominator) -> dict[str, list[float]]:
+    """Seconds from each probe's 2xx to a score that counts it, per way of reading it."""
     import grpc
 
     seen = {"count": denominator(stub.GetAgencyScore(request)), "at": 0.0}
     base = seen["count"]
     arrived = threading.Condition()
-    stream = None
-    if via == "watch":
-        stream = stub.WatchAgencyScore(request)
+    stream = stub.WatchAgencyScore(request)
 
-        def follow():
-            try:
-                for score in stream:
-                    with arrived:
-                        seen["count"], seen["at"] = denominator(score), time.perf_counter()
-                        arrived.notify_all()
-            except grpc.RpcError:
-                pass  # cancelled at the end
+    def follow():
+        try:
+            for score in stream:
+                with arrived:
+                    seen["count"], seen["at"] = denominator(score), time.perf_counter()
+                    arrived.notify_all()
+        except grpc.RpcError:
+            pass  # cancelled at the end
 
-        threading.Thread(target=follow, name="watch", daemon=True).start()
-    freshness = []
+    threading.Thread(target=follow, name="watch", daemon=True).start()
+    freshness = {via: [] for via in FRESHNESS_VIA}
     try:
-        for index in range(probes):
+        for index in range(len(FRESHNESS_VIA) * probes):
+            via = FRESHNESS_VIA[index % len(FRESHNESS_VIA)]
             response = http.post("/v1/events", json={"events": [_probe_event(index, agency)]})
             accepted_at = time.perf_counter()
             assert response.status_code == 200, response.text
             wanted = base + index + 1
-            if stream is not None:
+            if via == "watch":
                 with arrived:
                     if not arrived.wait_for(lambda: seen["count"] >= wanted, timeout=30):
                         raise TimeoutError("a probe did not reach the watched score in 30 s")
-                    freshness.append(max(0.0, seen["at"] - accepted_at))
+                    freshness[via].append(max(0.0, seen["at"] - accepted_at))
             else:
                 while denominator(stub.GetAgencyScore(request)) < wanted:
                     if time.perf_counter() - accepted_at > 30:
                         raise TimeoutError("a probe did not reach the score in 30 s")
                     time.sleep(0.005)
-                freshness.append(time.perf_counter() - accepted_at)
+                freshness[via].append(time.perf_counter() - accepted_at)
             time.sleep(0.1)
     finally:
-        if stream is not None:
-            stream.cancel()
+        stream.cancel()
     return freshness
 
 
@@ -345,10 +344,8 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         def on_time_denominator(score) -> int:
             return {i.code: i for i in score.indicators}["dossier_on_time_rate"].denominator
 
-        freshness = {}
         with httpx.Client(base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}) as http:
-            for via in FRESHNESS_VIA:
-                freshness[via] = _freshness_probes(via, http, stub, request, agency, probes, on_time_denominator)
+            freshness = _freshness_probes(http, stub, request, agency, probes, on_time_denominator)
         if load:
             stop(load, 10)  # background load off for the lookups
         time.sleep(2)

@@ -86,6 +86,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache_size = cache_size
         self._next_changes: dict[str, asyncio.Future] = {}  # kind -> resolved at its next change
+        self._in_flight: dict[tuple, asyncio.Future] = {}  # (question, stamp) -> its answer being computed
 
     def data_changed(self, kind: str, agencies=None) -> None:
         """On the server's loop: wakes the watches of this kind of data."""
@@ -102,21 +103,36 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     async def _answer(self, compute, request, context, depends_on: str = "measures", agency_code: str = ""):
         """Answers a repeated question from memory while the data (of agency_code, when the
         answer is about one agency), the minute and the rules are unchanged: no thread hop,
-        no query."""
+        no query. The same question asked again while it is being computed waits for that
+        computation: every watch wakes at the same change, and asks at once."""
         key = (compute.__name__, request.SerializeToString(deterministic=True))
         stamp = self.service.cache_stamp(depends_on, agency_code)
-        if stamp is not None:
-            cached = self._answers.get(key)
-            if cached is not None and cached[0] == stamp:
-                self._answers.move_to_end(key)
-                return cached[1]
-        message = await compute(request, context)
-        if stamp is not None:
-            self._answers[key] = (stamp, message)
+        if stamp is None:
+            return await compute(request, context)
+        cached = self._answers.get(key)
+        if cached is not None and cached[0] == stamp:
             self._answers.move_to_end(key)
-            while len(self._answers) > self._cache_size:
-                self._answers.popitem(last=False)
-        return message
+            return cached[1]
+        flight_key = (key, stamp)
+        flight = self._in_flight.get(flight_key)
+        if flight is not None:
+            try:
+                return await asyncio.shield(flight)
+            except Exception:  # reported to the asker it was computed for; this one asks on its own
+                return await compute(request, context)
+        flight = self._in_flight[flight_key] = asyncio.ensure_future(compute(request, context))
+
+        def settled(done: asyncio.Future) -> None:
+            del self._in_flight[flight_key]
+            if not done.cancelled() and done.exception() is None:
+                self._answers[key] = (stamp, done.result())
+                self._answers.move_to_end(key)
+                while len(self._answers) > self._cache_size:
+                    self._answers.popitem(last=False)
+
+        flight.add_done_callback(settled)
+        # Shielded: the first asker going away does not cancel the answer the others wait for.
+        return await asyncio.shield(flight)
 
     async def _call(self, context, function, *args):
         try:

@@ -192,3 +192,31 @@ def test_an_answer_about_one_agency_is_stamped_with_that_agencys_writes_only():
     assert service.cache_stamp("measures", "A") == changed
     signal.notify("measures")
     assert service.cache_stamp("measures", "A") != changed
+
+
+def test_the_same_question_asked_while_it_is_computed_is_computed_once():
+    import asyncio
+
+    from dti.ranking.v1 import ranking_pb2
+    from services.ranking.grpc_server import RankingServicer
+
+    class Stamped:
+        def cache_stamp(self, depends_on="measures", agency_code=""):
+            return "version 1"
+
+    servicer = RankingServicer(Stamped())
+    computed = []
+
+    async def compute(request, context):
+        computed.append(request.agency_code)
+        await asyncio.sleep(0.05)
+        return object()
+
+    async def ask_many():
+        request = ranking_pb2.GetAgencyScoreRequest(agency_code="A", period="2026-10")
+        answers = await asyncio.gather(*(servicer._answer(compute, request, None) for _ in range(20)))
+        later = await servicer._answer(compute, request, None)
+        return answers, later
+
+    answers, later = asyncio.run(ask_many())
+    assert computed == ["A"] and all(answer is answers[0] for answer in answers) and later is answers[0]
