@@ -305,6 +305,22 @@ def _freshness_probes(http, stub, request, agency: str, probes: int, denominator
     return freshness
 
 
+def _wait_until_written(stub, quiet_s: float = 2.0, timeout_s: float = 120.0) -> None:
+    """Until the aggregator has written what ingest accepted (the live activity stops
+    growing for quiet_s): lookups measured while it still catches up would measure its writes."""
+    from dti.ranking.v1 import ranking_pb2
+
+    deadline, last, since = time.monotonic() + timeout_s, None, time.monotonic()
+    while time.monotonic() < deadline:
+        total = sum(stub.GetActivity(ranking_pb2.GetActivityRequest(minutes=120)).totals.values())
+        if total != last:
+            last, since = total, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the aggregator was still writing {timeout_s:.0f} s after the load stopped")
+
+
 def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) -> dict:
     """Freshness under background load, then score lookups, on one running stack."""
     import grpc
@@ -348,7 +364,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
             freshness = _freshness_probes(http, stub, request, agency, probes, on_time_denominator)
         if load:
             stop(load, 10)  # background load off for the lookups
-        time.sleep(2)
+        _wait_until_written(stub)
 
         def grpc_load(kind, seconds=5.0, concurrency=8, rate=None):
             args = [sys.executable, "-m", "bench.grpc_load", f"127.0.0.1:{grpc_port}", kind, str(seconds),
