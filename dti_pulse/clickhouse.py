@@ -28,11 +28,12 @@ class WriteSignal:
     def subscribe(self, listener) -> None:
         self._listeners.append(listener)
 
-    def notify(self, kind: str, agencies=None) -> None:
-        """kind: what was written, "measures" (entity states) or "activity". agencies: the
-        agencies whose measures the write may change (every one when None)."""
+    def notify(self, kind: str, changed=None) -> None:
+        """kind: what was written, "measures" (entity states) or "activity". changed: for
+        each family of states ("dossier", "document"), the agencies whose counts of it the
+        write may change; None: anything may have changed."""
         for listener in list(self._listeners):
-            listener(kind, agencies)
+            listener(kind, changed)
 
 
 def write_signal(dsn: str) -> WriteSignal:

@@ -30,7 +30,7 @@ class FakeStore:
         return {pair for key, row in self.rows.items() if key[0] == "document" and key[1] in set(document_ids)
                 for pair in day_pairs(summarize(key, decode_events(row[-1])))}
 
-    def write(self, dossier_rows, document_rows, day_pairs=()):
+    def write(self, dossier_rows, document_rows, day_pairs=(), changed=None):
         if self.fail_writes:
             self.fail_writes -= 1
             raise ConnectionError("ClickHouse away")

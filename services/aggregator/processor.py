@@ -28,7 +28,8 @@ class StateStore(Protocol):
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
     # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
-    def write(self, dossier_rows: list, document_rows: list, day_pairs: set) -> None: ...
+    # changed: family -> the agencies whose counts of that family the rows change (told to ranking)
+    def write(self, dossier_rows: list, document_rows: list, day_pairs: set, changed: dict) -> None: ...
     def write_activity(self, activity_rows: list) -> None: ...
 
 
@@ -57,6 +58,7 @@ class PreparedBatch:
     updates: dict
     activity_rows: list
     day_pairs: set
+    changed: dict  # family ("dossier" | "document") -> the agencies whose counts of it the batch changes
 
 
 class ActivityCounter:
@@ -201,6 +203,7 @@ class Aggregator:
         known_sets = await self._known_sets(list(incoming))
         dossier_rows, document_rows, updates = [], [], {}
         touched_days: set[tuple[str, int]] = set()
+        changed: dict[str, set[str]] = {"dossier": set(), "document": set()}
         recalled_documents = []
         activity = ActivityCounter()
         for key, events in incoming.items():
@@ -223,10 +226,12 @@ class Aggregator:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
                                        f"cannot fold into {key[0]} state: {exc}")
                 continue
-            touched_days.update(day_pairs(summary))
+            pairs = day_pairs(summary)
             if known and any(event.WhichOneof("body") in PLACING_EVENTS for event in fresh):
                 # The state may leave the days it counted on: those change too.
-                touched_days.update(day_pairs(summarize(key, [event for event, _ in known.values()])))
+                pairs += day_pairs(summarize(key, [event for event, _ in known.values()]))
+            touched_days.update(pairs)
+            changed[key[0]].update(agency for agency, _ in pairs)
             if getattr(summary, "recalled", 0) and any(
                     event.WhichOneof("body") == "document_status"
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
@@ -241,14 +246,17 @@ class Aggregator:
             for event in fresh:
                 activity.count(event)
         if recalled_documents:
-            touched_days |= await self._retrying(self.store.document_day_pairs, recalled_documents)
+            sides = await self._retrying(self.store.document_day_pairs, recalled_documents)
+            touched_days |= sides
+            changed["document"].update(agency for agency, _ in sides)
         stats.states_written = len(updates)
-        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days)
+        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days, changed)
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         if prepared.dossier_rows or prepared.document_rows:
-            await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows, prepared.day_pairs)
+            await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows, prepared.day_pairs,
+                                 prepared.changed)
         # After the states, in a call of its own so a retry never counts twice. A crash
         # between the two loses this batch from the live activity (never from the scores).
         if prepared.activity_rows:

@@ -24,9 +24,9 @@ def decode_events(blob: bytes) -> list[Event]:
 
 
 class ClickHouseStateStore:
-    def __init__(self, client, on_write=lambda kind, agencies=None: None):
+    def __init__(self, client, on_write=lambda kind, changed=None: None):
         self.client = client
-        # Told after each write, (kind, agencies written): ranking, in this process, reads the change at once.
+        # Told after each write, (kind, {family: agencies} changed): ranking, in this process, reads the change at once.
         self.on_write = on_write
         self._marked_days: dict[tuple[str, int], float] = {}  # (agency, day) -> when this process marked it
 
@@ -81,7 +81,7 @@ class ClickHouseStateStore:
         self.client.insert("day_measures", [(agency, day, 1) for agency, day in day_pairs],
                            column_names=["agency_code", "day", "dirty"])
 
-    def write(self, dossier_rows: list, document_rows: list, day_pairs=()) -> None:
+    def write(self, dossier_rows: list, document_rows: list, day_pairs=(), changed=None) -> None:
         """Writes states, with their days marked dirty first: a reader counts a dirty day from
         the states. Ranking rebuilds a day only once it has been over for SNAPSHOT_DELAY_MS
         and unmarked for SNAPSHOT_QUIET_MS, so a day needs no new mark while this process's
@@ -106,10 +106,11 @@ class ClickHouseStateStore:
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
         written = time.monotonic()
-        # The pairs name every agency whose counts the rows change (the day snapshots rely
-        # on it too): ranking keeps the others' scores cached.
-        self.on_write("measures", {agency for agency, _ in day_pairs}
-                      | {row[_DOSSIER_AGENCY] for row in dossier_rows} | {row[_DOCUMENT_AGENCY] for row in document_rows})
+        if changed is None:  # not told by family: every agency of the pairs, for both
+            named = {agency for agency, _ in day_pairs}
+            changed = {"dossier": named | {row[_DOSSIER_AGENCY] for row in dossier_rows},
+                       "document": named | {row[_DOCUMENT_AGENCY] for row in document_rows}}
+        self.on_write("measures", changed)  # ranking keeps the other agencies' counts cached
         late = [pair for pair in day_pairs if needs_mark(pair, written)]
         if late:
             self._mark_dirty(late)

@@ -14,12 +14,13 @@ from services.ranking.background import BackgroundLoop
 from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Period, parse_period, trend_labels
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
-from services.ranking.store import DataVersion, ExplainPlan, NotExplainable, explain_plan
+from services.ranking.store import (FAMILIES, MEASURE_DEFINITIONS, DataVersion, ExplainPlan, NotExplainable,
+                                    explain_plan)
 
 
 class Measures(Protocol):
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
-                 as_of_ms: int | None = None) -> dict[str, dict[str, int]]: ...
+                 as_of_ms: int | None = None, families=FAMILIES) -> dict[str, dict[str, int]]: ...
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
@@ -39,10 +40,11 @@ class CachedMeasures:
     poll interval as one that does, is missed until the next change; under chDB, every
     writer of a data path is in its process, and the aggregator signals.)
 
-    A signalled write that names the agencies it changed invalidates only the entries of
-    those agencies: a batch of other agencies' events leaves a score, or a ranking of a
-    cohort it did not touch, cached (an entry remembers the write count it was computed
-    after; it is stale once one of its agencies was named by a later write)."""
+    A signalled write that names, per family of states, the agencies it changed invalidates
+    only those agencies' counts of that family: a batch of other agencies' events leaves a
+    score, or a ranking of a cohort it did not touch, cached, and a batch of an agency's
+    dossiers recounts its dossiers only (an entry remembers the write count it was computed
+    after; a family of it is stale once a later write named one of its agencies for it)."""
 
     _KINDS = DataVersion._fields
 
@@ -59,7 +61,7 @@ class CachedMeasures:
         self._writes = dict.fromkeys(self._KINDS, 0)
         self._writes_since_read = dict.fromkeys(self._KINDS, 0)
         self._unnamed_writes = 0  # signalled measures writes that named no agencies: they change every entry
-        self._agency_written: dict[str, int] = {}  # agency -> the measures write count after its last write
+        self._agency_written: dict[tuple, int] = {}  # (family, agency) -> the measures write count after its last write
         self._version = None
         self._version_read_at: float | None = None
         self._change_listeners: list = []
@@ -73,7 +75,7 @@ class CachedMeasures:
         return DataVersion(*((self._epochs[kind], self._writes[kind]) for kind in self._KINDS))
 
     def on_change(self, listener) -> Callable[[], None]:
-        """Calls listener(kind, agencies or None) from the writer's or the poll's thread at
+        """Calls listener(kind, {family: agencies} or None) from the writer's or the poll's thread at
         each change this cache learns of; returns the unsubscribe function."""
         self._change_listeners.append(listener)
         return lambda: self._change_listeners.remove(listener)
@@ -82,19 +84,21 @@ class CachedMeasures:
         for listener in list(self._change_listeners):
             listener(kind, agencies)
 
-    def _written(self, kind: str, agencies=None) -> None:
+    def _written(self, kind: str, changed=None) -> None:
+        """changed: {family: agencies} the write changed, or None (anything)."""
         with self._lock:
             self._writes[kind] += 1
             self._writes_since_read[kind] += 1
             if kind == "measures":
-                if agencies is None:
+                if changed is None:
                     self._unnamed_writes += 1
                 else:
-                    for agency in agencies:
-                        self._agency_written[agency] = self._writes[kind]
+                    for family, agencies in changed.items():
+                        for agency in agencies:
+                            self._agency_written[(family, agency)] = self._writes[kind]
             if self._version is not None:
                 self._version = self._handed_out()
-        self._changed(kind, agencies)
+        self._changed(kind, changed)
 
     def _current_version(self, force: bool = False) -> DataVersion:
         now = self._clock()
@@ -126,12 +130,13 @@ class CachedMeasures:
         with self._lock:
             return (self._epochs["measures"], self._unnamed_writes), self._writes["measures"]
 
-    def _valid(self, entry, agency_codes, basis) -> bool:
-        """Called with the lock held."""
+    def _stale_families(self, entry, agency_codes, basis) -> tuple:
+        """The families whose counts the entry no longer holds; called with the lock held."""
         if entry is None or entry[0] != basis:
-            return False
-        written = self._agency_written
-        return all(written.get(code, 0) <= entry[1] for code in agency_codes)
+            return FAMILIES
+        written, since = self._agency_written, entry[1]
+        return tuple(family for family in FAMILIES
+                     if any(written.get((family, code), 0) > since for code in agency_codes))
 
     def refresh_in_background(self) -> None:
         """Keeps the data version fresh from a thread, so that no lookup waits for it."""
@@ -163,7 +168,7 @@ class CachedMeasures:
                 return None
             written = self._agency_written
             return (self._epochs["measures"], self._unnamed_writes,
-                    max((written.get(code, 0) for code in agency_codes), default=0))
+                    max((written.get((family, code), 0) for family in FAMILIES for code in agency_codes), default=0))
 
     @staticmethod
     def _entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms) -> tuple:
@@ -175,10 +180,15 @@ class CachedMeasures:
         key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
             entry = self._entries.get(key)
-            if self._valid(entry, agency_codes, basis):
+            stale = self._stale_families(entry, agency_codes, basis)
+            if not stale:
                 self._entries.move_to_end(key)
                 return entry[2]
-        value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
+        if stale == FAMILIES:
+            value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
+        else:  # the other family's counts are still the entry's: one query instead of two
+            value = _with_families(entry[2], stale, self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms,
+                                                                         as_of_ms, families=stale))
         with self._lock:
             self._entries[key] = (basis, writes, value)
             self._entries.move_to_end(key)
@@ -192,13 +202,25 @@ class CachedMeasures:
         basis, _ = self._basis()
         with self._lock:
             entry = self._entries.get(self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms))
-            return entry[2] if self._valid(entry, agency_codes, basis) else None
+            return None if self._stale_families(entry, agency_codes, basis) else entry[2]
 
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)
 
     def activity(self, *args, **kwargs):
         return self.store.activity(*args, **kwargs)
+
+
+def _with_families(measures: dict, families, recounted: dict) -> dict:
+    """measures with the counts of `families` replaced by the recounted ones."""
+    replaced = {name for name, m in MEASURE_DEFINITIONS.items() if m.family in families}
+    merged = {}
+    for agency in measures.keys() | recounted.keys():
+        counts = dict.fromkeys(MEASURE_DEFINITIONS, 0)
+        counts.update((name, value) for name, value in measures.get(agency, {}).items() if name not in replaced)
+        counts.update(recounted.get(agency, {}))
+        merged[agency] = counts
+    return merged
 
 
 class NotFound(LookupError):

@@ -318,8 +318,12 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
 
 
-def _every_measure(found: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
-    return {agency: {name: counts.get(name, 0) for name in MEASURE_DEFINITIONS} for agency, counts in found.items()}
+FAMILIES = tuple(_ROWS)
+
+
+def _every_measure(found: dict[str, dict[str, int]], families=FAMILIES) -> dict[str, dict[str, int]]:
+    names = [name for name, m in MEASURE_DEFINITIONS.items() if m.family in families]
+    return {agency: {name: counts.get(name, 0) for name in names} for agency, counts in found.items()}
 
 
 class ClickHouseMeasures:
@@ -392,24 +396,25 @@ class ClickHouseMeasures:
                 self.client.command(f"DROP TABLE IF EXISTS {table}")
 
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
-                 as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
-        """{agency_code: {measure: count}} for the agencies that have any data in the period."""
+                 as_of_ms: int | None = None, families=FAMILIES) -> dict[str, dict[str, int]]:
+        """{agency_code: {measure: count}} for the agencies that have any data in the period;
+        only the measures of `families` ("dossier", "document"), one query each."""
         if (self.day_snapshots and as_of_ms is None and end_ms >= judged_at_ms and judged_at_ms % _MINUTE_MS == 0
                 and (start_ms + LOCAL_OFFSET_MS) % DAY_MS == 0 and (end_ms + LOCAL_OFFSET_MS) % DAY_MS == 0
                 and agency_codes):
-            return self._measures_from_day_snapshots(agency_codes, start_ms, end_ms, judged_at_ms)
+            return self._measures_from_day_snapshots(agency_codes, start_ms, end_ms, judged_at_ms, families)
         parameters = self._parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         found: dict[str, dict[str, int]] = defaultdict(dict)
         with self._sources(agency_codes, start_ms, end_ms, as_of_ms) as sources:
-            for sql in _MEASURES_SQL.values():
-                result = self.client.query(bind(sql, sources), parameters=parameters)
+            for family in families:
+                result = self.client.query(bind(_MEASURES_SQL[family], sources), parameters=parameters)
                 names = result.column_names[1:]
                 for row in result.result_rows:
                     found[row[0]].update(zip(names, (int(v) for v in row[1:])))
-        return _every_measure(found)
+        return _every_measure(found, families)
 
     def _measures_from_day_snapshots(self, agency_codes: list[str], start_ms: int, end_ms: int,
-                                     judged_at_ms: int) -> dict[str, dict[str, int]]:
+                                     judged_at_ms: int, families=FAMILIES) -> dict[str, dict[str, int]]:
         """The clean snapshots of the period's whole days before J, plus the entity states of
         its dirty days and of its days from the one J falls in (when the period is open)."""
         first_day, end_day = local_day(start_ms), local_day(judged_at_ms)
@@ -434,8 +439,8 @@ class ClickHouseMeasures:
             parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == _NO_DAY else list(agency_codes),
                           "start": start_ms, "end": end_ms, "judged_at": judged_at_ms, "live": live,
                           "live_from": live_from}
-            for family, sql in _LIVE_MEASURES_SQL.items():
-                result = self.client.query(sql, parameters=parameters)
+            for family in families:
+                result = self.client.query(_LIVE_MEASURES_SQL[family], parameters=parameters)
                 for agency, *values in result.result_rows:
                     found = counts[agency]
                     for name, value in zip(result.column_names[1:], values):
@@ -446,7 +451,7 @@ class ClickHouseMeasures:
         for agency, found in counts.items():
             for name, values in sets[agency].items():
                 found[name] = len(values)
-        return _every_measure(counts)
+        return _every_measure(counts, families)
 
     def recompute_day_snapshots(self, pairs: list[tuple[str, int]]) -> int:
         """Recomputes the snapshots of these (agency, day) pairs from the entity states and

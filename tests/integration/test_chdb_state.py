@@ -104,8 +104,9 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
 
 
 def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
-    """Named writes through real chDB: a batch of C's events leaves A's and B's measures
-    cached, and a recall written on the sender's side recounts the recipient too."""
+    """Named writes through real chDB: a batch of C's dossiers leaves A's and B's measures
+    cached and recounts C's dossiers only; a recall written on the sender's side recounts
+    the recipient's documents too."""
     from dti.events.v1.events_pb2 import EventBatch
     from dti_pulse.clickhouse import WriteSignal
     from services.ranking.service import CachedMeasures
@@ -116,9 +117,9 @@ def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
     class QueriesPerAgency(ClickHouseMeasures):
         asked: list = []
 
-        def measures(self, codes, *args, **kwargs):
-            self.asked.append(tuple(codes))
-            return super().measures(codes, *args, **kwargs)
+        def measures(self, codes, *args, families=("dossier", "document"), **kwargs):
+            self.asked.append((tuple(codes), tuple(families)))
+            return super().measures(codes, *args, families=families, **kwargs)
 
     signal = WriteSignal()
     aggregator = Aggregator(ClickHouseStateStore(clean_chdb, on_write=signal.notify), DeadLetters())
@@ -143,9 +144,9 @@ def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
     fold(dossier_received("D2", "2026-10-02 09:00", "2026-10-05 17:00", agency=other))
     assert (count(sender, "documents_total"), count(recipient, "documents_total"),
             count(other, "dossiers_received")) == (1, 1, 2)
-    assert measures.asked == [(other,)]
+    assert measures.asked == [((other,), ("dossier",))]  # its documents stay counted from memory
 
     measures.asked.clear()
     fold(document_status("DOC", "15", "2026-10-03 08:00", agency=sender))  # the recall is agreed
     assert (count(sender, "documents_total"), count(recipient, "documents_total")) == (0, 0)
-    assert sorted(measures.asked) == [(sender,), (recipient,)]
+    assert sorted(measures.asked) == [((sender,), ("document",)), ((recipient,), ("document",))]

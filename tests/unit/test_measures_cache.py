@@ -117,11 +117,17 @@ class PerAgencyStore(CountingStore):
 
     def __init__(self):
         super().__init__()
-        self.counts, self.during_query = {"A": 1, "B": 1}, None
+        self.counts, self.documents, self.during_query, self.families = {"A": 1, "B": 1}, {"A": 5, "B": 5}, None, []
 
-    def measures(self, codes, start, end, judged, as_of=None):
+    def measures(self, codes, start, end, judged, as_of=None, families=("dossier", "document")):
         self.queries += 1
-        answer = {code: {"dossiers_received": self.counts[code]} for code in codes}
+        self.families.append(families)
+        answer = {code: {} for code in codes}
+        for code in codes:
+            if "dossier" in families:
+                answer[code]["dossiers_received"] = self.counts[code]
+            if "document" in families:
+                answer[code]["documents_total"] = self.documents[code]
         if self.during_query:
             self.during_query()
         return answer
@@ -136,7 +142,7 @@ def test_a_write_naming_its_agencies_leaves_the_others_cached():
         cache.measures(codes, 0, 10, 10)
     assert store.queries == 3
     store.counts["B"] = 2
-    signal.notify("measures", {"B"})
+    signal.notify("measures", {"dossier": {"B"}})
     assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 1
     assert store.queries == 3  # A was not written: no query
     assert cache.cached(["A", "B"], 0, 10, 10) is None  # the cohort holds B
@@ -144,7 +150,7 @@ def test_a_write_naming_its_agencies_leaves_the_others_cached():
     assert cache.measures(["A", "B"], 0, 10, 10)["B"]["dossiers_received"] == 2
     assert store.queries == 5
     version = cache.fresh_version()
-    signal.notify("measures", {"B"})
+    signal.notify("measures", {"dossier": {"B"}})
     assert cache.fresh_version() != version  # answers built on the version are recomputed
     signal.notify("measures")  # a write that names no agencies changes every entry
     cache.measures(["A"], 0, 10, 10)
@@ -159,7 +165,7 @@ def test_a_write_landing_while_an_entry_is_computed_leaves_that_entry_stale():
 
     def write_of_a():
         store.counts["A"] = 2
-        signal.notify("measures", {"A"})
+        signal.notify("measures", {"dossier": {"A"}})
 
     store.during_query = write_of_a  # the query read A before the write
     assert cache.measures(["A"], 0, 10, 10)["A"]["dossiers_received"] == 1
@@ -182,10 +188,10 @@ def test_an_answer_about_one_agency_is_stamped_with_that_agencys_writes_only():
     assert service.cache_stamp("measures", "A") is None  # no version read yet: no cached answers
     cache.measures(["A"], 0, 10, 10)
     stamps = service.cache_stamp("measures", "A"), service.cache_stamp("measures")
-    signal.notify("measures", {"B"})
+    signal.notify("measures", {"dossier": {"B"}})
     assert service.cache_stamp("measures", "A") == stamps[0]
     assert service.cache_stamp("measures") != stamps[1]  # a ranking may hold B
-    signal.notify("measures", {"A", "C"})
+    signal.notify("measures", {"document": {"A", "C"}})
     assert service.cache_stamp("measures", "A") != stamps[0]
     changed = service.cache_stamp("measures", "A")
     signal.notify("activity")
@@ -220,3 +226,21 @@ def test_the_same_question_asked_while_it_is_computed_is_computed_once():
 
     answers, later = asyncio.run(ask_many())
     assert computed == ["A"] and all(answer is answers[0] for answer in answers) and later is answers[0]
+
+
+def test_a_write_of_one_family_recounts_that_family_only():
+    from dti_pulse.clickhouse import WriteSignal
+
+    store, signal = PerAgencyStore(), WriteSignal()
+    cache = CachedMeasures(store, version_ttl_s=60, clock=lambda: 0.0, changes=signal)
+    cache.measures(["A", "B"], 0, 10, 10)
+    store.counts["A"], store.documents["A"] = 2, 6  # the document count changes unseen: not named
+    signal.notify("measures", {"dossier": {"A"}})
+    found = cache.measures(["A", "B"], 0, 10, 10)
+    assert store.families[-1] == ("dossier",)
+    assert (found["A"]["dossiers_received"], found["A"]["documents_total"]) == (2, 5)  # documents kept from memory
+    assert found["B"]["documents_total"] == 5
+    signal.notify("measures", {"dossier": {"B"}, "document": {"A"}})
+    found = cache.measures(["A", "B"], 0, 10, 10)
+    assert store.families[-1] == ("dossier", "document")  # both stale for the entry: counted whole
+    assert found["A"]["documents_total"] == 6
