@@ -352,8 +352,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
             time.sleep(5)  # let the background load settle
 
         kafka = asyncio.run(_kafka_latency(bootstrap, probes))
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        stub = ranking_pb2_grpc.RankingServiceStub(channel)
+        stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
         today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
         request = ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=today)
 

@@ -16,7 +16,6 @@ SNAPSHOT_QUIET_MS = 60_000
 DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
 DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
-_DOSSIER_AGENCY, _DOCUMENT_AGENCY = DOSSIER_NAMES.index("agency_code"), DOCUMENT_NAMES.index("agency_code")
 
 
 def decode_events(blob: bytes) -> list[Event]:
@@ -106,11 +105,9 @@ class ClickHouseStateStore:
         if document_rows:
             self.client.insert("document_state", document_rows, column_names=DOCUMENT_NAMES)
         written = time.monotonic()
-        if changed is None:  # not told by family: every agency of the pairs, for both
-            named = {agency for agency, _ in day_pairs}
-            changed = {"dossier": named | {row[_DOSSIER_AGENCY] for row in dossier_rows},
-                       "document": named | {row[_DOCUMENT_AGENCY] for row in document_rows}}
-        self.on_write("measures", changed)  # ranking keeps the other agencies' counts cached
+        # changed (the aggregator's {family: agencies}) lets ranking keep the other agencies'
+        # counts cached; without it, anything may have changed.
+        self.on_write("measures", changed)
         late = [pair for pair in day_pairs if needs_mark(pair, written)]
         if late:
             self._mark_dirty(late)

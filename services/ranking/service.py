@@ -15,7 +15,7 @@ from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Peri
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
 from services.ranking.store import (FAMILIES, MEASURE_DEFINITIONS, DataVersion, ExplainPlan, NotExplainable,
-                                    explain_plan)
+                                    explain_plan, measure_names)
 
 
 class Measures(Protocol):
@@ -80,9 +80,9 @@ class CachedMeasures:
         self._change_listeners.append(listener)
         return lambda: self._change_listeners.remove(listener)
 
-    def _changed(self, kind: str, agencies) -> None:
+    def _changed(self, kind: str, changed) -> None:
         for listener in list(self._change_listeners):
-            listener(kind, agencies)
+            listener(kind, changed)
 
     def _written(self, kind: str, changed=None) -> None:
         """changed: {family: agencies} the write changed, or None (anything)."""
@@ -213,7 +213,7 @@ class CachedMeasures:
 
 def _with_families(measures: dict, families, recounted: dict) -> dict:
     """measures with the counts of `families` replaced by the recounted ones."""
-    replaced = {name for name, m in MEASURE_DEFINITIONS.items() if m.family in families}
+    replaced = set(measure_names(families))
     merged = {}
     for agency in measures.keys() | recounted.keys():
         counts = dict.fromkeys(MEASURE_DEFINITIONS, 0)

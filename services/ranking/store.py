@@ -321,8 +321,13 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
 FAMILIES = tuple(_ROWS)
 
 
+def measure_names(families=FAMILIES) -> list[str]:
+    """The measures counted over the states of these families."""
+    return [name for name, m in MEASURE_DEFINITIONS.items() if m.family in families]
+
+
 def _every_measure(found: dict[str, dict[str, int]], families=FAMILIES) -> dict[str, dict[str, int]]:
-    names = [name for name, m in MEASURE_DEFINITIONS.items() if m.family in families]
+    names = measure_names(families)
     return {agency: {name: counts.get(name, 0) for name in names} for agency, counts in found.items()}
 
 
