@@ -20,17 +20,18 @@ ALONE = ("ingest", "console")  # HTTP servers that run under uvicorn in a proces
 
 
 def tune_gc(young_threshold: int) -> None:
-    """Collect the young generation every young_threshold allocations instead of 700, and
-    keep what start-up built out of every later collection. The aggregator holds millions of
-    event objects in its cache, and each default collection cascading into the older
-    generations walked them: ~35 % of its time (bench/README.md). Reference counting still
-    frees everything that is not a cycle at once, so memory does not wait for the collector."""
-    if young_threshold <= 0:
-        return
+    """Keep what start-up built (~140,000 objects: modules, descriptors) out of every later
+    collection, and collect the young generation every young_threshold allocations instead
+    of 700. A collection pauses the whole process (ranking's answers too), for as long as the
+    objects it walks: at 50,000, the young collections walked ~30,000 of grpc's per-call
+    garbage cycles and paused the core process 50-120 ms (bench/README.md, 2026-11-30).
+    Reference counting still frees everything that is not a cycle at once. 0 keeps
+    Python's threshold."""
     gc.collect()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(young_threshold, middle, old)
+    if young_threshold > 0:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young_threshold, middle, old)
 
 
 def build_ingest(settings: Settings):

@@ -70,7 +70,7 @@ class Settings:
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
-    gc_young_threshold: int = 50_000  # 0: Python's default (700)
+    gc_young_threshold: int = 10_000  # 0: Python's default (700)
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 0.25
     judge_granularity_s: float = 60.0

@@ -18,7 +18,7 @@ class FakeStore:
         for key in keys:
             row = self.rows.get(key)
             if row is not None:
-                found[key] = decode_events(row[-1])
+                found[key] = row[-1]
         return found
 
     def stored_ids(self):

@@ -81,19 +81,33 @@ async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: fl
     stream.enable_acks = False
     stream.add_processor(add_to_buffer)
     stream._enable_passive(aiter(stream.channel))
-    light = True
+    loop = asyncio.get_running_loop()
+    light, handed_over_at = True, loop.time()
     try:
         while not stream.should_stop:
-            await stream.wait_for_stopped(ready if light else full, timeout=window_s)
-            if not buffer:
-                continue
-            if light:  # until no message has come for linger_s (a backlog arrives one by one)
-                started, seen = asyncio.get_running_loop().time(), 0
-                while (seen < len(buffer) < max_messages
-                       and asyncio.get_running_loop().time() - started < window_s):
+            if light:
+                await stream.wait_for_stopped(ready, timeout=window_s)
+                gather = bool(buffer)
+            else:
+                # Under load a window runs from the previous hand-over, not from the end of
+                # its fold: a batch is then taken every window_s (or as soon as its fold is
+                # done, if that takes longer), not every window_s + fold.
+                remaining = handed_over_at + window_s - loop.time()
+                gather = remaining <= 0
+                if gather:
+                    await asyncio.sleep(0)  # the messages held during the fold come in
+                else:
+                    await stream.wait_for_stopped(full, timeout=remaining)
+            if gather:  # until no message has come for linger_s (a backlog arrives one by one)
+                started, seen = loop.time(), -1
+                while seen < len(buffer) < max_messages and loop.time() - started < window_s:
                     seen = len(buffer)
                     await asyncio.sleep(linger_s)
-            consuming = asyncio.get_running_loop().create_future()
+            if not buffer:
+                light = True  # the load has stopped: wait for the next message, not a timer
+                continue
+            handed_over_at = loop.time()
+            consuming = loop.create_future()
             batch = list(buffer)
             try:
                 yield batch

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class StateStore(Protocol):
-    def load(self, keys) -> dict[tuple, list[Event]]: ...
+    def load(self, keys) -> dict[tuple, bytes]: ...  # each stored key's events, as EventBatch bytes
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
     # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
@@ -32,9 +32,6 @@ class StateStore(Protocol):
     def write(self, dossier_rows: list, document_rows: list, day_pairs: set, changed: dict) -> None: ...
     def write_activity(self, activity_rows: list) -> None: ...
 
-
-# An entity's events by event_id, each with its serialized form.
-EventSet = dict[str, tuple[Event, bytes]]
 
 # (payload, reason) -> awaitable that completes once the dead letter is durable
 DeadLetterSink = Callable[[bytes, str], Awaitable[None]]
@@ -124,11 +121,16 @@ def filter_key(key: tuple) -> str:
 
 
 class EntityCache:
-    """Recently used entity event sets, bounded; misses are loaded from the store."""
+    """Recently used entities' events, bounded; misses are loaded from the store. An entry is
+    the entity's EventBatch bytes, not its Event objects: those are tracked by Python's
+    cyclic GC, and a cache of millions of them made each older-generation collection walk
+    them all, pausing the process for 0.2-1.2 s under load (bench/README.md, 2026-11-30).
+    Bytes are not tracked, and parsing an entity's few events back costs about what copying
+    its event set did."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
-        self._entries: OrderedDict[tuple, EventSet] = OrderedDict()
+        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
 
     def get(self, key):
         entry = self._entries.get(key)
@@ -136,7 +138,7 @@ class EntityCache:
             self._entries.move_to_end(key)
         return entry
 
-    def put(self, key, events: "EventSet") -> None:
+    def put(self, key, events: bytes) -> None:
         self._entries[key] = events
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
@@ -153,7 +155,7 @@ class Aggregator:
         self.dead_letter = dead_letter
         self.cache = EntityCache(cache_capacity)
         self.write_retry_s = write_retry_s
-        self._unwritten: dict[tuple, EventSet] = {}  # prepared, not yet committed
+        self._unwritten: dict[tuple, bytes] = {}  # prepared, not yet committed
         self.known: KeyFilter | None = None  # None until reset(): then every miss is looked up
 
     async def reset(self) -> int:
@@ -200,27 +202,27 @@ class Aggregator:
                     continue
                 incoming[key].append(event)
 
-        known_sets = await self._known_sets(list(incoming))
+        known_envelopes = await self._known_envelopes(list(incoming))
         dossier_rows, document_rows, updates = [], [], {}
         touched_days: set[tuple[str, int]] = set()
         changed: dict[str, set[str]] = {"dossier": set(), "document": set()}
         recalled_documents = []
         activity = ActivityCounter()
         for key, events in incoming.items():
-            known = known_sets[key]
-            merged = dict(known)
+            envelope = known_envelopes[key]
+            known = EventBatch.FromString(envelope).events if envelope else ()
+            seen = {event.event_id for event in known}
             fresh = []
             for event in events:
-                if event.event_id in merged:
+                if event.event_id in seen:
                     stats.duplicates += 1
                 else:
-                    # Kept serialized too: the stored blob is then a join, not a re-encoding.
-                    merged[event.event_id] = (event, event.SerializeToString())
+                    seen.add(event.event_id)
                     fresh.append(event)
             if not fresh:
                 continue
             try:
-                summary = summarize(key, [event for event, _ in merged.values()])
+                summary = summarize(key, [*known, *fresh])
             except Exception as exc:  # a malformed event must not stop the partition
                 for event in fresh:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
@@ -229,14 +231,16 @@ class Aggregator:
             pairs = day_pairs(summary)
             if known and any(event.WhichOneof("body") in PLACING_EVENTS for event in fresh):
                 # The state may leave the days it counted on: those change too.
-                pairs += day_pairs(summarize(key, [event for event, _ in known.values()]))
+                pairs += day_pairs(summarize(key, list(known)))
             touched_days.update(pairs)
             changed[key[0]].update(agency for agency, _ in pairs)
             if getattr(summary, "recalled", 0) and any(
                     event.WhichOneof("body") == "document_status"
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
                 recalled_documents.append(key[1])  # the document stops counting for every side
-            row = (*summary, encode_envelope([data for _, data in merged.values()]))
+            # Repeated fields concatenate: the known events' bytes are kept, only the new encoded.
+            merged = envelope + encode_envelope([event.SerializeToString() for event in fresh])
+            row = (*summary, merged)
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
             updates[key] = merged
             self._unwritten[key] = merged
@@ -272,21 +276,22 @@ class Aggregator:
         log.warning("dead letter: %s", reason)
         await self.dead_letter(payload, reason)
 
-    async def _known_sets(self, keys: list[tuple]) -> dict[tuple, "EventSet"]:
-        """The event sets already folded into each key's state, from the cache or the store."""
+    async def _known_envelopes(self, keys: list[tuple]) -> dict[tuple, bytes]:
+        """The events already folded into each key's state (EventBatch bytes, empty for a new
+        entity), from the cache or the store."""
         known, missing = {}, []
         for key in keys:
             cached = self._unwritten.get(key) or self.cache.get(key)
             if cached is not None:
                 known[key] = cached
             elif self.known is not None and not self.known.might_contain(filter_key(key)):
-                known[key] = {}  # certainly new
+                known[key] = b""  # certainly new
             else:
                 missing.append(key)
         if missing:
             found = await self._retrying(self.store.load, missing)
             for key in missing:
-                known[key] = {e.event_id: (e, e.SerializeToString()) for e in found.get(key, ())}
+                known[key] = found.get(key, b"")
         return known
 
     async def _retrying(self, call, *args):

@@ -29,8 +29,8 @@ class ClickHouseStateStore:
         self.on_write = on_write
         self._marked_days: dict[tuple[str, int], float] = {}  # (agency, day) -> when this process marked it
 
-    def load(self, keys) -> dict[tuple, list[Event]]:
-        """The stored event sets of these state keys (absent keys are left out)."""
+    def load(self, keys) -> dict[tuple, bytes]:
+        """The stored events of these state keys, as EventBatch bytes (absent keys are left out)."""
         dossier_ids = [k[1] for k in keys if k[0] == "dossier"]
         document_ids = list({k[1] for k in keys if k[0] == "document"})
         found: dict[tuple, list[Event]] = {}
@@ -42,14 +42,14 @@ class ClickHouseStateStore:
                 "WHERE dossier_id IN {ids:Array(String)} GROUP BY dossier_id",
                 parameters={"ids": dossier_ids}, column_formats={"blob": "bytes"})
             for dossier_id, blob in result.result_rows:
-                found[("dossier", dossier_id)] = decode_events(blob)
+                found[("dossier", dossier_id)] = blob
         if document_ids:
             result = self.client.query(
                 "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
                 "WHERE document_id IN {ids:Array(String)} GROUP BY document_id, agency_code",
                 parameters={"ids": document_ids}, column_formats={"blob": "bytes"})
             for document_id, agency_code, blob in result.result_rows:
-                found[("document", document_id, agency_code)] = decode_events(blob)
+                found[("document", document_id, agency_code)] = blob
         return found
 
     def stored_ids(self):

@@ -6,7 +6,7 @@ import pytest
 from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
 from dti_pulse.registry import load_registry
 from services.aggregator.processor import Aggregator
-from services.aggregator.store import ClickHouseStateStore
+from services.aggregator.store import ClickHouseStateStore, decode_events
 from services.ranking.periods import parse_period
 from services.ranking.rules import RulesCatalog
 from services.ranking.service import RankingService
@@ -53,7 +53,7 @@ def test_state_rows_are_replaced_not_added(clean_chdb):
     rows = clean_chdb.query("SELECT event_count FROM dossier_state FINAL WHERE dossier_id = 'D1'").result_rows
     assert rows == [(5,)]
     loaded = store.load([("dossier", "D1")])
-    assert len(loaded[("dossier", "D1")]) == 5
+    assert len(decode_events(loaded[("dossier", "D1")])) == 5
 
 
 def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_chdb):

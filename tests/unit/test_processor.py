@@ -1,6 +1,6 @@
 import asyncio
 
-from dti.events.v1.events_pb2 import Event
+from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.processor import Aggregator, KeyFilter
 from tests.fakes import DeadLetters, FakeStore, envelope
 from tests.factories import dossier_received, dossier_status, document_transfer
@@ -138,3 +138,18 @@ def test_an_agreed_recall_marks_the_days_of_every_side_of_the_document():
     store.dirty_days.clear()
     run(aggregator.process([envelope(document_status("V1", "15", "2026-10-04 08:00", agency="B"))]))
     assert store.dirty_days == {("A", local_day(ms("2026-10-01 08:00"))), ("B", local_day(ms("2026-10-03 08:00")))}
+
+
+def test_cached_states_hold_no_objects_the_garbage_collector_walks():
+    """The cache holds the entities' event bytes: Event objects there were walked by every
+    older-generation collection (0.2-1.2 s pauses under load with millions cached)."""
+    import gc
+
+    store = FakeStore()
+    aggregator = Aggregator(store, DeadLetters())
+    run(aggregator.process([envelope(RECEIVED, ACCEPTED)]))
+    run(aggregator.process([envelope(RESOLVED)]))
+    entry = aggregator.cache.get(("dossier", "D1"))
+    assert isinstance(entry, bytes) and not gc.is_tracked(entry)
+    assert [e.event_id for e in EventBatch.FromString(entry).events] == [
+        e.event_id for e in (RECEIVED, ACCEPTED, RESOLVED)]
