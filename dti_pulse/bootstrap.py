@@ -73,10 +73,11 @@ def build_aggregator(settings: Settings):
 
     ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
                                              settings.dead_letter_topic: 1})
-    from dti_pulse.clickhouse import write_signal
+    from dti_pulse.clickhouse import get_client, write_signal
 
     store = ClickHouseStateStore(clickhouse_client(settings, "aggregator"),
-                                 on_write=write_signal(settings.effective_clickhouse_dsn).notify)
+                                 on_write=write_signal(settings.effective_clickhouse_dsn).notify,
+                                 document_client=get_client(settings.effective_clickhouse_dsn, "aggregator-documents"))
     return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
 
 

@@ -153,3 +153,35 @@ def test_cached_states_hold_no_objects_the_garbage_collector_walks():
     assert isinstance(entry, bytes) and not gc.is_tracked(entry)
     assert [e.event_id for e in EventBatch.FromString(entry).events] == [
         e.event_id for e in (RECEIVED, ACCEPTED, RESOLVED)]
+
+
+def test_each_family_is_signalled_once_its_own_insert_is_done():
+    """The dossier states' insert does not wait for the documents' (a connection each): here
+    the documents' insert goes on only once the dossiers' change has been signalled."""
+    import threading
+
+    from services.aggregator.store import ClickHouseStateStore
+
+    dossiers_told = threading.Event()
+
+    class Client:
+        def __init__(self, wait_for=None):
+            self.wait_for, self.tables = wait_for, []
+
+        def insert(self, table, rows, column_names):
+            if self.wait_for is not None:
+                assert self.wait_for.wait(5), "the dossiers' change was not signalled before the documents' insert ended"
+            self.tables.append(table)
+
+    signals = []
+
+    def on_write(kind, changed=None):
+        signals.append((kind, changed))
+        if changed == {"dossier": {"A"}}:
+            dossiers_told.set()
+
+    dossier_client, document_client = Client(), Client(wait_for=dossiers_told)
+    store = ClickHouseStateStore(dossier_client, on_write, document_client=document_client)
+    store.write([("D1",)], [("O1",)], changed={"dossier": {"A"}, "document": {"B"}})
+    assert signals == [("measures", {"dossier": {"A"}}), ("measures", {"document": {"B"}})]
+    assert dossier_client.tables == ["dossier_state"] and document_client.tables == ["document_state"]
