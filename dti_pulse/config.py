@@ -65,7 +65,7 @@ class Settings:
     ingest_workers: int = 1
     aggregator_group: str = "dti-aggregator"
     aggregator_batch: int = 10_000
-    aggregator_batch_seconds: float = 0.2
+    aggregator_batch_seconds: float = 0.15
     aggregator_linger_ms: int = 5
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
