@@ -210,7 +210,13 @@ class Aggregator:
         activity = ActivityCounter()
         for key, events in incoming.items():
             envelope = known_envelopes[key]
-            known = EventBatch.FromString(envelope).events if envelope else ()
+            try:
+                known = EventBatch.FromString(envelope).events if envelope else ()
+            except DecodeError as exc:  # a stored state that cannot be read must not stop the partition
+                for event in events:
+                    await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
+                                       f"stored {key[0]} state unreadable: {exc}")
+                continue
             seen = {event.event_id for event in known}
             fresh = []
             for event in events:

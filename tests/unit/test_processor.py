@@ -185,3 +185,13 @@ def test_each_family_is_signalled_once_its_own_insert_is_done():
     store.write([("D1",)], [("O1",)], changed={"dossier": {"A"}, "document": {"B"}})
     assert signals == [("measures", {"dossier": {"A"}}), ("measures", {"document": {"B"}})]
     assert dossier_client.tables == ["dossier_state"] and document_client.tables == ["document_state"]
+
+
+def test_an_unreadable_stored_state_sends_its_new_events_to_dead_letters_and_the_rest_goes_on():
+    store, dead = FakeStore(), DeadLetters()
+    other = dossier_received("D2", "2026-10-01 08:00", "2026-10-03 17:00")
+    store.rows[("dossier", "D1")] = ("D1", b"\xff\xff not an EventBatch")
+    stats = run(Aggregator(store, dead).process([envelope(ACCEPTED, other)]))
+    assert stats.dead_letters == 1 and "stored dossier state unreadable" in dead[0][1]
+    assert EventBatch.FromString(dead[0][0]).events[0].event_id == ACCEPTED.event_id
+    assert ("dossier", "D2") in store.rows and store.rows[("dossier", "D1")][-1].startswith(b"\xff")
