@@ -211,7 +211,7 @@ class Aggregator:
         for key, events in incoming.items():
             envelope = known_envelopes[key]
             try:
-                known = EventBatch.FromString(envelope).events if envelope else ()
+                known = list(EventBatch.FromString(envelope).events) if envelope else []
             except DecodeError as exc:  # a stored state that cannot be read must not stop the partition
                 for event in events:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
@@ -237,7 +237,7 @@ class Aggregator:
             pairs = day_pairs(summary)
             if known and any(event.WhichOneof("body") in PLACING_EVENTS for event in fresh):
                 # The state may leave the days it counted on: those change too.
-                pairs += day_pairs(summarize(key, list(known)))
+                pairs += day_pairs(summarize(key, known))
             touched_days.update(pairs)
             changed[key[0]].update(agency for agency, _ in pairs)
             if getattr(summary, "recalled", 0) and any(

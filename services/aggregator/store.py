@@ -39,7 +39,7 @@ class ClickHouseStateStore:
         """The stored events of these state keys, as EventBatch bytes (absent keys are left out)."""
         dossier_ids = [k[1] for k in keys if k[0] == "dossier"]
         document_ids = list({k[1] for k in keys if k[0] == "document"})
-        found: dict[tuple, list[Event]] = {}
+        found: dict[tuple, bytes] = {}
         if dossier_ids:
             # A dossier whose agency changed has a row under each agency: the largest event set
             # is the current one.
@@ -106,30 +106,24 @@ class ClickHouseStateStore:
         if unmarked:
             self._mark_dirty(unmarked)
             marked.update(dict.fromkeys(unmarked, now))
-        told = []
 
         def insert(family, client, table, rows, names):
-            client.insert(table, rows, column_names=names)
+            if rows:
+                client.insert(table, rows, column_names=names)
             # changed (the aggregator's {family: agencies}) lets ranking keep the other agencies'
             # counts cached, and recount a family as soon as its own insert is done.
             if changed is not None and changed.get(family):
                 self.on_write("measures", {family: changed[family]})
-                told.append(family)
 
-        documents = (self._document_writer.submit(insert, "document", self.document_client, "document_state",
-                                                  document_rows, DOCUMENT_NAMES) if document_rows else None)
+        documents = self._document_writer.submit(insert, "document", self.document_client, "document_state",
+                                                 document_rows, DOCUMENT_NAMES)
         try:
-            if dossier_rows:
-                insert("dossier", self.client, "dossier_state", dossier_rows, DOSSIER_NAMES)
+            insert("dossier", self.client, "dossier_state", dossier_rows, DOSSIER_NAMES)
         finally:
-            if documents is not None:
-                documents.result()
+            documents.result()
         written = time.monotonic()
         if changed is None:
             self.on_write("measures", None)  # anything may have changed
-        elif any(agencies and family not in told for family, agencies in changed.items()):
-            self.on_write("measures", {family: agencies for family, agencies in changed.items()
-                                       if family not in told})
         late = [pair for pair in day_pairs if needs_mark(pair, written)]
         if late:
             self._mark_dirty(late)
