@@ -99,12 +99,14 @@ def build_ranking(settings: Settings):
     if settings.day_snapshots:
         measures.ensure_day_snapshot_definitions()
     if settings.ranking_cache:
+        warming = {"judge_step_ms": int(settings.judge_granularity_s * 1000),
+                   "warm_lead_ms": int(settings.judge_warm_lead_s * 1000)}
         if dsn.startswith("chdb://"):
             # Every writer of a chDB path is in this process and signals its writes: the
             # slow poll is only a safety net (the system.parts query costs ~5-15 ms).
-            measures = CachedMeasures(measures, version_ttl_s=2.0, changes=write_signal(dsn))
+            measures = CachedMeasures(measures, version_ttl_s=2.0, changes=write_signal(dsn), **warming)
         else:
-            measures = CachedMeasures(measures)
+            measures = CachedMeasures(measures, **warming)
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
                              settings.rules_version, measures,
                              judge_granularity_ms=int(settings.judge_granularity_s * 1000))

@@ -74,6 +74,7 @@ class Settings:
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 0.25
     judge_granularity_s: float = 60.0
+    judge_warm_lead_s: float = 10.0  # 0: no warming before the judgement instant turns
     ranking_cache: bool = True
     day_snapshots: bool = True
     snapshot_interval_s: float = 1.0
@@ -132,6 +133,7 @@ _ENV = {
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
+    "DTI_JUDGE_WARM_LEAD_S": ("judge_warm_lead_s", float),
     "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),
     "DTI_DAY_SNAPSHOTS": ("day_snapshots", parse_bool),
     "DTI_SNAPSHOT_INTERVAL_S": ("snapshot_interval_s", float),

@@ -134,6 +134,7 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
         settings.aggregator_group,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
+        datadir=str(settings.data_dir / "faust"),  # Faust's default is a directory in the working directory
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,

@@ -44,13 +44,29 @@ class CachedMeasures:
     only those agencies' counts of that family: a batch of other agencies' events leaves a
     score, or a ranking of a cohort it did not touch, cached, and a batch of an agency's
     dossiers recounts its dossiers only (an entry remembers the write count it was computed
-    after; a family of it is stale once a later write named one of its agencies for it)."""
+    after; a family of it is stale once a later write named one of its agencies for it).
+
+    Open periods are judged at the start of the current judgement step (a minute): when it
+    turns, every open question is a new entry, and every screen's lookups would miss at the
+    same instant and count at once (~1 s of stalled answers each minute on this machine).
+    With judge_step_ms set, a background round counts, warm_lead_ms before the turn, the
+    questions asked during the step at the next step's instant; a write after the round
+    leaves them stale as it would any entry."""
 
     _KINDS = DataVersion._fields
 
     def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic,
-                 changes=None):
+                 changes=None, judge_step_ms: int = 0, warm_lead_ms: int = 10_000,
+                 wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
         self.store = store
+        self.judge_step_ms = judge_step_ms
+        self.warm_lead_ms = max(0, min(warm_lead_ms, judge_step_ms // 2))
+        self._wall_clock_ms = wall_clock_ms
+        self._asked: dict[tuple, int] = {}  # open questions' keys -> the judgement instant they were last asked at
+        self._warmed_for = None  # the step whose questions self._warmed are
+        self._warmed: set[tuple] = set()  # questions already counted at the next step's instant
+        self._warmer = BackgroundLoop("judgement-warmer", self.warm_next_judgement,
+                                      max(0.05, min(1.0, self.warm_lead_ms / 4000)), "next judgement not warmed")
         self.version_ttl_s = version_ttl_s
         self.capacity = capacity
         self._clock = clock
@@ -139,15 +155,19 @@ class CachedMeasures:
                      if any(written.get((family, code), 0) > since for code in agency_codes))
 
     def refresh_in_background(self) -> None:
-        """Keeps the data version fresh from a thread, so that no lookup waits for it."""
+        """Keeps the data version fresh from a thread, so that no lookup waits for it, and
+        (with judge_step_ms) the next judgement instant's answers counted before it comes."""
         store_refresh = getattr(self.store, "refresh_in_background", None)
         if store_refresh:
             store_refresh()
         self._refresher.start()
+        if self.judge_step_ms > 0 and self.warm_lead_ms > 0:
+            self._warmer.start()
 
     def stop_refreshing(self) -> None:
         """Stops the refresher; it must not query chDB while the process shuts chDB down."""
         self._refresher.stop(5)
+        self._warmer.stop(30)
         store_stop = getattr(self.store, "stop_refreshing", None)
         if store_stop:
             store_stop()
@@ -174,16 +194,65 @@ class CachedMeasures:
     def _entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms) -> tuple:
         return tuple(agency_codes), start_ms, end_ms, judged_at_ms, as_of_ms
 
+    def _note_asked(self, key: tuple) -> None:
+        """Remembers an open period's question (judged before its end, not as of an
+        instant) for the next warming round; called with the lock held."""
+        _, _, end_ms, judged_at_ms, as_of_ms = key
+        if self.judge_step_ms > 0 and self.warm_lead_ms > 0 and as_of_ms is None and judged_at_ms < end_ms:
+            self._asked.pop(key, None)  # to the end: the first key is the longest unasked
+            self._asked[key] = judged_at_ms
+            if len(self._asked) > self.capacity:
+                del self._asked[next(iter(self._asked))]
+
+    def warm_next_judgement(self) -> int:
+        """One round: within warm_lead_ms of the next judgement step, counts each question
+        asked during the current step at the next step's instant (the key a lookup will ask
+        for then), once a step, also those first asked after the step's first round; returns
+        how many it counted. Questions not asked during the current step are forgotten, and
+        the round's own counting is not an asking."""
+        step = self.judge_step_ms
+        now = self._wall_clock_ms()
+        current = now - now % step
+        if current + step - now > self.warm_lead_ms:
+            return 0
+        if self._warmed_for != current:
+            self._warmed_for, self._warmed = current, set()
+        with self._lock:
+            self._asked = {key: judged for key, judged in self._asked.items() if judged >= current}
+            # Most recently asked first: if the round runs past the turn, the rest are
+            # counted by their own lookups, as without warming.
+            asked = [key for key in reversed(self._asked) if key not in self._warmed]
+        counted = 0
+        for key in asked:
+            if self._wall_clock_ms() >= current + step:
+                break
+            codes, start_ms, end_ms, _, _ = key
+            # Once a step: a busy agency's count goes stale at its next write, and is
+            # counted again by the lookup after it, as it is all minute.
+            self._warmed.add(key)
+            if self._count(self._entry_key(codes, start_ms, end_ms, min(end_ms, current + step), None))[0]:
+                counted += 1
+        return counted
+
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None) -> dict[str, dict[str, int]]:
-        basis, writes = self._basis()
         key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
+        with self._lock:
+            self._note_asked(key)
+        return self._count(key)[1]
+
+    def _count(self, key: tuple) -> tuple[bool, dict[str, dict[str, int]]]:
+        """(whether the store was asked, the key's measures): from the entry while it is
+        fresh, else counted (only the stale families, when the entry has the others)."""
+        agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms = key
+        agency_codes = list(agency_codes)
+        basis, writes = self._basis()
         with self._lock:
             entry = self._entries.get(key)
             stale = self._stale_families(entry, agency_codes, basis)
             if not stale:
                 self._entries.move_to_end(key)
-                return entry[2]
+                return False, entry[2]
         if stale == FAMILIES:
             value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         else:  # the other family's counts are still the entry's: one query instead of two
@@ -194,15 +263,19 @@ class CachedMeasures:
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-        return value
+        return True, value
 
     def cached(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                as_of_ms: int | None = None) -> dict[str, dict[str, int]] | None:
         """What measures() would answer from memory now, else None (no query)."""
         basis, _ = self._basis()
+        key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
-            entry = self._entries.get(self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms))
-            return None if self._stale_families(entry, agency_codes, basis) else entry[2]
+            entry = self._entries.get(key)
+            if self._stale_families(entry, agency_codes, basis):
+                return None
+            self._note_asked(key)  # a hit only: a miss falls back to another question, noted there
+            return entry[2]
 
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)

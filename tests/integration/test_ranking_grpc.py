@@ -290,3 +290,48 @@ def test_a_signalled_write_wakes_a_watch_at_once(clean_chdb, rules_dir):
         stream.cancel()
     finally:
         server.stop()
+
+
+def test_the_next_minutes_score_is_counted_before_the_minute_turns(clean_chdb, rules_dir):
+    """Warming counts an open period's question at the next minute's instant before it
+    comes: at the turn the score is answered without a count, and is the score of that
+    instant (a dossier due within the minute turns late), as a service without a cache gives."""
+    import asyncio
+
+    from dti.events.v1.events_pb2 import EventBatch
+    from services.aggregator.processor import Aggregator
+    from services.aggregator.store import ClickHouseStateStore
+    from tests.factories import dossier_received, ms
+    from tests.fakes import DeadLetters
+
+    agency, period = "000.00.11.H56", "2026-10-05"
+    batch = EventBatch(events=[dossier_received("DUE-0930", "2026-10-05 08:00", "2026-10-05 09:30:30",
+                                                agency=agency)]).SerializeToString()
+    asyncio.run(Aggregator(ClickHouseStateStore(clean_chdb), DeadLetters()).process([batch]))
+    wall = [ms("2026-10-05 09:30") + 5_000]
+    counted = []
+
+    class CountingMeasures(ClickHouseMeasures):
+        def measures(self, agency_codes, *args, **kwargs):
+            counted.append(args[2])  # judged at
+            return super().measures(agency_codes, *args, **kwargs)
+
+    measures = CachedMeasures(CountingMeasures(clean_chdb), version_ttl_s=60, judge_step_ms=60_000,
+                              warm_lead_ms=10_000, wall_clock_ms=lambda: wall[0])
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025", measures,
+                             clock_ms=lambda: wall[0])
+    uncached = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+                              ClickHouseMeasures(clean_chdb), clock_ms=lambda: wall[0])
+
+    def on_time(scored):
+        return {i.code: (i.numerator, i.denominator) for i in scored.score.indicators}["dossier_on_time_rate"]
+
+    assert on_time(service.agency_score(agency, period)) == (1, 1)  # not yet due at 09:30
+    wall[0] = ms("2026-10-05 09:31") - 4_000
+    assert measures.warm_next_judgement() == 1
+    assert counted[-1] == ms("2026-10-05 09:31")
+    wall[0] = ms("2026-10-05 09:31") + 1_000
+    before = len(counted)
+    turned = service.agency_score(agency, period)
+    assert len(counted) == before  # answered from the warmed count
+    assert on_time(turned) == on_time(uncached.agency_score(agency, period)) == (0, 1)  # due 09:30:30: late now
