@@ -3,7 +3,9 @@
     python -m bench.grpc_load TARGET KIND SECONDS CONCURRENCY [RATE]
 
 KIND: health (the empty unary baseline), score (GetAgencyScore over the departments) or
-ranking (ListRanking of the departments). Prints requests/s and latency percentiles."""
+ranking (ListRanking of the departments). Prints requests/s and latency percentiles; with
+RATE, a call's latency runs from when it was due (since 2026-11-30: before, from when it was
+sent, which hid the calls held behind a stall)."""
 from __future__ import annotations
 
 import asyncio
@@ -60,14 +62,16 @@ async def main(target: str, kind: str, seconds: float, concurrency: int, rate: f
                     await call(index)
                 except grpc.RpcError:
                     errors += 1
-                latencies.append(time.perf_counter() - begun)
+                # Paced: from when the call was due, so that a stalled server's backlog counts
+                # (measured from the send, the calls held behind a stall would look fast).
+                latencies.append(time.perf_counter() - (due if rate else begun))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     print(json.dumps({"kind": kind, "requests_per_s": len(latencies) / elapsed, "errors": errors,
                       "p50_ms": 1000 * latencies[len(latencies) // 2],
-                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)]}))
+                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "max_ms": 1000 * latencies[-1]}))
 
 
 if __name__ == "__main__":
