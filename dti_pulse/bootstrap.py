@@ -75,9 +75,10 @@ def build_aggregator(settings: Settings):
                                              settings.dead_letter_topic: 1})
     from dti_pulse.clickhouse import get_client, write_signal
 
-    store = ClickHouseStateStore(clickhouse_client(settings, "aggregator"),
-                                 on_write=write_signal(settings.effective_clickhouse_dsn).notify,
-                                 document_client=get_client(settings.effective_clickhouse_dsn, "aggregator-documents"))
+    dsn = settings.effective_clickhouse_dsn
+    store = ClickHouseStateStore(clickhouse_client(settings, "aggregator"), on_write=write_signal(dsn).notify,
+                                 document_client=get_client(dsn, "aggregator-documents"),
+                                 activity_client=get_client(dsn, "aggregator-activity"))
     return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
 
 

@@ -264,13 +264,17 @@ class Aggregator:
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
+        writes = []
         if prepared.dossier_rows or prepared.document_rows:
-            await self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows, prepared.day_pairs,
-                                 prepared.changed)
-        # After the states, in a call of its own so a retry never counts twice. A crash
-        # between the two loses this batch from the live activity (never from the scores).
+            writes.append(self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows,
+                                         prepared.day_pairs, prepared.changed))
+        # Beside the states (the store gives it a connection of its own: the next batch's
+        # states wait for this commit), in a call of its own so a retry never counts twice.
+        # A crash after the states are written loses this batch from the live activity
+        # (never from the scores), as the offsets are acknowledged after both.
         if prepared.activity_rows:
-            await self._retrying(self.store.write_activity, prepared.activity_rows)
+            writes.append(self._retrying(self.store.write_activity, prepared.activity_rows))
+        await asyncio.gather(*writes)
         # Only written states enter the cache; until then they are found in _unwritten.
         for key, merged in prepared.updates.items():
             self.cache.put(key, merged)

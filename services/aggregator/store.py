@@ -24,12 +24,14 @@ def decode_events(blob: bytes) -> list[Event]:
 
 
 class ClickHouseStateStore:
-    def __init__(self, client, on_write=lambda kind, changed=None: None, document_client=None):
-        """document_client: a connection of its own for the document states, inserted beside
-        the dossiers' (each insert is ~25 ms of mostly fixed cost; chDB runs them apart,
-        without the GIL). Without it, the two inserts take turns on client."""
+    def __init__(self, client, on_write=lambda kind, changed=None: None, document_client=None, activity_client=None):
+        """document_client, activity_client: connections of their own for the document
+        states, inserted beside the dossiers', and for the live activity, written beside
+        both (each insert is ~25 ms of mostly fixed cost; chDB runs them apart, mostly
+        without the GIL). Without them, the inserts take turns on client."""
         self.client = client
         self.document_client = document_client or client
+        self.activity_client = activity_client or client
         self._document_writer = ThreadPoolExecutor(1, thread_name_prefix="document-states")
         # Told after each write, (kind, {family: agencies} changed): ranking, in this process, reads the change at once.
         self.on_write = on_write
@@ -67,7 +69,7 @@ class ClickHouseStateStore:
                         yield kind, entity_id
 
     def write_activity(self, activity_rows: list) -> None:
-        self.client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
+        self.activity_client.insert("activity_minute", activity_rows, column_names=ACTIVITY_NAMES)
         self.on_write("activity", None)
 
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]:

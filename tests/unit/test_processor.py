@@ -195,3 +195,28 @@ def test_an_unreadable_stored_state_sends_its_new_events_to_dead_letters_and_the
     assert stats.dead_letters == 1 and "stored dossier state unreadable" in dead[0][1]
     assert EventBatch.FromString(dead[0][0]).events[0].event_id == ACCEPTED.event_id
     assert ("dossier", "D2") in store.rows and store.rows[("dossier", "D1")][-1].startswith(b"\xff")
+
+
+def test_the_live_activity_is_written_beside_the_states():
+    """The next batch's states wait for this batch's whole commit: the activity insert runs
+    beside the states' write, not after it (here the states' write looks, for up to 2 s,
+    whether the activity insert has begun)."""
+    import threading
+
+    activity_begun = threading.Event()
+    seen_beside = []
+
+    class BesideStore(FakeStore):
+        def write(self, *args, **kwargs):
+            # Not an assertion here: the aggregator retries whatever a write raises.
+            seen_beside.append(activity_begun.wait(2))
+            super().write(*args, **kwargs)
+
+        def write_activity(self, activity_rows):
+            activity_begun.set()
+            super().write_activity(activity_rows)
+
+    store = BesideStore()
+    run(Aggregator(store, DeadLetters()).process([envelope(RECEIVED, ACCEPTED)]))
+    assert seen_beside == [True], "the activity was not written beside the states"
+    assert ("dossier", "D1") in store.rows and sum(row[-2] for row in store.activity) == 2
