@@ -380,7 +380,12 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         before_turn = 60 - time.time() % 60 - 15
         time.sleep(before_turn if before_turn > 0 else before_turn + 60)
         lookups["score_across_turn"] = grpc_load("score", seconds=20.0, concurrency=32, rate=1000)
-    return {"freshness": {via: {"p50_ms": 1000 * _percentile(seconds, 0.5), "p99_ms": 1000 * _percentile(seconds, 0.99)}
+    # With 100 probes a way, p99 is the slowest probe: the JSON keeps every probe, and the
+    # table says how many missed 500 ms.
+    return {"freshness": {via: {"p50_ms": 1000 * _percentile(seconds, 0.5), "p90_ms": 1000 * _percentile(seconds, 0.9),
+                                "p99_ms": 1000 * _percentile(seconds, 0.99),
+                                "over_500_ms": sum(s > 0.5 for s in seconds),
+                                "probes_ms": sorted(round(1000 * s, 1) for s in seconds)}
                           for via, seconds in freshness.items()},
             "kafka_p50_ms": 1000 * _percentile(kafka, 0.5), "kafka_p99_ms": 1000 * _percentile(kafka, 0.99),
             "background_events_per_s": background_rate, "probes": probes, "lookups": lookups}
@@ -680,7 +685,9 @@ def main() -> int:
         for via, figures in live["freshness"].items():
             how = "WatchAgencyScore push" if via == "watch" else "GetAgencyScore polled every 5 ms"
             table.append({"scenario": f"freshness (ingest 2xx -> {how}, {live['background_events_per_s']:,} events/s background)",
-                          "figure": f"p50 {figures['p50_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms",
+                          "figure": f"p50 {figures['p50_ms']:.0f} ms, p90 {figures['p90_ms']:.0f} ms, "
+                                    f"p99 {figures['p99_ms']:.0f} ms ({figures['over_500_ms']} of "
+                                    f"{len(figures['probes_ms'])} over 500 ms)",
                           "baseline": f"Kafka produce -> consume p50 {live['kafka_p50_ms']:.0f} ms, p99 {live['kafka_p99_ms']:.0f} ms",
                           "ratio": round(figures["p99_ms"] / live["kafka_p99_ms"], 2),
                           "target": "p99 <= 500 ms", "pass": figures["p99_ms"] <= 500})
