@@ -258,83 +258,82 @@ class JudgedStore(PerAgencyStore):
         return super().measures(codes, start, end, judged, as_of, families)
 
 
+MINUTE = 60_000
+
+
+def warming_cache(wall: list, **kwargs) -> tuple[JudgedStore, CachedMeasures]:
+    """A cache that warms the next minute 10 s ahead, on the wall clock wall[0]."""
+    store = JudgedStore()
+    return store, CachedMeasures(store, clock=lambda: 0.0, judge_step_ms=MINUTE, warm_lead_ms=10_000,
+                                 wall_clock_ms=lambda: wall[0], **kwargs)
+
+
 def test_questions_asked_this_minute_are_counted_before_the_next_minute_turns():
     from dti_pulse.clickhouse import WriteSignal
 
-    minute, day_end = 60_000, 100 * 60_000
-    wall = [10 * minute + 5_000]
-    store, signal = JudgedStore(), WriteSignal()
-    cache = CachedMeasures(store, version_ttl_s=60, clock=lambda: 0.0, changes=signal, judge_step_ms=minute,
-                           warm_lead_ms=10_000, wall_clock_ms=lambda: wall[0])
-    cache.measures(["A"], 0, day_end, 10 * minute)  # an open period, judged this minute
-    cache.measures(["B"], 0, day_end, 9 * minute)  # asked last minute, not this one
-    cache.measures(["A"], 0, 10 * minute, 10 * minute)  # a period already over: its answer does not turn
-    cache.measures(["A"], 0, day_end, 10 * minute, as_of_ms=5)  # as of an instant: neither
+    day_end = 100 * MINUTE
+    wall = [10 * MINUTE + 5_000]
+    signal = WriteSignal()
+    store, cache = warming_cache(wall, version_ttl_s=60, changes=signal)
+    cache.measures(["A"], 0, day_end, 10 * MINUTE)  # an open period, judged this minute
+    cache.measures(["B"], 0, day_end, 9 * MINUTE)  # asked last minute, not this one
+    cache.measures(["A"], 0, 10 * MINUTE, 10 * MINUTE)  # a period already over: its answer does not turn
+    cache.measures(["A"], 0, day_end, 10 * MINUTE, as_of_ms=5)  # as of an instant: neither
     asked_before = len(store.judged)
 
     assert cache.warm_next_judgement() == 0  # 55 s before the turn: too early
-    wall[0] = 11 * minute - 8_000
+    wall[0] = 11 * MINUTE - 8_000
     assert cache.warm_next_judgement() == 1
-    assert store.judged[asked_before:] == [(("A",), 11 * minute)]
+    assert store.judged[asked_before:] == [(("A",), 11 * MINUTE)]
     assert cache.warm_next_judgement() == 0  # once a minute
 
-    wall[0] = 11 * minute + 1
+    wall[0] = 11 * MINUTE + 1
     queries = store.queries
-    assert cache.measures(["A"], 0, day_end, 11 * minute)["A"]["dossiers_received"] == 1
+    assert cache.measures(["A"], 0, day_end, 11 * MINUTE)["A"]["dossiers_received"] == 1
     assert store.queries == queries  # the turn costs no count
 
     # A write after the round leaves the warmed entry stale, as any entry.
-    wall[0] = 12 * minute - 5_000
+    wall[0] = 12 * MINUTE - 5_000
     assert cache.warm_next_judgement() == 1  # A was asked at 11 min
     store.counts["A"] = 7
     signal.notify("measures", {"dossier": ["A"]})
-    wall[0] = 12 * minute
-    assert cache.measures(["A"], 0, day_end, 12 * minute)["A"]["dossiers_received"] == 7
+    wall[0] = 12 * MINUTE
+    assert cache.measures(["A"], 0, day_end, 12 * MINUTE)["A"]["dossiers_received"] == 7
 
     # The warming's own counting is not an asking: nobody asked at 12 min, so nothing is warmed for 13.
-    cache_quiet = CachedMeasures(JudgedStore(), clock=lambda: 0.0, judge_step_ms=minute, warm_lead_ms=10_000,
-                                 wall_clock_ms=lambda: wall[0])
-    wall[0] = 12 * minute + 1
-    cache_quiet.measures(["A"], 0, day_end, 12 * minute)
-    wall[0] = 13 * minute - 1_000
+    _, cache_quiet = warming_cache(wall)
+    wall[0] = 12 * MINUTE + 1
+    cache_quiet.measures(["A"], 0, day_end, 12 * MINUTE)
+    wall[0] = 13 * MINUTE - 1_000
     assert cache_quiet.warm_next_judgement() == 1
-    wall[0] = 14 * minute - 1_000
+    wall[0] = 14 * MINUTE - 1_000
     assert cache_quiet.warm_next_judgement() == 0
 
 
 def test_a_period_that_ends_at_the_turn_is_warmed_at_its_end():
-    minute = 60_000
-    wall = [11 * minute - 3_000]
-    store = JudgedStore()
-    cache = CachedMeasures(store, clock=lambda: 0.0, judge_step_ms=minute, warm_lead_ms=10_000,
-                           wall_clock_ms=lambda: wall[0])
-    cache.measures(["A"], 0, 10 * minute + 30_000, 10 * minute)
+    wall = [11 * MINUTE - 3_000]
+    store, cache = warming_cache(wall)
+    cache.measures(["A"], 0, 10 * MINUTE + 30_000, 10 * MINUTE)
     assert cache.warm_next_judgement() == 1
-    assert store.judged[-1] == (("A",), 10 * minute + 30_000)
+    assert store.judged[-1] == (("A",), 10 * MINUTE + 30_000)
 
 
 def test_warming_stops_at_the_turn_most_recently_asked_first():
-    minute = 60_000
-    wall = [11 * minute - 2_000]
-    store = JudgedStore()
-    cache = CachedMeasures(store, clock=lambda: 0.0, judge_step_ms=minute, warm_lead_ms=10_000,
-                           wall_clock_ms=lambda: wall[0])
-    cache.measures(["A"], 0, 100 * minute, 10 * minute)
-    cache.measures(["B"], 0, 100 * minute, 10 * minute)
-    store.during_query = lambda: wall.__setitem__(0, 11 * minute)  # the first count runs past the turn
+    wall = [11 * MINUTE - 2_000]
+    store, cache = warming_cache(wall)
+    cache.measures(["A"], 0, 100 * MINUTE, 10 * MINUTE)
+    cache.measures(["B"], 0, 100 * MINUTE, 10 * MINUTE)
+    store.during_query = lambda: wall.__setitem__(0, 11 * MINUTE)  # the first count runs past the turn
     assert cache.warm_next_judgement() == 1
-    assert store.judged[-1] == (("B",), 11 * minute)
+    assert store.judged[-1] == (("B",), 11 * MINUTE)
 
 
 def test_a_question_first_asked_after_the_minutes_first_round_is_warmed_by_the_next_round():
-    minute = 60_000
-    wall = [11 * minute - 9_000]
-    store = JudgedStore()
-    cache = CachedMeasures(store, clock=lambda: 0.0, judge_step_ms=minute, warm_lead_ms=10_000,
-                           wall_clock_ms=lambda: wall[0])
-    cache.measures(["A"], 0, 100 * minute, 10 * minute)
+    wall = [11 * MINUTE - 9_000]
+    store, cache = warming_cache(wall)
+    cache.measures(["A"], 0, 100 * MINUTE, 10 * MINUTE)
     assert cache.warm_next_judgement() == 1
-    cache.measures(["B"], 0, 100 * minute, 10 * minute)
+    cache.measures(["B"], 0, 100 * MINUTE, 10 * MINUTE)
     wall[0] += 1_000
     assert cache.warm_next_judgement() == 1
-    assert store.judged[-1] == (("B",), 11 * minute)
+    assert store.judged[-1] == (("B",), 11 * MINUTE)
