@@ -60,11 +60,13 @@ class CachedMeasures:
                  wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
         self.store = store
         self.judge_step_ms = judge_step_ms
+        # 0 (no warming) also without a step: a positive lead implies one
         self.warm_lead_ms = max(0, min(warm_lead_ms, judge_step_ms // 2))
         self._wall_clock_ms = wall_clock_ms
         self._asked: dict[tuple, int] = {}  # open questions' keys -> the judgement instant they were last asked at
         self._warmed_for = None  # the step whose questions self._warmed are
         self._warmed: set[tuple] = set()  # questions already counted at the next step's instant
+        # Several rounds within the lead: questions first asked after the first round are warmed too.
         self._warmer = BackgroundLoop("judgement-warmer", self.warm_next_judgement,
                                       max(0.05, min(1.0, self.warm_lead_ms / 4000)), "next judgement not warmed")
         self.version_ttl_s = version_ttl_s
@@ -161,7 +163,7 @@ class CachedMeasures:
         if store_refresh:
             store_refresh()
         self._refresher.start()
-        if self.judge_step_ms > 0 and self.warm_lead_ms > 0:
+        if self.warm_lead_ms > 0:
             self._warmer.start()
 
     def stop_refreshing(self) -> None:
@@ -198,7 +200,7 @@ class CachedMeasures:
         """Remembers an open period's question (judged before its end, not as of an
         instant) for the next warming round; called with the lock held."""
         _, _, end_ms, judged_at_ms, as_of_ms = key
-        if self.judge_step_ms > 0 and self.warm_lead_ms > 0 and as_of_ms is None and judged_at_ms < end_ms:
+        if self.warm_lead_ms > 0 and as_of_ms is None and judged_at_ms < end_ms:
             self._asked.pop(key, None)  # to the end: the first key is the longest unasked
             self._asked[key] = judged_at_ms
             if len(self._asked) > self.capacity:
