@@ -1,12 +1,17 @@
 """Test doubles for the aggregator's ports (unit tests only; integration tests use chDB)."""
 from dti.events.v1.events_pb2 import EventBatch
+from services.aggregator.processor import RowsRejected
 from services.aggregator.store import decode_events
 
 
 class FakeStore:
-    def __init__(self, fail_writes: int = 0):
+    def __init__(self, fail_writes: int = 0, rejects=lambda row: False):
+        """rejects(row): whether the store refuses that state row, as ClickHouse does a value
+        outside its column's type (the whole write fails, nothing of it is kept)."""
         self.rows: dict[tuple, tuple] = {}
         self.fail_writes = fail_writes
+        self.rejects = rejects
+        self.writes = 0
         self.loads = 0
         self.activity: list[tuple] = []
         self.dirty_days: set[tuple] = set()
@@ -34,6 +39,9 @@ class FakeStore:
         if self.fail_writes:
             self.fail_writes -= 1
             raise ConnectionError("ClickHouse away")
+        self.writes += 1
+        if any(self.rejects(row) for row in (*dossier_rows, *document_rows)):
+            raise RowsRejected("dossier_state: value out of range")
         for row in dossier_rows:
             self.rows[("dossier", row[0])] = row
         for row in document_rows:

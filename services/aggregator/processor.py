@@ -23,12 +23,18 @@ from dti_pulse.events import activity_type, encode_envelope
 log = logging.getLogger(__name__)
 
 
+class RowsRejected(Exception):
+    """The store can never hold these rows as they are (a value outside its column's type):
+    retrying cannot help, unlike ClickHouse being away. Raised by StateStore.write."""
+
+
 class StateStore(Protocol):
     def load(self, keys) -> dict[tuple, bytes]: ...  # each stored key's events, as EventBatch bytes
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
     # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
     # changed: family -> the agencies whose counts of that family the rows change (told to ranking)
+    # Idempotent (a state row rewritten is the same state); raises RowsRejected for rows it cannot hold.
     def write(self, dossier_rows: list, document_rows: list, day_pairs: set, changed: dict) -> None: ...
     def write_activity(self, activity_rows: list) -> None: ...
 
@@ -56,6 +62,7 @@ class PreparedBatch:
     activity_rows: list
     day_pairs: set
     changed: dict  # family ("dossier" | "document") -> the agencies whose counts of it the batch changes
+    fresh: dict  # state key -> its new events (EventBatch bytes), for the dead letters if its row is rejected
 
 
 class ActivityCounter:
@@ -203,7 +210,7 @@ class Aggregator:
                 incoming[key].append(event)
 
         known_envelopes = await self._known_envelopes(list(incoming))
-        dossier_rows, document_rows, updates = [], [], {}
+        dossier_rows, document_rows, updates, fresh_payloads = [], [], {}, {}
         touched_days: set[tuple[str, int]] = set()
         changed: dict[str, set[str]] = {"dossier": set(), "document": set()}
         recalled_documents = []
@@ -245,7 +252,8 @@ class Aggregator:
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
                 recalled_documents.append(key[1])  # the document stops counting for every side
             # Repeated fields concatenate: the known events' bytes are kept, only the new encoded.
-            merged = envelope + encode_envelope([event.SerializeToString() for event in fresh])
+            fresh_payloads[key] = encode_envelope([event.SerializeToString() for event in fresh])
+            merged = envelope + fresh_payloads[key]
             row = (*summary, merged)
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
             updates[key] = merged
@@ -260,14 +268,14 @@ class Aggregator:
             touched_days |= sides
             changed["document"].update(agency for agency, _ in sides)
         stats.states_written = len(updates)
-        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days, changed)
+        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days, changed,
+                             fresh_payloads)
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         writes = []
         if prepared.dossier_rows or prepared.document_rows:
-            writes.append(self._retrying(self.store.write, prepared.dossier_rows, prepared.document_rows,
-                                         prepared.day_pairs, prepared.changed))
+            writes.append(self._write_states(prepared, prepared.dossier_rows, prepared.document_rows))
         # Beside the states (the store gives it a connection of its own: the next batch's
         # states wait for this commit), in a call of its own so a retry never counts twice.
         # A crash after the states are written loses this batch from the live activity
@@ -280,6 +288,37 @@ class Aggregator:
             self.cache.put(key, merged)
             if self._unwritten.get(key) is merged:
                 del self._unwritten[key]
+
+    async def _write_states(self, prepared: "PreparedBatch", dossier_rows: list, document_rows: list) -> None:
+        """Writes the rows; when the store rejects some, finds them by halving (a rejection
+        is rare, and the halves are written again: writes are idempotent) and sends each
+        rejected state's new events to the dead letters, so the rest of the partition goes
+        on. Its stored state stays as it was. (In a batch already prepared, the same state's
+        row carries the same value: its events follow these to the dead letters.)"""
+        try:
+            await self._retrying(self.store.write, dossier_rows, document_rows, prepared.day_pairs, prepared.changed)
+            return
+        except RowsRejected as exc:
+            rejection = exc
+        rows = [*(("dossier", row) for row in dossier_rows), *(("document", row) for row in document_rows)]
+        if len(rows) > 1:
+            for half in (rows[:len(rows) // 2], rows[len(rows) // 2:]):
+                await self._write_states(prepared, [row for family, row in half if family == "dossier"],
+                                         [row for family, row in half if family == "document"])
+            return
+        family, row = rows[0]
+        key = ("dossier", row[0]) if family == "dossier" else ("document", row[0], row[1])
+        events = EventBatch.FromString(prepared.fresh[key]).events
+        reason = f"cannot store {family} state {row[0]!r}: {rejection}"
+        for event in events:
+            await self._reject(prepared.stats, EventBatch(events=[event]).SerializeToString(), reason)
+        prepared.stats.new_events -= len(events)
+        prepared.stats.states_written -= 1
+        # Neither cached nor seen by later batches: the next event of this state is folded
+        # onto what the store holds.
+        merged = prepared.updates.pop(key)
+        if self._unwritten.get(key) is merged:
+            del self._unwritten[key]
 
     async def _reject(self, stats: BatchStats, payload: bytes, reason: str) -> None:
         stats.dead_letters += 1
@@ -309,6 +348,8 @@ class Aggregator:
         while True:
             try:
                 return await asyncio.to_thread(call, *args)
+            except RowsRejected:
+                raise  # the rows' fault, not ClickHouse's: waiting would block the partition for good
             except Exception as exc:
                 log.error("ClickHouse call %s failed, retrying in %.1fs: %s", call.__name__, self.write_retry_s, exc)
                 await asyncio.sleep(self.write_retry_s)

@@ -4,9 +4,12 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from clickhouse_connect.driver.exceptions import DataError
+
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
 from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from services.aggregator.processor import RowsRejected
 
 # Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
 # and nobody has marked it dirty for SNAPSHOT_QUIET_MS (see write). A long quiet period
@@ -111,7 +114,11 @@ class ClickHouseStateStore:
 
         def insert(family, client, table, rows, names):
             if rows:
-                client.insert(table, rows, column_names=names)
+                try:
+                    client.insert(table, rows, column_names=names)
+                except DataError as exc:  # a value its column cannot hold: raised before it is sent
+                    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+                    raise RowsRejected(f"{table}: {str(exc).splitlines()[0]}{cause}") from exc
             # changed (the aggregator's {family: agencies}) lets ranking keep the other agencies'
             # counts cached, and recount a family as soon as its own insert is done.
             if changed is not None and changed.get(family):

@@ -12,6 +12,7 @@ from services.aggregator.app import DEAD_LETTER_REASON_HEADER
 from services.ingest.validation import to_event
 from tests import scenario
 from tests.conftest import poll, ranking_stub, service_env, wait_for_port
+from tests.factories import dossier_received
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +23,12 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, top
     ensure_topics(broker.bootstrap, {events_topic: 1, dlq_topic: 1})
     registry = load_registry(DEFAULT_AGENCIES)
     good = EventBatch(events=[to_event(raw, registry, "lgsp", 0) for raw in scenario.EVENTS]).SerializeToString()
+    # A state chDB cannot hold (an event that skipped ingest's checks: channel 300 for a UInt8).
+    out_of_range = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY, channel=300)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     # Garbage first, on the only partition: if it blocked, the scenario would never score.
     producer.send(events_topic, value=b"\x08\x96\x01 definitely not an EventBatch").get(10)
+    producer.send(events_topic, value=EventBatch(events=[out_of_range]).SerializeToString()).get(10)
     producer.send(events_topic, value=good).get(10)
     producer.close()
 
@@ -38,11 +42,12 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, top
 
     consumer = KafkaConsumer(dlq_topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
                              group_id=None, consumer_timeout_ms=20000)
-    dead = next(iter(consumer))
+    undecodable, unstorable = [message for message, _ in zip(consumer, range(2))]
     consumer.close()
-    reasons = dict(dead.headers)
-    assert dead.value.startswith(b"\x08\x96\x01")
-    assert b"undecodable EventBatch" in reasons[DEAD_LETTER_REASON_HEADER]
+    assert undecodable.value.startswith(b"\x08\x96\x01")
+    assert b"undecodable EventBatch" in dict(undecodable.headers)[DEAD_LETTER_REASON_HEADER]
+    assert [e.event_id for e in EventBatch.FromString(unstorable.value).events] == [out_of_range.event_id]
+    assert dict(unstorable.headers)[DEAD_LETTER_REASON_HEADER].startswith(b"cannot store dossier state 'BAD'")
 
 
 def test_events_that_trickle_in_do_not_wait_out_the_batch_window(broker, topic_names, services, tmp_path):

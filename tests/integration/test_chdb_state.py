@@ -45,6 +45,30 @@ def test_scenario_measures_are_exact_and_survive_redelivery(clean_chdb):
     assert len(ranking.entries) == 20
 
 
+def test_a_state_chdb_cannot_hold_goes_to_dead_letters_and_the_rest_is_scored(clean_chdb):
+    """An event that skipped ingest's checks (a channel of 300, for a UInt8 column) among the
+    scenario's: chDB refuses its dossier's row, the aggregator sends its events to dead
+    letters with the reason, and writes the rest instead of retrying the batch forever."""
+    from dti.events.v1.events_pb2 import EventBatch
+    from tests.factories import dossier_received
+
+    bad = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY, channel=300)
+    dead = DeadLetters()
+    envelopes = bus_envelopes(scenario.EVENTS, per_envelope=7)
+    envelopes.insert(2, EventBatch(events=[bad]).SerializeToString())
+    stats = asyncio.run(asyncio.wait_for(Aggregator(ClickHouseStateStore(clean_chdb), dead, write_retry_s=0.05)
+                                         .process(envelopes), 60))
+    assert stats.dead_letters == 1 and stats.new_events == len(scenario.EVENTS)
+    payload, reason = dead[0]
+    assert EventBatch.FromString(payload).events[0].event_id == bad.event_id
+    assert reason.startswith("cannot store dossier state 'BAD': dossier_state:") and "channel" in reason, reason
+    assert clean_chdb.query("SELECT count() FROM dossier_state WHERE dossier_id = 'BAD'").result_rows == [(0,)]
+    period = parse_period(scenario.PERIOD)
+    measures = ClickHouseMeasures(clean_chdb).measures([scenario.AGENCY], period.start_ms, period.end_ms,
+                                                       period.judged_at_ms(10**15))
+    assert measures[scenario.AGENCY] == scenario.EXPECTED_MEASURES
+
+
 def test_state_rows_are_replaced_not_added(clean_chdb):
     store = ClickHouseStateStore(clean_chdb)
     aggregator = Aggregator(store, DeadLetters())

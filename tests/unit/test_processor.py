@@ -220,3 +220,48 @@ def test_the_live_activity_is_written_beside_the_states():
     run(Aggregator(store, DeadLetters()).process([envelope(RECEIVED, ACCEPTED)]))
     assert seen_beside == [True], "the activity was not written beside the states"
     assert ("dossier", "D1") in store.rows and sum(row[-2] for row in store.activity) == 2
+
+
+def test_a_state_the_store_rejects_sends_its_new_events_to_dead_letters_and_the_rest_is_written():
+    """A value the store can never hold (ClickHouse refuses it in its column) must not make
+    the aggregator retry the batch forever and block the partition."""
+    store, dead = FakeStore(rejects=lambda row: row[0] == "BAD"), DeadLetters()
+    good = [dossier_received(f"D{i}", "2026-10-01 08:00", "2026-10-03 17:00") for i in range(2, 10)]
+    bad = [dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", channel=300),
+           dossier_status("BAD", 2, "2026-10-01 09:00")]
+    document = document_transfer("document_sent", "DOC1", "2026-10-01 08:00")
+    aggregator = Aggregator(store, dead, write_retry_s=0)
+    # Within 10 s: a store error retried forever would never return.
+    stats = run(asyncio.wait_for(aggregator.process([envelope(*good[:4], *bad, document, *good[4:])]), 10))
+    assert {key[1] for key in store.rows} == {f"D{i}" for i in range(2, 10)} | {"DOC1"}
+    assert [EventBatch.FromString(payload).events[0].event_id for payload, _ in dead] == [e.event_id for e in bad]
+    assert all(reason.startswith("cannot store dossier state 'BAD': dossier_state: value out of range")
+               for _, reason in dead)
+    assert (stats.dead_letters, stats.new_events, stats.states_written) == (2, 9, 9)
+    assert store.writes <= 2 * 4 + 1  # found by halving 10 rows, not row by row
+
+    # The rejected events are in no state: the next event of BAD is folded onto what the store holds.
+    store.rejects = lambda row: False
+    later = dossier_status("BAD", 4, "2026-10-01 10:00")
+    run(aggregator.process([envelope(later)]))
+    assert [e.event_id for e in EventBatch.FromString(store.rows[("dossier", "BAD")][-1]).events] == [later.event_id]
+
+
+def test_a_rejected_state_takes_its_events_of_a_batch_already_prepared_to_dead_letters():
+    """Batch N+1 is folded while N is written: its row of the rejected state carries the
+    rejected events too, so it is rejected and its events follow them (none are stored)."""
+    store, dead = FakeStore(rejects=lambda row: row[0] == "BAD"), DeadLetters()
+    aggregator = Aggregator(store, dead, write_retry_s=0)
+    received = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", channel=300)
+    accepted = dossier_status("BAD", 2, "2026-10-01 09:00")
+
+    async def pipelined():
+        first = await aggregator.prepare([envelope(received, RECEIVED)])
+        second = await aggregator.prepare([envelope(accepted)])
+        await aggregator.commit(first)
+        await aggregator.commit(second)
+
+    run(asyncio.wait_for(pipelined(), 10))
+    assert [EventBatch.FromString(payload).events[0].event_id for payload, _ in dead] == \
+        [received.event_id, accepted.event_id]
+    assert set(store.rows) == {("dossier", "D1")}
