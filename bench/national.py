@@ -90,17 +90,10 @@ def document_chunk(rng, province: int, start: int, count: int, sent: bool) -> pa
     return pa.table([columns[name] for name in column_names(DOCUMENT_COLUMNS)], names=column_names(DOCUMENT_COLUMNS))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("path")
-    parser.add_argument("--provinces", type=int, default=34)
-    parser.add_argument("--settle", type=float, default=600, help="seconds to let merges finish")
-    args = parser.parse_args()
-    client = get_client(f"chdb://{args.path}")
-    migrate(client)
-    rng = np.random.default_rng(34)
-    started, rows = time.perf_counter(), 0
-    for province in range(args.provinces):
+def load_provinces(client, provinces: int, seed: int = 34) -> int:
+    """Loads the provinces' 2022 state rows in bulk, as history; returns how many rows."""
+    rng, rows, started = np.random.default_rng(seed), 0, time.perf_counter()
+    for province in range(provinces):
         for start in range(0, DOSSIERS, CHUNK):
             count = min(CHUNK, DOSSIERS - start)
             client.insert_arrow("dossier_state", dossier_chunk(rng, province, start, count))
@@ -110,8 +103,21 @@ def main() -> int:
                 count = min(CHUNK, total - start)
                 client.insert_arrow("document_state", document_chunk(rng, province, start, count, sent))
                 rows += count
-        print(f"province {province + 1}/{args.provinces}: {rows:,} rows, {time.perf_counter() - started:.0f} s",
+        print(f"province {province + 1}/{provinces}: {rows:,} rows, {time.perf_counter() - started:.0f} s",
               file=sys.stderr, flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("path")
+    parser.add_argument("--provinces", type=int, default=34)
+    parser.add_argument("--settle", type=float, default=600, help="seconds to let merges finish")
+    args = parser.parse_args()
+    client = get_client(f"chdb://{args.path}")
+    migrate(client)
+    started = time.perf_counter()
+    rows = load_provinces(client, args.provinces)
     loaded_s = time.perf_counter() - started
     # Rows loaded in bulk bypass the aggregator, which marks the days it writes: mark them all,
     # then build their day snapshots the way ranking's background rounds do.

@@ -612,6 +612,18 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
             "latency_ms": latency, "baseline_latency_ms": baseline}
 
 
+def bench_history(work: Path, provinces: int) -> dict:
+    """The recount of the current day that follows each written batch, on state tables that
+    hold `provinces` provinces' year of history, beside the same day with no history
+    (bench/history.py, each in a process of its own: chDB lets a process own one path)."""
+    def run(with_provinces: int) -> dict:
+        path = (work / f"history-{with_provinces}").resolve()
+        return json.loads(subprocess.run([sys.executable, "-m", "bench.history", str(path), "--provinces",
+                                          str(with_provinces)], capture_output=True, check=True, cwd=ROOT).stdout)
+
+    return {"baseline": run(0), "history": run(provinces)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000, help="events in the ingest scenario")
@@ -620,9 +632,10 @@ def main() -> int:
     parser.add_argument("--aggregate-events", type=int, default=1_000_000, help="events in the aggregate scenario")
     parser.add_argument("--batch", type=int, default=1000, help="events per HTTP request")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--only", choices=["ingest", "aggregate", "live", "console", "replay", "national"],
+    parser.add_argument("--only", choices=["ingest", "aggregate", "live", "console", "replay", "national", "history"],
                         help="run one scenario")
     parser.add_argument("--provinces", type=int, default=34, help="provinces in the national scenario")
+    parser.add_argument("--history-provinces", type=int, default=1, help="provinces of history in the history scenario")
     parser.add_argument("--replay-events", type=int, default=4_400_000, help="events in the province replay")
     parser.add_argument("--probes", type=int, default=100, help="freshness probes")
     parser.add_argument("--live-rate", type=int, default=5000,
@@ -670,6 +683,8 @@ def main() -> int:
                 results["console"] = bench_console(broker.bootstrap, work, args.screens, min(args.probes, 20))
             if args.only in (None, "replay"):
                 results["replay"] = bench_replay(broker, work, args.replay_events)
+            if args.only in (None, "history"):
+                results["history"] = bench_history(work, args.history_provinces)
             if args.only in (None, "national"):
                 results["national"] = bench_national(work, args.provinces)
         finally:
@@ -751,6 +766,19 @@ def main() -> int:
                                               for name, v in national["baseline_latency_ms"].items()),
                       "ratio": round(worst / baseline_worst, 2), "target": "p99 <= 300 ms",
                       "pass": worst <= 300 and national["same_answer_as_baseline"]})
+    if "history" in results:
+        history, baseline = results["history"], results["history"]["baseline"]
+        for name, figures in history["history"]["recount"].items():
+            base = baseline["recount"][name]
+            table.append({"scenario": f"recount of the open day under {history['history']['history_rows']:,} state rows "
+                                      f"of history ({history['history']['provinces']} province-year"
+                                      f"{'s' if history['history']['provinces'] != 1 else ''}): {name}",
+                          "figure": f"p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms",
+                          "baseline": f"the same day, no history: p50 {base['p50_ms']:.1f} ms, p99 {base['p99_ms']:.1f} ms",
+                          "ratio": round(figures["p50_ms"] / base["p50_ms"], 2),
+                          # Ours, not issue 5's: what follows each batch must not grow with the years kept.
+                          "target": "p50 <= 2 x baseline",
+                          "pass": figures["p50_ms"] <= 2 * base["p50_ms"]})
     results["scenarios"] = table
     for row in table:
         print(f"{row['scenario']}\n    {row['figure']}  |  baseline {row['baseline']}  |  ratio {row['ratio']}  |  "
