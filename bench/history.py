@@ -17,7 +17,7 @@ import sys
 import time
 
 from bench.national import load_provinces
-from bench.run import simulated_events
+from bench.run import percentile, simulated_events
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.clickhouse import get_client
 from dti_pulse.config import DEFAULT_AGENCIES
@@ -41,9 +41,7 @@ def main() -> int:
     args = parser.parse_args()
     client = get_client(f"chdb://{args.path}")
     migrate(client)
-    started = time.perf_counter()
-    history_rows = load_provinces(client, args.provinces)
-    load_s = time.perf_counter() - started
+    history_rows, load_s = load_provinces(client, args.provinces)
 
     registry = load_registry(DEFAULT_AGENCIES)
     events = [to_event(raw, registry, "bench", int(time.time() * 1000)) for raw in simulated_events(args.events)]
@@ -69,8 +67,7 @@ def main() -> int:
             begun = time.perf_counter()
             measures.measures(codes, day_start, day_start + DAY_MS, judged_at)
             spent.append(1000 * (time.perf_counter() - begun))
-        spent.sort()
-        timings[name] = {"p50_ms": spent[len(spent) // 2], "p99_ms": spent[int(len(spent) * 0.99)]}
+        timings[name] = {"p50_ms": percentile(spent, 0.5), "p99_ms": percentile(spent, 0.99)}
     received_today = sum(found.get("dossiers_received", 0) for found in answers["department cohort, today"].values())
     print(json.dumps({"provinces": args.provinces, "history_rows": history_rows, "load_seconds": load_s,
                       "events_today": args.events, "department_dossiers_today": received_today,

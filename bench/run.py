@@ -250,7 +250,7 @@ async def _kafka_latency(bootstrap: str, probes: int) -> list[float]:
     return latencies
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
@@ -382,12 +382,12 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         lookups["score_across_turn"] = grpc_load("score", seconds=20.0, concurrency=32, rate=1000)
     # With 100 probes a way, p99 is the slowest probe: the JSON keeps every probe, and the
     # table says how many missed 500 ms.
-    return {"freshness": {via: {"p50_ms": 1000 * _percentile(seconds, 0.5), "p90_ms": 1000 * _percentile(seconds, 0.9),
-                                "p99_ms": 1000 * _percentile(seconds, 0.99),
+    return {"freshness": {via: {"p50_ms": 1000 * percentile(seconds, 0.5), "p90_ms": 1000 * percentile(seconds, 0.9),
+                                "p99_ms": 1000 * percentile(seconds, 0.99),
                                 "over_500_ms": sum(s > 0.5 for s in seconds),
                                 "probes_ms": sorted(round(1000 * s, 1) for s in seconds)}
                           for via, seconds in freshness.items()},
-            "kafka_p50_ms": 1000 * _percentile(kafka, 0.5), "kafka_p99_ms": 1000 * _percentile(kafka, 0.99),
+            "kafka_p50_ms": 1000 * percentile(kafka, 0.5), "kafka_p99_ms": 1000 * percentile(kafka, 0.99),
             "background_events_per_s": background_rate, "probes": probes, "lookups": lookups}
 
 
@@ -445,8 +445,8 @@ def bench_console(bootstrap: str, work: Path, clients: int, probes: int) -> dict
             else:
                 latencies.append(max(0.0, at - accepted_at))
     return {"clients": clients, "connected": watched["connected"], "probes": probes, "missed": missed,
-            "console_p50_ms": 1000 * _percentile(latencies, 0.5), "console_p99_ms": 1000 * _percentile(latencies, 0.99),
-            "direct_p50_ms": 1000 * _percentile(direct, 0.5), "direct_p99_ms": 1000 * _percentile(direct, 0.99),
+            "console_p50_ms": 1000 * percentile(latencies, 0.5), "console_p99_ms": 1000 * percentile(latencies, 0.99),
+            "direct_p50_ms": 1000 * percentile(direct, 0.5), "direct_p99_ms": 1000 * percentile(direct, 0.99),
             "console_peak_rss_mb": rss}
 
 
@@ -596,7 +596,7 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
                     call()
                     timings[name].append(time.perf_counter() - begun)
             rss = _peak_rss_mb(server.pid)
-        latency = {name: {"p50": 1000 * _percentile(v, 0.5), "p99": 1000 * _percentile(v, 0.99)}
+        latency = {name: {"p50": 1000 * percentile(v, 0.5), "p99": 1000 * percentile(v, 0.99)}
                    for name, v in timings.items()}
         return latency, rss, scored
 
