@@ -132,12 +132,11 @@ def main() -> int:
     # tables (up to --settle seconds of merging, reported).
     settle_started = time.perf_counter()
     while time.perf_counter() - settle_started < args.settle:
-        busy = client.query("SELECT count() FROM system.merges").result_rows[0][0]
-        parts = client.query("SELECT count() FROM system.parts WHERE active AND table IN "
-                             "('dossier_state', 'document_state', 'day_measures')").result_rows[0][0]
-        if not busy:
+        if not client.query("SELECT count() FROM system.merges").result_rows[0][0]:
             break
         time.sleep(2)
+    parts = client.query("SELECT count() FROM system.parts WHERE active AND table IN "
+                         "('dossier_state', 'document_state', 'day_measures')").result_rows[0][0]
     snapshot_rows = client.query("SELECT count() FROM day_measures FINAL").result_rows[0][0]
     print(json.dumps({"rows": rows, "seconds": loaded_s, "snapshot_seconds": snapshot_s, "snapshot_rows": snapshot_rows,
                       "settle_seconds": time.perf_counter() - settle_started,
