@@ -11,6 +11,10 @@ from dti_pulse.localtime import day_sql
 
 log = logging.getLogger(__name__)
 
+def column_names(columns_sql: str) -> list[str]:
+    return [line.strip().split()[0] for line in columns_sql.strip().splitlines()]
+
+
 # Columns shared by the state tables: written by the aggregator, read by ranking. Their
 # order is the order of the summary tuples in services/aggregator/state.py, then the blob.
 DOSSIER_COLUMNS = """
@@ -90,11 +94,46 @@ STATE_DAY_PAIRS_SQL = (
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
 MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
 
+# Where a state row sits in its table (migration 4): the local day it counts on, so that a
+# period's states are a range of the table, whatever the history kept. A state counting on
+# no day (a dossier not yet received) sits on UNPLACED; a document side counting on two days
+# (sent and received by the same agency on different days) sits on TWO_DAYS, read for every
+# period. services/aggregator/state.placement says the same in Python.
+UNPLACED = -1
+TWO_DAYS = -2
+PLACE_DAY_SQL = {
+    "dossier": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
+    "document": f"multiIf(sent = 1 AND received = 1 AND {day_sql('sent_at_ms')} != {day_sql('received_at_ms')}, "
+                f"{TWO_DAYS}, sent = 1, {day_sql('sent_at_ms')}, received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
+}
+# A state that moves to another place leaves a tombstone where it was: its old row again,
+# with this column set to 1 and the new version, so FINAL drops it there.
+TOMBSTONE_COLUMN = "is_deleted"
+
+
+def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column: str, indexes: str) -> list[str]:
+    """Rebuilds a state table sorted by (agency, place_day, id), in a copy swapped in at once.
+    Rerunnable after a crash at any step: the copy is made again from what `table` is then,
+    through FINAL, which hides superseded rows and tombstones."""
+    names = ", ".join(column_names(columns))
+    copy = f"{table}_rebuilt"
+    return [
+        f"DROP TABLE IF EXISTS {copy}",
+        f"CREATE TABLE {copy} ({columns}, {TOMBSTONE_COLUMN} UInt8 DEFAULT 0, "
+        f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL[family]}, {indexes}) "
+        f"ENGINE = ReplacingMergeTree(event_count, {TOMBSTONE_COLUMN}) ORDER BY (agency_code, place_day, {id_column})",
+        f"INSERT INTO {copy} ({names}) SELECT {names} FROM {table} FINAL",
+        f"EXCHANGE TABLES {table} AND {copy}",
+        f"DROP TABLE {copy}",
+    ]
+
+
 # The version column is the size of the entity's event set, which only grows, so the
 # newest state wins a merge and a redelivered event can never roll a state back.
 # Rows are sorted by agency first: a score reads one cohort's agencies, a small slice of a
-# national table. The aggregator's lookups by id use the bloom-filter skip indexes, and the
-# recall check skips every granule without a recalled document.
+# national table; then by the day they count on (migration 4). The aggregator's lookups by
+# id use the bloom-filter skip indexes, and the recall check skips every granule without a
+# recalled document.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "entity state tables", [
         f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS}, "
@@ -121,14 +160,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "CREATE TABLE IF NOT EXISTS day_measure_definitions "
         "(fingerprint String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = MergeTree ORDER BY applied_at",
     ]),
+    # Sorted by agency alone, the open day's recount read every state of the cohort's
+    # agencies: 6 x slower with a province-year kept (bench/README.md, `history`).
+    (4, "state tables sorted by the day their rows count on", [
+        *_state_table_sorted_by_day("dossier_state", "dossier", DOSSIER_COLUMNS, "dossier_id",
+                                    "INDEX dossier_id_lookup dossier_id TYPE bloom_filter(0.01) GRANULARITY 1"),
+        *_state_table_sorted_by_day("document_state", "document", DOCUMENT_COLUMNS, "document_id",
+                                    "INDEX document_id_lookup document_id TYPE bloom_filter(0.01) GRANULARITY 1, "
+                                    "INDEX recalled_skip recalled TYPE minmax GRANULARITY 1"),
+    ]),
 ]
 
 
-def column_names(columns_sql: str) -> list[str]:
-    return [line.strip().split()[0] for line in columns_sql.strip().splitlines()]
-
-
-def migrate(client) -> list[int]:
+def migrate(client, migrations=MIGRATIONS) -> list[int]:
     """Applies the migrations not yet applied; returns their versions."""
     client.command(
         "CREATE TABLE IF NOT EXISTS schema_migrations "
@@ -137,7 +181,7 @@ def migrate(client) -> list[int]:
     )
     applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
     done = []
-    for version, description, statements in MIGRATIONS:
+    for version, description, statements in migrations:
         if version in applied:
             continue
         for statement in statements:

@@ -37,16 +37,36 @@ def private_broker():
 
 
 @pytest.fixture(scope="session")
-def chdb_client(tmp_path_factory):
+def chdb_dsn(tmp_path_factory):
     """chDB lets a process own one data path, so the test process has exactly one."""
-    from dti_pulse.clickhouse import close_client, get_client
-    from dti_pulse.schema import migrate
+    from dti_pulse.clickhouse import close_client
 
     dsn = f"chdb://{tmp_path_factory.mktemp('chdb') / 'data'}"
-    client = get_client(dsn)
-    migrate(client)
-    yield client
+    yield dsn
     close_client(dsn)
+
+
+@pytest.fixture(scope="session")
+def chdb_client(chdb_dsn):
+    from dti_pulse.clickhouse import get_client
+    from dti_pulse.schema import migrate
+
+    client = get_client(chdb_dsn)
+    migrate(client)
+    return client
+
+
+@pytest.fixture
+def empty_chdb_database(chdb_dsn, chdb_client):
+    """A client of a database of its own on the session's chDB, with no table (for migrations)."""
+    import clickhouse_connect
+
+    name = f"empty_{uuid.uuid4().hex[:8]}"
+    chdb_client.command(f"CREATE DATABASE {name}")
+    client = clickhouse_connect.get_client(dsn=chdb_dsn, database=name)
+    yield client
+    client.close()
+    chdb_client.command(f"DROP DATABASE {name}")
 
 
 @pytest.fixture

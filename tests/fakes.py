@@ -1,6 +1,6 @@
 """Test doubles for the aggregator's ports (unit tests only; integration tests use chDB)."""
 from dti.events.v1.events_pb2 import EventBatch
-from services.aggregator.processor import RowsRejected
+from services.aggregator.processor import RowsRejected, row_key
 from services.aggregator.store import decode_events
 
 
@@ -15,6 +15,7 @@ class FakeStore:
         self.loads = 0
         self.activity: list[tuple] = []
         self.dirty_days: set[tuple] = set()
+        self.tombstones: list[tuple] = []
 
     def load(self, keys):
         self.loads += 1
@@ -42,10 +43,15 @@ class FakeStore:
         self.writes += 1
         if any(self.rejects(row) for row in (*dossier_rows, *document_rows)):
             raise RowsRejected("dossier_state: value out of range")
-        for row in dossier_rows:
-            self.rows[("dossier", row[0])] = row
-        for row in document_rows:
-            self.rows[("document", row[0], row[1])] = row
+        for family, rows in (("dossier", dossier_rows), ("document", document_rows)):
+            for row in rows:
+                # Rows are (*summary, is_deleted, events): a tombstone marks where a state sat
+                # before it moved, which a store keyed by id alone has no place for.
+                key = row_key(family, row)
+                if row[-2]:
+                    self.tombstones.append(row)
+                else:
+                    self.rows[key] = row
         self.dirty_days.update(day_pairs)
 
 

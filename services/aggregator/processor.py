@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
-                                       state_key, summarize)
+                                       placement, state_key, summarize)
 from dti_pulse.events import activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,8 @@ class StateStore(Protocol):
     def load(self, keys) -> dict[tuple, bytes]: ...  # each stored key's events, as EventBatch bytes
     def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
+    # Rows: a summary's fields, then is_deleted (1 for a tombstone, see state_row), then the
+    # events as EventBatch bytes.
     # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
     # changed: family -> the agencies whose counts of that family the rows change (told to ranking)
     # Idempotent (a state row rewritten is the same state); raises RowsRejected for rows it cannot hold.
@@ -63,6 +65,21 @@ class PreparedBatch:
     day_pairs: set
     changed: dict  # family ("dossier" | "document") -> the agencies whose counts of it the batch changes
     fresh: dict  # state key -> its new events (EventBatch bytes), for the dead letters if its row is rejected
+    tombstones: dict  # state key -> the tombstone of where its stored row sat, written with its new row
+
+
+def state_row(summary, events: bytes) -> tuple:
+    return (*summary, 0, events)
+
+
+def tombstone_row(previous, current) -> tuple:
+    """The previous row again, marked deleted, at the current version: where the state sat,
+    FINAL then finds nothing (dti_pulse.schema.TOMBSTONE_COLUMN)."""
+    return (*previous._replace(event_count=current.event_count), 1, b"")
+
+
+def row_key(family: str, row: tuple) -> tuple:
+    return ("dossier", row[0]) if family == "dossier" else ("document", row[0], row[1])
 
 
 class ActivityCounter:
@@ -210,7 +227,7 @@ class Aggregator:
                 incoming[key].append(event)
 
         known_envelopes = await self._known_envelopes(list(incoming))
-        dossier_rows, document_rows, updates, fresh_payloads = [], [], {}, {}
+        dossier_rows, document_rows, updates, fresh_payloads, tombstones = [], [], {}, {}, {}
         touched_days: set[tuple[str, int]] = set()
         changed: dict[str, set[str]] = {"dossier": set(), "document": set()}
         recalled_documents = []
@@ -243,8 +260,12 @@ class Aggregator:
                 continue
             pairs = day_pairs(summary)
             if known and any(event.WhichOneof("body") in PLACING_EVENTS for event in fresh):
-                # The state may leave the days it counted on: those change too.
-                pairs += day_pairs(summarize(key, known))
+                # The state may leave the days it counted on: those change too, and its row
+                # moves in the table.
+                previous = summarize(key, known)
+                pairs += day_pairs(previous)
+                if placement(previous) != placement(summary):
+                    tombstones[key] = tombstone_row(previous, summary)
             touched_days.update(pairs)
             changed[key[0]].update(agency for agency, _ in pairs)
             if getattr(summary, "recalled", 0) and any(
@@ -254,7 +275,7 @@ class Aggregator:
             # Repeated fields concatenate: the known events' bytes are kept, only the new encoded.
             fresh_payloads[key] = encode_envelope([event.SerializeToString() for event in fresh])
             merged = envelope + fresh_payloads[key]
-            row = (*summary, merged)
+            row = state_row(summary, merged)
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
             updates[key] = merged
             self._unwritten[key] = merged
@@ -269,7 +290,7 @@ class Aggregator:
             changed["document"].update(agency for agency, _ in sides)
         stats.states_written = len(updates)
         return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days, changed,
-                             fresh_payloads)
+                             fresh_payloads, tombstones)
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
@@ -294,9 +315,15 @@ class Aggregator:
         is rare, and the halves are written again: writes are idempotent) and sends each
         rejected state's new events to the dead letters, so the rest of the partition goes
         on. Its stored state stays as it was. (In a batch already prepared, the same state's
-        row carries the same value: its events follow these to the dead letters.)"""
+        row carries the same value: its events follow these to the dead letters.) A state's
+        tombstone is written in the same insert as its row, never without it."""
+        def with_tombstones(family, rows):
+            return [*rows, *(prepared.tombstones[key] for row in rows
+                             if (key := row_key(family, row)) in prepared.tombstones)]
+
         try:
-            await self._retrying(self.store.write, dossier_rows, document_rows, prepared.day_pairs, prepared.changed)
+            await self._retrying(self.store.write, with_tombstones("dossier", dossier_rows),
+                                 with_tombstones("document", document_rows), prepared.day_pairs, prepared.changed)
             return
         except RowsRejected as exc:
             rejection = exc
@@ -307,7 +334,7 @@ class Aggregator:
                                          [row for family, row in half if family == "document"])
             return
         family, row = rows[0]
-        key = ("dossier", row[0]) if family == "dossier" else ("document", row[0], row[1])
+        key = row_key(family, row)
         events = EventBatch.FromString(prepared.fresh[key]).events
         reason = f"cannot store {family} state {row[0]!r}: {rejection}"
         for event in events:

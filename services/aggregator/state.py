@@ -12,6 +12,7 @@ from typing import Iterable, NamedTuple
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.events import ENTITY_OF_BODY, RESOLVED_STATUS as RESOLVED
 from dti_pulse.localtime import local_day
+from dti_pulse.schema import TWO_DAYS, UNPLACED
 
 # Dossier statuses (national portal codes, domain.md §3.2).
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
@@ -257,3 +258,10 @@ def day_pairs(summary) -> list[tuple[str, int]]:
     if summary.received:
         pairs.append((summary.agency_code, local_day(summary.received_at_ms)))
     return pairs
+
+
+def placement(summary) -> tuple[str, int]:
+    """Where the state's row sits in its table (dti_pulse.schema.PLACE_DAY_SQL): its agency and
+    the day it counts on, UNPLACED for none, TWO_DAYS for two."""
+    days = {day for _, day in day_pairs(summary)}
+    return summary.agency_code, (days.pop() if len(days) == 1 else TWO_DAYS if days else UNPLACED)

@@ -8,7 +8,7 @@ from clickhouse_connect.driver.exceptions import DataError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
-from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, TOMBSTONE_COLUMN, column_names
 from services.aggregator.processor import RowsRejected
 
 # Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
@@ -17,8 +17,9 @@ from services.aggregator.processor import RowsRejected
 # nearly every batch (a mark is an insert of its own, ~20-30 ms under load).
 SNAPSHOT_DELAY_MS = 10 * 60_000
 SNAPSHOT_QUIET_MS = 60_000
-DOSSIER_NAMES = column_names(DOSSIER_COLUMNS)
-DOCUMENT_NAMES = column_names(DOCUMENT_COLUMNS)
+# The aggregator's rows (processor.state_row): the summary, the tombstone flag, the events.
+DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], TOMBSTONE_COLUMN, "events_blob"]
+DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], TOMBSTONE_COLUMN, "events_blob"]
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 
 
@@ -46,18 +47,18 @@ class ClickHouseStateStore:
         document_ids = list({k[1] for k in keys if k[0] == "document"})
         found: dict[tuple, bytes] = {}
         if dossier_ids:
-            # A dossier whose agency changed has a row under each agency: the largest event set
-            # is the current one.
+            # A state that moved (another agency or day) has a row, and a tombstone, where it
+            # sat before: the largest event set not in a tombstone is the current one.
             result = self.client.query(
                 "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
-                "WHERE dossier_id IN {ids:Array(String)} GROUP BY dossier_id",
+                "WHERE dossier_id IN {ids:Array(String)} AND is_deleted = 0 GROUP BY dossier_id",
                 parameters={"ids": dossier_ids}, column_formats={"blob": "bytes"})
             for dossier_id, blob in result.result_rows:
                 found[("dossier", dossier_id)] = blob
         if document_ids:
             result = self.client.query(
                 "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
-                "WHERE document_id IN {ids:Array(String)} GROUP BY document_id, agency_code",
+                "WHERE document_id IN {ids:Array(String)} AND is_deleted = 0 GROUP BY document_id, agency_code",
                 parameters={"ids": document_ids}, column_formats={"blob": "bytes"})
             for document_id, agency_code, blob in result.result_rows:
                 found[("document", document_id, agency_code)] = blob

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
+from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, TWO_DAYS,
                               column_names)
 from services.aggregator.state import summarize
 from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
@@ -165,22 +165,30 @@ def measures_sql(family: str, as_sets: bool = False) -> str:
     return f"SELECT agency_code,\n    {columns}\nFROM ({_ROWS[family]})\nGROUP BY agency_code"
 
 
-_MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
+MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
 # Only the rows of (agency, day) pairs that no clean day snapshot covers.
 _LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(String, Int32))}} "
                       f"OR {day_sql(column)} >= {{live_from:Int32}})"
                for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
 _NO_DAY = 2**31 - 1
 _UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
-_MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in _MEASURES_SQL.items()}
+MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in MEASURES_SQL.items()}
+
+# Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
+# counts on), a range of the table per agency whatever the history kept: the days in
+# place_days, those from first_day to last_day, and the document sides counting on two days.
+_PLACED = (f"(place_day = {TWO_DAYS} OR place_day IN {{place_days:Array(Int32)}} "
+           "OR (place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")
+_PLACED_TOKEN = " AND __PLACED__"
 
 # Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
-# The explicit PREWHERE on agency_code filters rows as they are read, before FINAL merges
-# them: about twice as fast on a national table (bench/README.md), and safe because
-# agency_code is in the sorting key, so every version of an entity passes or fails together
-# (a PREWHERE on any other column could keep an old version whose newest one fails).
-LIVE_SOURCES = {"__DOSSIERS__": "dossier_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
-                "__DOCUMENTS__": "document_state FINAL PREWHERE agency_code IN {agencies:Array(String)}",
+# The explicit PREWHERE on agency_code and place_day filters rows as they are read, before
+# FINAL merges them: about twice as fast on a national table (bench/README.md), and safe
+# because both are in the sorting key, so every version of an entity's row passes or fails
+# together (a PREWHERE on any other column could keep an old version whose newest one
+# fails); a state that moved left a tombstone, the newest version of where it was.
+LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED}",
+                "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED}",
                 "__RECALLS__": "document_state"}
 _LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
                       for family in _ROWS}
@@ -200,17 +208,17 @@ DAY_MEASURE_NAMES = column_names(DAY_MEASURE_COLUMNS)
 _SNAPSHOT_COUNTED_DOCUMENTS = bind(_COUNTED_DOCUMENTS, {"__RECALLS__": LIVE_SOURCES["__RECALLS__"]})
 _SNAPSHOT_ROWS = {
     ("dossier", "received"): f"""
-        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
         WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
     ("document", "in_period"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
             1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
-        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
         WHERE (sent = 1 OR received = 1) AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
             AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
     ("document", "received"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day, 0 AS in_period, 0 AS sent_in_period, 1 AS received_in_period
-        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
         WHERE received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
             AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
 }
@@ -251,7 +259,11 @@ def _snapshot_sql(family: str, tie: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 _SNAPSHOT_SQL = {key: _snapshot_sql(*key) for key in _SNAPSHOT_ROWS}
-SNAPSHOT_FINGERPRINT = hashlib.sha256(repr(sorted(_SNAPSHOT_SQL.items())).encode()).hexdigest()
+# Which rows are read never changes what a snapshot counts: the fingerprint leaves it out,
+# so that sorting the states by day (migration 4) did not mark every day for a rebuild.
+SNAPSHOT_FINGERPRINT = hashlib.sha256(repr(sorted(
+    (key, (bind(sql, {_PLACED_TOKEN: ""}), names)) for key, (sql, names) in _SNAPSHOT_SQL.items())).encode()).hexdigest()
+_SNAPSHOT_SQL = {key: (bind(sql, {_PLACED_TOKEN: f" AND {_PLACED}"}), names) for key, (sql, names) in _SNAPSHOT_SQL.items()}
 
 
 def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
@@ -272,6 +284,11 @@ def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
 
 
 _SNAPSHOT_READ_SQL, _SNAPSHOT_READ_NAMES = _snapshot_read_sql()
+
+
+def _placed_on(days: list[int], first_day: int = _NO_DAY, last_day: int = _NO_DAY - 1) -> dict:
+    """The parameters of _PLACED: these days, and those from first_day to last_day."""
+    return {"place_days": days, "first_day": first_day, "last_day": last_day}
 
 
 class NotExplainable(ValueError):
@@ -348,7 +365,8 @@ class ClickHouseMeasures:
 
     @staticmethod
     def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
-        return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}
+        return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms,
+                **_placed_on([], local_day(start_ms), local_day(end_ms - 1))}
 
     @contextlib.contextmanager
     def _sources(self, agency_codes, start_ms: int, end_ms: int, as_of_ms: int | None):
@@ -360,18 +378,19 @@ class ClickHouseMeasures:
         window = self._parameters(agency_codes, start_ms, end_ms, 0)
         dossiers = self.client.query(
             "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
-            "WHERE agency_code IN {agencies:Array(String)} AND has_received = 1 "
+            f"WHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED} AND is_deleted = 0 AND has_received = 1 "
             "AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} GROUP BY dossier_id",
             parameters=window, column_formats={"blob": "bytes"}).result_rows
         documents = self.client.query(
             "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
-            "WHERE agency_code IN {agencies:Array(String)} "
+            f"WHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED} AND is_deleted = 0 "
             "AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64}) "
             "  OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64})) "
             "GROUP BY document_id, agency_code", parameters=window, column_formats={"blob": "bytes"}).result_rows
         recalls = self.client.query(
             "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
-            "WHERE recalled = 1 GROUP BY document_id, agency_code", column_formats={"blob": "bytes"}).result_rows
+            "WHERE recalled = 1 AND is_deleted = 0 GROUP BY document_id, agency_code",
+            column_formats={"blob": "bytes"}).result_rows
 
         def as_of(key, blob):
             known = [e for e in decode_events(blob) if e.ingested_at_ms <= as_of_ms]
@@ -412,7 +431,7 @@ class ClickHouseMeasures:
         found: dict[str, dict[str, int]] = defaultdict(dict)
         with self._sources(agency_codes, start_ms, end_ms, as_of_ms) as sources:
             for family in families:
-                result = self.client.query(bind(_MEASURES_SQL[family], sources), parameters=parameters)
+                result = self.client.query(bind(MEASURES_SQL[family], sources), parameters=parameters)
                 names = result.column_names[1:]
                 for row in result.result_rows:
                     found[row[0]].update(zip(names, (int(v) for v in row[1:])))
@@ -443,7 +462,8 @@ class ClickHouseMeasures:
         if live or live_from != _NO_DAY:
             parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == _NO_DAY else list(agency_codes),
                           "start": start_ms, "end": end_ms, "judged_at": judged_at_ms, "live": live,
-                          "live_from": live_from}
+                          "live_from": live_from,
+                          **_placed_on(sorted({day for _, day in live}), live_from, local_day(end_ms - 1))}
             for family in families:
                 result = self.client.query(_LIVE_MEASURES_SQL[family], parameters=parameters)
                 for agency, *values in result.result_rows:
@@ -466,7 +486,8 @@ class ClickHouseMeasures:
         version_us = self.keeper_client.query("SELECT toUnixTimestamp64Micro(now64(6))").result_rows[0][0]
         now_ms = version_us // 1000
         parameters = {"agencies": sorted({agency for agency, _ in pairs}), "pairs": list(pairs),
-                      "recent": now_ms - (now_ms + LOCAL_OFFSET_MS) % DAY_MS - DAY_MS}
+                      "recent": now_ms - (now_ms + LOCAL_OFFSET_MS) % DAY_MS - DAY_MS,
+                      **_placed_on(sorted({day for _, day in pairs}))}
         snapshots = {(agency, day): ({}, {}, {}) for agency, day in pairs}
         for sql, names in _SNAPSHOT_SQL.values():
             for agency, day, *values in self.keeper_client.query(sql, parameters=parameters).result_rows:

@@ -4,9 +4,11 @@ import asyncio
 import pytest
 
 from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
+from dti_pulse.localtime import local_day
 from dti_pulse.registry import load_registry
-from services.aggregator.processor import Aggregator
+from services.aggregator.processor import Aggregator, state_row
 from services.aggregator.store import ClickHouseStateStore, decode_events
+from services.ingest.validation import parse_instant_ms
 from services.ranking.periods import parse_period
 from services.ranking.rules import RulesCatalog
 from services.ranking.service import RankingService
@@ -82,8 +84,9 @@ def test_state_rows_are_replaced_not_added(clean_chdb):
 
 def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_chdb):
     """An older version of a dossier matches October; the newest (a corrected reception)
-    says November. Until a merge, both rows are stored: the measures must see only the
-    newest (FINAL before any filter but the agency, which every version shares)."""
+    says November. Rows sit by the day they count on: the October row stays, under a
+    tombstone at the new version, and the measures must see only the November one, before
+    and after a merge."""
     from tests.conftest import fold
 
     def received(event_id, at):
@@ -93,7 +96,10 @@ def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_
 
     fold(clean_chdb, [received("7d1c1c1e-0000-4000-8000-000000000001", "2026-10-30T08:00:00+07:00")])
     fold(clean_chdb, [received("7d1c1c1e-0000-4000-8000-000000000002", "2026-11-02T08:00:00+07:00")])
-    assert clean_chdb.query("SELECT count() FROM dossier_state WHERE dossier_id = 'MOVED'").result_rows[0][0] == 2
+    stored = "SELECT place_day, is_deleted, event_count FROM dossier_state WHERE dossier_id = 'MOVED' ORDER BY ALL"
+    october_30, november_2 = (local_day(parse_instant_ms(at, "at")) for at in ("2026-10-30T08:00:00+07:00",
+                                                                                "2026-11-02T08:00:00+07:00"))
+    assert clean_chdb.query(stored).result_rows == [(october_30, 0, 1), (october_30, 1, 2), (november_2, 0, 2)]
     measures = ClickHouseMeasures(clean_chdb)
 
     def received_in(label):
@@ -102,6 +108,10 @@ def test_the_newest_state_decides_even_while_an_older_version_is_unmerged(clean_
         return found.get(scenario.AGENCY, {}).get("dossiers_received", 0)
 
     assert (received_in("2026-10"), received_in("2026-11")) == (0, 1)
+    clean_chdb.command("OPTIMIZE TABLE dossier_state FINAL")
+    assert (received_in("2026-10"), received_in("2026-11")) == (0, 1)
+    # The aggregator, with its cache lost, folds onto the newest state, not the tombstone.
+    assert len(decode_events(ClickHouseStateStore(clean_chdb).load([("dossier", "MOVED")])[("dossier", "MOVED")])) == 2
 
 
 def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
@@ -116,7 +126,7 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
     agency = "000.00.05.H56"
     row = DossierSummary("NOW-1", agency, "1.0", 2, "full_online", 1, now, now + 86_400_000, now + 86_400_000,
                          0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1)
-    ClickHouseStateStore(clean_chdb).write([(*row, b"")], [], {(agency, (now + 25_200_000) // 86_400_000)})
+    ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, (now + 25_200_000) // 86_400_000)})
     today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
     for snapshots in (True, False):
         service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2025",

@@ -4,13 +4,16 @@ dirty days and the current day read from the states) equal the measures read fro
 states alone."""
 import random
 import time
+from collections import defaultdict
 
 import pytest
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
-from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs
+from services.aggregator.processor import state_row, tombstone_row
+from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs, placement
 from services.aggregator.store import ClickHouseStateStore
-from services.ranking.store import MEASURE_DEFINITIONS, ClickHouseMeasures
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS
+from services.ranking.store import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, ClickHouseMeasures, bind
 
 pytestmark = pytest.mark.integration
 AGENCIES = ["000.00.01.H56", "000.00.02.H56", "000.00.03.H56"]
@@ -68,7 +71,8 @@ def random_document(rng: random.Random, document_id: str, agency: str, around_ms
         "06" if completed else "03", recalled, event_count)
 
 
-def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> None:
+def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> list:
+    """Stores random states, some in two versions; returns the newest version of each."""
     dossiers, documents = [], []
     for i in range(count):
         first = late_forced(random_dossier(rng, f"{prefix}D{i}", around_ms, 1))
@@ -85,12 +89,23 @@ def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int
             other = next(a for a in AGENCIES if a != agency)
             documents.append(random_document(rng, f"{prefix}O{i}", other, around_ms, 1,
                                              recalled=int(rng.random() < 0.5)))
-    # Versions one write at a time, the way the aggregator writes them.
+    # Versions one write at a time, the way the aggregator writes them: a version that moved
+    # to another place with a tombstone where the previous one sat.
+    previous = {}
     for version in (1, 2):
-        rows_d = [(*s, b"") for s in dossiers if s.event_count == version]
-        rows_o = [(*s, b"") for s in documents if s.event_count == version]
+        rows_d, rows_o = [], []
+        for s in dossiers + documents:
+            if s.event_count != version:
+                continue
+            key = (type(s), s[0], s[1])
+            rows = rows_d if isinstance(s, DossierSummary) else rows_o
+            rows.append(state_row(s, b""))
+            if key in previous and placement(previous[key]) != placement(s):
+                rows.append(tombstone_row(previous[key], s))
+            previous[key] = s
         pairs = {p for s in dossiers + documents if s.event_count <= version for p in day_pairs(s)}
         store.write(rows_d, rows_o, pairs)
+    return list(previous.values())
 
 
 def judgement_instants(rng: random.Random, now_ms: int, around_ms: int, count: int):
@@ -192,6 +207,39 @@ def test_the_current_day_is_rebuilt_only_once_it_is_over(clean_chdb):
     assert dirty_days and min(dirty_days) >= local_day(now_ms - 10 * MINUTE_MS)
 
 
+def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
+    """The state tables sort rows by the day they count on, and ranking reads only the rows
+    placed on the days asked: the measures must be those of the newest states alone, held in
+    a table of their own (no older version, no tombstone, no placement)."""
+    rng = random.Random(2026)
+    now_ms = int(time.time() * 1000)
+    newest = store_states(ClickHouseStateStore(clean_chdb), rng, now_ms, 300, "m")
+    moved = clean_chdb.query("SELECT count() FROM dossier_state WHERE is_deleted = 1").result_rows[0][0]
+    assert moved > 0
+    tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents", "__RECALLS__": "newest_documents"}
+    clean_chdb.command(f"CREATE TABLE newest_dossiers ({DOSSIER_COLUMNS}) ENGINE = Memory")
+    clean_chdb.command(f"CREATE TABLE newest_documents ({DOCUMENT_COLUMNS}) ENGINE = Memory")
+    try:
+        for table, family in (("newest_dossiers", DossierSummary), ("newest_documents", DocumentSummary)):
+            clean_chdb.insert(table, [(*s, b"") for s in newest if isinstance(s, family)])
+        states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
+        for start, end, judged_at in judgement_instants(rng, now_ms, now_ms, 40):
+            expected = defaultdict(lambda: dict.fromkeys(MEASURE_DEFINITIONS, 0))
+            for family in FAMILIES:
+                result = clean_chdb.query(bind(MEASURES_SQL[family], tables),
+                                          parameters={"agencies": AGENCIES, "start": start, "end": end,
+                                                      "judged_at": judged_at})
+                for agency, *values in result.result_rows:
+                    expected[agency].update(zip(result.column_names[1:], (int(v) for v in values)))
+            got = states.measures(AGENCIES, start, end, judged_at)
+            zero = dict.fromkeys(MEASURE_DEFINITIONS, 0)
+            for agency in AGENCIES:
+                assert got.get(agency, zero) == expected.get(agency, zero), (start, end, judged_at, agency)
+    finally:
+        clean_chdb.command("DROP TABLE IF EXISTS newest_dossiers")
+        clean_chdb.command("DROP TABLE IF EXISTS newest_documents")
+
+
 def test_a_day_being_written_is_not_rebuilt_until_it_has_been_quiet(clean_chdb):
     rng = random.Random(12)
     now_ms = int(time.time() * 1000)
@@ -209,7 +257,7 @@ def test_the_aggregator_marks_a_day_once_while_its_mark_is_recent(clean_chdb):
     past = late_forced(random_dossier(rng, "M1", now_ms - 20 * DAY_MS, 1))._replace(has_received=1)
     today = late_forced(random_dossier(rng, "M2", now_ms, 1))._replace(has_received=1, received_at_ms=now_ms)
     for version in (1, 2, 3):
-        rows = [(*s._replace(event_count=version), b"") for s in (past, today)]
+        rows = [state_row(s._replace(event_count=version), b"") for s in (past, today)]
         store.write(rows, [], {pair for s in (past, today) for pair in day_pairs(s)})
     assert clean_chdb.query("SELECT count() FROM day_measures").result_rows[0][0] == 2
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 2

@@ -1,9 +1,11 @@
 import asyncio
 
 from dti.events.v1.events_pb2 import Event, EventBatch
+from dti_pulse.localtime import local_day
 from services.aggregator.processor import Aggregator, KeyFilter
+from services.aggregator.state import DossierSummary, placement
 from tests.fakes import DeadLetters, FakeStore, envelope
-from tests.factories import dossier_received, dossier_status, document_transfer
+from tests.factories import dossier_received, dossier_status, document_transfer, ms
 
 
 def run(coroutine):
@@ -25,7 +27,7 @@ def test_redelivery_after_a_restart_counts_nothing_twice():
     stats = run(second.process([envelope(RECEIVED, ACCEPTED), envelope(RESOLVED, RESOLVED)]))
     assert (stats.duplicates, stats.new_events) == (3, 1)
     row = store.rows[("dossier", "D1")]
-    assert row[-2] == 3  # event_count: the set holds three distinct events
+    assert row[-3] == 3  # event_count: the set holds three distinct events
     assert not dead
 
 
@@ -80,7 +82,7 @@ def test_after_reset_new_entities_cost_no_lookup_but_stored_ones_are_loaded():
     assert store.loads == 0
     stats = run(restarted.process([envelope(ACCEPTED, RESOLVED)]))
     assert store.loads == 1 and store.loaded_keys == [("dossier", "D1")]
-    assert stats.duplicates == 1 and store.rows[("dossier", "D1")][-2] == 3
+    assert stats.duplicates == 1 and store.rows[("dossier", "D1")][-3] == 3
 
 
 def test_a_prepared_but_unwritten_state_is_seen_by_the_next_batch():
@@ -92,7 +94,7 @@ def test_a_prepared_but_unwritten_state_is_seen_by_the_next_batch():
     assert second.stats.duplicates == 1 and second.stats.new_events == 1
     run(aggregator.commit(first))
     run(aggregator.commit(second))
-    assert store.rows[("dossier", "D1")][-2] == 2
+    assert store.rows[("dossier", "D1")][-3] == 2
 
 
 def test_activity_counts_new_events_once_by_arrival_minute_agency_and_type():
@@ -265,3 +267,34 @@ def test_a_rejected_state_takes_its_events_of_a_batch_already_prepared_to_dead_l
     assert [EventBatch.FromString(payload).events[0].event_id for payload, _ in dead] == \
         [received.event_id, accepted.event_id]
     assert set(store.rows) == {("dossier", "D1")}
+
+
+def test_a_state_that_moves_leaves_a_tombstone_where_it_sat_in_the_same_write():
+    """Rows sit by agency and the day they count on: when a state moves, its old row must be
+    superseded there (a tombstone at the new version), in the insert of its new row."""
+    store = FakeStore()
+    aggregator = Aggregator(store, DeadLetters())
+    run(aggregator.process([envelope(RECEIVED)]))
+    run(aggregator.process([envelope(ACCEPTED)]))
+    run(aggregator.process([envelope(dossier_received("D1", "2026-10-01 15:00", "2026-10-03 17:00"))]))
+    assert store.tombstones == []  # received again on the same day: still in place
+    writes = store.writes
+    corrected = dossier_received("D1", "2026-10-02 08:00", "2026-10-04 17:00", agency="000.00.06.H56")
+    run(aggregator.process([envelope(corrected)]))
+    assert store.writes == writes + 1
+    [tombstone] = store.tombstones
+    previous, current = DossierSummary(*tombstone[:-2]), DossierSummary(*store.rows[("dossier", "D1")][:-2])
+    assert placement(previous) == ("000.00.05.H56", local_day(ms("2026-10-01 08:00")))
+    assert placement(current) == ("000.00.06.H56", local_day(ms("2026-10-02 08:00")))
+    assert (previous.event_count, tombstone[-2:]) == (current.event_count, (1, b""))
+
+
+def test_a_rejected_move_leaves_no_tombstone():
+    store = FakeStore(rejects=lambda row: row[3] == 300 and not row[-2])
+    dead = DeadLetters()
+    aggregator = Aggregator(store, dead, write_retry_s=0)
+    run(aggregator.process([envelope(RECEIVED)]))
+    moved = dossier_received("D1", "2026-10-02 08:00", "2026-10-04 17:00", channel=300)
+    run(asyncio.wait_for(aggregator.process([envelope(moved)]), 10))
+    assert len(dead) == 1 and store.tombstones == []
+    assert DossierSummary(*store.rows[("dossier", "D1")][:-2]).received_at_ms == ms("2026-10-01 08:00")
