@@ -112,7 +112,7 @@ TOMBSTONE_COLUMN = "is_deleted"
 
 
 def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column: str, indexes: str) -> list[str]:
-    """Rebuilds a state table sorted by (agency, place_day, id), in a copy swapped in at once.
+    """Rebuilds a state table sorted by (place_day, agency, id), in a copy swapped in at once.
     Rerunnable after a crash at any step: the copy is made again from what `table` is then,
     through FINAL, which hides superseded rows and tombstones."""
     names = ", ".join(column_names(columns))
@@ -121,7 +121,7 @@ def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column:
         f"DROP TABLE IF EXISTS {copy}",
         f"CREATE TABLE {copy} ({columns}, {TOMBSTONE_COLUMN} UInt8 DEFAULT 0, "
         f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL[family]}, {indexes}) "
-        f"ENGINE = ReplacingMergeTree(event_count, {TOMBSTONE_COLUMN}) ORDER BY (agency_code, place_day, {id_column})",
+        f"ENGINE = ReplacingMergeTree(event_count, {TOMBSTONE_COLUMN}) ORDER BY (place_day, agency_code, {id_column})",
         f"INSERT INTO {copy} ({names}) SELECT {names} FROM {table} FINAL",
         f"EXCHANGE TABLES {table} AND {copy}",
         f"DROP TABLE {copy}",
@@ -130,10 +130,11 @@ def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column:
 
 # The version column is the size of the entity's event set, which only grows, so the
 # newest state wins a merge and a redelivered event can never roll a state back.
-# Rows are sorted by agency first: a score reads one cohort's agencies, a small slice of a
-# national table; then by the day they count on (migration 4). The aggregator's lookups by
-# id use the bloom-filter skip indexes, and the recall check skips every granule without a
-# recalled document.
+# Rows are sorted by the day they count on, then agency (migration 4): a period's states are
+# a range of each part, and a part of older days is skipped whole. (Sorted by agency first,
+# a cohort's open day read a granule at each of its agencies' boundaries in every part,
+# history included.) The aggregator's lookups by id use the bloom-filter skip indexes, and
+# the recall check skips every granule without a recalled document.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "entity state tables", [
         f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS}, "

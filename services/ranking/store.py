@@ -175,7 +175,7 @@ _UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
 MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in MEASURES_SQL.items()}
 
 # Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
-# counts on), a range of the table per agency whatever the history kept: the days in
+# counts on), a range of each part of the table whatever the history kept: the days in
 # place_days, those from first_day to last_day, and the document sides counting on two days.
 _PLACED = (f"(place_day = {TWO_DAYS} OR place_day IN {{place_days:Array(Int32)}} "
            "OR (place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")

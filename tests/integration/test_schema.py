@@ -56,8 +56,8 @@ def test_states_are_sorted_by_day_keeping_every_newest_state_in_place(empty_chdb
     assert {day for s, day in stored.values()} >= {-1, -2}  # unplaced and two-day rows among them
     keys = dict(client.query("SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase() "
                              "AND name IN ('dossier_state', 'document_state')").result_rows)
-    assert keys == {"dossier_state": "agency_code, place_day, dossier_id",
-                    "document_state": "agency_code, place_day, document_id"}
+    assert keys == {"dossier_state": "place_day, agency_code, dossier_id",
+                    "document_state": "place_day, agency_code, document_id"}
     assert migrate(client) == []
 
 
