@@ -1,4 +1,4 @@
-"""The `dti-pulse` command: up | serve TARGETS | simulate | hash-password."""
+"""The `dti-pulse` command: up | serve TARGETS | migrate | simulate | hash-password."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run components in this process against external Kafka / ClickHouse")
     serve.add_argument("targets", help="ingest | console | aggregator | ranking | aggregator,ranking")
+
+    commands.add_parser("migrate", help="apply ClickHouse schema migrations, then exit (run once, before the "
+                                        "services, where they run apart)")
 
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
     simulate.add_argument("--url", default="http://127.0.0.1:8080")
@@ -64,6 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         from dti_pulse.bootstrap import serve as run_serve
 
         run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings)
+        return 0
+    if args.command == "migrate":
+        from dti_pulse.clickhouse import close_client, get_client
+        from dti_pulse.schema import migrate
+
+        dsn = settings.effective_clickhouse_dsn
+        try:
+            applied = migrate(get_client(dsn, "migrate"))
+        finally:
+            close_client(dsn)
+        print(f"dti-pulse migrate: applied {applied}" if applied else "dti-pulse migrate: schema up to date")
         return 0
     if args.command == "simulate":
         from dti_pulse import simulator

@@ -36,6 +36,10 @@ def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
             assert environment["DTI_RANKING_ADDRESS"] == "ranking:50051"
             continue
         assert "DTI_KAFKA_BOOTSTRAP" in environment or "<<" in environment
+    # Migrations run once, before the services that use ClickHouse (one rebuilds tables).
+    assert services["migrate"]["command"] == ["migrate"]
+    for name in ("aggregator", "ranking"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     clickhouse_image = services["clickhouse"]["image"]
     assert clickhouse_image.startswith("clickhouse/clickhouse-server:") and int(clickhouse_image.split(":")[1].split(".")[0]) >= 24
     # no secret values in the compose file: tokens come from the environment / .env
