@@ -525,7 +525,9 @@ class ClickHouseMeasures:
         pairs = [(agency, int(day)) for agency, day in self.keeper_client.query(
             "SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 AND day < {before:Int32} "
             "AND version < toUnixTimestamp64Micro(now64(6)) - {quiet_us:Int64} "
-            f"LIMIT {int(self.snapshot_batch)}",
+            # A day at a time: a round then reads a few days of the state tables (sorted by
+            # day first), not every day of a few agencies.
+            f"ORDER BY day, agency_code LIMIT {int(self.snapshot_batch)}",
             parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS), "quiet_us": self.snapshot_quiet_ms * 1000}
         ).result_rows]
         return self.recompute_day_snapshots(pairs)
