@@ -11,6 +11,7 @@ from dti_pulse.localtime import day_sql
 
 log = logging.getLogger(__name__)
 
+
 def column_names(columns_sql: str) -> list[str]:
     return [line.strip().split()[0] for line in columns_sql.strip().splitlines()]
 
