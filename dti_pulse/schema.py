@@ -108,8 +108,7 @@ PLACE_DAY_SQL = {
                 f"{TWO_DAYS}, sent = 1, {day_sql('sent_at_ms')}, received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
 }
 # A state that moves to another place leaves a tombstone where it was: its old row again,
-# with this column set to 1 and the new version, so FINAL drops it there.
-TOMBSTONE_COLUMN = "is_deleted"
+# with is_deleted = 1 and the new version, so FINAL drops it there.
 
 
 def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column: str, indexes: str) -> list[str]:
@@ -120,9 +119,9 @@ def _state_table_sorted_by_day(table: str, family: str, columns: str, id_column:
     copy = f"{table}_rebuilt"
     return [
         f"DROP TABLE IF EXISTS {copy}",
-        f"CREATE TABLE {copy} ({columns}, {TOMBSTONE_COLUMN} UInt8 DEFAULT 0, "
+        f"CREATE TABLE {copy} ({columns}, is_deleted UInt8 DEFAULT 0, "
         f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL[family]}, {indexes}) "
-        f"ENGINE = ReplacingMergeTree(event_count, {TOMBSTONE_COLUMN}) ORDER BY (place_day, agency_code, {id_column})",
+        f"ENGINE = ReplacingMergeTree(event_count, is_deleted) ORDER BY (place_day, agency_code, {id_column})",
         f"INSERT INTO {copy} ({names}) SELECT {names} FROM {table} FINAL",
         f"EXCHANGE TABLES {table} AND {copy}",
         f"DROP TABLE {copy}",

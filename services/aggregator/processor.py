@@ -72,9 +72,11 @@ def state_row(summary, events: bytes) -> tuple:
     return (*summary, 0, events)
 
 
-def tombstone_row(previous, current) -> tuple:
-    """The previous row again, marked deleted, at the current version: where the state sat,
-    FINAL then finds nothing (dti_pulse.schema.TOMBSTONE_COLUMN)."""
+def tombstone_row(previous, current) -> tuple | None:
+    """When the state moved (placement), the tombstone of where it sat: the previous row
+    again, with is_deleted = 1, at the current version, so FINAL finds nothing there."""
+    if placement(previous) == placement(current):
+        return None
     return (*previous._replace(event_count=current.event_count), 1, b"")
 
 
@@ -264,8 +266,8 @@ class Aggregator:
                 # moves in the table.
                 previous = summarize(key, known)
                 pairs += day_pairs(previous)
-                if placement(previous) != placement(summary):
-                    tombstones[key] = tombstone_row(previous, summary)
+                if (tombstone := tombstone_row(previous, summary)) is not None:
+                    tombstones[key] = tombstone
             touched_days.update(pairs)
             changed[key[0]].update(agency for agency, _ in pairs)
             if getattr(summary, "recalled", 0) and any(

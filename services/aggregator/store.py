@@ -8,7 +8,7 @@ from clickhouse_connect.driver.exceptions import DataError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
-from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, TOMBSTONE_COLUMN, column_names
+from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
 from services.aggregator.processor import RowsRejected
 
 # Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
@@ -18,8 +18,8 @@ from services.aggregator.processor import RowsRejected
 SNAPSHOT_DELAY_MS = 10 * 60_000
 SNAPSHOT_QUIET_MS = 60_000
 # The aggregator's rows (processor.state_row): the summary, the tombstone flag, the events.
-DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], TOMBSTONE_COLUMN, "events_blob"]
-DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], TOMBSTONE_COLUMN, "events_blob"]
+DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], "is_deleted", "events_blob"]
+DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], "is_deleted", "events_blob"]
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 
 

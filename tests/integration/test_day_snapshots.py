@@ -10,7 +10,7 @@ import pytest
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from services.aggregator.processor import state_row, tombstone_row
-from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs, placement
+from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS
 from services.ranking.store import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, ClickHouseMeasures, bind
@@ -100,8 +100,8 @@ def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int
             key = (type(s), s[0], s[1])
             rows = rows_d if isinstance(s, DossierSummary) else rows_o
             rows.append(state_row(s, b""))
-            if key in previous and placement(previous[key]) != placement(s):
-                rows.append(tombstone_row(previous[key], s))
+            if key in previous and (tombstone := tombstone_row(previous[key], s)) is not None:
+                rows.append(tombstone)
             previous[key] = s
         pairs = {p for s in dossiers + documents if s.event_count <= version for p in day_pairs(s)}
         store.write(rows_d, rows_o, pairs)
