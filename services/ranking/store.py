@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, TWO_DAYS,
-                              column_names)
+                              column_names, place_span)
 from services.aggregator.state import summarize
 from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
 from services.ranking.background import BackgroundLoop
@@ -175,10 +175,15 @@ _UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
 MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in MEASURES_SQL.items()}
 
 # Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
-# counts on), a range of each part of the table whatever the history kept: the days in
+# counts on), a range of each agency's span of days whatever the history kept: the days in
 # place_days, those from first_day to last_day, and the document sides counting on two days.
-_PLACED = (f"(place_day = {TWO_DAYS} OR place_day IN {{place_days:Array(Int32)}} "
-           "OR (place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")
+# The spans are named as well as the days: the sorting key starts with the span, and
+# ClickHouse prunes granules only by conditions on the key's own columns (a negative day is
+# its own span).
+_PLACED = (f"(place_span = {TWO_DAYS} "
+           "OR (place_span IN {place_spans:Array(Int32)} AND place_day IN {place_days:Array(Int32)}) "
+           "OR (place_span >= {first_span:Int32} AND place_span <= {last_span:Int32} "
+           "AND place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")
 _PLACED_TOKEN = " AND __PLACED__"
 
 # Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
@@ -288,7 +293,9 @@ _SNAPSHOT_READ_SQL, _SNAPSHOT_READ_NAMES = _snapshot_read_sql()
 
 def _placed_on(days: list[int], first_day: int = _NO_DAY, last_day: int = _NO_DAY - 1) -> dict:
     """The parameters of _PLACED: these days, and those from first_day to last_day."""
-    return {"place_days": days, "first_day": first_day, "last_day": last_day}
+    return {"place_days": days, "place_spans": sorted({place_span(day) for day in days}),
+            "first_day": first_day, "last_day": last_day,
+            "first_span": place_span(first_day), "last_span": place_span(last_day)}
 
 
 class NotExplainable(ValueError):

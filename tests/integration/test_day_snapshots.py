@@ -2,6 +2,7 @@
 days and any judgement instant ranking can use, the measures read from snapshots (plus the
 dirty days and the current day read from the states) equal the measures read from the
 states alone."""
+import itertools
 import random
 import time
 from collections import defaultdict
@@ -12,7 +13,7 @@ from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from services.aggregator.processor import state_row, tombstone_row
 from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SPAN_DAYS, place_span
 from services.ranking.store import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, ClickHouseMeasures, bind
 
 pytestmark = pytest.mark.integration
@@ -213,7 +214,12 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
     a table of their own (no older version, no tombstone, no placement)."""
     rng = random.Random(2026)
     now_ms = int(time.time() * 1000)
-    newest = store_states(ClickHouseStateStore(clean_chdb), rng, now_ms, 300, "m")
+    # Some around now, some around the start of the current span of days (the first column
+    # of the tables' sorting key), so that periods cross from one span into the next.
+    span_start_ms = place_span(local_day(now_ms)) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
+    store = ClickHouseStateStore(clean_chdb)
+    newest = (store_states(store, rng, now_ms, 300, "m")
+              + store_states(store, rng, span_start_ms + 5 * DAY_MS, 300, "s"))
     moved = clean_chdb.query("SELECT count() FROM dossier_state WHERE is_deleted = 1").result_rows[0][0]
     assert moved > 0
     tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents", "__RECALLS__": "newest_documents"}
@@ -223,7 +229,8 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
         for table, family in (("newest_dossiers", DossierSummary), ("newest_documents", DocumentSummary)):
             clean_chdb.insert(table, [(*s, b"") for s in newest if isinstance(s, family)])
         states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
-        for start, end, judged_at in judgement_instants(rng, now_ms, now_ms, 40):
+        for start, end, judged_at in itertools.chain(judgement_instants(rng, now_ms, now_ms, 40),
+                                                     judgement_instants(rng, now_ms, span_start_ms + 5 * DAY_MS, 40)):
             expected = defaultdict(lambda: dict.fromkeys(MEASURE_DEFINITIONS, 0))
             for family in FAMILIES:
                 result = clean_chdb.query(bind(MEASURES_SQL[family], tables),

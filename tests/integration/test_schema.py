@@ -4,12 +4,15 @@ import time
 
 import pytest
 
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, column_names, migrate
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, PLACE_SPAN_SQL, SPAN_DAYS, column_names,
+                              migrate, place_span)
 from services.aggregator.state import DocumentSummary, DossierSummary, placement
-from tests.integration.test_day_snapshots import random_document, random_dossier
+from services.aggregator.store import ClickHouseStateStore
+from tests.integration.test_day_snapshots import random_document, random_dossier, store_states
 
 pytestmark = pytest.mark.integration
-SORTED_BY_DAY = 4
+SORTED_BY_DAY, SORTED_BY_SPAN = 4, 5
 
 
 def old_release_states(client, rng, now_ms):
@@ -33,39 +36,54 @@ def old_release_states(client, rng, now_ms):
     return newest
 
 
+def states_before(client, rng, migration: int):
+    """The newest states, written as the release before this migration wrote them."""
+    now_ms = int(time.time() * 1000)
+    if migration <= SORTED_BY_DAY:
+        return old_release_states(client, rng, now_ms)
+    # From migration 4 on, a state that moved left a tombstone where it sat.
+    return {(type(s).__name__, s[0], s[1]): s
+            for s in store_states(ClickHouseStateStore(client), rng, now_ms, 150, "m")}
+
+
 def stored_states(client):
     found = {}
     for family, table, summary in (("DossierSummary", "dossier_state", DossierSummary),
                                    ("DocumentSummary", "document_state", DocumentSummary)):
         names = ", ".join(summary._fields)
-        for row in client.query(f"SELECT {names}, place_day FROM {table} FINAL").result_rows:
-            found[(family, row[0], row[1])] = (summary(*row[:-1]), row[-1])
+        for row in client.query(f"SELECT {names}, place_day, place_span FROM {table} FINAL").result_rows:
+            found[(family, row[0], row[1])] = (summary(*row[:-2]), row[-2], row[-1])
     return found
 
 
-def test_states_are_sorted_by_day_keeping_every_newest_state_in_place(empty_chdb_database):
+def test_states_are_sorted_by_span_and_day_keeping_every_newest_state_in_place(empty_chdb_database):
     client, rng = empty_chdb_database, random.Random(4)
     migrate(client, [m for m in MIGRATIONS if m[0] < SORTED_BY_DAY])
-    newest = old_release_states(client, rng, int(time.time() * 1000))
+    # States around the start of a span, so that they fall in two.
+    span_start_ms = place_span(local_day(int(time.time() * 1000))) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
+    newest = old_release_states(client, rng, span_start_ms + 10 * DAY_MS)
 
-    assert migrate(client) == [SORTED_BY_DAY]
+    assert migrate(client) == [SORTED_BY_DAY, SORTED_BY_SPAN]
     stored = stored_states(client)
-    assert {key: s for key, (s, _) in stored.items()} == newest
-    # ClickHouse places each row where services/aggregator/state.placement says.
-    assert all(day == placement(s)[1] for s, day in stored.values())
-    assert {day for s, day in stored.values()} >= {-1, -2}  # unplaced and two-day rows among them
+    assert {key: s for key, (s, *_) in stored.items()} == newest
+    # ClickHouse places each row where services/aggregator/state.placement says, in the span
+    # dti_pulse.schema.place_span says.
+    assert all(day == placement(s)[1] and span == place_span(day) for s, day, span in stored.values())
+    assert {day for s, day, _ in stored.values()} >= {-1, -2}  # unplaced and two-day rows among them
+    assert len({span for *_, span in stored.values()}) == 4  # two spans of days, and the two negative
     keys = dict(client.query("SELECT name, sorting_key FROM system.tables WHERE database = currentDatabase() "
                              "AND name IN ('dossier_state', 'document_state')").result_rows)
-    assert keys == {"dossier_state": "place_day, agency_code, dossier_id",
-                    "document_state": "place_day, agency_code, document_id"}
+    assert keys == {"dossier_state": "place_span, agency_code, place_day, dossier_id",
+                    "document_state": "place_span, agency_code, place_day, document_id"}
     assert migrate(client) == []
 
 
-def test_the_rebuild_can_run_again_after_a_crash_at_any_step(empty_chdb_database):
+@pytest.mark.parametrize("crashed", [SORTED_BY_DAY, SORTED_BY_SPAN])
+def test_the_rebuild_can_run_again_after_a_crash_at_any_step(empty_chdb_database, crashed):
     client, rng = empty_chdb_database, random.Random(5)
-    migrate(client, [m for m in MIGRATIONS if m[0] < SORTED_BY_DAY])
-    newest = old_release_states(client, rng, int(time.time() * 1000))
-    statements = next(m[2] for m in MIGRATIONS if m[0] == SORTED_BY_DAY)
+    migrate(client, [m for m in MIGRATIONS if m[0] < crashed])
+    newest = states_before(client, rng, crashed)
+    statements = next(m[2] for m in MIGRATIONS if m[0] == crashed)
     # The worst places to stop: the copy of one table swapped in and the old one not yet
     # dropped, then the other table's copy half made.
     dossier_steps = [s for s in statements if "dossier_state" in s]
@@ -73,7 +91,15 @@ def test_the_rebuild_can_run_again_after_a_crash_at_any_step(empty_chdb_database
         client.command(statement)
     client.command(next(s for s in statements if s.startswith("CREATE TABLE document_state_rebuilt")))
 
-    assert migrate(client) == [SORTED_BY_DAY]
-    assert {key: s for key, (s, _) in stored_states(client).items()} == newest
+    assert migrate(client) == [v for v, *_ in MIGRATIONS if v >= crashed]
+    assert {key: s for key, (s, *_) in stored_states(client).items()} == newest
     assert client.query("SELECT count() FROM system.tables WHERE database = currentDatabase() "
                         "AND name LIKE '%rebuilt'").result_rows == [(0,)]
+
+
+def test_clickhouse_and_python_put_a_day_in_the_same_span(chdb_client):
+    days = [-2, -1, 0, 1, SPAN_DAYS - 1, SPAN_DAYS, 20_000, 20_479, 20_480, 20_481]
+    sql = PLACE_SPAN_SQL.replace("place_day", "day")
+    spans = chdb_client.query(f"SELECT {sql} FROM (SELECT arrayJoin({{days:Array(Int32)}}) AS day)",
+                              parameters={"days": days}).result_rows
+    assert [span for (span,) in spans] == [place_span(day) for day in days]
