@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from clickhouse_connect.driver.exceptions import DataError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
@@ -21,6 +21,13 @@ SNAPSHOT_QUIET_MS = 60_000
 DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], "is_deleted", "events_blob"]
 DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], "is_deleted", "events_blob"]
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
+# The server's error codes that blame the rows sent, not the server: retrying the same rows
+# cannot help. Any other error (the server away, too many parts, memory, a table not yet
+# migrated) is waited out. CANNOT_PARSE_TEXT, TYPE_MISMATCH, ARGUMENT_OUT_OF_BOUND,
+# CANNOT_CONVERT_TYPE, CANNOT_PARSE_NUMBER, INCORRECT_DATA, TOO_LARGE_ARRAY_SIZE,
+# TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, DECIMAL_OVERFLOW,
+# VIOLATED_CONSTRAINT.
+ROWS_AT_FAULT = frozenset({6, 53, 69, 70, 72, 117, 128, 131, 321, 407, 469})
 
 
 def decode_events(blob: bytes) -> list[Event]:
@@ -117,7 +124,10 @@ class ClickHouseStateStore:
             if rows:
                 try:
                     client.insert(table, rows, column_names=names)
-                except DataError as exc:  # a value its column cannot hold: raised before it is sent
+                except DatabaseError as exc:
+                    # DataError: a value its column cannot hold, found before the rows are sent.
+                    if not isinstance(exc, DataError) and exc.code not in ROWS_AT_FAULT:
+                        raise
                     cause = f" ({exc.__cause__})" if exc.__cause__ else ""
                     raise RowsRejected(f"{table}: {str(exc).splitlines()[0]}{cause}") from exc
             # changed (the aggregator's {family: agencies}) lets ranking keep the other agencies'

@@ -47,14 +47,28 @@ def test_scenario_measures_are_exact_and_survive_redelivery(clean_chdb):
     assert len(ranking.entries) == 20
 
 
-def test_a_state_chdb_cannot_hold_goes_to_dead_letters_and_the_rest_is_scored(clean_chdb):
-    """An event that skipped ingest's checks (a channel of 300, for a UInt8 column) among the
-    scenario's: chDB refuses its dossier's row, the aggregator sends its events to dead
-    letters with the reason, and writes the rest instead of retrying the batch forever."""
+@pytest.fixture
+def refusing_server(clean_chdb):
+    """The state table with a constraint ClickHouse checks on insert, as a server refuses rows
+    it finds wrong (the client sends them; the server answers with an error code)."""
+    clean_chdb.command("ALTER TABLE dossier_state ADD CONSTRAINT no_bad_dossier CHECK dossier_id != 'BAD'")
+    yield clean_chdb
+    clean_chdb.command("ALTER TABLE dossier_state DROP CONSTRAINT no_bad_dossier")
+
+
+@pytest.mark.parametrize("refused_by", ["client", "server"])
+def test_a_state_chdb_cannot_hold_goes_to_dead_letters_and_the_rest_is_scored(clean_chdb, request, refused_by):
+    """An event that skipped ingest's checks among the scenario's: its dossier's row is
+    refused, by clickhouse-connect (a channel of 300, for a UInt8 column) or by the server (a
+    constraint); the aggregator sends its events to dead letters with the reason, and writes
+    the rest instead of retrying the batch forever."""
     from dti.events.v1.events_pb2 import EventBatch
     from tests.factories import dossier_received
 
-    bad = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY, channel=300)
+    if refused_by == "server":
+        request.getfixturevalue("refusing_server")
+    bad = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY,
+                           channel=300 if refused_by == "client" else 1)
     dead = DeadLetters()
     envelopes = bus_envelopes(scenario.EVENTS, per_envelope=7)
     envelopes.insert(2, EventBatch(events=[bad]).SerializeToString())
@@ -63,7 +77,8 @@ def test_a_state_chdb_cannot_hold_goes_to_dead_letters_and_the_rest_is_scored(cl
     assert stats.dead_letters == 1 and stats.new_events == len(scenario.EVENTS)
     payload, reason = dead[0]
     assert EventBatch.FromString(payload).events[0].event_id == bad.event_id
-    assert reason.startswith("cannot store dossier state 'BAD': dossier_state:") and "channel" in reason, reason
+    assert reason.startswith("cannot store dossier state 'BAD': dossier_state:"), reason
+    assert ("channel" if refused_by == "client" else "VIOLATED_CONSTRAINT") in reason, reason
     assert clean_chdb.query("SELECT count() FROM dossier_state WHERE dossier_id = 'BAD'").result_rows == [(0,)]
     period = parse_period(scenario.PERIOD)
     measures = ClickHouseMeasures(clean_chdb).measures([scenario.AGENCY], period.start_ms, period.end_ms,

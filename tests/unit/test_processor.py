@@ -1,5 +1,7 @@
 import asyncio
 
+import pytest
+
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import local_day
 from services.aggregator.processor import Aggregator, KeyFilter
@@ -187,6 +189,26 @@ def test_each_family_is_signalled_once_its_own_insert_is_done():
     store.write([("D1",)], [("O1",)], changed={"dossier": {"A"}, "document": {"B"}})
     assert signals == [("measures", {"dossier": {"A"}}), ("measures", {"document": {"B"}})]
     assert dossier_client.tables == ["dossier_state"] and document_client.tables == ["document_state"]
+
+
+@pytest.mark.parametrize("code, rows_at_fault", [(469, True), (53, True), (252, False), (60, False), (None, False)])
+def test_only_a_server_error_that_blames_the_rows_refuses_them(code, rows_at_fault):
+    """VIOLATED_CONSTRAINT or TYPE_MISMATCH refuse the rows (the aggregator sends them to the
+    dead letters); TOO_MANY_PARTS, UNKNOWN_TABLE or no code at all (the server away) are
+    raised as they are, for the aggregator to wait out."""
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    from services.aggregator.processor import RowsRejected
+    from services.aggregator.store import ClickHouseStateStore
+
+    class RefusingClient:
+        def insert(self, table, rows, column_names):
+            raise DatabaseError(f"Code: {code}. DB::Exception: refused", code=code)
+
+    store = ClickHouseStateStore(RefusingClient())
+    with pytest.raises(RowsRejected if rows_at_fault else DatabaseError) as raised:
+        store.write([("D1",)], [])
+    assert isinstance(raised.value, RowsRejected) == rows_at_fault
 
 
 def test_an_unreadable_stored_state_sends_its_new_events_to_dead_letters_and_the_rest_goes_on():
