@@ -71,7 +71,7 @@ ACTIVITY_COLUMNS = """
     minute_ms Int64,
     agency_code LowCardinality(String),
     event_type LowCardinality(String),
-    events UInt64,
+    events Int64,
     last_ingested_ms SimpleAggregateFunction(max, Int64)
 """
 
@@ -199,6 +199,11 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (5, "state tables sorted by the span of days, agency and day their rows count on",
      _state_tables_rebuilt(f"place_span Int32 MATERIALIZED {PLACE_SPAN_SQL}, ",
                            "place_span, agency_code, place_day, {id}")),
+    # Signed, so that the events of a state the store refused can be taken back out of the
+    # live activity they were counted in (a row of negative counts; readers sum()).
+    (6, "live activity counts that can be withdrawn", [
+        "ALTER TABLE activity_minute MODIFY COLUMN events Int64",
+    ]),
 ]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
 from google.protobuf.message import DecodeError
@@ -66,6 +66,9 @@ class PreparedBatch:
     changed: dict  # family ("dossier" | "document") -> the agencies whose counts of it the batch changes
     fresh: dict  # state key -> its new events (EventBatch bytes), for the dead letters if its row is rejected
     tombstones: dict  # state key -> the tombstone of where its stored row sat, written with its new row
+    # The new events of states the store refused, counted in activity_rows beside their write:
+    # withdrawn from the live activity once both writes are done.
+    withdrawn: "ActivityCounter" = field(default_factory=lambda: ActivityCounter())
 
 
 def state_row(summary, events: bytes) -> tuple:
@@ -101,7 +104,11 @@ class ActivityCounter:
             if arrived_ms > entry[1]:
                 entry[1] = arrived_ms
 
-    def rows(self) -> list[tuple]:
+    def rows(self, withdrawn: bool = False) -> list[tuple]:
+        """The rows to add to activity_minute, or (withdrawn) to take these counts back out:
+        the table sums its rows."""
+        if withdrawn:
+            return [(*key, -count, 0) for key, (count, _) in self._counts.items()]
         return [(*key, count, latest) for key, (count, latest) in self._counts.items()]
 
 
@@ -306,6 +313,9 @@ class Aggregator:
         if prepared.activity_rows:
             writes.append(self._retrying(self.store.write_activity, prepared.activity_rows))
         await asyncio.gather(*writes)
+        # After the activity write it corrects, so a reader never sees a count below zero.
+        if withdrawn := prepared.withdrawn.rows(withdrawn=True):
+            await self._retrying(self.store.write_activity, withdrawn)
         # Only written states enter the cache; until then they are found in _unwritten.
         for key, merged in prepared.updates.items():
             self.cache.put(key, merged)
@@ -341,6 +351,7 @@ class Aggregator:
         reason = f"cannot store {family} state {row[0]!r}: {rejection}"
         for event in events:
             await self._reject(prepared.stats, EventBatch(events=[event]).SerializeToString(), reason)
+            prepared.withdrawn.count(event)
         prepared.stats.new_events -= len(events)
         prepared.stats.states_written -= 1
         # Neither cached nor seen by later batches: the next event of this state is folded

@@ -564,10 +564,10 @@ class ClickHouseMeasures:
                  + (" AND agency_code = {agency:String}" if agency_code else ""))
         per_minute = self.client.query(
             f"SELECT minute_ms, event_type, sum(events) FROM activity_minute WHERE {where} "
-            "GROUP BY minute_ms, event_type ORDER BY minute_ms", parameters=parameters).result_rows
+            "GROUP BY minute_ms, event_type HAVING sum(events) > 0 ORDER BY minute_ms", parameters=parameters).result_rows
         per_agency = self.client.query(
             f"SELECT agency_code, sum(events) AS n, max(last_ingested_ms) FROM activity_minute WHERE {where} "
-            "GROUP BY agency_code ORDER BY n DESC, agency_code", parameters=parameters).result_rows
+            "GROUP BY agency_code HAVING n > 0 ORDER BY n DESC, agency_code", parameters=parameters).result_rows
         return ([(int(m), t, int(n)) for m, t, n in per_minute],
                 [(code, int(n), int(last)) for code, n, last in per_agency])
 

@@ -79,6 +79,8 @@ def test_a_state_chdb_cannot_hold_goes_to_dead_letters_and_the_rest_is_scored(cl
     assert EventBatch.FromString(payload).events[0].event_id == bad.event_id
     assert reason.startswith("cannot store dossier state 'BAD': dossier_state:"), reason
     assert ("channel" if refused_by == "client" else "VIOLATED_CONSTRAINT") in reason, reason
+    # Counted in the live activity beside the write, then withdrawn: only stored events count.
+    assert clean_chdb.query("SELECT sum(events) FROM activity_minute").result_rows == [(len(scenario.EVENTS),)]
     assert clean_chdb.query("SELECT count() FROM dossier_state WHERE dossier_id = 'BAD'").result_rows == [(0,)]
     period = parse_period(scenario.PERIOD)
     measures = ClickHouseMeasures(clean_chdb).measures([scenario.AGENCY], period.start_ms, period.end_ms,

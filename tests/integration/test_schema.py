@@ -63,7 +63,7 @@ def test_states_are_sorted_by_span_and_day_keeping_every_newest_state_in_place(e
     span_start_ms = place_span(local_day(int(time.time() * 1000))) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
     newest = old_release_states(client, rng, span_start_ms + 10 * DAY_MS)
 
-    assert migrate(client) == [SORTED_BY_DAY, SORTED_BY_SPAN]
+    assert migrate(client) == [v for v, *_ in MIGRATIONS if v >= SORTED_BY_DAY]
     stored = stored_states(client)
     assert {key: s for key, (s, *_) in stored.items()} == newest
     # ClickHouse places each row where services/aggregator/state.placement says, in the span

@@ -1,4 +1,5 @@
 import asyncio
+from collections import defaultdict
 
 import pytest
 
@@ -269,6 +270,23 @@ def test_a_state_the_store_rejects_sends_its_new_events_to_dead_letters_and_the_
     later = dossier_status("BAD", 4, "2026-10-01 10:00")
     run(aggregator.process([envelope(later)]))
     assert [e.event_id for e in EventBatch.FromString(store.rows[("dossier", "BAD")][-1]).events] == [later.event_id]
+
+
+def test_the_events_of_a_refused_state_are_taken_back_out_of_the_live_activity():
+    """The activity is written beside the states, before the store refuses one: its events
+    are withdrawn after that write (negative counts), so the activity counts stored events only."""
+    store = FakeStore(rejects=lambda row: row[0] == "BAD")
+    bad = [dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", channel=300),
+           dossier_status("BAD", 2, "2026-10-01 09:00")]
+    run(asyncio.wait_for(Aggregator(store, DeadLetters(), write_retry_s=0).process([envelope(RECEIVED, *bad)]), 10))
+    net = defaultdict(int)
+    for minute, agency, kind, count, _ in store.activity:
+        net[(kind, count > 0)] += count
+    assert dict(net) == {("dossier.received", True): 2, ("dossier.status", True): 1,
+                         ("dossier.received", False): -1, ("dossier.status", False): -1}
+    # Withdrawn after the counts they correct were written: no reader sees a count below zero.
+    signs = [count > 0 for *_, count, _ in store.activity]
+    assert signs == sorted(signs, reverse=True)
 
 
 def test_a_rejected_state_takes_its_events_of_a_batch_already_prepared_to_dead_letters():
