@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, TWO_DAYS,
-                              column_names, place_span)
+from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, SPAN_DAYS,
+                              TWO_DAYS, column_names, place_span)
 from services.aggregator.state import summarize
 from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
 from services.ranking.background import BackgroundLoop
@@ -532,9 +532,11 @@ class ClickHouseMeasures:
         pairs = [(agency, int(day)) for agency, day in self.keeper_client.query(
             "SELECT agency_code, day FROM day_measures FINAL WHERE dirty = 1 AND day < {before:Int32} "
             "AND version < toUnixTimestamp64Micro(now64(6)) - {quiet_us:Int64} "
-            # A day at a time: a round then reads a few days of the state tables (sorted by
-            # day first), not every day of a few agencies.
-            f"ORDER BY day, agency_code LIMIT {int(self.snapshot_batch)}",
+            # In the state tables' order (span of days, agency, day): a round's pairs are then a
+            # few ranges of them. (A day at a time, as when the tables were sorted by day first,
+            # a national round was under one day of every agency, a granule each at least: the
+            # 34 provinces' rebuild took 383 s, against 250 s sorted by day first.)
+            f"ORDER BY intDiv(day, {SPAN_DAYS}), agency_code, day LIMIT {int(self.snapshot_batch)}",
             parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS), "quiet_us": self.snapshot_quiet_ms * 1000}
         ).result_rows]
         return self.recompute_day_snapshots(pairs)
