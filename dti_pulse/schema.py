@@ -161,8 +161,9 @@ def _state_tables_rebuilt(placed: str, sorting_key: str) -> list[str]:
 # Rows are sorted by the span of days they count on, agency, day (migration 5): a period's
 # states are a range of each agency's span, and a part of older spans is skipped whole.
 # (Sorted by agency first, a cohort's open day read a granule at each of its agencies'
-# boundaries in every part, history included.) The aggregator's lookups by id use the bloom-filter skip indexes, and
-# the recall check skips every granule without a recalled document.
+# boundaries in every part, history included.) The aggregator's lookups by id use the
+# bloom-filter skip indexes, and the recall check skips every granule without a recalled
+# document.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "entity state tables", [
         f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS}, "
@@ -193,7 +194,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # agencies: 6 x slower with a province-year kept (bench/README.md, `history`).
     (4, "state tables sorted by the day their rows count on",
      _state_tables_rebuilt("", "place_day, agency_code, {id}")),
-    # Sorted by day first, one agency's year was a slice of every day: 4-5 x slower to read
+    # Sorted by day first, one agency's year was a slice of every day: 3-10 x slower to read
     # from the states alone (an explain, as_of, the dirty days). By span, then agency, then
     # day, both a day and a year are ranges.
     (5, "state tables sorted by the span of days, agency and day their rows count on",
