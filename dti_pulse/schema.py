@@ -119,11 +119,18 @@ PLACE_DAY_SQL = {
 # key. 128 days rather than 32: an explain of one agency's year took 62-66 ms against 81-92
 # (3 or 4 ranges against 12), the open day the same (bench/README.md).
 SPAN_DAYS = 128
-PLACE_SPAN_SQL = f"if(place_day < 0, place_day, intDiv(place_day, {SPAN_DAYS}))"
 
 
 def place_span(day: int) -> int:
     return day if day < 0 else day // SPAN_DAYS
+
+
+def span_sql(day_column: str) -> str:
+    """place_span in ClickHouse SQL, of a column of days."""
+    return f"if({day_column} < 0, {day_column}, intDiv({day_column}, {SPAN_DAYS}))"
+
+
+PLACE_SPAN_SQL = span_sql("place_day")
 
 
 def _rebuilt_state_table(table: str, family: str, columns: str, id_column: str, indexes: str,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, SPAN_DAYS,
-                              TWO_DAYS, column_names, place_span)
+from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, TWO_DAYS,
+                              column_names, place_span, span_sql)
 from services.aggregator.state import summarize
 from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
 from services.ranking.background import BackgroundLoop
@@ -536,7 +536,7 @@ class ClickHouseMeasures:
             # few ranges of them. (A day at a time, as when the tables were sorted by day first,
             # a national round was under one day of every agency, a granule each at least: the
             # 34 provinces' rebuild took 383 s, against 250 s sorted by day first.)
-            f"ORDER BY intDiv(day, {SPAN_DAYS}), agency_code, day LIMIT {int(self.snapshot_batch)}",
+            f"ORDER BY {span_sql('day')}, agency_code, day LIMIT {int(self.snapshot_batch)}",
             parameters={"before": local_day(now_ms - SNAPSHOT_DELAY_MS), "quiet_us": self.snapshot_quiet_ms * 1000}
         ).result_rows]
         return self.recompute_day_snapshots(pairs)

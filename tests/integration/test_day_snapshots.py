@@ -72,6 +72,11 @@ def random_document(rng: random.Random, document_id: str, agency: str, around_ms
         "06" if completed else "03", recalled, event_count)
 
 
+def span_start_ms(now_ms: int) -> int:
+    """The first instant of the span of days (the tables' first sorting column) now falls in."""
+    return place_span(local_day(now_ms)) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
+
+
 def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> list:
     """Stores random states, some in two versions; returns the newest version of each."""
     dossiers, documents = [], []
@@ -216,10 +221,10 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
     now_ms = int(time.time() * 1000)
     # Some around now, some around the start of the current span of days (the first column
     # of the tables' sorting key), so that periods cross from one span into the next.
-    span_start_ms = place_span(local_day(now_ms)) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
+    around_span_start = span_start_ms(now_ms) + 5 * DAY_MS
     store = ClickHouseStateStore(clean_chdb)
     newest = (store_states(store, rng, now_ms, 300, "m")
-              + store_states(store, rng, span_start_ms + 5 * DAY_MS, 300, "s"))
+              + store_states(store, rng, around_span_start, 300, "s"))
     moved = clean_chdb.query("SELECT count() FROM dossier_state WHERE is_deleted = 1").result_rows[0][0]
     assert moved > 0
     tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents", "__RECALLS__": "newest_documents"}
@@ -230,7 +235,7 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
             clean_chdb.insert(table, [(*s, b"") for s in newest if isinstance(s, family)])
         states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
         for start, end, judged_at in itertools.chain(judgement_instants(rng, now_ms, now_ms, 40),
-                                                     judgement_instants(rng, now_ms, span_start_ms + 5 * DAY_MS, 40)):
+                                                     judgement_instants(rng, now_ms, around_span_start, 40)):
             expected = defaultdict(lambda: dict.fromkeys(MEASURE_DEFINITIONS, 0))
             for family in FAMILIES:
                 result = clean_chdb.query(bind(MEASURES_SQL[family], tables),

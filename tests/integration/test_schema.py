@@ -4,12 +4,12 @@ import time
 
 import pytest
 
-from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
-from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, PLACE_SPAN_SQL, SPAN_DAYS, column_names,
-                              migrate, place_span)
+from dti_pulse.localtime import DAY_MS
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, SPAN_DAYS, column_names, migrate,
+                              place_span, span_sql)
 from services.aggregator.state import DocumentSummary, DossierSummary, placement
 from services.aggregator.store import ClickHouseStateStore
-from tests.integration.test_day_snapshots import random_document, random_dossier, store_states
+from tests.integration.test_day_snapshots import random_document, random_dossier, span_start_ms, store_states
 
 pytestmark = pytest.mark.integration
 SORTED_BY_DAY, SORTED_BY_SPAN = 4, 5
@@ -60,8 +60,7 @@ def test_states_are_sorted_by_span_and_day_keeping_every_newest_state_in_place(e
     client, rng = empty_chdb_database, random.Random(4)
     migrate(client, [m for m in MIGRATIONS if m[0] < SORTED_BY_DAY])
     # States around the start of a span, so that they fall in two.
-    span_start_ms = place_span(local_day(int(time.time() * 1000))) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
-    newest = old_release_states(client, rng, span_start_ms + 10 * DAY_MS)
+    newest = old_release_states(client, rng, span_start_ms(int(time.time() * 1000)) + 10 * DAY_MS)
 
     assert migrate(client) == [v for v, *_ in MIGRATIONS if v >= SORTED_BY_DAY]
     stored = stored_states(client)
@@ -99,7 +98,6 @@ def test_the_rebuild_can_run_again_after_a_crash_at_any_step(empty_chdb_database
 
 def test_clickhouse_and_python_put_a_day_in_the_same_span(chdb_client):
     days = [-2, -1, 0, 1, SPAN_DAYS - 1, SPAN_DAYS, 20_000, 20_479, 20_480, 20_481]
-    sql = PLACE_SPAN_SQL.replace("place_day", "day")
-    spans = chdb_client.query(f"SELECT {sql} FROM (SELECT arrayJoin({{days:Array(Int32)}}) AS day)",
+    spans = chdb_client.query(f"SELECT {span_sql('day')} FROM (SELECT arrayJoin({{days:Array(Int32)}}) AS day)",
                               parameters={"days": days}).result_rows
     assert [span for (span,) in spans] == [place_span(day) for day in days]
