@@ -43,7 +43,8 @@ def build_ingest(settings: Settings):
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.ingest_delivery_timeout_ms)
     service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity))
     return create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
-                      settings.ingest_max_events, on_shutdown=publisher.close)
+                      settings.ingest_max_events, on_shutdown=publisher.close,
+                      connection_max_age_s=settings.ingest_connection_max_age_s)
 
 
 def ingest_app_from_env():

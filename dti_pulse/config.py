@@ -63,6 +63,7 @@ class Settings:
     ingest_delivery_timeout_ms: int = 10_000
     ingest_dedup_capacity: int = 1_000_000
     ingest_workers: int = 1
+    ingest_connection_max_age_s: float = 1.0  # then a keep-alive connection is closed: workers share the load
     aggregator_group: str = "dti-aggregator"
     aggregator_batch: int = 10_000
     aggregator_batch_seconds: float = 0.15
@@ -122,6 +123,7 @@ _ENV = {
     "DTI_INGEST_DELIVERY_TIMEOUT_MS": ("ingest_delivery_timeout_ms", int),
     "DTI_INGEST_DEDUP_CAPACITY": ("ingest_dedup_capacity", int),
     "DTI_INGEST_WORKERS": ("ingest_workers", int),
+    "DTI_INGEST_CONNECTION_MAX_AGE_S": ("ingest_connection_max_age_s", float),
     "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
     "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
     "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),

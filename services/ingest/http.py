@@ -5,10 +5,12 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import time
 from typing import Callable, Mapping
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -33,8 +35,53 @@ def _source_for(request: Request, tokens: Mapping[str, str]) -> str | None:
     return None
 
 
+class RecycledConnections:
+    """ASGI middleware: the first answer on a keep-alive connection that is max_age_s old
+    says `Connection: close`, and the client opens a new one.
+
+    Worker processes share one listening socket, and a connection stays with the worker
+    that accepted it. Clients that open their connections at once (the bus's pool, a
+    load generator) could all land on one worker and keep it busy while the other idled:
+    2 workers then took no more than 1 (bench/README.md, 2026-11-30, sixth session). A
+    new connection is accepted by whichever worker is waiting, so recycled connections
+    drift to the idle one. max_age_s <= 0 keeps connections for good."""
+
+    SWEEP_ABOVE = 4096  # clients remembered before the ones that left are forgotten
+
+    def __init__(self, app, max_age_s: float, clock: Callable[[], float] = time.monotonic):
+        self.app = app
+        self.max_age_s = max_age_s
+        self.clock = clock
+        self._opened_at: dict[tuple, float] = {}  # the client's address and port -> its first request
+
+    async def __call__(self, scope, receive, send):
+        client = scope.get("client") if scope["type"] == "http" and self.max_age_s > 0 else None
+        if client is None:
+            return await self.app(scope, receive, send)
+        now, client = self.clock(), tuple(client)
+        opened_at = self._opened_at.setdefault(client, now)
+        if now - opened_at < self.max_age_s:
+            if len(self._opened_at) > self.SWEEP_ABOVE:
+                self._forget_older_than(now - self.max_age_s)
+            return await self.app(scope, receive, send)
+        del self._opened_at[client]
+
+        async def send_closing(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)
+
+    def _forget_older_than(self, cutoff: float) -> None:
+        # A connection that closed on its own leaves its entry; a port used again by a new
+        # connection would at worst be recycled at its first answer.
+        self._opened_at = {client: at for client, at in self._opened_at.items() if at >= cutoff}
+
+
 def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], bool],
-               max_body_bytes: int, max_events: int, on_shutdown: Callable[[], None] | None = None) -> Starlette:
+               max_body_bytes: int, max_events: int, on_shutdown: Callable[[], None] | None = None,
+               connection_max_age_s: float = 0.0) -> Starlette:
     async def post_events(request: Request) -> Response:
         source = _source_for(request, tokens)
         if source is None:
@@ -91,7 +138,7 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, middleware=[Middleware(RecycledConnections, max_age_s=connection_max_age_s)])
 
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}

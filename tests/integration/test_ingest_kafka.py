@@ -1,5 +1,6 @@
 """Ingest against a real tansu broker: envelopes, partitioning, HTTP contract."""
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -13,7 +14,7 @@ from services.ingest.http import create_app
 from services.ingest.publisher import KafkaPublisher
 from services.ingest.service import IngestService
 from tests import scenario
-from tests.conftest import consume_all
+from tests.conftest import consume_all, service_env, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -98,3 +99,35 @@ def test_health_readiness_and_openapi(ingest_app):
     assert asyncio.run(get("/readyz")).status_code == 200
     spec = asyncio.run(get("/openapi.json")).json()
     assert set(spec["paths"]["/v1/events"]["post"]["responses"]) >= {"200", "400", "401", "413", "415", "503"}
+
+
+def test_two_workers_close_old_keep_alive_connections_and_lose_nothing(broker, topic_names, services, tmp_path):
+    """`serve ingest` with 2 worker processes behind uvicorn: the first answer on a connection
+    older than DTI_INGEST_CONNECTION_MAX_AGE_S says `Connection: close`, the client's next
+    request opens a new connection, and every event sent over them arrives in Kafka."""
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, broker.bootstrap, events_topic, dlq_topic, DTI_INGEST_WORKERS="2",
+                      DTI_INGEST_CONNECTION_MAX_AGE_S="0.3")
+    ingest = services("ingest", ["serve", "ingest"], env)
+    port = int(env["DTI_HTTP_PORT"])
+    wait_for_port("127.0.0.1", port, timeout_s=60, process=ingest.process)
+    sent, closing, peers = [], 0, set()
+    headers = {"Authorization": "Bearer test-token"}
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30,
+                      limits=httpx.Limits(max_connections=1)) as client:
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            event = dict(scenario.EVENTS[len(sent) % len(scenario.EVENTS)], event_id=str(uuid.uuid4()))
+            response = client.post("/v1/events", json={"events": [event]})
+            assert response.status_code == 200, response.text
+            assert response.json()["accepted"] == 1
+            sent.append(event["event_id"])
+            if response.headers.get("connection") == "close":
+                closing += 1  # (its socket is closed by now: no address to read)
+            else:
+                peers.add(response.extensions["network_stream"].get_extra_info("client_addr"))
+            time.sleep(0.02)
+    assert closing >= 3, f"{closing} of {len(sent)} answers closed their connection"
+    assert len(peers) >= closing, peers  # each close was followed by a new connection (a new client port)
+    found = consume_all(broker.bootstrap, events_topic, len(sent))
+    assert sorted(event.event_id for _, event in found) == sorted(sent)
