@@ -98,17 +98,23 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
             body += chunk
             if len(body) > max_body_bytes:
                 return problem(413, "Payload Too Large", f"the body is over {max_body_bytes} bytes")
-        try:
-            document = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return problem(400, "Bad Request", f"the body is not valid JSON: {exc}")
-        if not isinstance(document, dict) or not isinstance(document.get("events"), list):
-            return problem(400, "Bad Request", 'the body must be a JSON object {"events": [...]}')
-        events = document["events"]
+        # A batch of valid events, the usual case, is validated at once; any other goes
+        # event by event, so that each refused event gets its reason.
+        valid = service.valid_batch(body, source)
+        if valid is None:
+            try:
+                document = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
+                return problem(400, "Bad Request", f"the body is not valid JSON: {exc}")
+            if not isinstance(document, dict) or not isinstance(document.get("events"), list):
+                return problem(400, "Bad Request", 'the body must be a JSON object {"events": [...]}')
+            events = document["events"]
+        else:
+            events = valid
         if len(events) > max_events:
             return problem(413, "Payload Too Large", f"a batch holds at most {max_events} events, got {len(events)}")
         try:
-            result = await service.ingest(events, source)
+            result = await (service.ingest(events, source) if valid is None else service.ingest_valid(valid))
         except NotAcknowledged as exc:
             log.warning("batch of %d events not acknowledged by Kafka: %s", len(events), exc)
             return problem(503, "Service Unavailable",

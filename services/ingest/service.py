@@ -8,7 +8,7 @@ from typing import Protocol
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.registry import Registry
 from services.ingest.dedup import RecentIds
-from services.ingest.validation import Invalid, to_event
+from services.ingest.validation import Invalid, to_event, valid_batch
 
 
 class Publisher(Protocol):
@@ -31,23 +31,36 @@ class IngestService:
         self.publisher = publisher
         self.recent_ids = recent_ids
 
+    def valid_batch(self, body: bytes, source: str) -> list[Event] | None:
+        """Every event of a batch body, validated at once, if every one is valid (see
+        validation.valid_batch); None sends the batch to ingest() event by event."""
+        return valid_batch(body, self.registry, source, int(time.time() * 1000))
+
     async def ingest(self, raw_events: list, source: str) -> BatchResult:
         """Raises the publisher's error if Kafka did not acknowledge: then nothing counts."""
         result = BatchResult()
         now_ms = int(time.time() * 1000)
-        fresh: list[Event] = []
-        in_batch: set[str] = set()
+        valid: list[Event] = []
         for index, raw in enumerate(raw_events):
             try:
-                event = to_event(raw, self.registry, source, now_ms)
+                valid.append(to_event(raw, self.registry, source, now_ms))
             except Invalid as exc:
                 result.rejected.append({"index": index, "reason": str(exc)})
-                continue
+        return await self.ingest_valid(valid, result)
+
+    async def ingest_valid(self, events: list[Event], result: BatchResult | None = None) -> BatchResult:
+        """Publishes validated events, each event_id once; raises as ingest() does."""
+        result = result or BatchResult()
+        fresh: list[Event] = []
+        in_batch: set[str] = set()
+        recent_ids = self.recent_ids
+        for event in events:
             # A duplicate is accepted (the bus may retry) but published once.
-            if event.event_id in in_batch or event.event_id in self.recent_ids:
+            event_id = event.event_id
+            if event_id in in_batch or event_id in recent_ids:
                 result.duplicates += 1
             else:
-                in_batch.add(event.event_id)
+                in_batch.add(event_id)
                 fresh.append(event)
         await self.publisher.publish(fresh)
         self.recent_ids.add_all(in_batch)

@@ -1,3 +1,4 @@
+import json
 import uuid
 
 import pytest
@@ -5,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.registry import load_registry
-from services.ingest.validation import Invalid, parse_due_ms, parse_instant_ms, to_event
+from services.ingest.validation import Invalid, parse_due_ms, parse_instant_ms, to_event, valid_batch
 
 REGISTRY = load_registry(DEFAULT_AGENCIES)
 DEPARTMENT = "000.00.05.H56"
@@ -127,3 +128,83 @@ def test_any_json_value_in_any_field_is_accepted_or_refused_with_a_reason(base, 
         assert str(refused)
     else:
         assert parsed.WhichOneof("body") is not None and parsed.event_id
+
+
+OPTIONAL_FIELDS = {"channel", "has_fee", "document_type", "promulgated_on", "due_date", "business_type",
+                   "classified", "electronic"}
+
+
+def per_event(raws):
+    """to_event of each event: its bytes, or None where it is refused."""
+    out = []
+    for raw in raws:
+        try:
+            out.append(validate(raw).SerializeToString())
+        except Invalid:
+            out.append(None)
+    return out
+
+
+def batch_body(raws) -> bytes:
+    return json.dumps({"events": raws}).encode()  # json, not orjson: it writes ints of any size
+
+
+def test_a_batch_of_valid_events_is_validated_at_once_as_event_by_event():
+    fast = valid_batch(batch_body(VALID), REGISTRY, "bus", 1_000)
+    assert fast is not None
+    assert [event.SerializeToString() for event in fast] == per_event(VALID)
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"events": {}}', b'{"events": [1]}', b'{"events": [{}]}',
+                                  b'{"event": []}', b"not json"])
+def test_a_body_that_is_not_a_batch_of_events_is_left_to_the_per_event_path(body):
+    assert valid_batch(body, REGISTRY, "bus", 1_000) is None
+
+
+@settings(max_examples=600, deadline=None)
+@given(bases=st.lists(st.sampled_from(VALID), min_size=1, max_size=4), data=st.data())
+def test_the_batch_path_gives_what_the_per_event_path_gives_or_gives_up(bases, data):
+    """valid_batch may only give up (None) or give exactly what to_event gives, event by
+    event; and it must not give up on a batch that to_event accepts whole."""
+    raws = []
+    for base in bases:
+        raw = dict(base, event_id=str(uuid.uuid4()))
+        if data.draw(st.booleans()):
+            names = sorted(set(raw) | OPTIONAL_FIELDS)
+            for name in data.draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)):
+                if data.draw(st.booleans()):
+                    raw[name] = data.draw(JSON_VALUES)
+                else:
+                    raw.pop(name, None)
+        raws.append(raw)
+    expected = per_event(raws)
+    fast = valid_batch(batch_body(raws), REGISTRY, "bus", 1_000)
+    if None in expected:
+        assert fast is None
+    else:
+        assert fast is not None, raws
+        assert [event.SerializeToString() for event in fast] == expected
+
+
+def same_answers(raws) -> bool:
+    expected = per_event(raws)
+    fast = valid_batch(batch_body(raws), REGISTRY, "bus", 1_000)
+    if None in expected:
+        return fast is None
+    return fast is not None and [event.SerializeToString() for event in fast] == expected
+
+
+ODD_VALUES = [None, "", " ", 0, 1, 2, 4, 11, -1, True, False, 1.0, "06", 6, 7, [], ["x"], [""], {}, "2026-10-01",
+              "2026-10-01T09:00:00+07:00", "2026-10-01T09:00:00", "2026-13-01", 10**30]
+
+
+def test_each_field_left_out_nulled_or_odd_gives_the_same_answer_both_ways():
+    """Every field of every valid example, and every optional one, left out or set to each
+    odd value: the batch path gives what the per-event path gives, or gives up where it
+    refuses (hypothesis above explores further; this makes sure of the defaults)."""
+    differing = []
+    for base in VALID:
+        for name in sorted((set(base) | OPTIONAL_FIELDS) - {"type"}):
+            variants = [{k: v for k, v in base.items() if k != name}] + [dict(base, **{name: v}) for v in ODD_VALUES]
+            differing += [raw for raw in variants if not same_answers([raw])]
+    assert not differing, differing[:5]
