@@ -2,12 +2,13 @@
 simulator's events, in this process, with a store that keeps nothing (no Kafka, no
 ClickHouse). The `aggregate` scenario of bench.run measures the whole path; this one
 isolates the Python that decides how many events a core folds, and moves less with the
-machine's neighbours. Usage: python -m bench.fold [--events N] [--repeat R]
+machine's neighbours. Usage: python -m bench.fold [--events N] [--repeat R] [--json]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 
 from dti.events.v1.events_pb2 import EventBatch
@@ -56,6 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print the runs as one JSON line (bench.run reads it)")
     args = parser.parse_args()
     registry = load_registry(DEFAULT_AGENCIES)
     now_ms = int(time.time() * 1000)
@@ -64,9 +66,14 @@ def main() -> int:
     payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
                 for i in range(0, len(events), EVENTS_PER_MESSAGE)]
     tune_gc(Settings().gc_young_threshold)  # as the aggregator runs
+    runs = []
     for run in range(args.repeat):
-        print(f"run {run + 1}: {asyncio.run(fold_us_per_event(payloads, len(events))):.2f} µs of CPU an event "
-              f"({len(events):,} events, {MESSAGES_PER_BATCH} messages of {EVENTS_PER_MESSAGE} a batch)")
+        runs.append(asyncio.run(fold_us_per_event(payloads, len(events))))
+        if not args.json:
+            print(f"run {run + 1}: {runs[-1]:.2f} µs of CPU an event "
+                  f"({len(events):,} events, {MESSAGES_PER_BATCH} messages of {EVENTS_PER_MESSAGE} a batch)")
+    if args.json:
+        print(json.dumps({"events": len(events), "us_per_event": runs}))
     return 0
 
 

@@ -17,3 +17,9 @@ def test_the_fold_benchmark_folds_simulated_events():
     payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
                 for i in range(0, len(events), EVENTS_PER_MESSAGE)]
     assert asyncio.run(fold_us_per_event(payloads, len(events))) > 0
+
+
+def test_bench_run_reads_the_fold_ceiling_from_bench_fold():
+    from bench.run import fold_alone_us_per_event
+
+    assert fold_alone_us_per_event(events=2_000) > 0
