@@ -672,12 +672,13 @@ def main() -> int:
                 baseline = bench_ingest_baseline(broker.bootstrap, events[: min(len(events), 100_000)])
                 for workers in (1, 2):
                     ingest = bench_ingest(broker.bootstrap, events, work, args.batch, args.concurrency, workers)
+                    cores = min(workers, os.cpu_count())
                     results[f"ingest_http_{workers}_workers"] = {k: ingest[k] for k in ("p50_ms", "p99_ms", "statuses",
                                                                                          "cpu_us_per_event")}
                     rows.append((f"ingest, HTTP, {workers} worker{'s' if workers > 1 else ''}", ingest["events_per_s"],
                                  baseline, "kafka-python, one message per event", 100_000, 3.5, ingest["cpu_us_per_event"],
-                                 f"{min(workers, os.cpu_count()) * 1e6 / ingest['cpu_us_per_event']:,.0f} events/s "
-                                 f"with {min(workers, os.cpu_count())} whole core(s) at this CPU an event (the load "
+                                 f"{cores * 1e6 / ingest['cpu_us_per_event']:,.0f} events/s "
+                                 f"with {cores} whole core(s) at this CPU an event (the load "
                                  "generator and the broker share the machine)"))
             if args.only in (None, "aggregate"):
                 aggregate_events = (events if args.aggregate_events == len(events)

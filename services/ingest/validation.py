@@ -308,12 +308,6 @@ class _DossierApology(_Typed, tag="dossier.apology"):
     dossier_id: str
 
 
-class _Batch(msgspec.Struct, gc=False):
-    events: list[Union[_DocumentSent, _DocumentReceived, _DocumentSigned, _DocumentStatus, _DossierReceived,
-                       _DossierStatus, _DossierPaid, _DossierRated, _DossierApology]]
-
-
-_batch_decoder = msgspec.json.Decoder(_Batch)
 
 
 def _typed_document_transfer(typed, body) -> None:
@@ -383,17 +377,27 @@ def _typed_dossier_apology(typed, body) -> None:
     body.dossier_id = _checked_text(typed.dossier_id)
 
 
-_TYPED_BUILDERS = {
-    _DocumentSent: (BODY_FIELD["document.sent"], _typed_document_transfer),
-    _DocumentReceived: (BODY_FIELD["document.received"], _typed_document_transfer),
-    _DocumentSigned: (BODY_FIELD["document.signed"], _typed_document_signed),
-    _DocumentStatus: (BODY_FIELD["document.status"], _typed_document_status),
-    _DossierReceived: (BODY_FIELD["dossier.received"], _typed_dossier_received),
-    _DossierStatus: (BODY_FIELD["dossier.status"], _typed_dossier_status),
-    _DossierPaid: (BODY_FIELD["dossier.paid"], _typed_dossier_paid),
-    _DossierRated: (BODY_FIELD["dossier.rated"], _typed_dossier_rated),
-    _DossierApology: (BODY_FIELD["dossier.apology"], _typed_dossier_apology),
-}
+# Each type's struct -> the oneof field of its body and its builder; the type's name is the
+# struct's tag.
+_TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for typed, build in (
+    (_DocumentSent, _typed_document_transfer),
+    (_DocumentReceived, _typed_document_transfer),
+    (_DocumentSigned, _typed_document_signed),
+    (_DocumentStatus, _typed_document_status),
+    (_DossierReceived, _typed_dossier_received),
+    (_DossierStatus, _typed_dossier_status),
+    (_DossierPaid, _typed_dossier_paid),
+    (_DossierRated, _typed_dossier_rated),
+    (_DossierApology, _typed_dossier_apology),
+)}
+_TypedEvent = Union[tuple(_TYPED_BUILDERS)]
+
+
+class _Batch(msgspec.Struct, gc=False):
+    events: list[_TypedEvent]
+
+
+_batch_decoder = msgspec.json.Decoder(_Batch)
 
 
 def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: int) -> list[Event] | None:
