@@ -21,7 +21,7 @@ import orjson
 
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
-from dti_pulse.config import DEFAULT_AGENCIES
+from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.localtime import LOCAL_TZ
@@ -32,6 +32,8 @@ from services.ingest.validation import to_event
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
 TOKEN = "bench-token"
+# What `dti-pulse up` runs unless told otherwise; --aggregator-processes sets it for a run.
+AGGREGATOR_PROCESSES = Settings().aggregator_processes
 
 
 def simulated_events(count: int, seed: int = 7) -> list[dict]:
@@ -43,7 +45,22 @@ def child_env(bootstrap: str, data_dir: Path, topic: str, group: str, http_port:
     return {**os.environ, "DTI_KAFKA_BOOTSTRAP": bootstrap, "DTI_DATA_DIR": str(data_dir),
             "DTI_EVENTS_TOPIC": topic, "DTI_DLQ_TOPIC": f"{topic}.dlq", "DTI_TOPIC_PARTITIONS": str(PARTITIONS),
             "DTI_AGGREGATOR_GROUP": group, "DTI_HTTP_PORT": str(http_port), "DTI_GRPC_PORT": str(free_port()),
-            "DTI_INGEST_TOKENS": f"bench={TOKEN}", "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1"}
+            "DTI_INGEST_TOKENS": f"bench={TOKEN}", "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1",
+            "DTI_AGGREGATOR_PROCESSES": str(AGGREGATOR_PROCESSES)}
+
+
+def start_core(start, name: str, env: dict[str, str], ranking: bool = True) -> list[subprocess.Popen]:
+    """The process that owns chDB (answering gRPC when ranking), folding the events itself,
+    or with DTI_AGGREGATOR_PROCESSES = N serving its state store to N fold processes apart,
+    as `dti-pulse up` runs them. Returns the core process first, then the fold processes."""
+    folds = int(env.get("DTI_AGGREGATOR_PROCESSES") or 0)
+    if not folds:
+        return [start(name, ["dti_pulse.cli", "serve", "aggregator,ranking" if ranking else "aggregator"], env)]
+    env = {**env, "DTI_STATE_STORE_ADDRESS": str(Path(env["DTI_DATA_DIR"]).resolve() / "state-store.sock"),
+           "DTI_STATE_STORE_SECRET": uuid.uuid4().hex}
+    core = start(name, ["dti_pulse.cli", "serve", "ranking,store" if ranking else "store"], env)
+    return [core, *(start(f"{name}-fold-{index}", ["dti_pulse.cli", "serve", "aggregator"],
+                          {**env, "DTI_AGGREGATOR_INDEX": str(index)}) for index in range(folds))]
 
 
 @contextlib.contextmanager
@@ -201,18 +218,20 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
     env = child_env(bootstrap, work / "aggregator-data", topic, group, free_port())
     env["DTI_AGGREGATOR_COMMIT_INTERVAL_S"] = "0.2"  # progress is read from committed offsets
     with children(work) as start:
-        process = start("aggregator", ["dti_pulse.cli", "serve", "aggregator"], env)
+        processes = start_core(start, "aggregator", env, ranking=False)
         first = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = committed_events(bootstrap, group, topic, offsets_to_events)
-            now, cpu = time.perf_counter(), _cpu_s(process.pid)
+            now, cpu = time.perf_counter(), sum(_cpu_s(process.pid) for process in processes)
             if done and first is None:
                 first = (now, done, cpu)
             if done >= len(events):
                 break
-            if process.poll() is not None:
-                raise RuntimeError(f"aggregator exited: {(work / 'aggregator.log').read_text()[-2000:]}")
+            if any(process.poll() is not None for process in processes):
+                logs = "".join((work / f"{name}.log").read_text()[-2000:] for name in
+                               ("aggregator", *(f"aggregator-fold-{i}" for i in range(len(processes) - 1))))
+                raise RuntimeError(f"an aggregator process exited: {logs}")
             time.sleep(0.2)
         else:
             raise TimeoutError("aggregator did not finish in 600 s")
@@ -341,7 +360,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
     env = child_env(bootstrap, work / "live-data", topic, "bench-live", http_port)
     env["DTI_GRPC_PORT"] = str(grpc_port)
     with children(work) as start:
-        core = start("live-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        core, *folds = start_core(start, "live-core", env)
         ingest = start("live-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
@@ -413,7 +432,7 @@ def bench_console(bootstrap: str, work: Path, clients: int, probes: int) -> dict
     grpc_port = int(env["DTI_GRPC_PORT"])
     seconds = probes * 1.5 + 20
     with children(work) as start:
-        core = start("console-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        core, *folds = start_core(start, "console-core", env)
         ingest = start("console-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
@@ -533,7 +552,7 @@ def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: in
     env = child_env(broker.bootstrap, work / "replay-data", topic, "bench-replay", http_port)
     env["DTI_GRPC_PORT"] = str(grpc_port)
     with children(work) as start:
-        core = start("replay-core", ["dti_pulse.cli", "serve", "aggregator,ranking"], env)
+        core, *folds = start_core(start, "replay-core", env)
         ingest = start("replay-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
@@ -558,7 +577,9 @@ def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: in
                 raise RuntimeError(f"replay did not finish: {dossiers_scored()} of {dossiers} dossiers scored")
             time.sleep(1)
         scored_at = time.perf_counter()
-        rss = {"ingest": _tree_peak_rss_mb(ingest.pid), "aggregator+ranking": _peak_rss_mb(core.pid),
+        rss = {"ingest": _tree_peak_rss_mb(ingest.pid),
+               "aggregator+ranking" if not folds else "ranking+store": _peak_rss_mb(core.pid),
+               **{f"fold {index}": _peak_rss_mb(fold.pid) for index, fold in enumerate(folds)},
                "tansu": _peak_rss_mb(broker.process.pid)}
     return {"events": generated, "accepted": accepted, "dossiers": dossiers, "ingest_seconds": ingested_at - started,
             "total_seconds": scored_at - started, "peak_rss_mb": rss}
@@ -633,6 +654,7 @@ def bench_history(work: Path, provinces: int) -> dict:
 
 
 def main() -> int:
+    global AGGREGATOR_PROCESSES
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=300_000, help="events in the ingest scenario")
     # A batch takes what came in one window, so 300,000 events made only ~3 batches: too few
@@ -649,11 +671,15 @@ def main() -> int:
     parser.add_argument("--live-rate", type=int, default=5000,
                         help="background events/s during the freshness probes (the target is set at 5,000)")
     parser.add_argument("--screens", type=int, default=50, help="console streams in the console scenario")
+    parser.add_argument("--aggregator-processes", type=int, default=AGGREGATOR_PROCESSES,
+                        help="fold processes apart from the one that owns chDB (0: it folds; DTI_AGGREGATOR_PROCESSES)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (children's logs, data)")
     args = parser.parse_args()
+    AGGREGATOR_PROCESSES = args.aggregator_processes
 
     events = simulated_events(args.events)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "events": len(events), "cores": os.cpu_count()}
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "events": len(events), "cores": os.cpu_count(),
+               "aggregator_processes": AGGREGATOR_PROCESSES}
     try:
         results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                            cwd=ROOT).stdout.strip()

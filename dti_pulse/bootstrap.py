@@ -15,7 +15,7 @@ from dti_pulse.config import Settings
 from dti_pulse.registry import load_registry
 
 log = logging.getLogger(__name__)
-TARGETS = ("ingest", "aggregator", "ranking", "console")
+TARGETS = ("ingest", "aggregator", "ranking", "store", "console")
 ALONE = ("ingest", "console")  # HTTP servers that run under uvicorn in a process of their own
 
 
@@ -66,20 +66,51 @@ def clickhouse_client(settings: Settings, purpose: str):
     return client
 
 
-def build_aggregator(settings: Settings):
+def state_store(settings: Settings, fold_index: int | None = None):
+    """The ClickHouse store of a fold process's states: its own connections (a fold process
+    apart gets its index in their names), and its writes told to ranking in this process."""
+    from dti_pulse.clickhouse import get_client, write_signal
+    from services.aggregator.store import ClickHouseStateStore
+
+    suffix = "" if fold_index is None else f"-{fold_index}"
+    dsn = settings.effective_clickhouse_dsn
+    return ClickHouseStateStore(clickhouse_client(settings, f"aggregator{suffix}"),
+                                on_write=write_signal(dsn).notify,
+                                document_client=get_client(dsn, f"aggregator-documents{suffix}"),
+                                activity_client=get_client(dsn, f"aggregator-activity{suffix}"))
+
+
+def build_store_server(settings: Settings):
+    """Serves this process's ClickHouse to fold processes apart (chDB: only this process
+    may open the data path)."""
+    from services.aggregator.remote_store import StoreServer
+
+    if not settings.state_store_address:
+        raise SystemExit("the store target needs DTI_STATE_STORE_ADDRESS (host:port or a socket path)")
+    if not settings.state_store_secret:
+        raise SystemExit("the store target needs DTI_STATE_STORE_SECRET (dti-pulse up makes one for you)")
+    return StoreServer(settings.state_store_address, settings.state_store_secret.encode(),
+                       lambda fold_index: state_store(settings, fold_index))
+
+
+def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
+    """writes_clickhouse False: the states are written through the state store at
+    DTI_STATE_STORE_ADDRESS (a fold process apart from the process that owns chDB)."""
     from dti_pulse.kafka import ensure_topics
     from services.aggregator.app import create_app
     from services.aggregator.processor import Aggregator
-    from services.aggregator.store import ClickHouseStateStore
 
     ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
                                              settings.dead_letter_topic: 1})
-    from dti_pulse.clickhouse import get_client, write_signal
+    if writes_clickhouse:
+        store = state_store(settings)
+    else:
+        from services.aggregator.remote_store import RemoteStateStore
 
-    dsn = settings.effective_clickhouse_dsn
-    store = ClickHouseStateStore(clickhouse_client(settings, "aggregator"), on_write=write_signal(dsn).notify,
-                                 document_client=get_client(dsn, "aggregator-documents"),
-                                 activity_client=get_client(dsn, "aggregator-activity"))
+        if not settings.state_store_secret:
+            raise SystemExit("DTI_STATE_STORE_ADDRESS is set but DTI_STATE_STORE_SECRET is empty")
+        store = RemoteStateStore(settings.state_store_address, settings.state_store_secret.encode(),
+                                 settings.aggregator_index)
     return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
 
 
@@ -182,13 +213,16 @@ def serve(targets: list[str], settings: Settings) -> None:
     ranking = build_ranking(settings) if "ranking" in targets else None
     if ranking:
         ranking.start_in_thread()
+    store_server = build_store_server(settings).start() if "store" in targets else None
     try:
         if "aggregator" in targets:
             import faust
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            app = build_aggregator(settings)
+            # A fold process apart writes through the store; one beside the store (or with no
+            # store address) writes ClickHouse itself.
+            app = build_aggregator(settings, writes_clickhouse="store" in targets or not settings.state_store_address)
             tune_gc(settings.gc_young_threshold)
             worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
             try:
@@ -198,6 +232,8 @@ def serve(targets: list[str], settings: Settings) -> None:
         else:
             _wait_for_signal()
     finally:
+        if store_server:
+            store_server.stop()
         if ranking:
             ranking.stop()
         from dti_pulse.clickhouse import close_client

@@ -71,6 +71,12 @@ class Settings:
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
     aggregator_commit_interval_s: float = 1.0
+    # `up` and bench: 0 folds in the process that owns chDB (and answers gRPC); N runs N fold
+    # processes apart, writing through that process's state store (remote_store.py).
+    aggregator_processes: int = 0
+    aggregator_index: int = 0  # which fold process this is (its store connections, its Faust datadir)
+    state_store_address: str = ""  # set: `serve aggregator` writes through the store at host:port or socket path
+    state_store_secret: str = ""  # authenticates fold processes to the state store
     gc_young_threshold: int = 10_000  # 0: Python's default (700)
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 0.25
@@ -131,6 +137,10 @@ _ENV = {
     "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
     "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
+    "DTI_AGGREGATOR_PROCESSES": ("aggregator_processes", int),
+    "DTI_AGGREGATOR_INDEX": ("aggregator_index", int),
+    "DTI_STATE_STORE_ADDRESS": ("state_store_address", str),
+    "DTI_STATE_STORE_SECRET": ("state_store_secret", str),
     "DTI_GC_YOUNG_THRESHOLD": ("gc_young_threshold", int),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
@@ -152,7 +162,8 @@ _ENV = {
 }
 
 
-_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET"}
+_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET",
+                     "DTI_STATE_STORE_SECRET"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

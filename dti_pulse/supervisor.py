@@ -31,8 +31,8 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self._stopping = False
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
-        env = {**os.environ, **settings_to_env(self.settings), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, name: str, args: list[str], **overrides) -> subprocess.Popen:
+        env = {**os.environ, **settings_to_env(self.settings.with_overrides(**overrides)), "PYTHONUNBUFFERED": "1"}
         process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env)
         self.children.append((name, process))
         return process
@@ -43,9 +43,13 @@ class Supervisor:
         if self.embedded_broker:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "tansu.log").start()
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
-        core = self._spawn("aggregator+ranking", ["serve", "aggregator,ranking"])
+        folds = s.aggregator_processes
+        core = self._spawn("ranking+store" if folds else "aggregator+ranking",
+                           ["serve", "ranking,store" if folds else "aggregator,ranking"])
         ingest = self._spawn("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
+        for index in range(folds):  # they wait for the store, which is up with the gRPC port
+            self._spawn(f"aggregator-{index}", ["serve", "aggregator"], aggregator_index=index)
         console = self._spawn("console", ["serve", "console"])
         self._wait_ready("ingest", f"http://{s.http_host}:{s.http_port}/readyz", ingest)
         self._wait_ready("console", f"http://{s.console_host}:{s.console_port}/healthz", console)
@@ -57,6 +61,7 @@ class Supervisor:
 dti-pulse is up
   ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)
   ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
+  aggregator      {f'{folds} fold processes, writing through {s.state_store_address}' if folds else 'in the ranking process'}
   Kafka           {s.kafka_bootstrap}{' (embedded tansu, in memory)' if self.broker else ''}
   ClickHouse      {s.effective_clickhouse_dsn}
   console (web)   http://{s.console_host}:{s.console_port}/   {self._login_line()}
@@ -122,6 +127,11 @@ def up(settings: Settings, simulator_rate: float | None) -> int:
         console_login = ("operator", secrets.token_urlsafe(12))
         settings = settings.with_overrides(console_viewers={console_login[0]: hash_password(console_login[1])},
                                            console_secret=secrets.token_urlsafe(32))
+    if settings.aggregator_processes:
+        # Fold processes apart write through the process that owns chDB (services/aggregator/remote_store.py).
+        settings = settings.with_overrides(
+            state_store_address=settings.state_store_address or str((settings.data_dir / "state-store.sock").resolve()),
+            state_store_secret=settings.state_store_secret or secrets.token_urlsafe(32))
     supervisor = Supervisor(settings, simulator_rate, embedded, console_login)
 
     def on_signal(signum, frame):

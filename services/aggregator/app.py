@@ -130,11 +130,14 @@ def broker_urls(bootstrap: str) -> list[str]:
 def create_app(settings: Settings, aggregator_factory) -> faust.App:
     """aggregator_factory(dead_letter) -> Aggregator; the composition root supplies it."""
     _shorten_fetch_wait(settings.aggregator_fetch_wait_ms)
+    datadir = settings.data_dir / "faust" / str(settings.aggregator_index)
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
         settings.aggregator_group,
         broker=broker_urls(settings.kafka_bootstrap),
         store="memory://",
-        datadir=str(settings.data_dir / "faust"),  # Faust's default is a directory in the working directory
+        # Faust's default is a directory in the working directory; one per fold process
+        datadir=str(datadir),
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,

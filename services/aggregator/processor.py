@@ -391,5 +391,5 @@ class Aggregator:
             except RowsRejected:
                 raise  # the rows' fault, not ClickHouse's: waiting would block the partition for good
             except Exception as exc:
-                log.error("ClickHouse call %s failed, retrying in %.1fs: %s", call.__name__, self.write_retry_s, exc)
+                log.error("state store call %s failed, retrying in %.1fs: %s", call.__name__, self.write_retry_s, exc)
                 await asyncio.sleep(self.write_retry_s)

@@ -1,4 +1,5 @@
-"""Kill -9 the aggregator mid-stream; after a restart the counts are still exact."""
+"""Kill -9 the aggregator mid-stream (in the process that owns chDB, or fold processes apart
+and that owner); after a restart the counts are still exact."""
 import uuid
 
 import httpx
@@ -34,11 +35,46 @@ def on_time_indicator(stub):
 
 
 def test_counts_stay_exact_across_an_aggregator_crash(private_broker, topic_names, services, tmp_path):
-    events_topic, dlq_topic = topic_names
-    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
-                      DTI_AGGREGATOR_BATCH="500")
+    env = service_env(tmp_path, private_broker.bootstrap, *topic_names, DTI_AGGREGATOR_BATCH="500")
+    processes = {}
+
+    def start():
+        processes["core"] = services("crash-core", ["serve", "aggregator,ranking"], env)
+        return processes["core"]
+
+    counts_stay_exact(env, services, start, crash=lambda: processes["core"].kill())
+
+
+def test_counts_stay_exact_when_the_store_owner_and_a_fold_process_die(private_broker, topic_names, services,
+                                                                      tmp_path):
+    """Fold processes apart, as `up` runs them with DTI_AGGREGATOR_PROCESSES: kill -9 the
+    process that owns chDB (their writes in flight are lost with it) and one of the two fold
+    processes. With the owner back, the other fold process waits out the gap, takes the dead
+    one's partitions, and the counts are exact."""
+    env = service_env(tmp_path, private_broker.bootstrap, *topic_names, DTI_AGGREGATOR_BATCH="500",
+                      DTI_STATE_STORE_ADDRESS=str(tmp_path / "store.sock"), DTI_STATE_STORE_SECRET="test-store-secret")
+    processes = {}
+
+    def start():
+        if "folds" not in processes:
+            processes["folds"] = [services(f"apart-fold-{index}", ["serve", "aggregator"],
+                                           {**env, "DTI_AGGREGATOR_INDEX": str(index)}) for index in (0, 1)]
+        processes["core"] = services("apart-core", ["serve", "ranking,store"], env)
+        return processes["core"]
+
+    def crash():
+        processes["folds"][0].kill()
+        processes["core"].kill()
+
+    counts_stay_exact(env, services, start, crash)
+    assert processes["folds"][1].process.poll() is None, processes["folds"][1].output()
+
+
+def counts_stay_exact(env, services, start_core, crash):
+    """Half the dossiers, a crash while they are being counted, the other half and a batch
+    sent again; after the core's restart every dossier counts once."""
     ingest = services("crash-ingest", ["serve", "ingest"], env)
-    core = services("crash-core", ["serve", "aggregator,ranking"], env)
+    core = start_core()
     http = httpx.Client(base_url=f"http://127.0.0.1:{env['DTI_HTTP_PORT']}",
                         headers={"Authorization": "Bearer test-token"}, timeout=30)
     poll(lambda: http.get("/readyz").status_code == 200 if ingest.process.poll() is None else pytest.fail(ingest.output()),
@@ -56,14 +92,14 @@ def test_counts_stay_exact_across_an_aggregator_crash(private_broker, topic_name
     # Crash while the aggregator is part-way through the stream.
     counted_at_kill = poll(lambda: on_time_indicator(stub).denominator, timeout_s=60,
                            what="the aggregator to start counting")
-    core.kill()
+    crash()
     assert 0 < counted_at_kill < BATCHES * PER_BATCH
     for index in range(BATCHES // 2, BATCHES):
         post(index)
     # The bus retries a batch it already sent: duplicates must not count.
     post(3)
 
-    core = services("crash-core", ["serve", "aggregator,ranking"], env)
+    core = start_core()
     wait_for_port("127.0.0.1", int(env["DTI_GRPC_PORT"]), timeout_s=60, process=core.process)
     stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
     total = BATCHES * PER_BATCH

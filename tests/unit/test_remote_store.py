@@ -1,0 +1,140 @@
+"""The state store across processes, over a real local socket, with fake stores behind it
+(tests/e2e/test_crash.py runs it between processes on chDB and tansu)."""
+import asyncio
+import threading
+from multiprocessing import AuthenticationError
+
+import pytest
+
+from services.aggregator import remote_store
+from services.aggregator.processor import Aggregator, RowsRejected
+from services.aggregator.remote_store import RemoteStateStore, StoreServer, StoreUnavailable
+from tests.factories import dossier_received, dossier_status
+from tests.fakes import DeadLetters, FakeStore, envelope
+
+SECRET = b"test-secret"
+
+
+@pytest.fixture
+def served(tmp_path):
+    stores: dict[int, FakeStore] = {}
+
+    def store_for(fold_index):
+        stores[fold_index] = FakeStore()
+        return stores[fold_index]
+
+    server = StoreServer(str(tmp_path / "store.sock"), SECRET, store_for).start()
+    clients = []
+
+    def client(fold_index=0, secret=SECRET):
+        clients.append(RemoteStateStore(str(tmp_path / "store.sock"), secret, fold_index))
+        return clients[-1]
+
+    yield client, stores, server
+    for c in clients:
+        c.close()
+    server.stop()
+
+
+def test_an_aggregator_folds_through_the_store_of_the_process_that_owns_it(served):
+    client, stores, _ = served
+    received = dossier_received("D1", "2026-10-01 08:00", "2026-10-03 17:00")
+    accepted = dossier_status("D1", 2, "2026-10-01 09:00")
+    aggregator = Aggregator(client(fold_index=1), DeadLetters())
+    asyncio.run(aggregator.process([envelope(received, accepted)]))
+    assert list(stores) == [1]
+    assert stores[1].rows[("dossier", "D1")][-3] == 2  # event_count, before is_deleted and the events
+
+    # Another fold process, after a rebalance, finds D1 stored: a redelivery counts nothing.
+    async def after_rebalance():
+        again = Aggregator(client(fold_index=1), DeadLetters())
+        assert await again.reset() == 1
+        return await again.process([envelope(accepted)])
+
+    stats = asyncio.run(after_rebalance())
+    assert (stats.duplicates, stats.new_events) == (1, 0)
+
+
+def test_each_fold_process_gets_a_store_of_its_own(served):
+    client, stores, _ = served
+    client(fold_index=0).write_activity([("a",)])
+    client(fold_index=2).write_activity([("b",)])
+    client(fold_index=2).write_activity([("c",)])
+    assert {index: store.activity for index, store in stores.items()} == {0: [("a",)], 2: [("b",), ("c",)]}
+
+
+def test_rows_the_store_rejects_come_back_as_rows_rejected_and_other_failures_as_unavailable(served):
+    client, stores, _ = served
+    store = client()
+    store.write_activity([])  # the fold process's store exists from here
+    stores[0].rejects = lambda row: True
+    with pytest.raises(RowsRejected, match="out of range"):
+        store.write([("D1", 0, b"")], [], set(), {})
+    stores[0].load = lambda keys: 1 / 0
+    with pytest.raises(StoreUnavailable, match="ZeroDivisionError"):
+        store.load([("dossier", "D1")])
+    assert store.document_day_pairs(["X"]) == set()  # the connection is still good
+
+
+def test_stored_ids_stream_in_parts(served, monkeypatch):
+    monkeypatch.setattr(remote_store, "IDS_PER_MESSAGE", 3)
+    client, stores, _ = served
+    store = client()
+    store.write_activity([])
+    stores[0].rows = {("dossier", f"D{n}"): () for n in range(10)}
+    assert list(store.stored_ids()) == [("dossier", f"D{n}") for n in range(10)]
+    # A reader that stops midway leaves no half-read answer for the next call.
+    ids = store.stored_ids()
+    next(ids)
+    ids.close()
+    assert len(list(store.stored_ids())) == 10
+
+
+def test_calls_at_once_run_at_once(served):
+    """The aggregator writes a batch's states and activity together and loads the next
+    batch's meanwhile: one call must not wait behind another."""
+    client, stores, _ = served
+    store = client()
+    store.write_activity([])
+    entered, release = threading.Barrier(2), threading.Event()
+
+    def blocking_write(*args):
+        entered.wait(5)
+        release.wait(5)
+
+    stores[0].write = blocking_write
+    writer = threading.Thread(target=store.write, args=([], [], set(), {}))
+    writer.start()
+    entered.wait(5)  # the write is inside the store
+    assert store.load([("dossier", "D1")]) == {}
+    release.set()
+    writer.join(5)
+
+
+def test_a_process_without_the_secret_is_refused(served):
+    client, stores, _ = served
+    with pytest.raises(AuthenticationError):
+        client(secret=b"wrong").load([])
+    assert stores == {}
+
+
+def test_a_store_that_went_away_is_unavailable_until_it_is_back(served, tmp_path):
+    client, stores, server = served
+    store = client()
+    store.write_activity([("a",)])
+    server.stop()
+    with pytest.raises(StoreUnavailable):
+        store.write_activity([("b",)])
+    with pytest.raises(StoreUnavailable):
+        store.write_activity([("b",)])
+    restarted = StoreServer(str(tmp_path / "store.sock"), SECRET, lambda index: stores[index]).start()
+    try:
+        store.write_activity([("b",)])
+    finally:
+        restarted.stop()
+    assert stores[0].activity == [("a",), ("b",)]
+
+
+def test_the_store_needs_a_secret(tmp_path):
+    with pytest.raises(ValueError, match="DTI_STATE_STORE_SECRET"):
+        StoreServer(str(tmp_path / "store.sock"), b"", lambda index: None)
