@@ -196,8 +196,9 @@ def committed_events(bootstrap: str, group: str, topic: str, offsets_to_events: 
     return total
 
 
-def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request: int) -> dict:
-    topic = "bench.aggregate"
+def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request: int, processes: int) -> dict:
+    """processes: fold processes apart from the chDB owner (0: the owner folds)."""
+    topic = f"bench.aggregate.{processes}"
     fill_topic(bootstrap, topic, events, per_request)
     baseline = asyncio.run(_consume_decode(bootstrap, topic, len(events)))
 
@@ -215,8 +216,9 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
     consumer.close()
 
     group = f"bench-aggregator-{int(time.time())}"
-    env = child_env(bootstrap, work / "aggregator-data", topic, group, free_port())
+    env = child_env(bootstrap, work / f"aggregator-data-{processes}", topic, group, free_port())
     env["DTI_AGGREGATOR_COMMIT_INTERVAL_S"] = "0.2"  # progress is read from committed offsets
+    env["DTI_AGGREGATOR_PROCESSES"] = str(processes)
     with children(work) as start:
         processes = start_core(start, "aggregator", env, ranking=False)
         first = None
@@ -673,6 +675,8 @@ def main() -> int:
     parser.add_argument("--screens", type=int, default=50, help="console streams in the console scenario")
     parser.add_argument("--aggregator-processes", type=int, default=AGGREGATOR_PROCESSES,
                         help="fold processes apart from the one that owns chDB (0: it folds; DTI_AGGREGATOR_PROCESSES)")
+    parser.add_argument("--aggregate-apart", type=int, default=2,
+                        help="the aggregate scenario also runs this many fold processes apart (0: not)")
     parser.add_argument("--keep", type=Path, help="work in this directory and keep it (children's logs, data)")
     args = parser.parse_args()
     AGGREGATOR_PROCESSES = args.aggregator_processes
@@ -710,14 +714,21 @@ def main() -> int:
                 aggregate_events = (events if args.aggregate_events == len(events)
                                     else simulated_events(args.aggregate_events))
                 results["aggregate_events"] = len(aggregate_events)
-                aggregate = bench_aggregator(broker.bootstrap, aggregate_events, work, args.batch)
                 fold_us = fold_alone_us_per_event()
                 results["fold_alone_us_per_event"] = fold_us
-                rows.append(("aggregator (Kafka -> state -> chDB)", aggregate["events_per_s"],
-                             aggregate["baseline_events_per_s"], "aiokafka consume + decode", 80_000, None,
-                             aggregate["cpu_us_per_event"],
-                             f"one core folds {1e6 / fold_us:,.0f} events/s alone ({fold_us:.1f} us CPU an event, "
-                             "bench.fold, same run): one aggregator process folds on one core"))
+                for processes in dict.fromkeys([AGGREGATOR_PROCESSES, args.aggregate_apart]):
+                    aggregate = bench_aggregator(broker.bootstrap, aggregate_events, work, args.batch, processes)
+                    results[f"aggregate_{processes}_fold_processes"] = aggregate
+                    folding = min(max(1, processes), os.cpu_count())
+                    layout = (f"{processes} fold processes apart, writing through the chDB owner" if processes
+                              else "folding in the process that owns chDB")
+                    rows.append((f"aggregator (Kafka -> state -> chDB), {layout}", aggregate["events_per_s"],
+                                 aggregate["baseline_events_per_s"], "aiokafka consume + decode", 80_000, None,
+                                 aggregate["cpu_us_per_event"],
+                                 f"one core folds {1e6 / fold_us:,.0f} events/s alone ({fold_us:.1f} us CPU an "
+                                 f"event, bench.fold, same run); {folding} core(s) folding: "
+                                 f"{folding * 1e6 / fold_us:,.0f} events/s, with chDB's writes and the broker on "
+                                 "the same cores"))
             if args.only in (None, "live"):
                 live = bench_live(broker.bootstrap, work, background_rate=args.live_rate, probes=args.probes)
                 results["live"] = live

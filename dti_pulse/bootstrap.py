@@ -230,6 +230,7 @@ def serve(targets: list[str], settings: Settings) -> None:
             except SystemExit:
                 pass
         else:
+            tune_gc(settings.gc_young_threshold)  # ranking's and the store's Python, as in the aggregator's process
             _wait_for_signal()
     finally:
         if store_server:

@@ -14,6 +14,7 @@ authenticated by a shared secret (an HMAC challenge) before anything is unpickle
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -74,7 +75,8 @@ class StoreServer:
         with self._lock:
             connections = list(self._connections)
         for connection in connections:
-            connection.close()
+            with contextlib.suppress(OSError):  # its thread may be closing it too
+                connection.close()
 
     def _store(self, fold_index: int) -> StateStore:
         with self._lock:
@@ -111,7 +113,8 @@ class StoreServer:
         finally:
             with self._lock:
                 self._connections.discard(connection)
-            connection.close()
+            with contextlib.suppress(OSError):  # stop() may have closed it first
+                connection.close()
 
     @staticmethod
     def _answer(connection, store: StateStore, call: str, args: tuple) -> None:

@@ -147,3 +147,34 @@ def test_up_feeds_the_simulator_by_default(private_broker, topic_names, services
         return sum(e.score.HasField("fraction") for e in ranking.entries)
 
     assert poll(scored_agencies, timeout_s=60, what="simulated events in the ranking") > 0
+
+
+def test_up_with_fold_processes_apart_scores_exactly_and_stops_them_all(private_broker, topic_names, services,
+                                                                        tmp_path):
+    """DTI_AGGREGATOR_PROCESSES=2: ranking's process serves the state store, two fold
+    processes write through it."""
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic, DTI_AGGREGATOR_PROCESSES="2")
+    up = services("up-apart", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
+                               "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"]], env)
+    poll(lambda: "dti-pulse is up" in up.output() or up.process.poll() is not None, timeout_s=120,
+         what="dti-pulse up")
+    assert "2 fold processes, writing through" in up.output(), up.output()
+    children = subprocess.run(["pgrep", "-P", str(up.process.pid)], capture_output=True, text=True).stdout.split()
+    folds = [pid for pid in children if open(f"/proc/{pid}/cmdline").read().split("\0")[-3:-1] == ["serve", "aggregator"]]
+    assert len(folds) == 2
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{env['DTI_HTTP_PORT']}",
+                      headers={"Authorization": "Bearer test-token"}, timeout=30) as client:
+        response = client.post("/v1/events", json={"events": scenario.EVENTS})
+    assert response.status_code == 200 and response.json()["accepted"] == len(scenario.EVENTS), response.text
+    stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
+    score = poll(lambda: (s := score_of(stub, scenario.AGENCY)) and s.total_points == pytest.approx(scenario.EXPECTED_TOTAL)
+                 and s, timeout_s=60, what="the October scenario in the score")
+    indicators = {i.code: i for i in score.indicators}
+    for code, (numerator, denominator, _) in scenario.EXPECTED.items():
+        assert (indicators[code].numerator, indicators[code].denominator) == (numerator, denominator), code
+
+    assert up.stop() == 0
+    assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")
+                and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
