@@ -93,6 +93,12 @@ def build_store_server(settings: Settings):
                        lambda fold_index: state_store(settings, fold_index))
 
 
+def folds_apart(targets: list[str], settings: Settings) -> bool:
+    """An aggregator alone, given a store address, is a fold process apart: it writes through
+    the store. One beside ranking or the store is in the process that owns the data."""
+    return targets == ["aggregator"] and bool(settings.state_store_address)
+
+
 def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
     """writes_clickhouse False: the states are written through the state store at
     DTI_STATE_STORE_ADDRESS (a fold process apart from the process that owns chDB)."""
@@ -220,9 +226,7 @@ def serve(targets: list[str], settings: Settings) -> None:
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            # A fold process apart writes through the store; one beside the store (or with no
-            # store address) writes ClickHouse itself.
-            app = build_aggregator(settings, writes_clickhouse="store" in targets or not settings.state_store_address)
+            app = build_aggregator(settings, writes_clickhouse=not folds_apart(targets, settings))
             tune_gc(settings.gc_young_threshold)
             worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
             try:

@@ -138,3 +138,15 @@ def test_a_store_that_went_away_is_unavailable_until_it_is_back(served, tmp_path
 def test_the_store_needs_a_secret(tmp_path):
     with pytest.raises(ValueError, match="DTI_STATE_STORE_SECRET"):
         StoreServer(str(tmp_path / "store.sock"), b"", lambda index: None)
+
+
+def test_only_an_aggregator_alone_writes_through_the_store():
+    from dti_pulse.bootstrap import folds_apart
+    from dti_pulse.config import Settings
+
+    addressed = Settings(state_store_address="/run/dti/store.sock")
+    assert folds_apart(["aggregator"], addressed)
+    # `up` passes the address to every child: the process that owns chDB must still write it.
+    assert not folds_apart(["aggregator", "ranking"], addressed)
+    assert not folds_apart(["aggregator", "store"], addressed)
+    assert not folds_apart(["aggregator"], Settings())
