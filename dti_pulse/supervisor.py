@@ -7,6 +7,7 @@ stops them all; if one dies, the rest are stopped too.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -18,6 +19,19 @@ import httpx
 
 from dti_pulse.broker import EmbeddedBroker, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies (Linux prctl
+    PR_SET_PDEATHSIG), since a child in a session of its own no longer gets the terminal's
+    signals."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    except (AttributeError, OSError):
+        pass
+
+
+OWNERS = ("ranking+store", "aggregator+ranking")  # the names of the process that owns chDB
 
 
 class Supervisor:
@@ -33,7 +47,10 @@ class Supervisor:
 
     def _spawn(self, name: str, args: list[str], **overrides) -> subprocess.Popen:
         env = {**os.environ, **settings_to_env(self.settings.with_overrides(**overrides)), "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env)
+        # A session of its own: a Ctrl-C or a SIGTERM to the tree reaches the supervisor only,
+        # which stops the children in order (stop); they die with it if it is killed.
+        process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env,
+                                   start_new_session=True, preexec_fn=_die_with_parent)
         self.children.append((name, process))
         return process
 
@@ -44,7 +61,7 @@ class Supervisor:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "tansu.log").start()
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
         folds = s.aggregator_processes
-        core = self._spawn("ranking+store" if folds else "aggregator+ranking",
+        core = self._spawn(OWNERS[0] if folds else OWNERS[1],
                            ["serve", "ranking,store" if folds else "aggregator,ranking"])
         ingest = self._spawn("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
@@ -100,20 +117,28 @@ Ctrl-C stops everything.""", flush=True)
 
     def stop(self, grace_s: float = 15.0) -> None:
         self._stopping = True
-        # Producers first, the broker last, so that nothing accepted is cut off mid-write.
-        for _, process in reversed(self.children):
+        # Producers first, the broker last, so that nothing accepted is cut off mid-write; and
+        # the process that owns chDB after the rest: fold processes apart write through it, and
+        # one whose write is in flight finishes it before it stops.
+        owner = [child for child in self.children if child[0] in OWNERS]
+        self._stop_all([child for child in self.children if child[0] not in OWNERS], grace_s)
+        self._stop_all(owner, grace_s)
+        if self.broker:
+            self.broker.stop()
+
+    @staticmethod
+    def _stop_all(children: list[tuple[str, subprocess.Popen]], grace_s: float) -> None:
+        for _, process in reversed(children):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for name, process in reversed(self.children):
+        for name, process in reversed(children):
             try:
                 process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 print(f"{name} did not stop in {grace_s:g}s; killing it", file=sys.stderr, flush=True)
                 process.kill()
                 process.wait()
-        if self.broker:
-            self.broker.stop()
 
 
 def up(settings: Settings, simulator_rate: float | None) -> int:

@@ -1,6 +1,7 @@
 """The whole stack as `dti-pulse up` starts it: HTTP in, gRPC out."""
 import os
 import subprocess
+import threading
 import time
 import uuid
 
@@ -175,6 +176,29 @@ def test_up_with_fold_processes_apart_scores_exactly_and_stops_them_all(private_
     for code, (numerator, denominator, _) in scenario.EXPECTED.items():
         assert (indicators[code].numerator, indicators[code].denominator) == (numerator, denominator), code
 
+    # Stopped under load, with writes in flight: the fold processes stop before the store
+    # they write through, or they would wait for it until killed.
+    from dti_pulse.config import DEFAULT_AGENCIES
+    from dti_pulse.registry import load_registry
+    from dti_pulse.simulator import BusSimulator
+
+    simulator, stopping = BusSimulator(load_registry(DEFAULT_AGENCIES), seed=3), threading.Event()
+
+    def load():
+        with httpx.Client(base_url=f"http://127.0.0.1:{env['DTI_HTTP_PORT']}",
+                          headers={"Authorization": "Bearer test-token"}, timeout=5) as client:
+            while not stopping.is_set():
+                try:
+                    client.post("/v1/events", json={"events": simulator.batch(500)})
+                except httpx.HTTPError:
+                    return
+
+    loader = threading.Thread(target=load, daemon=True)
+    loader.start()
+    time.sleep(3)
     assert up.stop() == 0
+    stopping.set()
+    loader.join(10)
+    assert "did not stop" not in up.output()
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")
                 and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]
