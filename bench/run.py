@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from dti.events.v1.events_pb2 import EventBatch
+from dti_pulse.bootstrap import default_state_store_address, owner_targets
 from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
@@ -54,11 +55,10 @@ def start_core(start, name: str, env: dict[str, str], ranking: bool = True) -> l
     or with DTI_AGGREGATOR_PROCESSES = N serving its state store to N fold processes apart,
     as `dti-pulse up` runs them. Returns the core process first, then the fold processes."""
     folds = int(env.get("DTI_AGGREGATOR_PROCESSES") or 0)
-    if not folds:
-        return [start(name, ["dti_pulse.cli", "serve", "aggregator,ranking" if ranking else "aggregator"], env)]
-    env = {**env, "DTI_STATE_STORE_ADDRESS": str(Path(env["DTI_DATA_DIR"]).resolve() / "state-store.sock"),
-           "DTI_STATE_STORE_SECRET": uuid.uuid4().hex}
-    core = start(name, ["dti_pulse.cli", "serve", "ranking,store" if ranking else "store"], env)
+    if folds:
+        env = {**env, "DTI_STATE_STORE_ADDRESS": default_state_store_address(Path(env["DTI_DATA_DIR"])),
+               "DTI_STATE_STORE_SECRET": uuid.uuid4().hex}
+    core = start(name, ["dti_pulse.cli", "serve", owner_targets(folds, ranking)], env)
     return [core, *(start(f"{name}-fold-{index}", ["dti_pulse.cli", "serve", "aggregator"],
                           {**env, "DTI_AGGREGATOR_INDEX": str(index)}) for index in range(folds))]
 
@@ -220,19 +220,18 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
     env["DTI_AGGREGATOR_COMMIT_INTERVAL_S"] = "0.2"  # progress is read from committed offsets
     env["DTI_AGGREGATOR_PROCESSES"] = str(processes)
     with children(work) as start:
-        processes = start_core(start, "aggregator", env, ranking=False)
+        started = start_core(start, "aggregator", env, ranking=False)
         first = None
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             done = committed_events(bootstrap, group, topic, offsets_to_events)
-            now, cpu = time.perf_counter(), sum(_cpu_s(process.pid) for process in processes)
+            now, cpu = time.perf_counter(), sum(_cpu_s(process.pid) for process in started)
             if done and first is None:
                 first = (now, done, cpu)
             if done >= len(events):
                 break
-            if any(process.poll() is not None for process in processes):
-                logs = "".join((work / f"{name}.log").read_text()[-2000:] for name in
-                               ("aggregator", *(f"aggregator-fold-{i}" for i in range(len(processes) - 1))))
+            if any(process.poll() is not None for process in started):
+                logs = "".join(log.read_text()[-2000:] for log in sorted(work.glob("aggregator*.log")))
                 raise RuntimeError(f"an aggregator process exited: {logs}")
             time.sleep(0.2)
         else:

@@ -10,6 +10,7 @@ import gc
 import logging
 import signal
 import threading
+from pathlib import Path
 
 from dti_pulse.config import Settings
 from dti_pulse.registry import load_registry
@@ -91,6 +92,19 @@ def build_store_server(settings: Settings):
         raise SystemExit("the store target needs DTI_STATE_STORE_SECRET (dti-pulse up makes one for you)")
     return StoreServer(settings.state_store_address, settings.state_store_secret.encode(),
                        lambda fold_index: state_store(settings, fold_index))
+
+
+def owner_targets(fold_processes: int, ranking: bool = True) -> str:
+    """What the process that owns chDB serves, as `up` and the bench run it: ranking (when
+    asked) and the aggregator's fold, or, with fold processes apart, the state store they
+    write through."""
+    if fold_processes:
+        return "ranking,store" if ranking else "store"
+    return "aggregator,ranking" if ranking else "aggregator"
+
+
+def default_state_store_address(data_dir: Path) -> str:
+    return str((data_dir / "state-store.sock").resolve())
 
 
 def folds_apart(targets: list[str], settings: Settings) -> bool:

@@ -17,6 +17,7 @@ import time
 
 import httpx
 
+from dti_pulse.bootstrap import default_state_store_address, owner_targets
 from dti_pulse.broker import EmbeddedBroker, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
 
@@ -31,9 +32,6 @@ def _die_with_parent() -> None:
         pass
 
 
-OWNERS = ("ranking+store", "aggregator+ranking")  # the names of the process that owns chDB
-
-
 class Supervisor:
     def __init__(self, settings: Settings, simulator_rate: float | None, embedded_broker: bool,
                  console_login: tuple[str, str] | None = None):
@@ -43,6 +41,7 @@ class Supervisor:
         self.embedded_broker = embedded_broker
         self.broker: EmbeddedBroker | None = None
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.owner: subprocess.Popen | None = None  # the process that owns chDB, stopped after the rest
         self._stopping = False
 
     def _spawn(self, name: str, args: list[str], **overrides) -> subprocess.Popen:
@@ -61,8 +60,8 @@ class Supervisor:
             self.broker = EmbeddedBroker(log_path=s.data_dir / "tansu.log").start()
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
         folds = s.aggregator_processes
-        core = self._spawn(OWNERS[0] if folds else OWNERS[1],
-                           ["serve", "ranking,store" if folds else "aggregator,ranking"])
+        targets = owner_targets(folds)
+        core = self.owner = self._spawn(targets.replace(",", "+"), ["serve", targets])
         ingest = self._spawn("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
         for index in range(folds):  # they wait for the store, which is up with the gRPC port
@@ -120,9 +119,8 @@ Ctrl-C stops everything.""", flush=True)
         # Producers first, the broker last, so that nothing accepted is cut off mid-write; and
         # the process that owns chDB after the rest: fold processes apart write through it, and
         # one whose write is in flight finishes it before it stops.
-        owner = [child for child in self.children if child[0] in OWNERS]
-        self._stop_all([child for child in self.children if child[0] not in OWNERS], grace_s)
-        self._stop_all(owner, grace_s)
+        self._stop_all([child for child in self.children if child[1] is not self.owner], grace_s)
+        self._stop_all([child for child in self.children if child[1] is self.owner], grace_s)
         if self.broker:
             self.broker.stop()
 
@@ -155,7 +153,7 @@ def up(settings: Settings, simulator_rate: float | None) -> int:
     if settings.aggregator_processes:
         # Fold processes apart write through the process that owns chDB (services/aggregator/remote_store.py).
         settings = settings.with_overrides(
-            state_store_address=settings.state_store_address or str((settings.data_dir / "state-store.sock").resolve()),
+            state_store_address=settings.state_store_address or default_state_store_address(settings.data_dir),
             state_store_secret=settings.state_store_secret or secrets.token_urlsafe(32))
     supervisor = Supervisor(settings, simulator_rate, embedded, console_login)
 

@@ -58,7 +58,6 @@ class StoreServer:
             if os.path.exists(where) and stat.S_ISSOCK(os.stat(where).st_mode):
                 os.unlink(where)  # left by a process that did not stop cleanly; chDB keeps out a second owner
         self._listener = Listener(where, authkey=secret)
-        self.address = self._listener.address
         self._store_for = store_for
         self._stores: dict[int, StateStore] = {}
         self._lock = threading.Lock()

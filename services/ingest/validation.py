@@ -308,8 +308,6 @@ class _DossierApology(_Typed, tag="dossier.apology"):
     dossier_id: str
 
 
-
-
 def _typed_document_transfer(typed, body) -> None:
     body.document_id = _checked_text(typed.document_id)
     body.from_agency = _checked_text(typed.from_agency)

@@ -141,8 +141,12 @@ def test_the_store_needs_a_secret(tmp_path):
 
 
 def test_only_an_aggregator_alone_writes_through_the_store():
-    from dti_pulse.bootstrap import folds_apart
+    from dti_pulse.bootstrap import folds_apart, owner_targets
     from dti_pulse.config import Settings
+
+    # What up and the bench run as the process that owns chDB.
+    assert (owner_targets(0), owner_targets(0, ranking=False)) == ("aggregator,ranking", "aggregator")
+    assert (owner_targets(2), owner_targets(2, ranking=False)) == ("ranking,store", "store")
 
     addressed = Settings(state_store_address="/run/dti/store.sock")
     assert folds_apart(["aggregator"], addressed)
