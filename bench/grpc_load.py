@@ -40,6 +40,7 @@ async def main(target: str, kind: str, seconds: float, concurrency: int, rate: f
         for index in range(len(DEPARTMENTS) if kind == "score" else 1):
             await call(index)
         latencies: list[float] = []
+        by_second: dict[int, list[float]] = {}  # paced: latencies by the second the call was due in
         errors = 0
         started = time.perf_counter()
         deadline = started + seconds
@@ -65,13 +66,20 @@ async def main(target: str, kind: str, seconds: float, concurrency: int, rate: f
                 # Paced: from when the call was due, so that a stalled server's backlog counts
                 # (measured from the send, the calls held behind a stall would look fast).
                 latencies.append(time.perf_counter() - (due if rate else begun))
+                if rate:
+                    by_second.setdefault(int(time.time() - (time.perf_counter() - due)), []).append(latencies[-1])
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     print(json.dumps({"kind": kind, "requests_per_s": len(latencies) / elapsed, "errors": errors,
                       "p50_ms": 1000 * latencies[len(latencies) // 2],
-                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "max_ms": 1000 * latencies[-1]}))
+                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "max_ms": 1000 * latencies[-1],
+                      # where a stall falls (e.g. against the judgement minute's turn): each
+                      # wall-clock second's call count, calls over 10 ms and slowest call
+                      "seconds": [{"at": second, "calls": len(values), "over_10_ms": sum(v > 0.010 for v in values),
+                                   "max_ms": round(1000 * max(values), 1)}
+                                  for second, values in sorted(by_second.items())]}))
 
 
 if __name__ == "__main__":

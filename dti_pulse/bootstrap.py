@@ -147,13 +147,17 @@ def build_ranking(settings: Settings):
     dsn = settings.effective_clickhouse_dsn
     measures = ClickHouseMeasures(clickhouse_client(settings, "ranking"), day_snapshots=settings.day_snapshots,
                                   snapshot_interval_s=settings.snapshot_interval_s,
-                                  version_client=get_client(dsn, "ranking-version"),
-                                  keeper_client=get_client(dsn, "ranking-snapshots"))
+                                  version_client=get_client(dsn, "ranking-version", background=True),
+                                  keeper_client=get_client(dsn, "ranking-snapshots", background=True))
     if settings.day_snapshots:
         measures.ensure_day_snapshot_definitions()
     if settings.ranking_cache:
+        # The next minute's answers are counted on a connection of their own, one thread a
+        # query: a lookup that must count does not wait behind them, nor lose a core to them.
+        warm_store = ClickHouseMeasures(get_client(dsn, "ranking-warm", background=True),
+                                        day_snapshots=settings.day_snapshots)
         warming = {"judge_step_ms": int(settings.judge_granularity_s * 1000),
-                   "warm_lead_ms": int(settings.judge_warm_lead_s * 1000)}
+                   "warm_lead_ms": int(settings.judge_warm_lead_s * 1000), "warm_store": warm_store}
         if dsn.startswith("chdb://"):
             # Every writer of a chDB path is in this process and signals its writes: the
             # slow poll is only a safety net (the system.parts query costs ~5-15 ms).

@@ -11,6 +11,10 @@ import clickhouse_connect
 # the judgement minute) change, so ClickHouse compiled again and again: a 100-250 ms stall
 # on a lookup that otherwise takes ~25 ms (bench/README.md, 2026-11-29 night).
 QUERY_SETTINGS = {"compile_expressions": 0, "compile_aggregate_expressions": 0}
+# Background work (the data-version poll, day-snapshot rebuilds, the next minute's warming)
+# queries on one thread: on 2 cores a query on both starved ranking's gRPC thread for its
+# length (a 106 ms warming query held ~90 lookups over 10 ms, bench/README.md 2026-11-30).
+BACKGROUND_SETTINGS = {**QUERY_SETTINGS, "max_threads": 1}
 
 _clients: dict[tuple[str, str], object] = {}
 _signals: dict[str, "WriteSignal"] = {}
@@ -42,11 +46,11 @@ def write_signal(dsn: str) -> WriteSignal:
         return _signals.setdefault(dsn, WriteSignal())
 
 
-def get_client(dsn: str, purpose: str = "main"):
+def get_client(dsn: str, purpose: str = "main", background: bool = False):
     """A process-wide client per DSN and purpose. chDB lets one process own a data path; a
     client is one connection to it, and serialises its calls: a purpose that must not wait
     behind another's calls (the aggregator's writes, ranking's lookups, its background
-    rebuilds) gets a connection of its own."""
+    rebuilds) gets a connection of its own. A background purpose queries on one thread."""
     with _lock:
         client = _clients.get((dsn, purpose))
         if client is None:
@@ -55,7 +59,8 @@ def get_client(dsn: str, purpose: str = "main"):
             # Several threads share the client (aggregator writes, ranking reads): a
             # shared HTTP session would serialise them and fail with "session locked".
             options = {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}
-            client = clickhouse_connect.get_client(dsn=dsn, settings=QUERY_SETTINGS, **options)
+            client = clickhouse_connect.get_client(
+                dsn=dsn, settings=BACKGROUND_SETTINGS if background else QUERY_SETTINGS, **options)
             _clients[(dsn, purpose)] = client
         return client
 

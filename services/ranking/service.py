@@ -1,6 +1,7 @@
 """Ranking use cases: score, rank, compare rules, explain. Ports: measures, registry, rules."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +17,8 @@ from services.ranking.rules import Indicator, RulesCatalog, RuleSet
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
 from services.ranking.store import (FAMILIES, MEASURE_DEFINITIONS, DataVersion, ExplainPlan, NotExplainable,
                                     explain_plan, measure_names)
+
+log = logging.getLogger(__name__)
 
 
 class Measures(Protocol):
@@ -57,8 +60,9 @@ class CachedMeasures:
 
     def __init__(self, store, version_ttl_s: float = 0.1, capacity: int = 4096, clock=time.monotonic,
                  changes=None, judge_step_ms: int = 0, warm_lead_ms: int = 10_000,
-                 wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000), warm_store=None):
         self.store = store
+        self.warm_store = warm_store or store  # the same data, reached apart from the lookups
         self.judge_step_ms = judge_step_ms
         # 0 (no warming) also without a step: a positive lead implies one
         self.warm_lead_ms = max(0, min(warm_lead_ms, judge_step_ms // 2))
@@ -221,10 +225,18 @@ class CachedMeasures:
             self._warmed_for, self._warmed = current, set()
         with self._lock:
             self._asked = {key: judged for key, judged in self._asked.items() if judged >= current}
+            # One agency's question that a wider question asked this step covers (its
+            # cohort's, which a lookup looks for first) is answered from the wider answer:
+            # a cohort counts in about the time of one of its agencies.
+            covered: dict[tuple, set] = {}
+            for codes, start_ms, end_ms, _, _ in self._asked:
+                if len(codes) > 1:
+                    covered.setdefault((start_ms, end_ms), set()).update(codes)
             # Most recently asked first: if the round runs past the turn, the rest are
             # counted by their own lookups, as without warming.
-            asked = [key for key in reversed(self._asked) if key not in self._warmed]
-        counted = 0
+            asked = [key for key in reversed(self._asked) if key not in self._warmed
+                     and not (len(key[0]) == 1 and key[0][0] in covered.get(key[1:3], ()))]
+        counted, started = 0, time.perf_counter()
         for key in asked:
             if self._wall_clock_ms() >= current + step:
                 break
@@ -232,8 +244,12 @@ class CachedMeasures:
             # Once a step: a busy agency's count goes stale at its next write, and is
             # counted again by the lookup after it, as it is all minute.
             self._warmed.add(key)
-            if self._count(self._entry_key(codes, start_ms, end_ms, min(end_ms, current + step), None))[0]:
+            if self._count(self._entry_key(codes, start_ms, end_ms, min(end_ms, current + step), None),
+                           self.warm_store)[0]:
                 counted += 1
+        if counted:
+            log.info("next judgement warmed: %d of %d questions counted in %.0f ms", counted, len(asked),
+                     1000 * (time.perf_counter() - started))
         return counted
 
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
@@ -243,9 +259,11 @@ class CachedMeasures:
             self._note_asked(key)
         return self._count(key)[1]
 
-    def _count(self, key: tuple) -> tuple[bool, dict[str, dict[str, int]]]:
+    def _count(self, key: tuple, store=None) -> tuple[bool, dict[str, dict[str, int]]]:
         """(whether the store was asked, the key's measures): from the entry while it is
-        fresh, else counted (only the stale families, when the entry has the others)."""
+        fresh, else counted by `store` (the lookups' by default; only the stale families,
+        when the entry has the others)."""
+        store = store or self.store
         agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms = key
         agency_codes = list(agency_codes)
         basis, writes = self._basis()
@@ -256,10 +274,10 @@ class CachedMeasures:
                 self._entries.move_to_end(key)
                 return False, entry[2]
         if stale == FAMILIES:
-            value = self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
+            value = store.measures(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         else:  # the other family's counts are still the entry's: one query instead of two
-            value = _with_families(entry[2], stale, self.store.measures(agency_codes, start_ms, end_ms, judged_at_ms,
-                                                                         as_of_ms, families=stale))
+            value = _with_families(entry[2], stale, store.measures(agency_codes, start_ms, end_ms, judged_at_ms,
+                                                                    as_of_ms, families=stale))
         with self._lock:
             self._entries[key] = (basis, writes, value)
             self._entries.move_to_end(key)
@@ -269,14 +287,16 @@ class CachedMeasures:
 
     def cached(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                as_of_ms: int | None = None) -> dict[str, dict[str, int]] | None:
-        """What measures() would answer from memory now, else None (no query)."""
+        """What measures() would answer from memory now, else None (no query). Either way
+        the question counts as asked: the caller would take this answer, so the next
+        judgement warms it (and not the narrower questions it covers)."""
         basis, _ = self._basis()
         key = self._entry_key(agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms)
         with self._lock:
+            self._note_asked(key)
             entry = self._entries.get(key)
             if self._stale_families(entry, agency_codes, basis):
                 return None
-            self._note_asked(key)  # a hit only: a miss falls back to another question, noted there
             return entry[2]
 
     def explain(self, *args, **kwargs):

@@ -337,3 +337,40 @@ def test_a_question_first_asked_after_the_minutes_first_round_is_warmed_by_the_n
     wall[0] += 1_000
     assert cache.warm_next_judgement() == 1
     assert store.judged[-1] == (("B",), 11 * MINUTE)
+
+
+def test_one_agencys_question_covered_by_its_cohorts_is_warmed_through_the_cohort():
+    """GetAgencyScore looks for its cohort's answer first (cached), then counts the agency
+    alone: the round counts the cohort once, not each agency (each costs about as much)."""
+    wall = [11 * MINUTE - 5_000]
+    store, cache = warming_cache(wall)
+    store.counts["C"], store.documents["C"] = 1, 5
+    for code in ("A", "B"):
+        assert cache.cached(["A", "B"], 0, 100 * MINUTE, 10 * MINUTE) is None  # a miss is an asking too
+        cache.measures([code], 0, 100 * MINUTE, 10 * MINUTE)
+    cache.measures(["C"], 0, 100 * MINUTE, 10 * MINUTE)  # in no cohort asked about
+    cache.measures(["A"], 0, 50 * MINUTE, 10 * MINUTE)  # another period: not covered
+    asked_before = len(store.judged)
+    assert cache.warm_next_judgement() == 3
+    assert sorted(store.judged[asked_before:]) == [(("A",), 11 * MINUTE), (("A", "B"), 11 * MINUTE),
+                                                   (("C",), 11 * MINUTE)]
+    wall[0] = 11 * MINUTE + 1
+    queries = store.queries
+    assert cache.cached(["A", "B"], 0, 100 * MINUTE, 11 * MINUTE)["B"] is not None  # the turn costs no count
+    assert store.queries == queries
+
+
+def test_the_round_counts_through_its_own_store_and_lookups_through_theirs():
+    """The warming's counts go to warm_store (in production, a connection of its own with
+    one thread a query), never to the lookups' connection."""
+    wall = [11 * MINUTE - 5_000]
+    lookups, warming = JudgedStore(), JudgedStore()
+    cache = CachedMeasures(lookups, clock=lambda: 0.0, judge_step_ms=MINUTE, warm_lead_ms=10_000,
+                           wall_clock_ms=lambda: wall[0], warm_store=warming)
+    cache.measures(["A"], 0, 100 * MINUTE, 10 * MINUTE)
+    assert cache.warm_next_judgement() == 1
+    assert lookups.judged == [(("A",), 10 * MINUTE)]
+    assert warming.judged == [(("A",), 11 * MINUTE)]
+    wall[0] = 11 * MINUTE + 1
+    assert cache.measures(["A"], 0, 100 * MINUTE, 11 * MINUTE)["A"]["dossiers_received"] == 1
+    assert lookups.queries == 1  # answered from the warmed entry
