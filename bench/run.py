@@ -240,16 +240,18 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
             if time.monotonic() > deadline:
                 raise TimeoutError("no fold process was assigned partitions in 120 s")
             time.sleep(0.02)
-        cpu_opened = sum(_cpu_s(process.pid) for process in started)
+        cpu_opened = [_cpu_s(process.pid) for process in started]
         deadline = time.monotonic() + 600
         while committed_events(bootstrap, group, topic, offsets_to_events) < len(events):
             exit_if_any_died()
             if time.monotonic() > deadline:
                 raise TimeoutError("aggregator did not finish in 600 s")
             time.sleep(0.1)
-        closed, cpu = time.time(), sum(_cpu_s(process.pid) for process in started)
+        closed = time.time()
+        # the chDB owner first, then each fold process apart
+        cpu_us = [(_cpu_s(process.pid) - before) / len(events) * 1e6 for process, before in zip(started, cpu_opened)]
     return {"events_per_s": len(events) / (closed - opened), "baseline_events_per_s": baseline,
-            "cpu_us_per_event": (cpu - cpu_opened) / len(events) * 1e6}
+            "cpu_us_per_event": sum(cpu_us), "cpu_us_per_event_by_process": cpu_us}
 
 
 def _first_assignment(logs: list[Path]) -> float | None:
@@ -748,7 +750,9 @@ def main() -> int:
                                  f"one core folds {1e6 / fold_us:,.0f} events/s alone ({fold_us:.1f} us CPU an "
                                  f"event, bench.fold, same run); {folding} core(s) folding: "
                                  f"{folding * 1e6 / fold_us:,.0f} events/s, with chDB's writes and the broker on "
-                                 "the same cores"))
+                                 "the same cores; CPU an event by process (the chDB owner first): "
+                                 + " / ".join(f"{us:.1f}" for us in aggregate["cpu_us_per_event_by_process"])
+                                 + " us"))
             if args.only in (None, "live"):
                 live = bench_live(broker.bootstrap, work, background_rate=args.live_rate, probes=args.probes)
                 results["live"] = live

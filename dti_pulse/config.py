@@ -67,6 +67,7 @@ class Settings:
     aggregator_group: str = "dti-aggregator"
     aggregator_batch: int = 10_000
     aggregator_batch_seconds: float = 0.15
+    aggregator_batch_bytes: int = 16 * 1024 * 1024  # ~130k events: a fold holds the loop ~1.5-3 s
     aggregator_linger_ms: int = 5
     aggregator_fetch_wait_ms: int = 100
     aggregator_cache_entities: int = 500_000
@@ -133,6 +134,7 @@ _ENV = {
     "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
     "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
     "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),
+    "DTI_AGGREGATOR_BATCH_BYTES": ("aggregator_batch_bytes", int),
     "DTI_AGGREGATOR_LINGER_MS": ("aggregator_linger_ms", int),
     "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
     "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),

@@ -109,3 +109,30 @@ def test_under_load_a_window_runs_from_the_previous_hand_over_not_from_the_end_o
     windows = asyncio.run(asyncio.wait_for(run(), 30))
     assert sum(windows) == 300
     assert len(windows) >= 14, windows
+
+
+def test_a_batch_ends_at_the_message_that_brings_it_to_max_bytes():
+    """A backlog of 100 messages of 10 bytes, max_bytes 35: batches of 4 messages (the
+    fourth brings it past 35), every message once, in order."""
+
+    async def run():
+        stream, handed, windows = HookedStream(), [], []
+
+        async def produce():
+            for message in range(100):
+                await stream.deliver(message)
+            await asyncio.sleep(0.3)
+            stream.should_stop = True
+
+        producer = asyncio.create_task(produce())
+        async for batch in adaptive_take(stream, max_messages=10_000, window_s=0.05, linger_s=0.001,
+                                         max_bytes=35, size=lambda message: 10):
+            windows.append(len(batch))
+            handed.extend(batch)
+            await asyncio.sleep(0.01)  # the fold
+        await producer
+        return handed, windows
+
+    handed, windows = asyncio.run(asyncio.wait_for(run(), 30))
+    assert handed == list(range(100))
+    assert max(windows) == 4 and len(windows) == 25, windows
