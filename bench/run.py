@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -677,6 +678,14 @@ def bench_history(work: Path, provinces: int) -> dict:
     return {"baseline": run(0), "history": run(provinces)}
 
 
+def _keep_logs(work: Path, into: Path) -> None:
+    """The run's logs (each child's, the broker's) into `into`, replacing the last run's."""
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    for log in work.glob("*.log"):
+        shutil.copy2(log, into / log.name)
+
+
 def main() -> int:
     global AGGREGATOR_PROCESSES
     parser = argparse.ArgumentParser()
@@ -717,6 +726,9 @@ def main() -> int:
             work = args.keep.resolve()
         else:
             work = Path(scope.enter_context(tempfile.TemporaryDirectory()))
+            # The data goes (the national scenario's is ~3 GB); the logs stay, to look into a
+            # row that missed without running it again.
+            scope.callback(_keep_logs, work, ROOT / "bench" / "results" / "logs")
         broker = EmbeddedBroker(log_path=work / "tansu.log").start()
         try:
             rows = []
