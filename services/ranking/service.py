@@ -226,16 +226,20 @@ class CachedMeasures:
         with self._lock:
             self._asked = {key: judged for key, judged in self._asked.items() if judged >= current}
             # One agency's question that a wider question asked this step covers (its
-            # cohort's, which a lookup looks for first) is answered from the wider answer:
-            # a cohort counts in about the time of one of its agencies.
+            # cohort's, which a lookup looks for first) is answered from the wider count: a
+            # cohort counts in about the time of one of its agencies. It still gets an entry
+            # of its own, so that a write to another agency of the cohort after the round
+            # leaves it fresh, as it would a count of its own.
             covered: dict[tuple, set] = {}
             for codes, start_ms, end_ms, _, _ in self._asked:
                 if len(codes) > 1:
                     covered.setdefault((start_ms, end_ms), set()).update(codes)
+            alone = {(key[0][0], key[1], key[2]) for key in self._asked
+                     if len(key[0]) == 1 and key[0][0] in covered.get(key[1:3], ())}
             # Most recently asked first: if the round runs past the turn, the rest are
             # counted by their own lookups, as without warming.
             asked = [key for key in reversed(self._asked) if key not in self._warmed
-                     and not (len(key[0]) == 1 and key[0][0] in covered.get(key[1:3], ()))]
+                     and (len(key[0]) > 1 or (key[0][0], key[1], key[2]) not in alone)]
         counted, started = 0, time.perf_counter()
         for key in asked:
             if self._wall_clock_ms() >= current + step:
@@ -244,8 +248,9 @@ class CachedMeasures:
             # Once a step: a busy agency's count goes stale at its next write, and is
             # counted again by the lookup after it, as it is all minute.
             self._warmed.add(key)
+            split = [code for code in codes if (code, start_ms, end_ms) in alone] if len(codes) > 1 else []
             if self._count(self._entry_key(codes, start_ms, end_ms, min(end_ms, current + step), None),
-                           self.warm_store)[0]:
+                           self.warm_store, split)[0]:
                 counted += 1
         if counted:
             log.info("next judgement warmed: %d of %d questions counted in %.0f ms", counted, len(asked),
@@ -259,10 +264,12 @@ class CachedMeasures:
             self._note_asked(key)
         return self._count(key)[1]
 
-    def _count(self, key: tuple, store=None) -> tuple[bool, dict[str, dict[str, int]]]:
+    def _count(self, key: tuple, store=None, split=()) -> tuple[bool, dict[str, dict[str, int]]]:
         """(whether the store was asked, the key's measures): from the entry while it is
         fresh, else counted by `store` (the lookups' by default; only the stale families,
-        when the entry has the others)."""
+        when the entry has the others). A count also enters each agency of `split` under
+        its own question, as of the same writes (an agency's counts do not depend on the
+        others asked with it)."""
         store = store or self.store
         agency_codes, start_ms, end_ms, judged_at_ms, as_of_ms = key
         agency_codes = list(agency_codes)
@@ -279,6 +286,10 @@ class CachedMeasures:
             value = _with_families(entry[2], stale, store.measures(agency_codes, start_ms, end_ms, judged_at_ms,
                                                                     as_of_ms, families=stale))
         with self._lock:
+            for code in split:
+                alone = self._entry_key([code], start_ms, end_ms, judged_at_ms, as_of_ms)
+                self._entries[alone] = (basis, writes, {code: value[code]} if code in value else {})
+                self._entries.move_to_end(alone)
             self._entries[key] = (basis, writes, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:

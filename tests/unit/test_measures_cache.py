@@ -357,7 +357,31 @@ def test_one_agencys_question_covered_by_its_cohorts_is_warmed_through_the_cohor
     wall[0] = 11 * MINUTE + 1
     queries = store.queries
     assert cache.cached(["A", "B"], 0, 100 * MINUTE, 11 * MINUTE)["B"] is not None  # the turn costs no count
+    assert cache.measures(["B"], 0, 100 * MINUTE, 11 * MINUTE)["B"]["dossiers_received"] == 1
     assert store.queries == queries
+
+
+def test_a_write_after_the_round_to_one_agency_of_a_cohort_leaves_the_others_warmed():
+    """The round counts the cohort once and enters each agency asked alone under its own
+    question: a write to A makes the cohort's entry stale, not B's."""
+    from dti_pulse.clickhouse import WriteSignal
+
+    wall = [11 * MINUTE - 5_000]
+    signal = WriteSignal()
+    store, cache = warming_cache(wall, version_ttl_s=60, changes=signal)
+    for code in ("A", "B"):
+        cache.cached(["A", "B"], 0, 100 * MINUTE, 10 * MINUTE)
+        cache.measures([code], 0, 100 * MINUTE, 10 * MINUTE)
+    assert cache.warm_next_judgement() == 1
+    store.counts["A"] = 7
+    signal.notify("measures", {"dossier": ["A"]})
+    wall[0] = 11 * MINUTE + 1
+    queries = store.queries
+    assert cache.cached(["A", "B"], 0, 100 * MINUTE, 11 * MINUTE) is None  # A's write: the cohort is stale
+    assert cache.measures(["B"], 0, 100 * MINUTE, 11 * MINUTE)["B"]["dossiers_received"] == 1
+    assert store.queries == queries  # B from the round's count
+    assert cache.measures(["A"], 0, 100 * MINUTE, 11 * MINUTE)["A"]["dossiers_received"] == 7
+    assert store.queries == queries + 1
 
 
 def test_the_round_counts_through_its_own_store_and_lookups_through_theirs():
