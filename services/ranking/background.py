@@ -30,6 +30,10 @@ class BackgroundLoop:
                 log.warning("%s: %s", self.failure, exc)
             pause = max(self.pause_s, self.pace * (time.monotonic() - started))
 
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()

@@ -88,6 +88,7 @@ class CachedMeasures:
         self._version_read_at: float | None = None
         self._change_listeners: list = []
         # ClickHouse away: lookups fall back to the slow path
+        self._behind_logged_at = float("-inf")
         self._refresher = BackgroundLoop("data-version", lambda: self._current_version(force=True),
                                          version_ttl_s / 2, "data version not readable")
         if changes is not None:
@@ -127,6 +128,13 @@ class CachedMeasures:
         with self._lock:
             if not force and self._version_read_at is not None and now - self._version_read_at < self.version_ttl_s:
                 return self._version
+            if (not force and self._version_read_at is not None and self._refresher.running
+                    and now - self._behind_logged_at >= 10):
+                # The poll should keep it fresh: a lookup that reads it waits for a query, in
+                # line with every other lookup doing the same (a suspect of a stalled turn).
+                self._behind_logged_at = now
+                log.warning("data version %.1f s old: lookups read it themselves (the background poll is behind)",
+                            now - self._version_read_at)
         stored = self.store.data_version()
         with self._lock:
             found = []

@@ -398,3 +398,25 @@ def test_the_round_counts_through_its_own_store_and_lookups_through_theirs():
     wall[0] = 11 * MINUTE + 1
     assert cache.measures(["A"], 0, 100 * MINUTE, 11 * MINUTE)["A"]["dossiers_received"] == 1
     assert lookups.queries == 1  # answered from the warmed entry
+
+
+def test_a_lookup_that_reads_the_data_version_itself_while_the_poll_runs_is_logged(caplog):
+    """The background poll keeps the version fresh; a lookup finding it older than the TTL
+    says so (once per 10 s), since it then waits for a query of its own."""
+    import logging
+
+    clock = [0.0]
+    store = CountingStore()
+    cache = CachedMeasures(store, version_ttl_s=1, clock=lambda: clock[0])
+    cache.measures(["A"], 0, 10, 10)
+    clock[0] = 5.0
+    with caplog.at_level(logging.WARNING):
+        cache.measures(["A"], 0, 10, 10)  # no poll running: nothing to say
+        assert "poll is behind" not in caplog.text
+        cache._refresher._thread = object()  # as if started, without a thread querying
+        clock[0] = 10.0
+        cache.measures(["A"], 0, 10, 10)
+        clock[0] = 12.0
+        cache.measures(["A"], 0, 10, 10)
+    cache._refresher._thread = None
+    assert caplog.text.count("poll is behind") == 1
