@@ -67,13 +67,15 @@ def start_core(start, name: str, env: dict[str, str], ranking: bool = True) -> l
 @contextlib.contextmanager
 def children(work: Path):
     """start(name, ["module", args...], env) runs `python -m` children with their output in
-    work/NAME.log; leaving the block stops them all, last started first."""
+    work/NAME.log (the process's `log_path`); leaving the block stops them all, last started
+    first."""
     started: list[subprocess.Popen] = []
 
     def start(name: str, module_args: list[str], env: dict[str, str]) -> subprocess.Popen:
         with open(work / f"{name}.log", "wb") as log:
             process = subprocess.Popen([sys.executable, "-m", *module_args], env=env, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        process.log_path = work / f"{name}.log"
         started.append(process)
         return process
 
@@ -230,11 +232,10 @@ def bench_aggregator(bootstrap: str, events: list[dict], work: Path, per_request
 
         def exit_if_any_died() -> None:
             if any(process.poll() is not None for process in started):
-                logs = "".join(log.read_text()[-2000:] for log in sorted(work.glob(f"aggregator-{processes}*.log")))
+                logs = "".join(process.log_path.read_text()[-2000:] for process in started)
                 raise RuntimeError(f"an aggregator process exited: {logs}")
 
-        fold_logs = ([work / f"aggregator-{processes}-fold-{index}.log" for index in range(processes)]
-                     or [work / "aggregator-0.log"])
+        fold_logs = [process.log_path for process in started[1:] or started]  # the owner folds when alone
         deadline = time.monotonic() + 120
         while (opened := _first_assignment(fold_logs)) is None:
             exit_if_any_died()

@@ -235,9 +235,11 @@ class CachedMeasures:
             self._asked = {key: judged for key, judged in self._asked.items() if judged >= current}
             # One agency's question that a wider question asked this step covers (its
             # cohort's, which a lookup looks for first) is answered from the wider count: a
-            # cohort counts in about the time of one of its agencies. It still gets an entry
-            # of its own, so that a write to another agency of the cohort after the round
-            # leaves it fresh, as it would a count of its own.
+            # cohort counts in about the time of one of its agencies. When the cohort is
+            # counted in the same round, the agency also gets an entry of its own, so that a
+            # write to another agency of the cohort after the round leaves it fresh, as it
+            # would a count of its own. (First asked after the cohort's round, it gets none:
+            # its lookup takes the cohort's entry, or counts alone once that is stale.)
             covered: dict[tuple, set] = {}
             for codes, start_ms, end_ms, _, _ in self._asked:
                 if len(codes) > 1:
