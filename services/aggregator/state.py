@@ -74,7 +74,14 @@ _EVENT_ORDER = attrgetter("occurred_at_ms", "event_id")
 
 
 def chronological(events: Iterable[Event]) -> list[Event]:
+    if isinstance(events, list) and len(events) == 1:
+        return events  # most states folded in a batch are one new event
     return sorted(events, key=_EVENT_ORDER)
+
+
+# The summaries are built positionally (a keyword call cost ~0.4 µs a state, in the fold that
+# bounds the aggregator's events/s): the order is the NamedTuple's, checked by the unit tests.
+_new_summary = tuple.__new__
 
 
 class ProcessingEnd(NamedTuple):
@@ -100,17 +107,17 @@ def processing_end(statuses: list[tuple[int, int]]) -> ProcessingEnd:
             supplements += 1
             if index + 1 < len(statuses):
                 paused += statuses[index + 1][0] - at
-    end = None
-    for candidates in ((RESOLVED,), (RESULT_RETURNED,), (STOPPED, NOT_ACCEPTED)):
-        times = [first[s] for s in candidates if s in first]
-        if times:
-            end = min(times)
-            break
+    end = first.get(RESOLVED)
+    if end is None:
+        end = first.get(RESULT_RETURNED)
+    if end is None:
+        stopped, refused = first.get(STOPPED), first.get(NOT_ACCEPTED)
+        end = refused if stopped is None else stopped if refused is None else min(stopped, refused)
     if end is None and withdrawn_after_acceptance is not None:
         end = withdrawn_after_acceptance
     if end is None and supplements == 1 and statuses[-1][1] == SUPPLEMENT_REQUESTED:
         end = statuses[-1][0]
-    if end is not None:
+    if end is not None and supplements:
         # Waiting for the citizen only counts while processing was still open.
         paused = sum(
             min(statuses[i + 1][0], end) - at
@@ -142,32 +149,22 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
             apologies += 1
         else:
             raise ValueError(f"event {event.event_id} of type {kind} does not belong to a dossier")
-    end = processing_end(statuses) if statuses else ProcessingEnd(None, 0, 0)
-    body = received.dossier_received if received is not None else None
-    return DossierSummary(
-        dossier_id=dossier_id,
-        agency_code=(received or ordered[-1]).agency_code,
-        procedure_code=body.procedure_code if body else "",
-        channel=body.channel if body else 0,
-        service_level=body.service_level if body else "",
-        has_received=int(body is not None),
-        received_at_ms=body.received_at_ms if body else 0,
-        due_at_ms=body.due_at_ms if body else 0,
-        due_effective_ms=(body.due_at_ms + end.paused_ms) if body else 0,
-        has_fee=int(body.has_fee) if body else 0,
-        has_end=int(end.end_at_ms is not None),
-        end_at_ms=end.end_at_ms or 0,
-        paused_ms=end.paused_ms,
-        supplement_count=end.supplement_count,
-        late_forced=int(end.supplement_count > 1),
-        last_status=statuses[-1][1] if statuses else 0,
-        paid=paid,
-        paid_online=paid_online,
-        rated=rated,
-        satisfied=satisfied,
-        apology_count=apologies,
-        event_count=len(ordered),
-    )
+    end_at, paused, supplements = processing_end(statuses) if statuses else (None, 0, 0)
+    if received is not None:
+        body = received.dossier_received
+        agency_code, procedure_code, channel, service_level = (received.agency_code, body.procedure_code,
+                                                              body.channel, body.service_level)
+        received_at, due_at, has_fee = body.received_at_ms, body.due_at_ms, int(body.has_fee)
+        due_effective = due_at + paused
+    else:
+        agency_code, procedure_code, channel, service_level = ordered[-1].agency_code, "", 0, ""
+        received_at = due_at = due_effective = has_fee = 0
+    return _new_summary(DossierSummary, (
+        dossier_id, agency_code, procedure_code, channel, service_level,
+        int(received is not None), received_at, due_at, due_effective, has_fee,
+        int(end_at is not None), end_at or 0, paused, supplements, int(supplements > 1),
+        statuses[-1][1] if statuses else 0, paid, paid_online, rated, satisfied, apologies, len(ordered),
+    ))
 
 
 def summarize_document(document_id: str, agency_code: str, events: Iterable[Event]) -> DocumentSummary:
@@ -193,48 +190,46 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
                 recalled = 1
         else:
             raise ValueError(f"event {event.event_id} of type {kind} does not belong to a document")
-    transfer = (sent or received)
-    body = None
+    transfer = sent if sent is not None else received
     if transfer is not None:
         body = transfer.document_sent if transfer is sent else transfer.document_received
-    incoming = received.document_received if received is not None else None
-    return DocumentSummary(
-        document_id=document_id,
-        agency_code=agency_code,
-        sent=int(sent is not None),
-        sent_at_ms=sent.occurred_at_ms if sent is not None else 0,
-        received=int(received is not None),
-        received_at_ms=received.occurred_at_ms if received is not None else 0,
-        classified=int(body.classified) if body else 0,
-        electronic=int(body.electronic) if body else 0,
-        business_type=body.business_type if body else 0,
-        has_due=int(incoming is not None and incoming.HasField("due_at_ms")),
-        due_at_ms=incoming.due_at_ms if incoming is not None and incoming.HasField("due_at_ms") else 0,
-        signed=int(signed is not None),
-        personal_signature=int(signed.personal_signature) if signed else 0,
-        agency_signature=int(signed.agency_signature) if signed else 0,
-        completed=int(completed_at is not None),
-        completed_at_ms=completed_at or 0,
-        last_status=last_status,
-        recalled=recalled,
-        event_count=len(ordered),
-    )
+        classified, electronic, business_type = int(body.classified), int(body.electronic), body.business_type
+    else:
+        classified = electronic = business_type = 0
+    has_due = due_at = 0
+    if received is not None:
+        incoming = received.document_received
+        if incoming.HasField("due_at_ms"):
+            has_due, due_at = 1, incoming.due_at_ms
+    return _new_summary(DocumentSummary, (
+        document_id, agency_code,
+        int(sent is not None), sent.occurred_at_ms if sent is not None else 0,
+        int(received is not None), received.occurred_at_ms if received is not None else 0,
+        classified, electronic, business_type, has_due, due_at,
+        int(signed is not None), int(signed.personal_signature) if signed is not None else 0,
+        int(signed.agency_signature) if signed is not None else 0,
+        int(completed_at is not None), completed_at or 0, last_status, recalled, len(ordered),
+    ))
+
+
+# The body field -> a getter of its entity's id (one C call where two getattr cost more).
+_ENTITY_ID_OF_BODY = {field: attrgetter(f"{field}.{entity}_id") for field, entity in ENTITY_OF_BODY.items()}
 
 
 def state_key(event: Event) -> tuple:
     """Which state an event belongs to: a dossier, or one agency's side of a document."""
     kind = event.WhichOneof("body")
-    entity = ENTITY_OF_BODY.get(kind)
-    if entity is None:
+    entity_id_of = _ENTITY_ID_OF_BODY.get(kind)
+    if entity_id_of is None:
         raise ValueError("event has no body")
-    body = getattr(event, kind)
-    if entity == "dossier":
-        if not body.dossier_id:
+    entity_id = entity_id_of(event)
+    if ENTITY_OF_BODY[kind] == "dossier":
+        if not entity_id:
             raise ValueError("event has an empty dossier_id")
-        return ("dossier", body.dossier_id)
-    if not body.document_id:
+        return ("dossier", entity_id)
+    if not entity_id:
         raise ValueError("event has an empty document_id")
-    return ("document", body.document_id, event.agency_code)
+    return ("document", entity_id, event.agency_code)
 
 
 def summarize(key: tuple, events: Iterable[Event]):

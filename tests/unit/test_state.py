@@ -103,3 +103,61 @@ def test_local_days_are_asia_ho_chi_minh_days():
         assert local_day(ms + 1) == local_day(ms) or local.endswith(".999")
     assert local_day(round((datetime(2026, 1, 1, tzinfo=LOCAL_TZ) - timedelta(milliseconds=1)).timestamp() * 1000)) \
         == local_day(round(datetime(2026, 1, 1, tzinfo=LOCAL_TZ).timestamp() * 1000)) - 1
+
+
+def _processing_end_as_written(statuses):
+    """domain.md §4.2 spelled out rule by rule, slowly: processing_end is its fast form."""
+    first = {}
+    for at, status in statuses:
+        first.setdefault(status, at)
+    end = None
+    for candidates in ((9,), (10,), (8, 3)):
+        times = [first[s] for s in candidates if s in first]
+        if times:
+            end = min(times)
+            break
+    accepted_at = min((at for at, status in statuses if status in (2, 4, 5, 6)), default=None)
+    if end is None and accepted_at is not None:
+        end = next((at for index, (at, status) in enumerate(statuses) if status == 7
+                    and any(s in (2, 4, 5, 6) for _, s in statuses[:index])), None)
+    supplements = sum(1 for _, status in statuses if status == 5)
+    if end is None and supplements == 1 and statuses[-1][1] == 5:
+        end = statuses[-1][0]
+    paused = sum(
+        (min(statuses[i + 1][0], end) if end is not None else statuses[i + 1][0]) - at
+        for i, (at, status) in enumerate(statuses[:-1]) if status == 5 and (end is None or at < end))
+    return end, paused, supplements
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(1, 10)), min_size=1, max_size=8))
+def test_processing_end_follows_the_rules_as_written(statuses):
+    statuses.sort()
+    assert tuple(processing_end(statuses)) == _processing_end_as_written(statuses)
+
+
+def test_every_summary_field_sits_under_its_name():
+    # The summaries are built positionally for speed: each value must land in its own field.
+    dossier = summarize_dossier("D9", [
+        dossier_received("D9", "2026-10-10 08:00", "2026-10-12 17:00", fee=True, channel=3),
+        dossier_status("D9", 2, "2026-10-10 09:00"), dossier_status("D9", 5, "2026-10-10 10:00"),
+        dossier_status("D9", 4, "2026-10-10 12:00"), dossier_status("D9", 9, "2026-10-11 08:00"),
+        dossier_paid("D9", True, "2026-10-11 08:30"), dossier_rated("D9", True, "2026-10-11 09:00")])
+    assert dossier._asdict() == {
+        "dossier_id": "D9", "agency_code": "000.00.05.H56", "procedure_code": "1.010708",
+        "channel": 3, "service_level": "full_online", "has_received": 1,
+        "received_at_ms": ms("2026-10-10 08:00"), "due_at_ms": ms("2026-10-12 17:00"),
+        "due_effective_ms": ms("2026-10-12 19:00"), "has_fee": 1, "has_end": 1, "end_at_ms": ms("2026-10-11 08:00"),
+        "paused_ms": 2 * HOUR, "supplement_count": 1, "late_forced": 0, "last_status": 9, "paid": 1,
+        "paid_online": 1, "rated": 1, "satisfied": 1, "apology_count": 0, "event_count": 7}
+    document = summarize_document("DOC9", "000.00.05.H56", [
+        document_transfer("document_received", "DOC9", "2026-10-07 08:00", due_at="2026-10-08 23:59",
+                          classified=True, business_type=2),
+        document_signed("DOC9", "2026-10-07 09:00", False, True),
+        document_status("DOC9", "06", "2026-10-09 08:00"), document_status("DOC9", "15", "2026-10-10 08:00")])
+    assert document._asdict() == {
+        "document_id": "DOC9", "agency_code": "000.00.05.H56", "sent": 0, "sent_at_ms": 0, "received": 1,
+        "received_at_ms": ms("2026-10-07 08:00"), "classified": 1, "electronic": 1,
+        "business_type": 2, "has_due": 1, "due_at_ms": ms("2026-10-08 23:59"), "signed": 1,
+        "personal_signature": 0, "agency_signature": 1, "completed": 1, "completed_at_ms": ms("2026-10-09 08:00"),
+        "last_status": "15", "recalled": 1, "event_count": 4}
