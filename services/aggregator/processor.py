@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
                                        placement, state_key, summarize)
-from dti_pulse.events import TYPE_OF_BODY, activity_type, encode_envelope
+from dti_pulse.events import TYPE_OF_BODY, activity_type, encode_envelope, split_envelope
 
 log = logging.getLogger(__name__)
 
@@ -231,6 +231,7 @@ class Aggregator:
         may be prepared while this one is written, if commits happen in order."""
         stats = BatchStats(messages=len(payloads))
         incoming: dict[tuple, list[Event]] = defaultdict(list)
+        incoming_bytes: dict[tuple, list[bytes]] = defaultdict(list)  # each event's, as stored (encode_envelope)
         for payload in payloads:
             try:
                 events = EventBatch.FromString(payload).events
@@ -238,15 +239,19 @@ class Aggregator:
                 await self._reject(stats, payload, f"undecodable EventBatch: {exc}")
                 continue
             stats.events += len(events)
-            for event in events:
+            parts = split_envelope(payload)
+            if parts is None or len(parts) != len(events):
+                parts = [encode_envelope([event.SerializeToString()]) for event in events]
+            for event, part in zip(events, parts):
                 try:
                     if not event.event_id:
                         raise ValueError("event has no event_id")
                     key = state_key(event)
                 except ValueError as exc:
-                    await self._reject(stats, EventBatch(events=[event]).SerializeToString(), str(exc))
+                    await self._reject(stats, part, str(exc))
                     continue
                 incoming[key].append(event)
+                incoming_bytes[key].append(part)
 
         known_envelopes = await self._known_envelopes(list(incoming))
         dossier_rows, document_rows, updates, fresh_payloads, tombstones = [], [], {}, {}, {}
@@ -263,18 +268,20 @@ class Aggregator:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
                                        f"stored {key[0]} state unreadable: {exc}")
                 continue
+            parts = incoming_bytes[key]
             if not known and len(events) == 1:
-                fresh = events  # a new entity's one event: nothing to deduplicate (the common case)
+                fresh, fresh_parts = events, parts  # a new entity's one event: nothing to deduplicate (the common case)
             else:
                 seen = {event.event_id for event in known}
-                fresh = []
-                for event in events:
+                fresh, fresh_parts = [], []
+                for event, part in zip(events, parts):
                     event_id = event.event_id
                     if event_id in seen:
                         stats.duplicates += 1
                     else:
                         seen.add(event_id)
                         fresh.append(event)
+                        fresh_parts.append(part)
                 if not fresh:
                     continue
             try:
@@ -298,8 +305,8 @@ class Aggregator:
                     event.WhichOneof("body") == "document_status"
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
                 recalled_documents.append(key[1])  # the document stops counting for every side
-            # Repeated fields concatenate: the known events' bytes are kept, only the new encoded.
-            fresh_payloads[key] = encode_envelope([event.SerializeToString() for event in fresh])
+            # Repeated fields concatenate: the known events' bytes are kept, the new ones added as they came.
+            fresh_payloads[key] = b"".join(fresh_parts)
             merged = envelope + fresh_payloads[key]
             row = state_row(summary, merged)
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
