@@ -342,3 +342,30 @@ def test_a_rejected_move_leaves_no_tombstone():
     run(asyncio.wait_for(aggregator.process([envelope(moved)]), 10))
     assert len(dead) == 1 and store.tombstones == []
     assert DossierSummary(*store.rows[("dossier", "D1")][:-2]).received_at_ms == ms("2026-10-01 08:00")
+
+
+def test_the_cycle_collector_pauses_while_a_batch_is_folded_and_only_then():
+    import gc
+
+    class Watching(FakeStore):
+        def load(self, keys):
+            self.collecting = gc.isenabled()
+            return super().load(keys)
+
+    store = Watching()
+    assert gc.isenabled()
+    run(Aggregator(store, DeadLetters()).process([envelope(RECEIVED)]))  # no filter yet: the state is loaded
+    assert store.collecting is False and gc.isenabled()
+
+    async def failing(payload, reason):
+        raise RuntimeError("dead letters unreachable")
+
+    with pytest.raises(RuntimeError):
+        run(Aggregator(FakeStore(), failing).prepare([b"not protobuf"]))
+    assert gc.isenabled()
+    gc.disable()  # a process that runs without the collector keeps running without it
+    try:
+        run(Aggregator(FakeStore(), DeadLetters()).prepare([envelope(RECEIVED)]))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
