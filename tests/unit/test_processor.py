@@ -369,13 +369,3 @@ def test_the_cycle_collector_pauses_while_a_batch_is_folded_and_only_then():
         assert not gc.isenabled()
     finally:
         gc.enable()
-
-
-def test_a_message_the_envelope_split_cannot_read_is_folded_from_its_parsed_events():
-    # An unknown field after the events (a newer producer): split_envelope gives up, and the
-    # events are serialized again instead; the state holds them all the same.
-    store, dead = FakeStore(), DeadLetters()
-    stats = run(Aggregator(store, dead).process([envelope(RECEIVED, ACCEPTED) + b"\x10\x01"]))
-    assert (stats.new_events, stats.states_written, len(dead)) == (2, 1, 0)
-    stored = EventBatch.FromString(store.rows[("dossier", "D1")][-1]).events
-    assert sorted(event.event_id for event in stored) == sorted([RECEIVED.event_id, ACCEPTED.event_id])
