@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
                                        placement, state_key, summarize)
-from dti_pulse.events import TYPE_OF_BODY, activity_type, encode_envelope, split_envelope
+from dti_pulse.events import TYPE_OF_BODY, activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,6 @@ class Aggregator:
     async def _fold(self, payloads: list[bytes]) -> "PreparedBatch":
         stats = BatchStats(messages=len(payloads))
         incoming: dict[tuple, list[Event]] = defaultdict(list)
-        incoming_bytes: dict[tuple, list[bytes]] = defaultdict(list)  # each event's, as stored (encode_envelope)
         for payload in payloads:
             try:
                 events = EventBatch.FromString(payload).events
@@ -261,19 +260,15 @@ class Aggregator:
                 await self._reject(stats, payload, f"undecodable EventBatch: {exc}")
                 continue
             stats.events += len(events)
-            parts = split_envelope(payload)
-            if parts is None or len(parts) != len(events):
-                parts = [encode_envelope([event.SerializeToString()]) for event in events]
-            for event, part in zip(events, parts):
+            for event in events:
                 try:
                     if not event.event_id:
                         raise ValueError("event has no event_id")
                     key = state_key(event)
                 except ValueError as exc:
-                    await self._reject(stats, part, str(exc))
+                    await self._reject(stats, EventBatch(events=[event]).SerializeToString(), str(exc))
                     continue
                 incoming[key].append(event)
-                incoming_bytes[key].append(part)
 
         known_envelopes = await self._known_envelopes(list(incoming))
         dossier_rows, document_rows, updates, fresh_payloads, tombstones = [], [], {}, {}, {}
@@ -290,20 +285,18 @@ class Aggregator:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(),
                                        f"stored {key[0]} state unreadable: {exc}")
                 continue
-            parts = incoming_bytes[key]
             if not known and len(events) == 1:
-                fresh, fresh_parts = events, parts  # a new entity's one event: nothing to deduplicate (the common case)
+                fresh = events  # a new entity's one event: nothing to deduplicate (the common case)
             else:
                 seen = {event.event_id for event in known}
-                fresh, fresh_parts = [], []
-                for event, part in zip(events, parts):
+                fresh = []
+                for event in events:
                     event_id = event.event_id
                     if event_id in seen:
                         stats.duplicates += 1
                     else:
                         seen.add(event_id)
                         fresh.append(event)
-                        fresh_parts.append(part)
                 if not fresh:
                     continue
             try:
@@ -327,8 +320,8 @@ class Aggregator:
                     event.WhichOneof("body") == "document_status"
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):
                 recalled_documents.append(key[1])  # the document stops counting for every side
-            # Repeated fields concatenate: the known events' bytes are kept, the new ones added as they came.
-            fresh_payloads[key] = b"".join(fresh_parts)
+            # Repeated fields concatenate: the known events' bytes are kept, only the new encoded.
+            fresh_payloads[key] = encode_envelope([event.SerializeToString() for event in fresh])
             merged = envelope + fresh_payloads[key]
             row = state_row(summary, merged)
             (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)

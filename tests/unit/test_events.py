@@ -1,5 +1,5 @@
 from dti.events.v1.events_pb2 import EventBatch
-from dti_pulse.events import encode_envelope, entity_key, partition_for, split_envelope
+from dti_pulse.events import encode_envelope, entity_key, partition_for
 from tests.factories import dossier_received, dossier_status, document_signed
 
 
@@ -11,23 +11,6 @@ def test_hand_encoded_envelope_is_a_valid_event_batch():
     assert envelope == EventBatch(events=events).SerializeToString()
     assert list(EventBatch.FromString(envelope).events) == events
     assert encode_envelope([]) == b""
-
-
-def test_an_envelope_splits_into_each_event_as_sent():
-    events = [dossier_received("D1", "2026-10-01 08:00", "2026-10-03 17:00"),
-              dossier_status("D1" * 100, 9, "2026-10-02 08:00"),  # two-byte length
-              document_signed("DOC", "2026-10-02 08:00", True, False)]
-    envelope = EventBatch(events=events).SerializeToString()
-    parts = split_envelope(envelope)
-    assert b"".join(parts) == envelope
-    assert [list(EventBatch.FromString(part).events) for part in parts] == [[event] for event in events]
-    assert split_envelope(b"") == []
-    # Anything else is left to the caller to serialize: another field, a cut payload, an event over 16 KiB.
-    assert split_envelope(envelope + b"\x10\x01") is None
-    assert split_envelope(envelope[:-1]) is None
-    assert split_envelope(envelope[:1]) is None
-    huge = EventBatch(events=[dossier_status("D" * 20_000, 9, "2026-10-02 08:00")]).SerializeToString()
-    assert split_envelope(huge) is None
 
 
 def test_partition_is_stable_per_entity():
