@@ -44,13 +44,24 @@ async def _dead_letter(payload: bytes, reason: str) -> None:
     raise AssertionError(f"simulated events must fold: {reason}")
 
 
-async def fold_us_per_event(payloads: list[bytes], events: int) -> float:
-    aggregator = Aggregator(NothingKept(), _dead_letter)
+async def fold_us_per_event(payloads: list[bytes], events: int, aggregator_class=Aggregator,
+                            per_batch: int = MESSAGES_PER_BATCH) -> float:
+    aggregator = aggregator_class(NothingKept(), _dead_letter)
     await aggregator.reset()
     started = time.process_time()
-    for i in range(0, len(payloads), MESSAGES_PER_BATCH):
-        await aggregator.commit(await aggregator.prepare(payloads[i:i + MESSAGES_PER_BATCH]))
+    for i in range(0, len(payloads), per_batch):
+        await aggregator.commit(await aggregator.prepare(payloads[i:i + per_batch]))
     return (time.process_time() - started) / events * 1e6
+
+
+def simulated_payloads(count: int) -> tuple[list[bytes], list]:
+    """The bus simulator's first `count` events, as ingest would publish them, and the events."""
+    registry = load_registry(DEFAULT_AGENCIES)
+    now_ms = int(time.time() * 1000)
+    events = [to_event(raw, registry, "bench", now_ms) for raw in BusSimulator(registry, seed=7).batch(count)[:count]]
+    payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
+                for i in range(0, len(events), EVENTS_PER_MESSAGE)]
+    return payloads, events
 
 
 def main() -> int:
@@ -59,12 +70,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print the runs as one JSON line (bench.run reads it)")
     args = parser.parse_args()
-    registry = load_registry(DEFAULT_AGENCIES)
-    now_ms = int(time.time() * 1000)
-    events = [to_event(raw, registry, "bench", now_ms)
-              for raw in BusSimulator(registry, seed=7).batch(args.events)[:args.events]]
-    payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
-                for i in range(0, len(events), EVENTS_PER_MESSAGE)]
+    payloads, events = simulated_payloads(args.events)
     tune_gc(Settings().gc_young_threshold)  # as the aggregator runs
     runs = []
     for run in range(args.repeat):

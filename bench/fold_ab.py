@@ -19,16 +19,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.bootstrap import tune_gc
-from dti_pulse.config import DEFAULT_AGENCIES, Settings
-from dti_pulse.registry import load_registry
-from dti_pulse.simulator import BusSimulator
-from bench.fold import EVENTS_PER_MESSAGE, NothingKept, _dead_letter
-from services.ingest.validation import to_event
+from dti_pulse.config import Settings
+from bench.fold import EVENTS_PER_MESSAGE, fold_us_per_event, simulated_payloads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,15 +44,6 @@ def import_services_of(rev: str, into: Path):
     return importlib.import_module("services_at_rev.aggregator.processor").Aggregator
 
 
-async def fold_us_per_event(aggregator_class, payloads: list[bytes], events: int, per_batch: int) -> float:
-    aggregator = aggregator_class(NothingKept(), _dead_letter)
-    await aggregator.reset()
-    started = time.process_time()
-    for i in range(0, len(payloads), per_batch):
-        await aggregator.commit(await aggregator.prepare(payloads[i:i + per_batch]))
-    return (time.process_time() - started) / events * 1e6
-
-
 def main() -> int:
     from services.aggregator.processor import Aggregator
 
@@ -67,12 +53,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=12, help="runs of each, alternating which goes first")
     parser.add_argument("--messages-per-batch", type=int, default=40)
     args = parser.parse_args()
-    registry = load_registry(DEFAULT_AGENCIES)
-    now_ms = int(time.time() * 1000)
-    events = [to_event(raw, registry, "bench", now_ms)
-              for raw in BusSimulator(registry, seed=7).batch(args.events)[:args.events]]
-    payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
-                for i in range(0, len(events), EVENTS_PER_MESSAGE)]
+    payloads, events = simulated_payloads(args.events)
     with tempfile.TemporaryDirectory(prefix="fold-ab-") as work:
         theirs = import_services_of(args.rev, Path(work))
         tune_gc(Settings().gc_young_threshold)
@@ -80,7 +61,7 @@ def main() -> int:
         for run in range(args.runs):
             order = [("this tree", Aggregator), (args.rev, theirs)]
             for name, aggregator_class in (order if run % 2 == 0 else order[::-1]):
-                runs[name].append(asyncio.run(fold_us_per_event(aggregator_class, payloads, len(events),
+                runs[name].append(asyncio.run(fold_us_per_event(payloads, len(events), aggregator_class,
                                                                  args.messages_per_batch)))
     for name, figures in runs.items():
         print(f"{name:>12}: " + " ".join(f"{figure:.2f}" for figure in figures) + " µs of CPU an event")
