@@ -28,7 +28,7 @@ ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
                   "dossier.apology")
-TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
+_TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 
 
@@ -36,7 +36,7 @@ def activity_type(event: Event) -> str:
     field = event.WhichOneof("body")
     if field == "dossier_status" and event.dossier_status.status == RESOLVED_STATUS:
         return "dossier.resolved"
-    return TYPE_OF_BODY[field]
+    return _TYPE_OF_BODY[field]
 
 
 def entity_key(event: Event) -> tuple[str, str]:

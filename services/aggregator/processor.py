@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from itertools import islice
 from collections import OrderedDict, defaultdict
 from contextlib import contextmanager
+from itertools import islice
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Protocol
 
@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from dti.events.v1.events_pb2 import Event, EventBatch
 from services.aggregator.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
                                        placement, state_key, summarize)
-from dti_pulse.events import TYPE_OF_BODY, activity_type, encode_envelope
+from dti_pulse.events import activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +101,7 @@ class ActivityCounter:
         counts = self._counts
         for event in events:
             arrived_ms = event.ingested_at_ms or event.occurred_at_ms
-            body = event.WhichOneof("body")
-            key = (arrived_ms - arrived_ms % 60_000, event.agency_code,
-                   activity_type(event) if body == "dossier_status" else TYPE_OF_BODY[body])
+            key = (arrived_ms - arrived_ms % 60_000, event.agency_code, activity_type(event))
             entry = counts.get(key)
             if entry is None:
                 counts[key] = [1, arrived_ms]
@@ -131,34 +129,32 @@ class KeyFilter:
     fraction of one."""
 
     HASHES = 4
+    _STEPS = np.arange(HASHES, dtype=np.uint64)[:, None]
 
     def __init__(self, expected_keys: int, bits_per_key: int = 32):
         self.size = max(1 << 16, expected_keys * bits_per_key)
         self.bits = np.zeros(self.size // 8 + 1, dtype=np.uint8)
         self.count = 0
 
-    def _positions(self, keys: list) -> np.ndarray:
-        """Each key's HASHES bit positions (double hashing), one row per hash."""
+    def _slots(self, keys: list) -> tuple[np.ndarray, np.ndarray]:
+        """Each key's HASHES bits (double hashing), one row per hash: the byte of each, and
+        its mask in that byte."""
         first = np.array([hash(key) for key in keys], dtype=np.int64).view(np.uint64)
         second = (first >> np.uint64(32)) | np.uint64(1)
-        return (first + _HASH_STEPS[:self.HASHES] * second) % np.uint64(self.size)
+        positions = (first + self._STEPS * second) % np.uint64(self.size)
+        return positions >> np.uint64(3), np.left_shift(np.uint8(1), (positions & np.uint64(7)).astype(np.uint8))
 
     def add_all(self, keys: list) -> None:
         if keys:
-            positions = self._positions(keys).ravel()
-            np.bitwise_or.at(self.bits, positions >> np.uint64(3),
-                             np.left_shift(1, positions & np.uint64(7)).astype(np.uint8))
+            byte, mask = self._slots(keys)
+            np.bitwise_or.at(self.bits, byte.ravel(), mask.ravel())
             self.count += len(keys)
 
     def might_contain_all(self, keys: list) -> list[bool]:
         if not keys:
             return []
-        positions = self._positions(keys)
-        present = (self.bits[positions >> np.uint64(3)] >> (positions & np.uint64(7)).astype(np.uint8)) & 1
-        return present.all(axis=0).tolist()
-
-
-_HASH_STEPS = np.arange(8, dtype=np.uint64)[:, None]
+        byte, mask = self._slots(keys)
+        return (self.bits[byte] & mask).all(axis=0).tolist()
 
 
 def filter_key(key: tuple) -> tuple:
