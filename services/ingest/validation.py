@@ -31,7 +31,9 @@ SERVICE_LEVELS = frozenset({"partial", "full_online"})
 DOSSIER_CHANNELS = frozenset({1, 2, 3})
 DOSSIER_STATUSES = frozenset(range(1, 11))
 BUSINESS_TYPES = frozenset(range(4))
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_TEXT = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_UUID = re.compile(_UUID_TEXT)
+_UUID_LINES = re.compile(rf"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")  # a batch's ids in one call of the regex engine
 _fromisoformat = datetime.fromisoformat
 
 
@@ -87,28 +89,50 @@ def _integer(raw: dict, name: str, allowed: frozenset, required: bool = True, de
     raise Invalid(f"field '{name}' must be one of {sorted(allowed)}, got {value!r}")
 
 
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_ONE_MICROSECOND = timedelta(microseconds=1)
+_offset_us: dict = {}  # a parsed instant's tzinfo -> its UTC offset in microseconds
+_due_ms: dict[str, int] = {}  # a due date (YYYY-MM-DD) -> the last millisecond of that local day
+_CACHED_AT_MOST = 4096
+
+
 def parse_instant_ms(value: Any, name: str) -> int:
-    """RFC 3339 with an explicit offset -> Unix milliseconds."""
+    """RFC 3339 with an explicit offset -> Unix milliseconds, floored: exact, where
+    int(timestamp() * 1000) was one millisecond short for ~1 % of instants (float rounding),
+    and cheaper (timestamp() and utcoffset() cost ~1 us an instant here)."""
     if value.__class__ is not str:
         raise Invalid(f"field '{name}' must be an RFC 3339 timestamp string")
     try:
         parsed = _fromisoformat(value)
     except ValueError:
         raise Invalid(f"field '{name}' is not an RFC 3339 timestamp: {value!r}") from None
-    if parsed.tzinfo is None or len(value) <= 10:
+    zone = parsed.tzinfo
+    if zone is None or len(value) <= 10:
         raise Invalid(f"field '{name}' needs a date, a time and a UTC offset: {value!r}")
-    return int(parsed.timestamp() * 1000)
+    offset_us = _offset_us.get(zone)
+    if offset_us is None:
+        offset_us = parsed.utcoffset() // _ONE_MICROSECOND
+        if len(_offset_us) < _CACHED_AT_MOST:  # odd offsets (seconds, microseconds) are not bounded
+            _offset_us[zone] = offset_us
+    return ((parsed.toordinal() - _EPOCH_ORDINAL) * 86_400_000_000 + parsed.hour * 3_600_000_000
+            + parsed.minute * 60_000_000 + parsed.second * 1_000_000 + parsed.microsecond - offset_us) // 1000
 
 
 def parse_due_ms(value: Any, name: str) -> int:
     """A due date (YYYY-MM-DD: the end of that local day) or an RFC 3339 instant."""
     if isinstance(value, str) and len(value) == 10:
+        due_ms = _due_ms.get(value)
+        if due_ms is not None:
+            return due_ms
         try:
             day = date.fromisoformat(value)
         except ValueError:
             raise Invalid(f"field '{name}' is not a date: {value!r}") from None
         next_midnight = datetime.combine(day + timedelta(days=1), time(), LOCAL_TZ)
-        return int(next_midnight.timestamp() * 1000) - 1
+        due_ms = int(next_midnight.timestamp()) * 1000 - 1  # a whole second: exact
+        if len(_due_ms) < _CACHED_AT_MOST:  # the documents of a few years share their due dates
+            _due_ms[value] = due_ms
+        return due_ms
     return parse_instant_ms(value, name)
 
 
@@ -406,18 +430,24 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
         typed_events = _batch_decoder.decode(body).events
     except msgspec.MsgspecError:
         return None
-    get_agency, fullmatch, builders = registry.get, _UUID.fullmatch, _TYPED_BUILDERS
+    if not typed_events:
+        return []
+    # One match and one lower() for the batch's ids: a call each cost ~0.4 us an event.
+    ids = "\n".join([typed.event_id for typed in typed_events])
+    if _UUID_LINES.fullmatch(ids) is None:
+        return None
+    ids = ids.lower().split("\n")
+    if len(ids) != len(typed_events):  # a line break inside an id
+        return None
+    get_agency, builders = registry.get, _TYPED_BUILDERS
     events = []
     try:
-        for typed in typed_events:
-            event_id = typed.event_id
-            if fullmatch(event_id) is None:
-                return None
+        for typed, event_id in zip(typed_events, ids):
             occurred_at_ms = parse_instant_ms(typed.occurred_at, "occurred_at")
             agency = get_agency(typed.agency_code)
             if agency is None or not agency.valid_at_ms(occurred_at_ms):
                 return None
-            event = Event(event_id=event_id.lower(), occurred_at_ms=occurred_at_ms, agency_code=typed.agency_code,
+            event = Event(event_id=event_id, occurred_at_ms=occurred_at_ms, agency_code=typed.agency_code,
                           source=source, ingested_at_ms=ingested_at_ms)
             field, build = builders[typed.__class__]
             build(typed, getattr(event, field))

@@ -23,3 +23,9 @@ def test_bench_run_reads_the_fold_ceiling_from_bench_fold():
     from bench.run import fold_alone_us_per_event
 
     assert fold_alone_us_per_event(events=2_000) > 0
+
+
+def test_the_ingest_benchmark_takes_simulated_posts_through_the_publisher():
+    from bench.ab import _ingest_us_per_event, ingest_bodies
+
+    assert asyncio.run(_ingest_us_per_event(ingest_bodies(2_000), 2_000, "services")) > 0
