@@ -21,7 +21,7 @@ from typing import Annotated, Any, Callable, Literal, Union
 
 import msgspec
 
-from dti.events.v1.events_pb2 import Event
+from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.events import BODY_FIELD
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import Registry
@@ -440,6 +440,11 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
     if len(ids) != len(typed_events):  # a line break inside an id
         return None
     get_agency, builders = registry.get, _TYPED_BUILDERS
+    # The events are built inside one EventBatch, so that they share its upb arena: an Event
+    # of its own is an arena of its own, and protobuf's allocator calls malloc_trim() every
+    # 10,000 arenas freed, which returned the heap's free pages to the kernel only for the
+    # next requests to fault them back in (~20,000 page faults a second in one worker).
+    new_event = EventBatch().events.add
     events = []
     try:
         for typed, event_id in zip(typed_events, ids):
@@ -447,8 +452,8 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
             agency = get_agency(typed.agency_code)
             if agency is None or not agency.valid_at_ms(occurred_at_ms):
                 return None
-            event = Event(event_id=event_id, occurred_at_ms=occurred_at_ms, agency_code=typed.agency_code,
-                          source=source, ingested_at_ms=ingested_at_ms)
+            event = new_event(event_id=event_id, occurred_at_ms=occurred_at_ms, agency_code=typed.agency_code,
+                              source=source, ingested_at_ms=ingested_at_ms)
             field, build = builders[typed.__class__]
             build(typed, getattr(event, field))
             events.append(event)
