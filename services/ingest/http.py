@@ -1,12 +1,11 @@
 """HTTP entrypoint of ingest: POST /v1/events, health, readiness, OpenAPI."""
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import logging
 import time
-from typing import Callable, Mapping
+from typing import Awaitable, Callable, Mapping
 
 import orjson
 from starlette.applications import Starlette
@@ -79,8 +78,8 @@ class RecycledConnections:
         self._opened_at = {client: at for client, at in self._opened_at.items() if at >= cutoff}
 
 
-def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], bool],
-               max_body_bytes: int, max_events: int, on_shutdown: Callable[[], None] | None = None,
+def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], Awaitable[bool]],
+               max_body_bytes: int, max_events: int, on_shutdown: Callable[[], Awaitable[None]] | None = None,
                connection_max_age_s: float = 0.0) -> Starlette:
     async def post_events(request: Request) -> Response:
         source = _source_for(request, tokens)
@@ -126,7 +125,7 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
         return json_response({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        if await asyncio.to_thread(ready):
+        if await ready():
             return json_response({"status": "ready"})
         return problem(503, "Service Unavailable", "Kafka is not reachable", {"Retry-After": str(RETRY_AFTER_S)})
 
@@ -137,7 +136,7 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
     async def lifespan(app):
         yield
         if on_shutdown:
-            await asyncio.to_thread(on_shutdown)  # flushes what Kafka has not yet acknowledged
+            await on_shutdown()  # flushes what Kafka has not yet acknowledged
 
     return Starlette(routes=[
         Route("/v1/events", post_events, methods=["POST"]),

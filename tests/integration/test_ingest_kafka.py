@@ -11,10 +11,11 @@ from dti_pulse.kafka import ensure_topics
 from dti_pulse.registry import load_registry
 from services.ingest.dedup import RecentIds
 from services.ingest.http import create_app
-from services.ingest.publisher import KafkaPublisher
+from services.ingest.publisher import BATCH_BYTES, KafkaPublisher, NotAcknowledged
 from services.ingest.service import IngestService
+from services.ingest.validation import to_event
 from tests import scenario
-from tests.conftest import consume_all, service_env, wait_for_port
+from tests.conftest import consume_all, free_port, service_env, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,11 @@ def ingest_app(broker, topic_names):
     publisher = KafkaPublisher(broker.bootstrap, events_topic, delivery_timeout_ms=5000)
     service = IngestService(load_registry(DEFAULT_AGENCIES), publisher, RecentIds(1000))
     app = create_app(service, {"secret": "lgsp"}, publisher.ready, max_body_bytes=1_000_000, max_events=100)
-    yield app, events_topic
-    publisher.close()
+    # One loop for the test's requests, as a worker has: the producer lives on it.
+    loop = asyncio.new_event_loop()
+    yield app, events_topic, loop.run_until_complete
+    loop.run_until_complete(publisher.close())
+    loop.close()
 
 
 async def post(app, body=None, token="secret", content=None, headers=None):
@@ -40,8 +44,8 @@ async def post(app, body=None, token="secret", content=None, headers=None):
 
 
 def test_events_of_one_entity_share_a_partition_and_arrive_in_envelopes(broker, ingest_app):
-    app, topic = ingest_app
-    response = asyncio.run(post(app, {"events": scenario.EVENTS}))
+    app, topic, run = ingest_app
+    response = run(post(app, {"events": scenario.EVENTS}))
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": len(scenario.EVENTS), "duplicates": 0, "rejected": []}
     found = consume_all(broker.bootstrap, topic, len(scenario.EVENTS))
@@ -57,11 +61,11 @@ def test_events_of_one_entity_share_a_partition_and_arrive_in_envelopes(broker, 
 
 
 def test_http_contract(broker, ingest_app):
-    app, topic = ingest_app
+    app, topic, run = ingest_app
     valid = dict(scenario.EVENTS[0], event_id=str(uuid.uuid4()))
     unknown_type = dict(valid, event_id=str(uuid.uuid4()), type="dossier.lost")
     no_agency = {k: v for k, v in valid.items() if k != "agency_code"} | {"event_id": str(uuid.uuid4())}
-    mixed = asyncio.run(post(app, {"events": [unknown_type, valid, no_agency]}))
+    mixed = run(post(app, {"events": [unknown_type, valid, no_agency]}))
     assert mixed.status_code == 200
     body = mixed.json()
     assert body["accepted"] == 1
@@ -69,19 +73,19 @@ def test_http_contract(broker, ingest_app):
     assert "unknown event type 'dossier.lost'" in body["rejected"][0]["reason"]
     assert "missing field 'agency_code'" in body["rejected"][1]["reason"]
 
-    unauthorized = asyncio.run(post(app, {"events": [valid]}, token="wrong"))
+    unauthorized = run(post(app, {"events": [valid]}, token="wrong"))
     assert unauthorized.status_code == 401
     assert unauthorized.headers["content-type"] == "application/problem+json"
     assert unauthorized.json()["status"] == 401
 
     for content, status in [(b"[1, 2]", 400), (b"{not json", 400), (b'{"events": {}}', 400)]:
-        response = asyncio.run(post(app, content=content, headers={"Content-Type": "application/json"}))
+        response = run(post(app, content=content, headers={"Content-Type": "application/json"}))
         assert response.status_code == status and response.json()["detail"]
-    wrong_type = asyncio.run(post(app, content=b"events", headers={"Content-Type": "text/plain"}))
+    wrong_type = run(post(app, content=b"events", headers={"Content-Type": "text/plain"}))
     assert wrong_type.status_code == 415
-    too_many = asyncio.run(post(app, {"events": [valid] * 101}))
+    too_many = run(post(app, {"events": [valid] * 101}))
     assert too_many.status_code == 413
-    too_big = asyncio.run(post(app, content=b" " * 1_000_001, headers={"Content-Type": "application/json"}))
+    too_big = run(post(app, content=b" " * 1_000_001, headers={"Content-Type": "application/json"}))
     assert too_big.status_code == 413
 
     found = consume_all(broker.bootstrap, topic, 1, timeout_s=5)
@@ -89,15 +93,15 @@ def test_http_contract(broker, ingest_app):
 
 
 def test_health_readiness_and_openapi(ingest_app):
-    app, _ = ingest_app
+    app, _, run = ingest_app
 
     async def get(path):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ingest") as client:
             return await client.get(path)
 
-    assert asyncio.run(get("/healthz")).status_code == 200
-    assert asyncio.run(get("/readyz")).status_code == 200
-    spec = asyncio.run(get("/openapi.json")).json()
+    assert run(get("/healthz")).status_code == 200
+    assert run(get("/readyz")).status_code == 200
+    spec = run(get("/openapi.json")).json()
     assert set(spec["paths"]["/v1/events"]["post"]["responses"]) >= {"200", "400", "401", "413", "415", "503"}
 
 
@@ -131,3 +135,44 @@ def test_two_workers_close_old_keep_alive_connections_and_lose_nothing(broker, t
     assert len(peers) >= closing, peers  # each close was followed by a new connection (a new client port)
     found = consume_all(broker.bootstrap, events_topic, len(sent))
     assert sorted(event.event_id for _, event in found) == sorted(sent)
+
+
+def test_an_envelope_bigger_than_a_producer_batch_is_published_whole(broker, topic_names):
+    """All of a request's events for one partition go in one envelope, which can be bigger
+    than the producer's batch buffer: it then goes in a batch of its own."""
+    events_topic, _ = topic_names
+    ensure_topics(broker.bootstrap, {events_topic: 1})
+    registry = load_registry(DEFAULT_AGENCIES)
+    base = dict(scenario.EVENTS[0])
+    raws = [dict(base, event_id=str(uuid.uuid4()), dossier_id=f"BIG-{i}", procedure_code="P" * 200)
+            for i in range(5_000)]
+    events = [to_event(raw, registry, "lgsp", 1) for raw in raws]
+    assert sum(event.ByteSize() for event in events) > 1.2 * BATCH_BYTES
+    publisher = KafkaPublisher(broker.bootstrap, events_topic, delivery_timeout_ms=5000)
+
+    async def publish_and_close():
+        try:
+            await publisher.publish(events)
+        finally:
+            await publisher.close()
+
+    asyncio.run(publish_and_close())
+    found = consume_all(broker.bootstrap, events_topic, len(events))
+    assert sorted(event.event_id for _, event in found) == sorted(raw["event_id"] for raw in raws)
+
+
+def test_with_kafka_away_the_publisher_is_not_ready_and_acknowledges_nothing():
+    """A worker starts its producer on first use: with nothing at the address, readiness
+    says no and a batch is refused within the delivery timeout; neither hangs."""
+    publisher = KafkaPublisher(f"127.0.0.1:{free_port()}", "nowhere", delivery_timeout_ms=2000)
+    event = to_event(dict(scenario.EVENTS[0], event_id=str(uuid.uuid4())), load_registry(DEFAULT_AGENCIES), "lgsp", 1)
+
+    async def check():
+        started = time.monotonic()
+        assert await publisher.ready() is False
+        with pytest.raises(NotAcknowledged):
+            await publisher.publish([event])
+        await publisher.close()
+        return time.monotonic() - started
+
+    assert asyncio.run(check()) < 2 * (2 + 5)
