@@ -30,17 +30,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from dti_pulse.bootstrap import tune_gc
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.registry import load_registry
-from dti_pulse.simulator import BusSimulator
 from bench.fold import EVENTS_PER_MESSAGE, fold_us_per_event, simulated_payloads
+from bench.run import PARTITIONS, post_bodies, simulated_events
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_PER_POST = 1000
-PARTITIONS = 12
 
 
 def import_services_of(rev: str, into: Path) -> str:
@@ -89,8 +86,7 @@ async def _ingest_us_per_event(bodies: list[bytes], events: int, package: str) -
 
 
 def ingest_bodies(count: int) -> list[bytes]:
-    raw = BusSimulator(load_registry(DEFAULT_AGENCIES), seed=7).batch(count)[:count]
-    return [orjson.dumps({"events": raw[i:i + EVENTS_PER_POST]}) for i in range(0, len(raw), EVENTS_PER_POST)]
+    return post_bodies(simulated_events(count), EVENTS_PER_POST)
 
 
 def main() -> int:

@@ -15,9 +15,9 @@ from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.bootstrap import tune_gc
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.registry import load_registry
-from dti_pulse.simulator import BusSimulator
 from services.aggregator.processor import Aggregator
 from services.ingest.validation import to_event
+from bench.run import simulated_events
 
 MESSAGES_PER_BATCH = 40  # what a 0.2 s window holds at 5,000 events/s
 EVENTS_PER_MESSAGE = 100
@@ -58,7 +58,7 @@ def simulated_payloads(count: int) -> tuple[list[bytes], list]:
     """The bus simulator's first `count` events, as ingest would publish them, and the events."""
     registry = load_registry(DEFAULT_AGENCIES)
     now_ms = int(time.time() * 1000)
-    events = [to_event(raw, registry, "bench", now_ms) for raw in BusSimulator(registry, seed=7).batch(count)[:count]]
+    events = [to_event(raw, registry, "bench", now_ms) for raw in simulated_events(count)]
     payloads = [EventBatch(events=events[i:i + EVENTS_PER_MESSAGE]).SerializeToString()
                 for i in range(0, len(events), EVENTS_PER_MESSAGE)]
     return payloads, events

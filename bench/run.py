@@ -114,10 +114,15 @@ def bench_ingest_baseline(bootstrap: str, events: list[dict]) -> float:
     return len(events) / elapsed
 
 
+def post_bodies(events: list[dict], per_body: int) -> list[bytes]:
+    """The JSON bodies of POSTs of per_body events each."""
+    return [orjson.dumps({"events": events[i:i + per_body]}) for i in range(0, len(events), per_body)]
+
+
 def write_bodies(handle, events: list[dict], per_body: int) -> None:
     """POST bodies of per_body events, one JSON document a line (what bench.load sends)."""
-    for i in range(0, len(events), per_body):
-        handle.write(orjson.dumps({"events": events[i:i + per_body]}) + b"\n")
+    for body in post_bodies(events, per_body):
+        handle.write(body + b"\n")
 
 
 def bench_ingest(bootstrap: str, events: list[dict], work: Path, batch: int, concurrency: int, workers: int) -> dict:

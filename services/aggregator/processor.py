@@ -198,12 +198,12 @@ def _cycles_collected_after():
     its allocations set off walked them again and again and found nothing, ~1.5 µs an event
     (10 % of the fold) under a backlog. Reference counting frees the rest as before; the
     next allocation after the fold starts the collector again."""
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 
