@@ -161,7 +161,7 @@ def fill_topic(bootstrap: str, topic: str, events: list[dict], per_request: int)
                              max_request_size=64 * 1024 * 1024)
     for i in range(0, len(events), per_request):
         request = [to_event(raw, registry, "bench", 0) for raw in events[i:i + per_request]]
-        for partition, envelope in envelopes_by_partition(request, PARTITIONS).items():
+        for partition, envelope in envelopes_by_partition(request, PARTITIONS):
             producer.send(topic, value=envelope, partition=partition)
     producer.flush()
     producer.close()

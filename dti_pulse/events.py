@@ -74,18 +74,44 @@ def encode_envelope(serialized_events: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
+# Apache Kafka refuses a record batch over its `message.max.bytes`, 1,048,588 by default
+# (docker-compose runs it so): an envelope stays under it with room for the record's own
+# bytes. Validation bounds an event's texts so that any one event fits (validation.py).
+MAX_ENVELOPE_BYTES = 1_000_000
+
+
+def encode_envelopes(serialized_events: list[bytes], max_bytes: int = MAX_ENVELOPE_BYTES) -> list[bytes]:
+    """encode_envelope, cut into as few envelopes as keep each at most max_bytes (an event
+    bigger than that alone goes in one of its own), in the events' order."""
+    # Each event adds its tag and length: at most 1 + 5 bytes for any event under 4 GiB.
+    if sum(map(len, serialized_events)) + 6 * len(serialized_events) <= max_bytes:
+        return [encode_envelope(serialized_events)]
+    envelopes, start, size = [], 0, 0
+    for index, data in enumerate(serialized_events):
+        length = len(data) + len(_varint(len(data))) + 1
+        if size + length > max_bytes and index > start:
+            envelopes.append(encode_envelope(serialized_events[start:index]))
+            start, size = index, 0
+        size += length
+    envelopes.append(encode_envelope(serialized_events[start:]))
+    return envelopes
+
+
+def envelopes_by_partition(events, partitions: int, max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[int, bytes]]:
+    """(partition, EventBatch) holding every event of its entities, as ingest publishes: one
+    envelope per partition, or more where one would be over max_bytes."""
+    by_partition: dict[int, list[bytes]] = defaultdict(list)
+    for event in events:
+        by_partition[partition_for(entity_key(event)[1], partitions)].append(event.SerializeToString())
+    return [(partition, envelope) for partition, serialized in by_partition.items()
+            for envelope in encode_envelopes(serialized, max_bytes)]
+
+
 def partition_for(entity_id: str, partitions: int) -> int:
     # crc32 is stable across processes and languages, unlike hash().
     return zlib.crc32(entity_id.encode()) % partitions
 
 
-def envelopes_by_partition(events, partitions: int) -> dict[int, bytes]:
-    """One EventBatch per partition holding every event of its entities, as ingest publishes."""
-    by_partition: dict[int, list[bytes]] = defaultdict(list)
-    for event in events:
-        by_partition[partition_for(entity_key(event)[1], partitions)].append(event.SerializeToString())
-    return {partition: encode_envelope(serialized) for partition, serialized in by_partition.items()}
-
-
-__all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES", "encode_envelope", "entity_key", "envelopes_by_partition",
+__all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES",
+           "MAX_ENVELOPE_BYTES", "encode_envelope", "encode_envelopes", "entity_key", "envelopes_by_partition",
            "partition_for"]

@@ -238,9 +238,10 @@ def poll(check, timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "
     pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
-def consume_all(bootstrap: str, topic: str, expected_events: int, timeout_s: float = 20.0):
+def consume_all(bootstrap: str, topic: str, expected_events: int, timeout_s: float = 20.0,
+                message_sizes: list | None = None):
     """(partition, Event) pairs read from the start of a topic, until expected_events or
-    timeout_s of silence."""
+    timeout_s of silence; each message's size appended to message_sizes if given."""
     from kafka import KafkaConsumer
 
     from dti.events.v1.events_pb2 import EventBatch
@@ -251,6 +252,8 @@ def consume_all(bootstrap: str, topic: str, expected_events: int, timeout_s: flo
     try:
         for record in consumer:
             found.extend((record.partition, event) for event in EventBatch.FromString(record.value).events)
+            if message_sizes is not None:
+                message_sizes.append(len(record.value))
             if len(found) >= expected_events:
                 break
     finally:

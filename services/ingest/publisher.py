@@ -22,7 +22,9 @@ from dti_pulse.events import envelopes_by_partition
 
 log = logging.getLogger(__name__)
 
-BATCH_BYTES = 1024 * 1024  # buffered per partition; a bigger envelope goes in a batch of its own
+# Buffered per partition. Envelopes are at most events.MAX_ENVELOPE_BYTES, so a batch stays
+# within what Apache Kafka takes in one by default (message.max.bytes, 1,048,588).
+BATCH_BYTES = 1024 * 1024
 
 
 class NotAcknowledged(RuntimeError):
@@ -77,7 +79,7 @@ class KafkaPublisher:
     async def _send_all(self, events: list[Event]) -> None:
         producer = await self._started()
         acknowledgements = [await producer.send(self.topic, value=payload, partition=partition)
-                            for partition, payload in envelopes_by_partition(events, await self.partition_count()).items()]
+                            for partition, payload in envelopes_by_partition(events, await self.partition_count())]
         await asyncio.gather(*acknowledgements)
 
     async def publish(self, events: list[Event]) -> None:

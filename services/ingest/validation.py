@@ -35,6 +35,12 @@ _UUID_TEXT = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 _UUID = re.compile(_UUID_TEXT)
 _UUID_LINES = re.compile(rf"(?:{_UUID_TEXT}\n)*{_UUID_TEXT}")  # a batch's ids in one call of the regex engine
 _fromisoformat = datetime.fromisoformat
+# Bounds that keep any one event far under the envelope Kafka takes (events.MAX_ENVELOPE_BYTES,
+# ~1 MB): texts 4 x 512 characters, and a document's recipients 1,000 codes of 64, at most 3
+# bytes a character in UTF-8 (~200 KB). Real ids and codes are tens of characters.
+MAX_TEXT_CHARS = 512
+MAX_CODE_CHARS = 64
+MAX_RECIPIENTS = 1_000
 
 
 class Invalid(ValueError):
@@ -48,9 +54,9 @@ def _require(raw: dict, name: str) -> Any:
     return value
 
 
-def _text(raw: dict, name: str, required: bool = True, default: str = "") -> str:
+def _text(raw: dict, name: str, required: bool = True, default: str = "", max_chars: int = MAX_TEXT_CHARS) -> str:
     value = raw.get(name)
-    if value.__class__ is str and (not required or (value and not value.isspace())):
+    if value.__class__ is str and len(value) <= max_chars and (not required or (value and not value.isspace())):
         return value
     if value is None:
         if required:
@@ -60,7 +66,7 @@ def _text(raw: dict, name: str, required: bool = True, default: str = "") -> str
         raise Invalid(f"field '{name}' must be a string")
     if required and (not value or value.isspace()):
         raise Invalid(f"field '{name}' must not be empty")
-    return value
+    raise Invalid(f"field '{name}' is longer than {max_chars} characters")
 
 
 def _flag(raw: dict, name: str, required: bool = True, default: bool = False) -> bool:
@@ -138,11 +144,13 @@ def parse_due_ms(value: Any, name: str) -> int:
 
 def _document_transfer(raw: dict, body) -> None:
     body.document_id = _text(raw, "document_id")
-    body.from_agency = _text(raw, "from_agency")
+    body.from_agency = _text(raw, "from_agency", max_chars=MAX_CODE_CHARS)
     to_agencies = raw.get("to_agencies")
     if to_agencies.__class__ is not list or not all(a.__class__ is str and a for a in to_agencies):
         _require(raw, "to_agencies")
         raise Invalid("field 'to_agencies' must be a list of agency codes")
+    if len(to_agencies) > MAX_RECIPIENTS or any(len(a) > MAX_CODE_CHARS for a in to_agencies):
+        raise Invalid(f"field 'to_agencies' holds at most {MAX_RECIPIENTS} codes of at most {MAX_CODE_CHARS} characters")
     body.to_agencies.extend(to_agencies)
     get = raw.get
     if get("document_type") is not None:
@@ -270,6 +278,10 @@ def _checked_text(value: str) -> str:
 
 # The bus's JSON events as msgspec types. A null where the per-event path takes the
 # default is allowed (`| None`); every other constraint is the per-event path's.
+_Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT_CHARS)]
+_Code = Annotated[str, msgspec.Meta(max_length=MAX_CODE_CHARS)]
+
+
 class _Typed(msgspec.Struct, tag_field="type", gc=False):
     event_id: str
     occurred_at: str
@@ -277,10 +289,10 @@ class _Typed(msgspec.Struct, tag_field="type", gc=False):
 
 
 class _DocumentSent(_Typed, tag="document.sent"):
-    document_id: str
-    from_agency: str
-    to_agencies: list[str]
-    document_type: Union[str, None] = None
+    document_id: _Text
+    from_agency: _Code
+    to_agencies: Annotated[list[_Code], msgspec.Meta(max_length=MAX_RECIPIENTS)]
+    document_type: Union[_Text, None] = None
     promulgated_on: Union[str, None] = None
     due_date: Union[str, None] = None
     business_type: Union[Annotated[int, msgspec.Meta(ge=0, le=3)], None] = None
@@ -293,19 +305,19 @@ class _DocumentReceived(_DocumentSent, tag="document.received"):
 
 
 class _DocumentSigned(_Typed, tag="document.signed"):
-    document_id: str
+    document_id: _Text
     personal_signature: bool
     agency_signature: bool
 
 
 class _DocumentStatus(_Typed, tag="document.status"):
-    document_id: str
+    document_id: _Text
     status_code: Union[str, int]
 
 
 class _DossierReceived(_Typed, tag="dossier.received"):
-    dossier_id: str
-    procedure_code: str
+    dossier_id: _Text
+    procedure_code: _Text
     service_level: Literal["partial", "full_online"]
     received_at: str
     due_at: str
@@ -314,22 +326,22 @@ class _DossierReceived(_Typed, tag="dossier.received"):
 
 
 class _DossierStatus(_Typed, tag="dossier.status"):
-    dossier_id: str
+    dossier_id: _Text
     status: Annotated[int, msgspec.Meta(ge=1, le=10)]
 
 
 class _DossierPaid(_Typed, tag="dossier.paid"):
-    dossier_id: str
+    dossier_id: _Text
     online: bool
 
 
 class _DossierRated(_Typed, tag="dossier.rated"):
-    dossier_id: str
+    dossier_id: _Text
     satisfied: bool
 
 
 class _DossierApology(_Typed, tag="dossier.apology"):
-    dossier_id: str
+    dossier_id: _Text
 
 
 def _typed_document_transfer(typed, body) -> None:

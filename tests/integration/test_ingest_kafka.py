@@ -7,11 +7,12 @@ import httpx
 import pytest
 
 from dti_pulse.config import DEFAULT_AGENCIES
+from dti_pulse.events import MAX_ENVELOPE_BYTES
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.registry import load_registry
 from services.ingest.dedup import RecentIds
 from services.ingest.http import create_app
-from services.ingest.publisher import BATCH_BYTES, KafkaPublisher, NotAcknowledged
+from services.ingest.publisher import KafkaPublisher, NotAcknowledged
 from services.ingest.service import IngestService
 from services.ingest.validation import to_event
 from tests import scenario
@@ -137,9 +138,9 @@ def test_two_workers_close_old_keep_alive_connections_and_lose_nothing(broker, t
     assert sorted(event.event_id for _, event in found) == sorted(sent)
 
 
-def test_an_envelope_bigger_than_a_producer_batch_is_published_whole(broker, topic_names):
-    """All of a request's events for one partition go in one envelope, which can be bigger
-    than the producer's batch buffer: it then goes in a batch of its own."""
+def test_a_partitions_events_over_what_kafka_takes_in_a_message_go_in_several_envelopes(broker, topic_names):
+    """A request's events for one partition go in one envelope unless it would be over the
+    message size Apache Kafka takes by default (~1 MB): then in several, none lost."""
     events_topic, _ = topic_names
     ensure_topics(broker.bootstrap, {events_topic: 1})
     registry = load_registry(DEFAULT_AGENCIES)
@@ -147,7 +148,7 @@ def test_an_envelope_bigger_than_a_producer_batch_is_published_whole(broker, top
     raws = [dict(base, event_id=str(uuid.uuid4()), dossier_id=f"BIG-{i}", procedure_code="P" * 200)
             for i in range(5_000)]
     events = [to_event(raw, registry, "lgsp", 1) for raw in raws]
-    assert sum(event.ByteSize() for event in events) > 1.2 * BATCH_BYTES
+    assert 1.2 * MAX_ENVELOPE_BYTES < sum(event.ByteSize() for event in events) < 1.9 * MAX_ENVELOPE_BYTES
     publisher = KafkaPublisher(broker.bootstrap, events_topic, delivery_timeout_ms=5000)
 
     async def publish_and_close():
@@ -157,8 +158,10 @@ def test_an_envelope_bigger_than_a_producer_batch_is_published_whole(broker, top
             await publisher.close()
 
     asyncio.run(publish_and_close())
-    found = consume_all(broker.bootstrap, events_topic, len(events))
+    sizes: list[int] = []
+    found = consume_all(broker.bootstrap, events_topic, len(events), message_sizes=sizes)
     assert sorted(event.event_id for _, event in found) == sorted(raw["event_id"] for raw in raws)
+    assert len(sizes) == 2 and max(sizes) <= MAX_ENVELOPE_BYTES, sizes
 
 
 def test_with_kafka_away_the_publisher_is_not_ready_and_acknowledges_nothing():

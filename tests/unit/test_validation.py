@@ -7,7 +7,9 @@ from hypothesis import given, settings, strategies as st
 
 from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.registry import load_registry
-from services.ingest.validation import Invalid, parse_due_ms, parse_instant_ms, to_event, valid_batch
+from dti_pulse.events import MAX_ENVELOPE_BYTES
+from services.ingest.validation import (MAX_CODE_CHARS, MAX_RECIPIENTS, MAX_TEXT_CHARS, Invalid, parse_due_ms,
+                                       parse_instant_ms, to_event, valid_batch)
 
 REGISTRY = load_registry(DEFAULT_AGENCIES)
 DEPARTMENT = "000.00.05.H56"
@@ -78,6 +80,30 @@ def test_invalid_events_are_refused_with_a_readable_reason(raw, reason):
     with pytest.raises(Invalid) as refused:
         validate(raw)
     assert reason in str(refused.value)
+
+
+def test_texts_and_recipients_are_bounded_so_that_any_event_fits_an_envelope():
+    """The longest event validation takes, in 3-byte characters, is far under what one Kafka
+    message takes; one character more anywhere is refused with its reason."""
+    text, code = "ệ" * MAX_TEXT_CHARS, "ệ" * MAX_CODE_CHARS
+    longest = validate(event("document.sent", document_id=text, from_agency=code, to_agencies=[code] * MAX_RECIPIENTS,
+                             document_type=text, promulgated_on="2026-10-01", due_date="2026-10-31"))
+    assert len("ệ".encode()) == 3 and longest.ByteSize() < MAX_ENVELOPE_BYTES / 4
+    assert validate(event("dossier.status", dossier_id=text, status=2)).dossier_status.dossier_id == text
+    for raw, reason in [
+        (event("dossier.status", dossier_id=text + "x", status=2), f"field 'dossier_id' is longer than {MAX_TEXT_CHARS}"),
+        (event("document.sent", document_id="D", from_agency=code + "x", to_agencies=[]),
+         f"field 'from_agency' is longer than {MAX_CODE_CHARS}"),
+        (event("document.sent", document_id="D", from_agency="A", to_agencies=[code + "x"]),
+         f"field 'to_agencies' holds at most {MAX_RECIPIENTS} codes of at most {MAX_CODE_CHARS} characters"),
+        (event("document.sent", document_id="D", from_agency="A", to_agencies=["A"] * (MAX_RECIPIENTS + 1)),
+         "field 'to_agencies' holds at most"),
+        (event("document.sent", document_id="D", from_agency="A", to_agencies=[], document_type=text + "x"),
+         "field 'document_type' is longer than"),
+    ]:
+        with pytest.raises(Invalid, match=reason):
+            validate(raw)
+        assert valid_batch(batch_body([raw]), REGISTRY, "bus", 1_000) is None
 
 
 def test_status_code_accepts_a_number_and_pads_it():
@@ -235,7 +261,8 @@ def test_odd_event_ids_in_a_batch_give_the_same_answers_both_ways(event_id):
 
 
 ODD_VALUES = [None, "", " ", 0, 1, 2, 4, 11, -1, True, False, 1.0, "06", 6, 7, [], ["x"], [""], {}, "2026-10-01",
-              "2026-10-01T09:00:00+07:00", "2026-10-01T09:00:00", "2026-13-01", 10**30]
+              "2026-10-01T09:00:00+07:00", "2026-10-01T09:00:00", "2026-13-01", 10**30,
+              "x" * 64, "x" * 65, "x" * 512, "x" * 513, ["A" * 64], ["A" * 65], ["A"] * 1000, ["A"] * 1001]
 
 
 def test_each_field_left_out_nulled_or_odd_gives_the_same_answer_both_ways():
