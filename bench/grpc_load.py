@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from bench.quiet import no_collector_pauses
 from dti_pulse.localtime import LOCAL_TZ
 
 DEPARTMENTS = [f"000.00.{i:02d}.H56" for i in range(1, 21)]
@@ -69,7 +70,8 @@ async def main(target: str, kind: str, seconds: float, concurrency: int, rate: f
                 if rate:
                     by_second.setdefault(int(time.time() - (time.perf_counter() - due)), []).append(latencies[-1])
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        with no_collector_pauses():
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()
     print(json.dumps({"kind": kind, "requests_per_s": len(latencies) / elapsed, "errors": errors,

@@ -13,6 +13,8 @@ import time
 
 import httpx
 
+from bench.quiet import no_collector_pauses
+
 
 async def main(url: str, token: str, bodies_path: str, concurrency: int, rate: float | None, per_body: int) -> None:
     with open(bodies_path, "rb") as handle:
@@ -44,7 +46,8 @@ async def main(url: str, token: str, bodies_path: str, concurrency: int, rate: f
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        with no_collector_pauses():
+            await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies.sort()
     print(json.dumps({"accepted": accepted, "seconds": elapsed, "statuses": statuses,
