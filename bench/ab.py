@@ -10,7 +10,8 @@ Usage: python -m bench.ab REV [--path fold|ingest] [--events N] [--runs R] [--me
 - ingest: what a worker does with a POST of 1,000 valid events, but the HTTP and the
   Kafka client: `valid_batch`, `ingest_valid` (dedup) and the publisher's envelopes,
   handed to a producer that acknowledges at once (aiokafka's API: a REV from before ingest
-  published with aiokafka, 2026-12-01, cannot be compared on this path).
+  published with aiokafka, 2026-12-01, cannot be compared on this path; nor one from before
+  `dc38d28`, whose publisher reads `dti_pulse.events.envelopes_by_partition` as a dict).
 
 REV's `services` package is checked out into a temporary directory and imported under
 another name (its `services.` imports rewritten); `dti` and `dti_pulse` are this tree's,
