@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
-from bench.quiet import no_collector_pauses
+from dti_pulse.collector import collector_paused
 from dti_pulse.localtime import LOCAL_TZ
 
 DEPARTMENTS = [f"000.00.{i:02d}.H56" for i in range(1, 21)]
@@ -70,7 +70,7 @@ async def main(target: str, kind: str, seconds: float, concurrency: int, rate: f
                 if rate:
                     by_second.setdefault(int(time.time() - (time.perf_counter() - due)), []).append(latencies[-1])
 
-        with no_collector_pauses():
+        with collector_paused(freeze_existing=True):  # the bench's own pauses out of its timings
             await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     latencies.sort()

@@ -13,7 +13,7 @@ import time
 
 import httpx
 
-from bench.quiet import no_collector_pauses
+from dti_pulse.collector import collector_paused
 
 
 async def main(url: str, token: str, bodies_path: str, concurrency: int, rate: float | None, per_body: int) -> None:
@@ -46,7 +46,7 @@ async def main(url: str, token: str, bodies_path: str, concurrency: int, rate: f
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=limits) as client:
-        with no_collector_pauses():
+        with collector_paused(freeze_existing=True):  # the bench's own pauses out of its timings
             await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     latencies.sort()

@@ -21,8 +21,8 @@ from pathlib import Path
 import orjson
 
 from dti.events.v1.events_pb2 import EventBatch
-from bench.quiet import no_collector_pauses
 from dti_pulse.bootstrap import default_state_store_address, owner_targets
+from dti_pulse.collector import collector_paused
 from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
@@ -415,7 +415,8 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         def on_time_denominator(score) -> int:
             return {i.code: i for i in score.indicators}["dossier_on_time_rate"].denominator
 
-        with no_collector_pauses():
+        # A collection of this process's heap (0.43 s, with the events held) counted against the services.
+        with collector_paused(freeze_existing=True):
             kafka = asyncio.run(_kafka_latency(bootstrap, probes))
             stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
             today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
@@ -653,7 +654,7 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
             check = calls["ListRanking department 2022"]()
             scored = sum({i.code: i for i in e.score.indicators}["dossier_on_time_rate"].denominator
                          for e in check.entries)
-            with no_collector_pauses():
+            with collector_paused(freeze_existing=True):  # the bench's own pauses out of its timings
                 for name, call in calls.items():
                     timings[name] = []
                     for _ in range(calls_each):
