@@ -13,7 +13,10 @@ import gc
 def collector_paused(freeze_existing: bool = False):
     """The collector off inside the block and, after it, as it was. freeze_existing: what
     exists now is also kept out of its walks until the block ends (gc.freeze), so that the
-    first collection after the block does not walk it either."""
+    first collection after the block does not walk it either. gc.unfreeze() thaws every
+    frozen object, so where some were frozen before the block (a service's start-up,
+    bootstrap.tune_gc) what it froze stays frozen rather than thaw theirs."""
+    thaw_after = freeze_existing and gc.get_freeze_count() == 0
     if freeze_existing:
         gc.collect()
         gc.freeze()
@@ -24,5 +27,5 @@ def collector_paused(freeze_existing: bool = False):
     finally:
         if was_enabled:
             gc.enable()
-        if freeze_existing:
+        if thaw_after:
             gc.unfreeze()

@@ -26,3 +26,14 @@ def test_the_collector_comes_back_when_the_block_raises():
         with collector_paused(freeze_existing=True):
             raise RuntimeError("fold failed")
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_what_was_frozen_before_the_block_stays_frozen():
+    gc.freeze()  # as bootstrap.tune_gc does at a service's start-up
+    try:
+        frozen_at_start_up = gc.get_freeze_count()
+        with collector_paused(freeze_existing=True):
+            pass
+        assert gc.get_freeze_count() >= frozen_at_start_up > 0 and gc.isenabled()
+    finally:
+        gc.unfreeze()
