@@ -8,7 +8,10 @@ ASSETS := $(WEB)/node_modules/.installed
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test bench proto browser clean
+KAFKA_LIBS := build/kafka/libs
+KAFKA := $(KAFKA_LIBS)/.installed
+
+.PHONY: install run test faults bench proto browser clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +24,16 @@ $(ASSETS): $(WEB)/package.json $(WEB)/package-lock.json
 	npm ci --prefix $(WEB) --no-audit --no-fund --loglevel=error
 	touch $(ASSETS)
 
-install: $(INSTALLED) $(ASSETS)
+# Apache Kafka (KRaft) for `up`, the tests and the bench: its jars from Maven Central, the
+# version pinned in deploy/kafka/pom.xml (the same as docker-compose.yml's image).
+$(KAFKA): deploy/kafka/pom.xml
+	@command -v java >/dev/null && command -v mvn >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless maven >/dev/null; }
+	rm -rf $(KAFKA_LIBS)
+	mvn -q -B -f deploy/kafka/pom.xml dependency:copy-dependencies
+	touch $(KAFKA)
+
+install: $(INSTALLED) $(ASSETS) $(KAFKA)
 
 # Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no browser).
 browser:
@@ -32,6 +44,11 @@ run: install
 
 test: install browser
 	DTI_CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+
+# The fault suite alone: `up` hurt on purpose while the bus sends; prints what was lost,
+# counted twice and how long it took to recover (make test runs it too, tests/e2e/test_faults.py).
+faults: install
+	$(PY) -m tests.faults
 
 bench: install
 	$(PY) -m bench.run $(ARGS)

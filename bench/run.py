@@ -1,5 +1,5 @@
 """`make bench`: throughput of ingest and of the aggregator, each beside a naive baseline
-measured in the same run on the same engines (tansu, chDB). Prints a table and writes
+measured in the same run on the same engines (Apache Kafka, chDB). Prints a table and writes
 bench/results/latest.json."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import orjson
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.bootstrap import default_state_store_address, owner_targets
 from dti_pulse.collector import collector_paused
-from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
+from dti_pulse.broker import KafkaBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
 from dti_pulse.kafka import ensure_topics
@@ -563,7 +563,7 @@ def _tree_peak_rss_mb(pid: int) -> float:
     return _peak_rss_mb(pid) + sum(_peak_rss_mb(child) for child in _children(pid))
 
 
-def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: int = 2022) -> dict:
+def bench_replay(broker: KafkaBroker, work: Path, total_events: int, year: int = 2022) -> dict:
     """A year of one province (Thanh Hóa 2022 volumes, ~4.4 M events) through the whole
     pipeline: HTTP ingest -> Kafka -> aggregator -> chDB -> gRPC ranking."""
     import grpc
@@ -616,7 +616,7 @@ def bench_replay(broker: EmbeddedBroker, work: Path, total_events: int, year: in
         rss = {"ingest": _tree_peak_rss_mb(ingest.pid),
                "aggregator+ranking" if not folds else "ranking+store": _peak_rss_mb(core.pid),
                **{f"fold {index}": _peak_rss_mb(fold.pid) for index, fold in enumerate(folds)},
-               "tansu": _peak_rss_mb(broker.process.pid)}
+               "kafka": _peak_rss_mb(broker.process.pid)}
     return {"events": generated, "accepted": accepted, "dossiers": dossiers, "ingest_seconds": ingested_at - started,
             "total_seconds": scored_at - started, "peak_rss_mb": rss}
 
@@ -741,7 +741,7 @@ def main() -> int:
             # The data goes (the national scenario's is ~3 GB); the logs stay, to look into a
             # row that missed without running it again.
             scope.callback(_keep_logs, work, ROOT / "bench" / "results" / "logs")
-        broker = EmbeddedBroker(log_path=work / "tansu.log").start()
+        broker = KafkaBroker(work / "kafka", log_path=work / "kafka.log").start()
         try:
             rows = []
             if args.only in (None, "ingest"):

@@ -42,7 +42,8 @@ def build_ingest(settings: Settings):
     from services.ingest.service import IngestService
 
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.ingest_delivery_timeout_ms)
-    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity))
+    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity),
+                            max_future_ms=int(settings.ingest_max_future_s * 1000))
     return create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
                       settings.ingest_max_events, on_shutdown=publisher.close,
                       connection_max_age_s=settings.ingest_connection_max_age_s)
@@ -56,6 +57,14 @@ def ingest_app_from_env():
     app = build_ingest(settings)
     tune_gc(settings.gc_young_threshold)
     return app
+
+
+def ensure_service_topics(settings: Settings) -> None:
+    """The events topic and the dead letters, as the settings size them."""
+    from dti_pulse.kafka import ensure_topics
+
+    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
+                                             settings.dead_letter_topic: 1}, replication=settings.topic_replication)
 
 
 def clickhouse_client(settings: Settings, purpose: str):
@@ -116,12 +125,11 @@ def folds_apart(targets: list[str], settings: Settings) -> bool:
 def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
     """writes_clickhouse False: the states are written through the state store at
     DTI_STATE_STORE_ADDRESS (a fold process apart from the process that owns chDB)."""
-    from dti_pulse.kafka import ensure_topics
     from services.aggregator.app import create_app
     from services.aggregator.processor import Aggregator
+    from services.ingest.validation import EventRules
 
-    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
-                                             settings.dead_letter_topic: 1})
+    ensure_service_topics(settings)
     if writes_clickhouse:
         store = state_store(settings)
     else:
@@ -131,7 +139,9 @@ def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
             raise SystemExit("DTI_STATE_STORE_ADDRESS is set but DTI_STATE_STORE_SECRET is empty")
         store = RemoteStateStore(settings.state_store_address, settings.state_store_secret.encode(),
                                  settings.aggregator_index)
-    return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities))
+    rules = EventRules(load_registry(settings.agencies_path), int(settings.ingest_max_future_s * 1000))
+    return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities,
+                                                               rules=rules))
 
 
 def build_ranking(settings: Settings):
@@ -222,12 +232,9 @@ def serve(targets: list[str], settings: Settings) -> None:
     if targets == ["ingest"]:
         import uvicorn
 
-        from dti_pulse.kafka import ensure_topics
-
         if not settings.ingest_tokens:
             raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
-        ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
-                                                 settings.dead_letter_topic: 1})
+        ensure_service_topics(settings)
         # Workers are processes (an ingest worker is CPU-bound); they read the same environment.
         uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.ingest_workers,
                     host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",

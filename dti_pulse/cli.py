@@ -1,4 +1,4 @@
-"""The `dti-pulse` command: up | serve TARGETS | migrate | simulate | hash-password."""
+"""The `dti-pulse` command: up | serve TARGETS | migrate | dlq list|replay | simulate | hash-password."""
 from __future__ import annotations
 
 import argparse
@@ -14,11 +14,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    up = commands.add_parser("up", help="run the whole system on this machine (embedded broker and chDB)")
+    up = commands.add_parser("up", help="run the whole system on this machine (local Apache Kafka and chDB)")
     up.add_argument("--data-dir", type=Path, help="chDB data and logs (default ./data, or DTI_DATA_DIR)")
     up.add_argument("--http-port", type=int, help="ingest HTTP port (default 8080)")
     up.add_argument("--grpc-port", type=int, help="ranking gRPC port (default 50051)")
     up.add_argument("--console-port", type=int, help="operations-centre console port (default 8090)")
+    up.add_argument("--kafka-port", type=int, default=9092,
+                    help="the local Apache Kafka's port (default 9092; unused when DTI_KAFKA_BOOTSTRAP is set)")
     up.add_argument("--no-simulator", action="store_true", help="do not feed the built-in bus simulator")
     up.add_argument("--simulator-rate", type=float, default=200.0, help="simulated events per second")
 
@@ -32,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--url", default="http://127.0.0.1:8080")
     simulate.add_argument("--token", help="bearer token (default: the first of DTI_INGEST_TOKENS)")
     simulate.add_argument("--rate", type=float, default=200.0)
+
+    dlq = commands.add_parser("dlq", help="the dead letters: list them, or replay the ones not replayed yet "
+                                          "(once the cause is fixed) to the events topic")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--json", action="store_true", help="one JSON object a line")
 
     commands.add_parser("hash-password", help="read a console password (prompt or stdin), print its hash "
                                               "for DTI_CONSOLE_VIEWERS")
@@ -62,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = settings.with_overrides(data_dir=args.data_dir, http_port=args.http_port, grpc_port=args.grpc_port,
                                            console_port=args.console_port)
-        return run_up(settings, None if args.no_simulator else args.simulator_rate)
+        return run_up(settings, None if args.no_simulator else args.simulator_rate, args.kafka_port)
     if args.command == "serve":
         from dti_pulse.bootstrap import serve as run_serve
 
@@ -79,6 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             close_client(dsn)
         print(f"dti-pulse migrate: applied {applied}" if applied else "dti-pulse migrate: schema up to date")
         return 0
+    if args.command == "dlq":
+        from dti_pulse import dead_letters
+
+        return dead_letters.main(args.action, settings.kafka_bootstrap, settings.dead_letter_topic,
+                                 settings.events_topic, args.json)
     if args.command == "simulate":
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry

@@ -50,6 +50,7 @@ class Settings:
     events_topic: str = "dti.events.v1"
     dead_letter_topic: str = "dti.events.dlq"
     topic_partitions: int = 8
+    topic_replication: int = 1  # 3 on a cluster of three brokers or more
     agencies_path: Path = DEFAULT_AGENCIES
     rules_dir: Path = DEFAULT_RULES_DIR
     rules_version: str = "dti-pulse-2025"
@@ -62,6 +63,7 @@ class Settings:
     ingest_max_events: int = 10_000
     ingest_delivery_timeout_ms: int = 10_000
     ingest_dedup_capacity: int = 1_000_000
+    ingest_max_future_s: float = 86_400.0  # an event may say it happened at most this far ahead of the clock
     ingest_workers: int = 1
     ingest_connection_max_age_s: float = 1.0  # then a keep-alive connection is closed: workers share the load
     aggregator_group: str = "dti-aggregator"
@@ -117,6 +119,7 @@ _ENV = {
     "DTI_EVENTS_TOPIC": ("events_topic", str),
     "DTI_DLQ_TOPIC": ("dead_letter_topic", str),
     "DTI_TOPIC_PARTITIONS": ("topic_partitions", int),
+    "DTI_TOPIC_REPLICATION": ("topic_replication", int),
     "DTI_AGENCIES": ("agencies_path", Path),
     "DTI_RULES_DIR": ("rules_dir", Path),
     "DTI_RULES_VERSION": ("rules_version", str),
@@ -129,6 +132,7 @@ _ENV = {
     "DTI_INGEST_MAX_EVENTS": ("ingest_max_events", int),
     "DTI_INGEST_DELIVERY_TIMEOUT_MS": ("ingest_delivery_timeout_ms", int),
     "DTI_INGEST_DEDUP_CAPACITY": ("ingest_dedup_capacity", int),
+    "DTI_INGEST_MAX_FUTURE_S": ("ingest_max_future_s", float),
     "DTI_INGEST_WORKERS": ("ingest_workers", int),
     "DTI_INGEST_CONNECTION_MAX_AGE_S": ("ingest_connection_max_age_s", float),
     "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),

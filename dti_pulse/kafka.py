@@ -9,10 +9,13 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
+# The header that says why a message went to the dead-letter topic.
+DEAD_LETTER_REASON_HEADER = "dti-reason"
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0) -> None:
-    """Creates missing topics ({name: partitions}); waits for the broker up to timeout_s."""
+def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0, replication: int = 1) -> None:
+    """Creates missing topics ({name: partitions}, each with `replication` replicas); waits
+    for the broker up to timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -24,7 +27,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.
             time.sleep(0.2)
     try:
         existing = set(admin.list_topics())
-        missing = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in topics.items() if name not in existing]
+        missing = [NewTopic(name, num_partitions=n, replication_factor=replication) for name, n in topics.items() if name not in existing]
         if missing:
             try:
                 admin.create_topics(missing)

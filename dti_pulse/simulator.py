@@ -49,8 +49,11 @@ class BusSimulator:
     def dossier(self, now: datetime) -> list[dict]:
         rng, agency = self.rng, self.rng.choice(self.agencies_on(now))
         dossier_id = f"H56.{rng.randrange(10**12):012d}"
-        received_at = now - timedelta(seconds=rng.randrange(0, 3600))
-        due_at = received_at + timedelta(days=rng.choice([1, 3, 5, 10]))
+        due_days = rng.choice([1, 3, 5, 10])
+        late = rng.random() < 0.07  # resolved two hours after its due time, which has passed
+        received_at = now - timedelta(days=due_days if late else 0, hours=3 if late else 0,
+                                      seconds=rng.randrange(0, 3600))
+        due_at = received_at + timedelta(days=due_days)
         full_online = rng.random() < 0.6
         has_fee = rng.random() < 0.4
         events = [self._event("dossier.received", received_at, agency, dossier_id=dossier_id,
@@ -58,10 +61,10 @@ class BusSimulator:
                               channel=2 if full_online and rng.random() < 0.85 else rng.choice([1, 3]),
                               service_level="full_online" if full_online else "partial",
                               received_at=_stamp(received_at), due_at=_stamp(due_at), has_fee=has_fee)]
-        at = received_at + timedelta(minutes=rng.randrange(1, 30))
+        # Nothing is dated after now: ingest refuses events from the future.
+        at = min(now, received_at + timedelta(minutes=rng.randrange(1, 30)))
         events.append(self._event("dossier.status", at, agency, dossier_id=dossier_id, status=2))
-        if rng.random() < 0.7:
-            late = rng.random() < 0.1
+        if late or rng.random() < 0.7:
             at = (due_at + timedelta(hours=2)) if late else min(now, at + timedelta(minutes=rng.randrange(5, 600)))
             events.append(self._event("dossier.status", at, agency, dossier_id=dossier_id, status=9))
             if has_fee:
@@ -85,11 +88,11 @@ class BusSimulator:
         if electronic:
             events.append(self._event("document.signed", sent_at, sender, document_id=document_id,
                                       personal_signature=rng.random() < 0.98, agency_signature=rng.random() < 0.99))
-        received_at = sent_at + timedelta(seconds=rng.randrange(1, 120))
+        received_at = min(now, sent_at + timedelta(seconds=rng.randrange(1, 120)))
         due = (received_at + timedelta(days=rng.choice([3, 7, 15]))).date().isoformat()
         events.append(self._event("document.received", received_at, recipient, **base, due_date=due))
         if rng.random() < 0.6:
-            events.append(self._event("document.status", received_at + timedelta(minutes=rng.randrange(1, 300)),
+            events.append(self._event("document.status", min(now, received_at + timedelta(minutes=rng.randrange(1, 300))),
                                       recipient, document_id=document_id, status_code="06"))
         return events
 

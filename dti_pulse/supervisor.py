@@ -1,99 +1,141 @@
-"""`dti-pulse up`: the whole system on one machine as one process tree.
+"""`dti-pulse up`: the whole system on one machine as one process tree that heals.
 
-tansu (unless DTI_KAFKA_BOOTSTRAP names a broker), ingest, aggregator + ranking (one
-process: chDB lets one process own a data path), the operations-centre console, and the
-bus simulator. Ctrl-C / SIGTERM
-stops them all; if one dies, the rest are stopped too.
+Apache Kafka (unless DTI_KAFKA_BOOTSTRAP names a broker; its log under the data dir),
+ingest, aggregator + ranking (one process: chDB lets one process own a data path), the
+operations-centre console, and the bus simulator. A child that dies is started again after
+a backoff, with a log line; only Ctrl-C / SIGTERM stops the tree. Every child dies with
+`up` (PR_SET_PDEATHSIG), so a kill -9 of `up` leaves nothing running.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import httpx
 
 from dti_pulse.bootstrap import default_state_store_address, owner_targets
-from dti_pulse.broker import EmbeddedBroker, wait_for_port
+from dti_pulse.broker import KafkaBroker, die_with_parent, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
 
+FIRST_BACKOFF_S = 1.0
+MAX_BACKOFF_S = 30.0
+STABLE_AFTER_S = 60.0  # a child that ran this long starts its next backoff from the first step again
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the supervisor dies (Linux prctl
-    PR_SET_PDEATHSIG), since a child in a session of its own no longer gets the terminal's
-    signals."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    except (AttributeError, OSError):
-        pass
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} up: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Child:
+    """A process of the tree and how to start it again."""
+    name: str
+    start: object  # () -> subprocess.Popen
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff_s: float = FIRST_BACKOFF_S
+    restart_at: float | None = None  # when a dead child is due to start again
+    restarts: int = 0
+
+    def launch(self) -> None:
+        self.process = self.start()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 class Supervisor:
     def __init__(self, settings: Settings, simulator_rate: float | None, embedded_broker: bool,
-                 console_login: tuple[str, str] | None = None):
+                 console_login: tuple[str, str] | None = None, kafka_port: int = 9092):
         self.settings = settings
         self.console_login = console_login  # (name, password) made for this run, to print
         self.simulator_rate = simulator_rate
         self.embedded_broker = embedded_broker
-        self.broker: EmbeddedBroker | None = None
-        self.children: list[tuple[str, subprocess.Popen]] = []
-        self.owner: subprocess.Popen | None = None  # the process that owns chDB, stopped after the rest
+        self.kafka_port = kafka_port
+        self.broker: KafkaBroker | None = None
+        self.children: list[Child] = []
+        self.owner: Child | None = None  # the process that owns chDB, stopped after the rest
         self._stopping = False
 
     def _spawn(self, name: str, args: list[str], **overrides) -> subprocess.Popen:
         env = {**os.environ, **settings_to_env(self.settings.with_overrides(**overrides)), "PYTHONUNBUFFERED": "1"}
         # A session of its own: a Ctrl-C or a SIGTERM to the tree reaches the supervisor only,
         # which stops the children in order (stop); they die with it if it is killed.
-        process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env,
-                                   start_new_session=True, preexec_fn=_die_with_parent)
-        self.children.append((name, process))
-        return process
+        return subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env,
+                                start_new_session=True, preexec_fn=die_with_parent)
+
+    def _add(self, name: str, args: list[str], **overrides) -> Child:
+        child = Child(name, lambda: self._spawn(name, args, **overrides))
+        child.launch()
+        self.children.append(child)
+        return child
+
+    def _start_broker(self) -> subprocess.Popen:
+        self.broker.start()
+        return self.broker.process
 
     def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if self.embedded_broker:
-            self.broker = EmbeddedBroker(log_path=s.data_dir / "tansu.log").start()
+            self.broker = KafkaBroker(s.data_dir / "kafka", port=self.kafka_port, partitions=s.topic_partitions)
+            broker = Child("kafka", self._start_broker)
+            broker.launch()
+            self.children.append(broker)
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
         folds = s.aggregator_processes
         targets = owner_targets(folds)
-        core = self.owner = self._spawn(targets.replace(",", "+"), ["serve", targets])
-        ingest = self._spawn("ingest", ["serve", "ingest"])
-        wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core)
+        self.owner = core = self._add(targets.replace(",", "+"), ["serve", targets])
+        ingest = self._add("ingest", ["serve", "ingest"])
+        wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core.process)
         for index in range(folds):  # they wait for the store, which is up with the gRPC port
-            self._spawn(f"aggregator-{index}", ["serve", "aggregator"], aggregator_index=index)
-        console = self._spawn("console", ["serve", "console"])
-        self._wait_ready("ingest", f"http://{s.http_host}:{s.http_port}/readyz", ingest)
-        self._wait_ready("console", f"http://{s.console_host}:{s.console_port}/healthz", console)
+            self._add(f"aggregator-{index}", ["serve", "aggregator"], aggregator_index=index)
+        console = None
+        missing_assets = console_assets_missing(s)
+        if missing_assets:
+            log(f"console not started: its assets are not installed ({missing_assets}); run `make install` "
+                "(npm ci --prefix services/console/web). The pipeline runs without it.")
+        else:
+            console = self._add("console", ["serve", "console"])
+        self._wait_ready("ingest", f"http://{s.http_host}:{s.http_port}/readyz", ingest.process)
+        if console:
+            self._wait_ready("console", f"http://{s.console_host}:{s.console_port}/healthz", console.process)
         token, source = next(iter(s.ingest_tokens.items()))
         if self.simulator_rate:
-            self._spawn("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
-                                      "--rate", str(self.simulator_rate)])  # token from the environment
+            self._add("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
+                                    "--rate", str(self.simulator_rate)])  # token from the environment
+        kafka = (f"{s.kafka_bootstrap} (Apache Kafka, log in {self.broker.data_dir / 'log'})" if self.broker
+                 else s.kafka_bootstrap)
+        console_line = (f"http://{s.console_host}:{s.console_port}/   {self._login_line()}" if console
+                        else "not started (assets missing: make install)")
         print(f"""
 dti-pulse is up
   ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)
   ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
   aggregator      {f'{folds} fold processes, writing through {s.state_store_address}' if folds else 'in the ranking process'}
-  Kafka           {s.kafka_bootstrap}{' (embedded tansu, in memory)' if self.broker else ''}
+  Kafka           {kafka}
   ClickHouse      {s.effective_clickhouse_dsn}
-  console (web)   http://{s.console_host}:{s.console_port}/   {self._login_line()}
+  console (web)   {console_line}
   ingest token    source={source} token={token}
   simulator       {f'{self.simulator_rate:g} events/s' if self.simulator_rate else 'off'}
-Ctrl-C stops everything.""", flush=True)
+A process that dies is started again. Ctrl-C stops everything.""", flush=True)
 
     def _login_line(self) -> str:
         if self.console_login:
             return f"(user {self.console_login[0]}, password {self.console_login[1]})"
         return "(accounts from DTI_CONSOLE_VIEWERS / DTI_CONSOLE_TOKENS)"
 
-    @staticmethod
-    def _wait_ready(name: str, url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    def _wait_ready(self, name: str, url: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self._stopping:
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
@@ -102,15 +144,33 @@ Ctrl-C stops everything.""", flush=True)
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise TimeoutError(f"{url} not ready after {timeout_s}s")
+        if not self._stopping:
+            raise TimeoutError(f"{url} not ready after {timeout_s}s")
 
     def wait(self) -> int:
-        """Blocks until a signal or a child's death; returns the exit code."""
+        """Blocks until a signal; a child that dies meanwhile is started again after its
+        backoff (doubling up to MAX_BACKOFF_S, back to the first step once it ran
+        STABLE_AFTER_S). Returns the exit code."""
         while not self._stopping:
-            for name, process in self.children:
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping the rest", file=sys.stderr, flush=True)
-                    return 1
+            now = time.monotonic()
+            for child in self.children:
+                if child.alive:
+                    continue
+                if child.restart_at is None:
+                    if now - child.started_at >= STABLE_AFTER_S:
+                        child.backoff_s = FIRST_BACKOFF_S
+                    child.restart_at = now + child.backoff_s
+                    log(f"{child.name} exited with {child.process.returncode}; "
+                        f"starting it again in {child.backoff_s:g}s")
+                    child.backoff_s = min(MAX_BACKOFF_S, child.backoff_s * 2)
+                elif now >= child.restart_at:
+                    try:
+                        child.launch()
+                        child.restarts += 1
+                        log(f"{child.name} started again (pid {child.process.pid}, restart {child.restarts})")
+                    except Exception as exc:  # the broker's start can fail: its dead process stays, tried again later
+                        log(f"{child.name} could not start: {exc}")
+                        child.started_at, child.restart_at = now, None
             time.sleep(0.2)
         return 0
 
@@ -119,27 +179,34 @@ Ctrl-C stops everything.""", flush=True)
         # Producers first, the broker last, so that nothing accepted is cut off mid-write; and
         # the process that owns chDB after the rest: fold processes apart write through it, and
         # one whose write is in flight finishes it before it stops.
-        self._stop_all([child for child in self.children if child[1] is not self.owner], grace_s)
-        self._stop_all([child for child in self.children if child[1] is self.owner], grace_s)
+        python = [c for c in self.children if c.name != "kafka"]
+        self._stop_all([c for c in python if c is not self.owner], grace_s)
+        self._stop_all([c for c in python if c is self.owner], grace_s)
         if self.broker:
             self.broker.stop()
 
     @staticmethod
-    def _stop_all(children: list[tuple[str, subprocess.Popen]], grace_s: float) -> None:
-        for _, process in reversed(children):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+    def _stop_all(children: list[Child], grace_s: float) -> None:
+        running = [c for c in reversed(children) if c.alive]
+        for child in running:
+            child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
-        for name, process in reversed(children):
+        for child in running:
             try:
-                process.wait(max(0.1, deadline - time.monotonic()))
+                child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in {grace_s:g}s; killing it", file=sys.stderr, flush=True)
-                process.kill()
-                process.wait()
+                log(f"{child.name} did not stop in {grace_s:g}s; killing it")
+                child.process.kill()
+                child.process.wait()
 
 
-def up(settings: Settings, simulator_rate: float | None) -> int:
+def console_assets_missing(settings: Settings) -> str:
+    from services.console.gateway import VendorAssets
+
+    return ", ".join(VendorAssets(settings.console_assets).missing())
+
+
+def up(settings: Settings, simulator_rate: float | None, kafka_port: int = 9092) -> int:
     embedded = not os.environ.get("DTI_KAFKA_BOOTSTRAP")
     if not settings.ingest_tokens:
         settings = settings.with_overrides(ingest_tokens={secrets.token_urlsafe(24): "simulator"})
@@ -155,7 +222,7 @@ def up(settings: Settings, simulator_rate: float | None) -> int:
         settings = settings.with_overrides(
             state_store_address=settings.state_store_address or default_state_store_address(settings.data_dir),
             state_store_secret=settings.state_store_secret or secrets.token_urlsafe(32))
-    supervisor = Supervisor(settings, simulator_rate, embedded, console_login)
+    supervisor = Supervisor(settings, simulator_rate, embedded, console_login, kafka_port)
 
     def on_signal(signum, frame):
         supervisor._stopping = True

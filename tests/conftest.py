@@ -1,4 +1,4 @@
-"""Fixtures that start the real engines (tansu, chDB) and our own processes."""
+"""Fixtures that start the real engines (Apache Kafka, chDB) and our own processes."""
 from __future__ import annotations
 
 import os
@@ -13,25 +13,25 @@ import grpc
 import httpx
 import pytest
 
-from dti_pulse.broker import EmbeddedBroker, free_port, wait_for_port
+from dti_pulse.broker import KafkaBroker, die_with_parent, free_port, wait_for_port
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
-def broker():
-    """One tansu for the integration tests; tests isolate themselves by topic names."""
+def broker(tmp_path_factory):
+    """One Apache Kafka for the tests; tests isolate themselves by topic names."""
     ARTIFACTS.mkdir(exist_ok=True)
-    instance = EmbeddedBroker(log_path=ARTIFACTS / "tansu-session.log").start()
+    instance = KafkaBroker(tmp_path_factory.mktemp("kafka"), log_path=ARTIFACTS / "kafka-session.log").start()
     yield instance
     instance.stop()
 
 
 @pytest.fixture
-def private_broker():
-    """A broker that the test may stop and restart."""
+def private_broker(tmp_path):
+    """A broker that the test may stop, kill and start again (its log stays on disk)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    instance = EmbeddedBroker(log_path=ARTIFACTS / "tansu-private.log").start()
+    instance = KafkaBroker(tmp_path / "kafka", log_path=ARTIFACTS / "kafka-private.log").start()
     yield instance
     instance.stop()
 
@@ -98,7 +98,8 @@ class ServiceProcess:
         log.flush()
         self.process = subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *self.args],
                                         env={**os.environ, **self.env, "PYTHONUNBUFFERED": "1"},
-                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=die_with_parent)
         log.close()
         return self
 
@@ -138,6 +139,18 @@ def services():
     yield start
     for service in reversed(started):
         service.stop()
+
+
+def pytest_sessionstart(session):
+    (ARTIFACTS / "faults.md").unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suite's table, when this run made one (tests/e2e/test_faults.py)."""
+    faults = ARTIFACTS / "faults.md"
+    if faults.exists():
+        terminalreporter.section("fault suite")
+        terminalreporter.write_line(faults.read_text())
 
 
 CONSOLE_PASSWORD = "đúng-mật-khẩu"  # non-ASCII on purpose

@@ -10,10 +10,10 @@ from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
 from dti_pulse.config import Settings
+from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER
 from services.aggregator.processor import Aggregator
 
 log = logging.getLogger(__name__)
-DEAD_LETTER_REASON_HEADER = "dti-reason"
 
 
 def _shorten_fetch_wait(wait_ms: int) -> None:
@@ -41,7 +41,7 @@ LIGHT_BATCH_MESSAGES = 8
 
 
 async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: float, max_bytes: int = 0,
-                        size=lambda event: len(event.value)):
+                        size=lambda event: len(event.value or b"")):
     """Stream.noack_take with the window kept for when it pays. Under load a batch is what
     came in one window (up to max_messages), so that a write's fixed costs (~20-40 ms per
     chDB insert) are shared by thousands of events. After a light batch the next one goes
@@ -155,6 +155,7 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
         autodiscover=False,
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -163,12 +164,12 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
         broker_commit_interval=settings.aggregator_commit_interval_s,
     )
     events_topic = app.topic(settings.events_topic, value_serializer="raw", key_serializer="raw",
-                             partitions=settings.topic_partitions)
+                             partitions=settings.topic_partitions, replicas=settings.topic_replication)
     dead_letters = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw",
-                             partitions=1)
+                             partitions=1, replicas=settings.topic_replication)
 
     async def dead_letter(payload: bytes, reason: str) -> None:
-        delivery = await dead_letters.send(value=payload, headers={DEAD_LETTER_REASON_HEADER: reason.encode()})
+        delivery = await dead_letters.send(value=payload, headers={DEAD_LETTER_REASON_HEADER: reason.encode()[:4096]})
         await delivery  # durable before the source offset is acknowledged
 
     aggregator: Aggregator = aggregator_factory(dead_letter)

@@ -190,10 +190,17 @@ class EntityCache:
         return len(self._entries)
 
 
+class EventChecks(Protocol):
+    """The rules ingest holds events to (services.ingest.validation.EventRules): what was put
+    on the topic by anything else than ingest is held to them too."""
+    def checker(self) -> Callable[[Event], None]: ...  # raises ValueError with the reason
+
+
 class Aggregator:
     def __init__(self, store: StateStore, dead_letter: DeadLetterSink, cache_capacity: int = 500_000,
-                 write_retry_s: float = 1.0):
+                 write_retry_s: float = 1.0, rules: EventChecks | None = None):
         self.store = store
+        self.rules = rules
         self.dead_letter = dead_letter
         self.cache = EntityCache(cache_capacity)
         self.write_retry_s = write_retry_s
@@ -236,17 +243,26 @@ class Aggregator:
     async def _fold(self, payloads: list[bytes]) -> "PreparedBatch":
         stats = BatchStats(messages=len(payloads))
         incoming: dict[tuple, list[Event]] = defaultdict(list)
+        check = self.rules.checker() if self.rules is not None else None
         for payload in payloads:
+            if not payload:
+                await self._reject(stats, b"", "empty message: no value (a tombstone?)")
+                continue
             try:
                 events = EventBatch.FromString(payload).events
             except DecodeError as exc:
                 await self._reject(stats, payload, f"undecodable EventBatch: {exc}")
+                continue
+            if not events:
+                await self._reject(stats, payload, "a message with no events (fields unknown to EventBatch only)")
                 continue
             stats.events += len(events)
             for event in events:
                 try:
                     if not event.event_id:
                         raise ValueError("event has no event_id")
+                    if check is not None:
+                        check(event)
                     key = state_key(event)
                 except ValueError as exc:
                     await self._reject(stats, EventBatch(events=[event]).SerializeToString(), str(exc))

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # Buffered per partition. Envelopes are at most events.MAX_ENVELOPE_BYTES, so a batch stays
 # within what Apache Kafka takes in one by default (message.max.bytes, 1,048,588).
 BATCH_BYTES = 1024 * 1024
+READY_PROBE_S = 3.0  # a readiness probe's answer within a typical probe timeout
 
 
 class NotAcknowledged(RuntimeError):
@@ -92,9 +93,13 @@ class KafkaPublisher:
             raise NotAcknowledged(f"Kafka did not acknowledge: {exc!r}") from exc
 
     async def ready(self) -> bool:
+        """Asks the broker now for the topic's partitions: an answer kept from before would
+        say ready while Kafka is away."""
         try:
-            return await asyncio.wait_for(self.partition_count(), timeout=self._wait_s) > 0
-        except (KafkaError, OSError, NotAcknowledged, asyncio.TimeoutError):
+            producer = await asyncio.wait_for(self._started(), timeout=READY_PROBE_S)
+            metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=READY_PROBE_S)
+            return bool(metadata.partitions_for_topic(self.topic))
+        except (KafkaError, OSError, asyncio.TimeoutError):
             return False
 
     async def close(self) -> None:

@@ -8,7 +8,7 @@ from typing import Protocol
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.registry import Registry
 from services.ingest.dedup import RecentIds
-from services.ingest.validation import Invalid, to_event, valid_batch
+from services.ingest.validation import DEFAULT_MAX_FUTURE_MS, Invalid, latest_allowed_ms, to_event, valid_batch
 
 
 class Publisher(Protocol):
@@ -26,24 +26,27 @@ class BatchResult:
 
 
 class IngestService:
-    def __init__(self, registry: Registry, publisher: Publisher, recent_ids: RecentIds):
+    def __init__(self, registry: Registry, publisher: Publisher, recent_ids: RecentIds,
+                 max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
         self.registry = registry
+        self.max_future_ms = max_future_ms
         self.publisher = publisher
         self.recent_ids = recent_ids
 
     def valid_batch(self, body: bytes, source: str) -> list[Event] | None:
         """Every event of a batch body, validated at once, if every one is valid (see
         validation.valid_batch); None sends the batch to ingest() event by event."""
-        return valid_batch(body, self.registry, source, int(time.time() * 1000))
+        return valid_batch(body, self.registry, source, int(time.time() * 1000), latest_allowed_ms(self.max_future_ms))
 
     async def ingest(self, raw_events: list, source: str) -> BatchResult:
         """Raises the publisher's error if Kafka did not acknowledge: then nothing counts."""
         result = BatchResult()
         now_ms = int(time.time() * 1000)
+        latest_ms = now_ms + self.max_future_ms
         valid: list[Event] = []
         for index, raw in enumerate(raw_events):
             try:
-                valid.append(to_event(raw, self.registry, source, now_ms))
+                valid.append(to_event(raw, self.registry, source, now_ms, latest_ms))
             except Invalid as exc:
                 result.rejected.append({"index": index, "reason": str(exc)})
         return await self.ingest_valid(valid, result)

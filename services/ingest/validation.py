@@ -16,6 +16,7 @@ test holds the two to the same answers.
 from __future__ import annotations
 
 import re
+import time as time_module
 from datetime import date, datetime, time, timedelta
 from typing import Annotated, Any, Callable, Literal, Union
 
@@ -41,6 +42,12 @@ _fromisoformat = datetime.fromisoformat
 MAX_TEXT_CHARS = 512
 MAX_CODE_CHARS = 64
 MAX_RECIPIENTS = 1_000
+# Every instant an event carries lies within the years the reporting periods and the store's
+# day arithmetic express; the moment an event happened (and a dossier's reception) also no
+# further ahead of the server's clock than the allowed skew (DTI_INGEST_MAX_FUTURE_S).
+EARLIEST_INSTANT_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+LATEST_INSTANT_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+DEFAULT_MAX_FUTURE_MS = 86_400_000
 
 
 class Invalid(ValueError):
@@ -120,8 +127,27 @@ def parse_instant_ms(value: Any, name: str) -> int:
         offset_us = parsed.utcoffset() // _ONE_MICROSECOND
         if len(_offset_us) < _CACHED_AT_MOST:  # odd offsets (seconds, microseconds) are not bounded
             _offset_us[zone] = offset_us
-    return ((parsed.toordinal() - _EPOCH_ORDINAL) * 86_400_000_000 + parsed.hour * 3_600_000_000
-            + parsed.minute * 60_000_000 + parsed.second * 1_000_000 + parsed.microsecond - offset_us) // 1000
+    instant_ms = ((parsed.toordinal() - _EPOCH_ORDINAL) * 86_400_000_000 + parsed.hour * 3_600_000_000
+                  + parsed.minute * 60_000_000 + parsed.second * 1_000_000 + parsed.microsecond - offset_us) // 1000
+    if EARLIEST_INSTANT_MS <= instant_ms < LATEST_INSTANT_MS:
+        return instant_ms
+    raise Invalid(f"field '{name}' is outside the years 2000-2099: {value!r}")
+
+
+def check_instant_ms(instant_ms: int, name: str, latest_ms: int | None = None) -> int:
+    """An instant in milliseconds within the years events may carry and, given latest_ms,
+    not after it (the server's clock plus the allowed skew)."""
+    if not EARLIEST_INSTANT_MS <= instant_ms < LATEST_INSTANT_MS:
+        raise Invalid(f"field '{name}' is outside the years 2000-2099: {instant_ms} ms")
+    if latest_ms is not None and instant_ms > latest_ms:
+        raise Invalid(f"field '{name}' is further in the future than the server's clock allows "
+                      f"({(instant_ms - latest_ms) // 1000} s past the allowed skew)")
+    return instant_ms
+
+
+def latest_allowed_ms(max_future_ms: int = DEFAULT_MAX_FUTURE_MS) -> int:
+    """The latest instant an event may say it happened at, now."""
+    return int(time_module.time() * 1000) + max_future_ms
 
 
 def parse_due_ms(value: Any, name: str) -> int:
@@ -238,8 +264,9 @@ _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
 _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
 
-def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> Event:
-    """Validates one JSON event; raises Invalid with a readable reason."""
+def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int, latest_ms: int | None = None) -> Event:
+    """Validates one JSON event; raises Invalid with a readable reason. latest_ms: the latest
+    instant it may have happened at (default: the server's clock plus a day)."""
     if not isinstance(raw, dict):
         raise Invalid("an event must be a JSON object")
     event_type = raw.get("type")
@@ -250,8 +277,10 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> 
     if event_id.__class__ is not str or not _UUID.fullmatch(event_id):
         _require(raw, "event_id")
         raise Invalid(f"field 'event_id' must be a UUID, got {event_id!r}")
-    occurred_at_ms = parse_instant_ms(_require(raw, "occurred_at"), "occurred_at")
-    agency_code = _text(raw, "agency_code")
+    latest_ms = latest_allowed_ms() if latest_ms is None else latest_ms
+    occurred_at_ms = check_instant_ms(parse_instant_ms(_require(raw, "occurred_at"), "occurred_at"), "occurred_at",
+                                      latest_ms)
+    agency_code = _text(raw, "agency_code", max_chars=MAX_CODE_CHARS)
     agency = registry.get(agency_code)
     if agency is None:
         raise Invalid(f"unknown agency '{agency_code}'")
@@ -262,7 +291,10 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int) -> 
                   source=source, ingested_at_ms=ingested_at_ms)
     field, build = builder
     # Every body sets its non-empty id first, which marks the oneof as present.
-    build(raw, getattr(event, field))
+    body = getattr(event, field)
+    build(raw, body)
+    if field == "dossier_received":
+        check_instant_ms(body.received_at_ms, "received_at", latest_ms)
     return event
 
 
@@ -434,13 +466,15 @@ class _Batch(msgspec.Struct, gc=False):
 _batch_decoder = msgspec.json.Decoder(_Batch)
 
 
-def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: int) -> list[Event] | None:
+def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: int,
+                latest_ms: int | None = None) -> list[Event] | None:
     """Every event of a batch body ({"events": [...]}) as to_event would give it, when every
     one of them is valid; None when the body or any event is not (then the per-event path
     finds which, and why)."""
+    latest_ms = latest_allowed_ms() if latest_ms is None else latest_ms
     try:
         typed_events = _batch_decoder.decode(body).events
-    except msgspec.MsgspecError:
+    except (msgspec.MsgspecError, RecursionError):  # nesting deeper than msgspec follows: the slow path says why
         return None
     if not typed_events:
         return []
@@ -462,13 +496,118 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
         for typed, event_id in zip(typed_events, ids):
             occurred_at_ms = parse_instant_ms(typed.occurred_at, "occurred_at")
             agency = get_agency(typed.agency_code)
-            if agency is None or not agency.valid_at_ms(occurred_at_ms):
+            if agency is None or not agency.valid_at_ms(occurred_at_ms) or occurred_at_ms > latest_ms:
                 return None
             event = new_event(event_id=event_id, occurred_at_ms=occurred_at_ms, agency_code=typed.agency_code,
                               source=source, ingested_at_ms=ingested_at_ms)
             field, build = builders[typed.__class__]
             build(typed, getattr(event, field))
+            if field == "dossier_received" and event.dossier_received.received_at_ms > latest_ms:
+                return None
             events.append(event)
     except (_GiveUp, ValueError):  # Invalid is a ValueError, as is a bad date
         return None
     return events
+
+
+def _stored_text(value: str, name: str, max_chars: int = MAX_TEXT_CHARS) -> None:
+    if not value or value.isspace():
+        raise Invalid(f"field '{name}' must not be empty")
+    if len(value) > max_chars:
+        raise Invalid(f"field '{name}' is longer than {max_chars} characters")
+
+
+def _check_transfer(body) -> None:
+    _stored_text(body.document_id, "document_id")
+    _stored_text(body.from_agency, "from_agency", MAX_CODE_CHARS)
+    recipients = body.to_agencies
+    if len(recipients) > MAX_RECIPIENTS or not all(code and len(code) <= MAX_CODE_CHARS for code in recipients):
+        raise Invalid(f"field 'to_agencies' holds at most {MAX_RECIPIENTS} codes of at most {MAX_CODE_CHARS} characters")
+    if len(body.document_type) > MAX_TEXT_CHARS:
+        raise Invalid(f"field 'document_type' is longer than {MAX_TEXT_CHARS} characters")
+    if body.promulgated_on:
+        try:
+            date.fromisoformat(body.promulgated_on)
+        except ValueError:
+            raise Invalid(f"field 'promulgated_on' is not a date: {body.promulgated_on[:40]!r}") from None
+    if body.HasField("due_at_ms"):
+        check_instant_ms(body.due_at_ms, "due_date")
+    if body.business_type not in BUSINESS_TYPES:
+        raise Invalid(f"field 'business_type' must be one of {sorted(BUSINESS_TYPES)}, got {body.business_type}")
+
+
+def _check_signed(body) -> None:
+    _stored_text(body.document_id, "document_id")
+
+
+def _check_document_status(body) -> None:
+    _stored_text(body.document_id, "document_id")
+    if body.status_code not in DOCUMENT_STATUS_CODES:
+        raise Invalid(f"field 'status_code' must be one of {sorted(DOCUMENT_STATUS_CODES)}, got {body.status_code[:8]!r}")
+
+
+def _check_dossier_received(body, latest_ms: int) -> None:
+    _stored_text(body.dossier_id, "dossier_id")
+    _stored_text(body.procedure_code, "procedure_code")
+    if body.channel not in DOSSIER_CHANNELS:
+        raise Invalid(f"field 'channel' must be one of {sorted(DOSSIER_CHANNELS)}, got {body.channel}")
+    if body.service_level not in SERVICE_LEVELS:
+        raise Invalid(f"field 'service_level' must be one of {sorted(SERVICE_LEVELS)}, got {body.service_level[:20]!r}")
+    check_instant_ms(body.received_at_ms, "received_at", latest_ms)
+    check_instant_ms(body.due_at_ms, "due_at")
+    if body.due_at_ms < body.received_at_ms:
+        raise Invalid("field 'due_at' is before 'received_at'")
+
+
+def _check_dossier_status(body) -> None:
+    _stored_text(body.dossier_id, "dossier_id")
+    if body.status not in DOSSIER_STATUSES:
+        raise Invalid(f"field 'status' must be one of {sorted(DOSSIER_STATUSES)}, got {body.status}")
+
+
+def _check_dossier(body) -> None:
+    _stored_text(body.dossier_id, "dossier_id")
+
+
+_BODY_CHECKS: dict[str, Callable] = {
+    "document_sent": _check_transfer, "document_received": _check_transfer, "document_signed": _check_signed,
+    "document_status": _check_document_status, "dossier_status": _check_dossier_status,
+    "dossier_paid": _check_dossier, "dossier_rated": _check_dossier, "dossier_apology": _check_dossier,
+}
+
+
+def check_event(event: Event, registry: Registry, latest_ms: int) -> None:
+    """The rules to_event holds a bus event to, for an Event as it comes back from Kafka
+    (which any client of the broker can write to): raises Invalid with the reason. An event
+    that ingest built passes; the aggregator sends any other to the dead letters."""
+    event_id = event.event_id
+    if not _UUID.fullmatch(event_id) or event_id != event_id.lower():
+        raise Invalid(f"field 'event_id' must be a lower-case UUID, got {event_id[:40]!r}")
+    check_instant_ms(event.occurred_at_ms, "occurred_at", latest_ms)
+    agency_code = event.agency_code
+    agency = registry.get(agency_code) if len(agency_code) <= MAX_CODE_CHARS else None
+    if agency is None:
+        raise Invalid(f"unknown agency '{agency_code[:MAX_CODE_CHARS]}'")
+    if not agency.valid_at_ms(event.occurred_at_ms):
+        raise Invalid(f"agency '{agency_code}' was not in service when the event occurred")
+    _stored_text(event.source, "source")
+    field = event.WhichOneof("body")
+    if field is None:
+        raise Invalid("the event has no body of a known type")
+    if field == "dossier_received":
+        _check_dossier_received(event.dossier_received, latest_ms)
+    else:
+        _BODY_CHECKS[field](getattr(event, field))
+
+
+class EventRules:
+    """check_event with its registry and clock skew, for the aggregator (the composition root
+    hands it in): checker() binds the latest allowed instant once per batch."""
+
+    def __init__(self, registry: Registry, max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
+        self.registry = registry
+        self.max_future_ms = max_future_ms
+
+    def checker(self) -> Callable[[Event], None]:
+        registry, latest_ms = self.registry, latest_allowed_ms(self.max_future_ms)
+        return lambda event: check_event(event, registry, latest_ms)

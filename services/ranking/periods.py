@@ -14,6 +14,10 @@ _DAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _ROLLING = re.compile(r"^last:(\d{1,4})d$")
 
 
+# The years ingest lets events carry (services/ingest/validation.py, EARLIEST/LATEST_INSTANT_MS).
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
 class BadPeriod(ValueError):
     pass
 
@@ -61,6 +65,13 @@ def _add_months(day: date, months: int) -> date:
 
 
 def parse_period(label: str, now: datetime | None = None) -> Period:
+    period = _parse_period(label, now)
+    if not (FIRST_YEAR <= period.first_day.year and period.last_day.year <= LAST_YEAR):
+        raise BadPeriod(f"period {label!r} is outside the years {FIRST_YEAR}-{LAST_YEAR} that events may carry")
+    return period
+
+
+def _parse_period(label: str, now: datetime | None = None) -> Period:
     label = (label or "").strip()
     now = now or datetime.now(LOCAL_TZ)
     try:
@@ -82,7 +93,7 @@ def parse_period(label: str, now: datetime | None = None) -> Period:
                 raise BadPeriod("last:Nd needs N >= 1")
             end = now.astimezone(LOCAL_TZ)
             return Period(label, end - timedelta(days=days), end)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         if isinstance(exc, BadPeriod):
             raise
         raise BadPeriod(f"period {label!r}: {exc}") from None

@@ -10,7 +10,6 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from dti.ranking.v1 import ranking_pb2
-from dti_pulse.kafka import ensure_topics
 from tests import scenario
 from tests.conftest import consume_all, poll, ranking_stub, service_env
 
@@ -106,15 +105,12 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
     assert unavailable.status_code == 503, unavailable.text
     assert int(unavailable.headers["Retry-After"]) > 0
     assert time.monotonic() - started < 20
-    private_broker.start()  # same port, empty (in-memory) broker
-    # A real cluster comes back with its topics; tansu in memory comes back empty and, unlike
-    # Kafka, acknowledges writes to a topic that does not exist. Recreate it as Kafka would have it.
-    ensure_topics(private_broker.bootstrap, {events_topic: 4})
+    private_broker.start()  # same port, same log on disk: the topic and what it held come back
     later = dict(valid, event_id=str(uuid.uuid4()), dossier_id="AFTER")
     accepted = poll(lambda: client.post("/v1/events", json={"events": [later]}).status_code == 200,
                     timeout_s=60, interval_s=1, what="ingest to recover after the broker restart")
     assert accepted
-    # Everything the new broker holds: the recovered batch, and none of the refused one.
+    # Everything the broker holds: the recovered batch, and none of the refused one.
     published = [e.dossier_received.dossier_id for _, e in consume_all(private_broker.bootstrap, events_topic, 10**6,
                                                                         timeout_s=10)]
     assert "AFTER" in published

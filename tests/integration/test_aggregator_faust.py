@@ -1,4 +1,4 @@
-"""The Faust aggregator as a process against real tansu and chDB: dead letters do not
+"""The Faust aggregator as a process against real Apache Kafka and chDB: dead letters do not
 block a partition, and good events reach the score."""
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
@@ -6,9 +6,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from dti.events.v1.events_pb2 import EventBatch
 from dti.ranking.v1 import ranking_pb2
 from dti_pulse.config import DEFAULT_AGENCIES
-from dti_pulse.kafka import ensure_topics
+from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER, ensure_topics
 from dti_pulse.registry import load_registry
-from services.aggregator.app import DEAD_LETTER_REASON_HEADER
 from services.ingest.validation import to_event
 from tests import scenario
 from tests.conftest import poll, ranking_stub, service_env, wait_for_port
@@ -18,17 +17,34 @@ pytestmark = pytest.mark.integration
 
 
 def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, topic_names, services, tmp_path):
+    """Poison that any client of the broker can write (it never passed ingest) ahead of the
+    good events on the only partition: if any of it blocked or crashed the aggregator, the
+    scenario would never score."""
     events_topic, dlq_topic = topic_names
     env = service_env(tmp_path, broker.bootstrap, events_topic, dlq_topic, DTI_TOPIC_PARTITIONS="1")
     ensure_topics(broker.bootstrap, {events_topic: 1, dlq_topic: 1})
     registry = load_registry(DEFAULT_AGENCIES)
     good = EventBatch(events=[to_event(raw, registry, "lgsp", 0) for raw in scenario.EVENTS]).SerializeToString()
-    # A state chDB cannot hold (an event that skipped ingest's checks: channel 300 for a UInt8).
-    out_of_range = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY, channel=300)
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-    # Garbage first, on the only partition: if it blocked, the scenario would never score.
-    producer.send(events_topic, value=b"\x08\x96\x01 definitely not an EventBatch").get(10)
-    producer.send(events_topic, value=EventBatch(events=[out_of_range]).SerializeToString()).get(10)
+
+    def poison(**changes):
+        event = dossier_received("BAD", "2026-10-01 08:00", "2026-10-03 17:00", agency=scenario.AGENCY)
+        event.source = "forged"
+        for name, value in changes.items():
+            target = event.dossier_received if name in ("channel", "dossier_id") else event
+            setattr(target, name, value)
+        return EventBatch(events=[event]).SerializeToString()
+
+    bad = [(b"\x08\x96\x01 definitely not an EventBatch", b"undecodable EventBatch"),
+           (None, b"empty message"),
+           (b"", b"empty message"),
+           (b"\xfa\x3e\x03abc", b"no events"),
+           (poison(occurred_at_ms=-(2 ** 63)), b"outside the years"),
+           (poison(channel=300), b"field 'channel'"),
+           (poison(dossier_id="x" * 900_000), b"longer than 512"),
+           (poison(agency_code="999.99.99.H56"), b"unknown agency")]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", max_request_size=2 ** 21)
+    for value, _ in bad:
+        producer.send(events_topic, key=b"tombstone" if value is None else None, value=value).get(10)
     producer.send(events_topic, value=good).get(10)
     producer.close()
 
@@ -41,13 +57,14 @@ def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_flows(broker, top
     assert score.total_points == pytest.approx(scenario.EXPECTED_TOTAL)
 
     consumer = KafkaConsumer(dlq_topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             group_id=None, consumer_timeout_ms=20000)
-    undecodable, unstorable = [message for message, _ in zip(consumer, range(2))]
+                             group_id=None, consumer_timeout_ms=20000, fetch_max_bytes=2 ** 22)
+    letters = [message for message, _ in zip(consumer, range(len(bad)))]
     consumer.close()
-    assert undecodable.value.startswith(b"\x08\x96\x01")
-    assert b"undecodable EventBatch" in dict(undecodable.headers)[DEAD_LETTER_REASON_HEADER]
-    assert [e.event_id for e in EventBatch.FromString(unstorable.value).events] == [out_of_range.event_id]
-    assert dict(unstorable.headers)[DEAD_LETTER_REASON_HEADER].startswith(b"cannot store dossier state 'BAD'")
+    assert len(letters) == len(bad)
+    for (value, words), letter in zip(bad, letters):
+        assert words in dict(letter.headers)[DEAD_LETTER_REASON_HEADER], (words, letter.headers)
+        assert letter.value == (value or b"") or words not in (b"undecodable EventBatch", b"no events")
+    assert core.process.poll() is None, core.output()
 
 
 def test_events_that_trickle_in_do_not_wait_out_the_batch_window(broker, topic_names, services, tmp_path):

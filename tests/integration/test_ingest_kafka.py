@@ -1,4 +1,4 @@
-"""Ingest against a real tansu broker: envelopes, partitioning, HTTP contract."""
+"""Ingest against a real Apache Kafka: envelopes, partitioning, HTTP contract, dead letters."""
 import asyncio
 import time
 import uuid
@@ -7,7 +7,8 @@ import httpx
 import pytest
 
 from dti_pulse.config import DEFAULT_AGENCIES
-from dti_pulse.events import MAX_ENVELOPE_BYTES
+from dti.events.v1.events_pb2 import EventBatch
+from dti_pulse.events import MAX_ENVELOPE_BYTES, entity_key
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.registry import load_registry
 from services.ingest.dedup import RecentIds
@@ -179,3 +180,34 @@ def test_with_kafka_away_the_publisher_is_not_ready_and_acknowledges_nothing():
         return time.monotonic() - started
 
     assert asyncio.run(check()) < 2 * (2 + 5)
+
+
+def test_dead_letters_are_listed_and_replayed_once(broker, topic_names):
+    """`dti-pulse dlq list|replay` against the real broker: a dead letter's events go back to
+    their entity's partition, once; what holds no readable event is counted, not sent."""
+    from kafka import KafkaProducer
+
+    from dti_pulse.dead_letters import list_dead_letters, replay
+    from dti_pulse.events import partition_for
+    from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER
+
+    events_topic, dlq_topic = topic_names
+    ensure_topics(broker.bootstrap, {events_topic: 4, dlq_topic: 1})
+    registry = load_registry(DEFAULT_AGENCIES)
+    events = [to_event(raw, registry, "lgsp", 0) for raw in scenario.EVENTS[:6]]
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    for value, reason in ((EventBatch(events=events[:4]).SerializeToString(), b"cannot store dossier state"),
+                          (b"", b"empty message"), (b"\x08\x96\x01 garbage", b"undecodable EventBatch")):
+        producer.send(dlq_topic, value=value, headers=[(DEAD_LETTER_REASON_HEADER, reason)]).get(10)
+    producer.close()
+
+    listed = list_dead_letters(broker.bootstrap, dlq_topic)
+    assert [(letter.offset, letter.reason, len(letter.events())) for letter in listed] == [
+        (0, "cannot store dossier state", 4), (1, "empty message", 0), (2, "undecodable EventBatch", 0)]
+
+    assert replay(broker.bootstrap, dlq_topic, events_topic) == {"dead_letters": 3, "events": 4, "not_replayable": 2}
+    found = consume_all(broker.bootstrap, events_topic, 4, timeout_s=10)
+    assert sorted(e.event_id for _, e in found) == sorted(e.event_id for e in events[:4])
+    assert all(partition == partition_for(entity_key(e)[1], 4) for partition, e in found)
+    # Once: a second replay finds nothing new.
+    assert replay(broker.bootstrap, dlq_topic, events_topic) == {"dead_letters": 0, "events": 0, "not_replayable": 0}
