@@ -23,8 +23,8 @@ from dti_pulse.broker import KafkaBroker, die_with_parent, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
 
 FIRST_BACKOFF_S = 1.0
-MAX_BACKOFF_S = 30.0
-STABLE_AFTER_S = 60.0  # a child that ran this long starts its next backoff from the first step again
+MAX_BACKOFF_S = 10.0  # a child that keeps dying is tried every 10 s, and said so each time
+STABLE_AFTER_S = 30.0  # a child that ran this long starts its next backoff from the first step again
 
 
 def log(message: str) -> None:
