@@ -177,7 +177,21 @@ def build_ranking(settings: Settings):
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
                              settings.rules_version, measures,
                              judge_granularity_ms=int(settings.judge_granularity_s * 1000))
-    return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s)
+    return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s,
+                         monitor=pipeline_monitor(settings))
+
+
+def pipeline_monitor(settings: Settings):
+    """Ranking's view of the pipeline (health, GetPipelineStatus): ClickHouse on a connection
+    of its own, and the aggregator's consumer group on the events topic."""
+    from dti_pulse.clickhouse import get_client
+    from dti_pulse.kafka import KafkaWatch
+    from services.ranking.pipeline import PipelineMonitor
+
+    probe = get_client(settings.effective_clickhouse_dsn, "ranking-health", background=True)
+    kafka = KafkaWatch(settings.kafka_bootstrap, settings.aggregator_group, settings.events_topic,
+                       settings.dead_letter_topic)
+    return PipelineMonitor(lambda: probe.query("SELECT 1"), kafka, stall_after_s=settings.health_stall_s)
 
 
 def build_console(settings: Settings):

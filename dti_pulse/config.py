@@ -83,6 +83,7 @@ class Settings:
     gc_young_threshold: int = 10_000  # 0: Python's default (700)
     kafka_session_timeout_s: float = 10.0
     watch_interval_s: float = 0.25
+    health_stall_s: float = 60.0  # the aggregator behind and not moving this long: health says NOT_SERVING
     judge_granularity_s: float = 60.0
     judge_warm_lead_s: float = 10.0  # 0: no warming before the judgement instant turns
     ranking_cache: bool = True
@@ -150,6 +151,7 @@ _ENV = {
     "DTI_GC_YOUNG_THRESHOLD": ("gc_young_threshold", int),
     "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
     "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
+    "DTI_HEALTH_STALL_S": ("health_stall_s", float),
     "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
     "DTI_JUDGE_WARM_LEAD_S": ("judge_warm_lead_s", float),
     "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),

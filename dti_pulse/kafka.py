@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -36,3 +37,78 @@ def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.
                 pass
     finally:
         admin.close()
+
+
+@dataclass(frozen=True)
+class GroupProgress:
+    lag: int  # messages of the topic the group has not committed past
+    committed: int  # the sum of its committed offsets: moves when the group makes progress
+    dead_letters: int  # messages in the dead-letter topic
+
+
+class KafkaWatch:
+    """What ranking tells of Kafka: whether the broker answers, how far a consumer group (the
+    aggregator's) is behind on the events topic, and how many dead letters wait. read() asks
+    the broker each time; it raises when the broker does not answer."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, dead_letter_topic: str, timeout_ms: int = 5000):
+        self.bootstrap, self.group, self.topic, self.dead_letter_topic = bootstrap, group, topic, dead_letter_topic
+        self.timeout_ms = timeout_ms
+        self._admin = None
+        self._consumer = None
+
+    def _clients(self):
+        from kafka import KafkaConsumer
+
+        if self._admin is None:
+            self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="dti-pulse-watch",
+                                           request_timeout_ms=self.timeout_ms, bootstrap_timeout_ms=self.timeout_ms,
+                                           reconnect_backoff_max_ms=1000)
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, client_id="dti-pulse-watch",
+                                           request_timeout_ms=self.timeout_ms, session_timeout_ms=self.timeout_ms - 1000,
+                                           heartbeat_interval_ms=1000, enable_auto_commit=False,
+                                           bootstrap_timeout_ms=self.timeout_ms, reconnect_backoff_max_ms=1000)
+        return self._admin, self._consumer
+
+    def _partitions(self, consumer, topic: str) -> list:
+        from kafka import TopicPartition
+
+        return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+
+    def read(self) -> GroupProgress:
+        try:
+            admin, consumer = self._clients()
+            events = self._partitions(consumer, self.topic)
+            letters = self._partitions(consumer, self.dead_letter_topic)
+            starts = consumer.beginning_offsets(events + letters)
+            ends = consumer.end_offsets(events + letters)
+            offsets = self._committed(admin, events)
+            committed = {tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
+            lag = sum(ends[tp] - committed.get(tp, starts[tp]) for tp in events)
+            return GroupProgress(max(0, lag), sum(committed.values()),
+                                 sum(ends[tp] - starts[tp] for tp in letters))
+        except Exception:
+            self.close()  # the next read starts afresh (the broker may have come back elsewhere)
+            raise
+
+    def _committed(self, admin, partitions, tries: int = 3) -> dict:
+        """The group's committed offsets; the coordinator may still be on its way (a broker's
+        first group, or just after it moved), which a short wait outlasts."""
+        for attempt in range(tries):
+            try:
+                return admin.list_group_offsets({self.group: partitions}).get(self.group, {})
+            except KafkaError as exc:
+                if not exc.retriable or attempt == tries - 1:
+                    raise
+                time.sleep(0.5)
+        return {}
+
+    def close(self) -> None:
+        for client in (self._admin, self._consumer):
+            if client is not None:
+                try:
+                    client.close()
+                except Exception:  # a client that never connected may fail to close
+                    pass
+        self._admin = self._consumer = None

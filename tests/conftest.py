@@ -171,6 +171,7 @@ def ranking_server(clean_chdb):
     from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
     from dti_pulse.registry import load_registry
     from services.ranking.grpc_server import RankingServer
+    from services.ranking.pipeline import PipelineMonitor
     from services.ranking.rules import RulesCatalog
     from services.ranking.service import CachedMeasures, RankingService
     from services.ranking.store import ClickHouseMeasures
@@ -179,7 +180,10 @@ def ranking_server(clean_chdb):
     fold(clean_chdb, scenario.EVENTS, ingested_at_ms=now_ms())
     service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
                              "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
-    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
+    # Its pipeline is the store alone (no Kafka here); a test may swap the probe to fail it.
+    monitor = PipelineMonitor(lambda: clean_chdb.query("SELECT 1"))
+    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2, monitor=monitor,
+                           monitor_interval_s=0.2)
     server.start_in_thread()
     yield server
     server.stop()

@@ -60,11 +60,18 @@ class BackendMonitor:
     def __init__(self, client: RankingClient, interval_s: float):
         self.client, self.interval_s = client, interval_s
         self.reachable: bool | None = None
+        self.pipeline: dict | None = None  # which part of the pipeline does not work (ranking's view)
         self.checked_at_ms = 0
         self._task: asyncio.Task | None = None
 
     async def check(self) -> bool:
-        self.reachable = await self.client.healthy(timeout_s=max(0.5, self.interval_s * 0.75))
+        timeout_s = max(0.5, self.interval_s * 0.75)
+        self.reachable = await self.client.healthy(timeout_s=timeout_s)
+        try:
+            # Asked even when ranking does not serve: it says which part is down (its store, Kafka).
+            self.pipeline = await self.client.pipeline(timeout_s=timeout_s)
+        except grpc.aio.AioRpcError:
+            self.pipeline = None
         self.checked_at_ms = int(time.time() * 1000)
         return self.reachable
 
@@ -85,7 +92,7 @@ class BackendMonitor:
 
     def status(self) -> dict:
         return {"backend": "ok" if self.reachable else "unreachable", "checked_at": self.checked_at_ms,
-                "server_time": int(time.time() * 1000)}
+                "server_time": int(time.time() * 1000), "pipeline": self.pipeline}
 
 
 def _sse(event: str, data) -> bytes:

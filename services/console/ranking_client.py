@@ -10,6 +10,8 @@ from dti.ranking.v1 import ranking_pb2 as pb
 from dti.ranking.v1.ranking_pb2_grpc import RankingServiceStub
 from services.console import views
 
+RANKING_SERVICE = pb.DESCRIPTOR.services_by_name["RankingService"].full_name
+
 
 class RankingClient:
     """Unary calls answer JSON-ready dicts; watches yield them as the ranking service pushes."""
@@ -38,12 +40,23 @@ class RankingClient:
             self._channel = None
 
     async def healthy(self, timeout_s: float = 2.0) -> bool:
+        """Ranking answers and its store works (the pipeline's other parts: pipeline())."""
         try:
             reply = await health_pb2_grpc.HealthStub(self.channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
+                health_pb2.HealthCheckRequest(service=RANKING_SERVICE), timeout=timeout_s)
         except grpc.aio.AioRpcError:
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+    async def pipeline(self, timeout_s: float = 2.0) -> dict | None:
+        """Which parts of the pipeline work, as ranking sees them; None where it watches none."""
+        try:
+            return views.pipeline_json(await self.stub.GetPipelineStatus(pb.GetPipelineStatusRequest(),
+                                                                         timeout=timeout_s))
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return None
+            raise
 
     async def ranking(self, cohort: str, period: str) -> dict:
         return views.ranking_json(await self.stub.ListRanking(

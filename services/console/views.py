@@ -95,3 +95,12 @@ def rules_json(response) -> dict:
             "versions": [{"version": v.version, "title": v.title, "indicator_codes": list(v.indicator_codes),
                           "critical_below": v.critical_below, "warning_below": v.warning_below}
                          for v in response.versions]}
+
+
+def pipeline_json(status) -> dict:
+    """Which part of the pipeline does not work (GetPipelineStatus), for the console's banner."""
+    return {"store": "ok" if status.store_reachable else "unreachable",
+            "broker": ("ok" if status.broker_reachable else "unreachable") if status.kafka_watched else None,
+            "aggregator": ("stalled" if status.aggregator_stalled else "ok") if status.kafka_watched else None,
+            "lag": status.aggregator_lag, "dead_letters": status.dead_letters, "problems": list(status.problems),
+            "checked_at": _ms(status.checked_at)}

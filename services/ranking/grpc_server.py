@@ -14,6 +14,8 @@ from grpc_reflection.v1alpha import reflection
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.events import ACTIVITY_TYPES
 from dti_pulse.localtime import LOCAL_TZ
+from services.ranking.background import BackgroundLoop
+from services.ranking.pipeline import PipelineMonitor, PipelineSnapshot
 from services.ranking.scoring import IndicatorResult
 from services.ranking.store import INSTANT_FACTS
 from services.ranking.service import BadRequest, NotFound, RankingService, ScoredAgency
@@ -80,7 +82,9 @@ def _without_clock(message):
 
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
-    def __init__(self, service: RankingService, watch_interval_s: float = 1.0, cache_size: int = 4096):
+    def __init__(self, service: RankingService, watch_interval_s: float = 1.0, cache_size: int = 4096,
+                 monitor: PipelineMonitor | None = None):
+        self.monitor = monitor
         self.service = service
         self.watch_interval_s = watch_interval_s
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
@@ -247,6 +251,11 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
         async for message in self._watch(self.GetActivity, request, context, depends_on="activity"):
             yield message
 
+    async def GetPipelineStatus(self, request, context):
+        if self.monitor is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this ranking server watches no pipeline")
+        return pipeline_status_message(self.monitor.snapshot)
+
     async def WatchAgencyScore(self, request, context):
         async for message in self._watch(self.GetAgencyScore, request, context):
             yield message
@@ -256,13 +265,28 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             yield message
 
 
+def pipeline_status_message(snapshot: PipelineSnapshot) -> ranking_pb2.PipelineStatus:
+    message = ranking_pb2.PipelineStatus(
+        store_reachable=snapshot.store_reachable, kafka_watched=snapshot.kafka_watched,
+        broker_reachable=snapshot.broker_reachable, aggregator_lag=snapshot.aggregator_lag,
+        aggregator_stalled=snapshot.aggregator_stalled, dead_letters=snapshot.dead_letters,
+        problems=list(snapshot.problems), checked_at=_timestamp(snapshot.checked_at_ms))
+    if snapshot.aggregator_progress_at_ms is not None:
+        message.aggregator_progress_at.CopyFrom(_timestamp(snapshot.aggregator_progress_at_ms))
+    return message
+
+
 class RankingServer:
     """grpc.aio server on its own event loop and thread, so that it answers promptly
     whether it runs alone or beside the aggregator's Faust loop."""
 
     def __init__(self, service: RankingService, host: str, port: int, grace_s: float = 5.0,
-                 watch_interval_s: float = 1.0):
+                 watch_interval_s: float = 1.0, monitor: PipelineMonitor | None = None,
+                 monitor_interval_s: float = 2.0):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
+        self.monitor = monitor
+        self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,
+                                       "pipeline probe failed") if monitor else None)
         self.watch_interval_s = watch_interval_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -276,7 +300,7 @@ class RankingServer:
         if refresh:
             refresh()
         server = grpc.aio.server()
-        servicer = RankingServicer(self.service, self.watch_interval_s)
+        servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor)
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -296,18 +320,36 @@ class RankingServer:
 
         on_change = getattr(self.service.store, "on_change", None)
         stop_listening = on_change(data_changed) if on_change else (lambda: None)
+        health_names = list(self.monitor.health(SERVICE_NAME)) if self.monitor else ["", SERVICE_NAME]
+        follow_health = None
         try:
-            for name in ("", SERVICE_NAME):
+            for name in health_names:
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            if self.monitor:
+                self._probes.start()
+                follow_health = asyncio.create_task(self._follow_health(health_servicer))
             self._stop = asyncio.Event()
             self._started.set()
             log.info("ranking gRPC listening on %s", self.address)
             await self._stop.wait()
         finally:
             stop_listening()
-        for name in ("", SERVICE_NAME):
+            if follow_health:
+                follow_health.cancel()
+        for name in health_names:
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await server.stop(self.grace_s)
+
+    async def _follow_health(self, health_servicer, every_s: float = 0.5) -> None:
+        """The monitor's verdict, set on the standard health service as it changes."""
+        shown: dict[str, bool] = {}
+        while True:
+            for name, serving in self.monitor.health(SERVICE_NAME).items():
+                if shown.get(name) != serving:
+                    await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING if serving
+                                              else health_pb2.HealthCheckResponse.NOT_SERVING)
+                    shown[name] = serving
+            await asyncio.sleep(every_s)
 
     def start_in_thread(self) -> None:
         self._started.clear()
@@ -330,6 +372,8 @@ class RankingServer:
             raise RuntimeError(f"ranking gRPC failed to start: {self._error}") from self._error
 
     def stop(self) -> None:
+        if self._probes:
+            self._probes.stop(5.0)
         if self._loop and self._stop and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:

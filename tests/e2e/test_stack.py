@@ -105,6 +105,15 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
     assert unavailable.status_code == 503, unavailable.text
     assert int(unavailable.headers["Retry-After"]) > 0
     assert time.monotonic() - started < 20
+    # Health tells the truth: readiness asks the broker now; ranking's health names the broker.
+    assert client.get("/readyz").status_code == 503
+    pipeline_health = health_pb2_grpc.HealthStub(channel)
+    poll(lambda: pipeline_health.Check(health_pb2.HealthCheckRequest(service="dti.pipeline.broker")).status
+         == health_pb2.HealthCheckResponse.NOT_SERVING, timeout_s=30, what="broker health NOT_SERVING")
+    status = stub.GetPipelineStatus(ranking_pb2.GetPipelineStatusRequest())
+    assert not status.broker_reachable and status.store_reachable and "Kafka unreachable" in status.problems[0]
+    assert pipeline_health.Check(health_pb2.HealthCheckRequest(service="")).status == \
+        health_pb2.HealthCheckResponse.NOT_SERVING
     private_broker.start()  # same port, same log on disk: the topic and what it held come back
     later = dict(valid, event_id=str(uuid.uuid4()), dossier_id="AFTER")
     accepted = poll(lambda: client.post("/v1/events", json={"events": [later]}).status_code == 200,
@@ -115,6 +124,8 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
                                                                         timeout_s=10)]
     assert "AFTER" in published
     assert not [d for d in published if d.startswith("LOST")]
+    poll(lambda: stub.GetPipelineStatus(ranking_pb2.GetPipelineStatusRequest()).problems == [], timeout_s=30,
+         what="every part of the pipeline to work again")
 
 
 def test_up_stops_every_process_it_started_on_sigterm(stack):

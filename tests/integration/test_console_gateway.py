@@ -14,7 +14,7 @@ import pytest
 
 from dti_pulse.localtime import LOCAL_TZ
 from tests import scenario
-from tests.conftest import CONSOLE_PASSWORD, fold, now_ms
+from tests.conftest import CONSOLE_PASSWORD, fold, now_ms, poll
 
 pytestmark = pytest.mark.integration
 def logged_in(client: httpx.Client) -> httpx.Client:
@@ -184,6 +184,30 @@ def test_the_stream_says_when_ranking_is_unreachable_and_recovers_with_it(consol
         assert back[-1][1]["entries"][0]["agency_code"] == scenario.AGENCY
         read_events(lines, lambda name, data: name == "status" and data["backend"] == "ok")
     assert console.get("/healthz").status_code == 200
+
+
+def test_the_stream_says_which_part_of_the_pipeline_is_down(console, ranking_server):
+    """Ranking up, its store not answering: the console names the store, and clears it after."""
+    logged_in(console)
+    working_probe = ranking_server.monitor.store_ping
+
+    def store_away():
+        raise ConnectionError("Connection refused: clickhouse:8123")
+
+    with console.stream("GET", "/api/stream", params={"cohort": "department", "period": scenario.PERIOD},
+                        timeout=30) as response:
+        lines = response.iter_lines()
+        ok = read_events(lines, lambda name, data: name == "status" and data["pipeline"] is not None)
+        assert ok[-1][1]["pipeline"]["store"] == "ok" and ok[-1][1]["pipeline"]["problems"] == []
+        ranking_server.monitor.store_ping = store_away
+        down = read_events(lines, lambda name, data: name == "status" and data["pipeline"]
+                           and data["pipeline"]["store"] == "unreachable")
+        assert "store unreachable: Connection refused" in down[-1][1]["pipeline"]["problems"][0]
+        poll(lambda: console.get("/healthz").status_code == 503, timeout_s=10,
+             what="the console's health to follow ranking's (no answers without its store)")
+        ranking_server.monitor.store_ping = working_probe
+        read_events(lines, lambda name, data: name == "status" and data["pipeline"]
+                    and data["pipeline"]["problems"] == [] and data["backend"] == "ok")
 
 
 def test_the_page_and_its_libraries_are_served_locally(console):

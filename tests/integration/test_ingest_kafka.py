@@ -211,3 +211,35 @@ def test_dead_letters_are_listed_and_replayed_once(broker, topic_names):
     assert all(partition == partition_for(entity_key(e)[1], 4) for partition, e in found)
     # Once: a second replay finds nothing new.
     assert replay(broker.bootstrap, dlq_topic, events_topic) == {"dead_letters": 0, "events": 0, "not_replayable": 0}
+
+
+def test_the_watch_reads_a_groups_lag_and_the_dead_letters_from_the_broker(broker, topic_names):
+    """What ranking's health reports of Kafka (dti_pulse.kafka.KafkaWatch), on the real broker."""
+    from kafka import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+
+    from dti_pulse.kafka import KafkaWatch
+
+    events_topic, dlq_topic = topic_names
+    ensure_topics(broker.bootstrap, {events_topic: 2, dlq_topic: 1})
+    group = f"watched-{events_topic}"
+    watch = KafkaWatch(broker.bootstrap, group, events_topic, dlq_topic)
+    try:
+        assert (watch.read().lag, watch.read().dead_letters) == (0, 0)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+        for n in range(7):
+            producer.send(events_topic, value=b"x", partition=n % 2).get(10)
+        producer.send(dlq_topic, value=b"bad").get(10)
+        producer.close()
+        seen = watch.read()
+        assert (seen.lag, seen.committed, seen.dead_letters) == (7, 0, 1)
+        # The group commits past 3 messages of partition 0: 4 left, and progress shows.
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group, enable_auto_commit=False)
+        consumer.commit({TopicPartition(events_topic, 0): OffsetAndMetadata(3, "", -1)})
+        consumer.close()
+        assert (watch.read().lag, watch.read().committed) == (4, 3)
+    finally:
+        watch.close()
+    # Nothing listens: read() raises (and the next one tries afresh).
+    away = KafkaWatch(f"127.0.0.1:{free_port()}", group, events_topic, dlq_topic, timeout_ms=2000)
+    with pytest.raises(Exception):
+        away.read()

@@ -9,6 +9,32 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class GetPipelineStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PipelineStatus(_message.Message):
+    __slots__ = ("store_reachable", "kafka_watched", "broker_reachable", "aggregator_lag", "aggregator_stalled", "aggregator_progress_at", "dead_letters", "problems", "checked_at")
+    STORE_REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    KAFKA_WATCHED_FIELD_NUMBER: _ClassVar[int]
+    BROKER_REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATOR_LAG_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATOR_STALLED_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATOR_PROGRESS_AT_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_AT_FIELD_NUMBER: _ClassVar[int]
+    store_reachable: bool
+    kafka_watched: bool
+    broker_reachable: bool
+    aggregator_lag: int
+    aggregator_stalled: bool
+    aggregator_progress_at: _timestamp_pb2.Timestamp
+    dead_letters: int
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    checked_at: _timestamp_pb2.Timestamp
+    def __init__(self, store_reachable: _Optional[bool] = ..., kafka_watched: _Optional[bool] = ..., broker_reachable: _Optional[bool] = ..., aggregator_lag: _Optional[int] = ..., aggregator_stalled: _Optional[bool] = ..., aggregator_progress_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., dead_letters: _Optional[int] = ..., problems: _Optional[_Iterable[str]] = ..., checked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class GetAgencyTrendRequest(_message.Message):
     __slots__ = ("agency_code", "granularity", "points", "rules_version")
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]

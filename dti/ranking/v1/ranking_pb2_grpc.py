@@ -84,6 +84,11 @@ class RankingServiceStub:
                 request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
                 response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
                 _registered_method=True)
+        self.GetPipelineStatus = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/GetPipelineStatus',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.FromString,
+                _registered_method=True)
 
 
 class RankingServiceServicer:
@@ -160,6 +165,14 @@ class RankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPipelineStatus(self, request, context):
+        """Which parts of the pipeline work: the store, the broker, the aggregator's progress, and
+        the dead letters set aside (the same facts set the standard health checks).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -212,6 +225,11 @@ def add_RankingServiceServicer_to_server(servicer, server):
                     servicer.WatchActivity,
                     request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.FromString,
                     response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.SerializeToString,
+            ),
+            'GetPipelineStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPipelineStatus,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -484,6 +502,33 @@ class RankingService:
             '/dti.ranking.v1.RankingService/WatchActivity',
             dti_dot_ranking_dot_v1_dot_ranking__pb2.GetActivityRequest.SerializeToString,
             dti_dot_ranking_dot_v1_dot_ranking__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPipelineStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/GetPipelineStatus',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.FromString,
             options,
             channel_credentials,
             insecure,

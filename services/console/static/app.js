@@ -132,6 +132,8 @@ function connect(params, handlers) {
   source.addEventListener("status", (message) => {
     const status = JSON.parse(message.data);
     state.reachable = status.backend === "ok";
+    state.pipeline = status.pipeline || null;
+    renderPipeline();
     if (state.reachable) live(); else freeze();
   });
   source.addEventListener("period", () => connect(params, handlers));
@@ -167,6 +169,19 @@ function renderFreshness() {
   }
   const last = state.data.activity?.last_event_at;
   document.getElementById("last-event").textContent = last ? t("fresh.last_event", {t: fmtTime(last)}) : "";
+}
+
+// Which part of the pipeline does not work (ranking's view: store, Kafka, the aggregator's
+// progress), and the records set aside as dead letters.
+function renderPipeline() {
+  const banner = document.getElementById("pipeline-banner");
+  const pipeline = state.pipeline;
+  const lines = [];
+  if (pipeline?.problems?.length) lines.push(t("pipeline.fault", {p: pipeline.problems.join("; ")}));
+  if (pipeline?.dead_letters > 0) lines.push(t("pipeline.dead_letters", {n: fmtInt(pipeline.dead_letters)}));
+  banner.hidden = !lines.length;
+  banner.textContent = lines.join(" · ");
+  banner.classList.toggle("fault", Boolean(pipeline?.problems?.length));
 }
 
 function showProblem(detail) {
