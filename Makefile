@@ -35,9 +35,11 @@ $(KAFKA): deploy/kafka/pom.xml
 
 install: $(INSTALLED) $(ASSETS) $(KAFKA)
 
-# Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no browser).
+# Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no
+# browser), and kcat, a Kafka client of another lineage, to check the broker speaks Kafka.
 browser:
-	@[ -x $(CHROMIUM) ] || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation >/dev/null; }
+	@[ -x $(CHROMIUM) ] && command -v kcat >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation kcat >/dev/null; }
 
 run: install
 	$(VENV)/bin/dti-pulse up $(ARGS)

@@ -1,6 +1,7 @@
 """ClickHouse adapter of the aggregator: loads and writes entity states (blocking calls)."""
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -28,6 +29,8 @@ ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 # TOO_LARGE_STRING_SIZE, VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE, DECIMAL_OVERFLOW,
 # VIOLATED_CONSTRAINT.
 ROWS_AT_FAULT = frozenset({6, 53, 69, 70, 72, 117, 128, 131, 321, 407, 469})
+MIN_DAY, MAX_DAY = -(2 ** 31), 2 ** 31 - 1  # day_measures.day is an Int32
+log = logging.getLogger(__name__)
 
 
 def decode_events(blob: bytes) -> list[Event]:
@@ -96,8 +99,15 @@ class ClickHouseStateStore:
         return pairs
 
     def _mark_dirty(self, day_pairs) -> None:
-        self.client.insert("day_measures", [(agency, day, 1) for agency, day in day_pairs],
-                           column_names=["agency_code", "day", "dirty"])
+        """A day outside day_measures' Int32 would make every retry of this insert fail and
+        stall the partition: the aggregator's check keeps such instants out (2000-2099), and
+        a mark that gets past it anyway is logged and left out, never retried forever."""
+        marks = [(agency, day, 1) for agency, day in day_pairs if MIN_DAY <= day <= MAX_DAY]
+        if len(marks) < len(day_pairs):
+            log.error("day marks outside the days a table holds left out: %s",
+                      sorted(pair for pair in day_pairs if not MIN_DAY <= pair[1] <= MAX_DAY)[:5])
+        if marks:
+            self.client.insert("day_measures", marks, column_names=["agency_code", "day", "dirty"])
 
     def write(self, dossier_rows: list, document_rows: list, day_pairs=(), changed=None) -> None:
         """Writes states, with their days marked dirty first: a reader counts a dirty day from

@@ -157,6 +157,29 @@ def test_up_feeds_the_simulator_by_default(private_broker, topic_names, services
     assert poll(scored_agencies, timeout_s=60, what="simulated events in the ranking") > 0
 
 
+def test_up_runs_without_the_consoles_assets_and_starts_a_dead_ingest_again(private_broker, topic_names, services,
+                                                                            tmp_path):
+    """The console's npm assets missing leave the console out, not the pipeline; a child
+    that dies (here ingest, kill -9) is started again by up with a log line."""
+    events_topic, dlq_topic = topic_names
+    env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
+                      DTI_CONSOLE_ASSETS=str(tmp_path / "no-assets"))
+    up = services("up-no-assets", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
+                                   "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"]], env)
+    poll(lambda: "dti-pulse is up" in up.output() or up.process.poll() is not None, timeout_s=120,
+         what="dti-pulse up")
+    assert "console (web)   not started" in up.output() and "console not started" in up.output(), up.output()
+    ready = f"http://127.0.0.1:{env['DTI_HTTP_PORT']}/readyz"
+    assert httpx.get(ready).status_code == 200
+    children = subprocess.run(["pgrep", "-P", str(up.process.pid)], capture_output=True, text=True).stdout.split()
+    ingest = [pid for pid in children if open(f"/proc/{pid}/cmdline").read().split("\0")[-3:-1] == ["serve", "ingest"]]
+    assert len(ingest) == 1
+    os.kill(int(ingest[0]), 9)
+    poll(lambda: "ingest exited with -9; starting it again" in up.output(), timeout_s=10, what="the death logged")
+    poll(lambda: httpx.get(ready).status_code == 200, timeout_s=60, what="ingest started again")
+    assert "ingest started again" in up.output() and up.process.poll() is None
+
+
 def test_up_with_fold_processes_apart_scores_exactly_and_stops_them_all(private_broker, topic_names, services,
                                                                         tmp_path):
     """DTI_AGGREGATOR_PROCESSES=2: ranking's process serves the state store, two fold

@@ -201,3 +201,19 @@ def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
     fold(document_status("DOC", "15", "2026-10-03 08:00", agency=sender))  # the recall is agreed
     assert (count(sender, "documents_total"), count(recipient, "documents_total")) == (0, 0)
     assert sorted(measures.asked) == [((sender,), ("document",)), ((recipient,), ("document",))]
+
+
+def test_a_day_mark_no_table_can_hold_never_stalls_the_write(clean_chdb):
+    """INT64_MIN as an instant made a day outside day_measures' Int32: its mark failed at
+    every retry and stalled every partition. The check keeps such events out; a mark that
+    got past it anyway is left out (and logged), and the rest is written."""
+    from services.aggregator.state import DossierSummary
+
+    agency = "000.00.05.H56"
+    row = DossierSummary("DAY-OK", agency, "1.0", 2, "full_online", 1, 1_790_000_000_000, 1_790_086_400_000,
+                         1_790_086_400_000, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1)
+    impossible = (agency, (-(2 ** 63) + 25_200_000) // 86_400_000)
+    ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, 20_717), impossible})
+    assert clean_chdb.query("SELECT count() FROM dossier_state FINAL WHERE dossier_id = 'DAY-OK'").result_rows == [(1,)]
+    marked = clean_chdb.query(f"SELECT day FROM day_measures WHERE agency_code = '{agency}' AND dirty = 1").result_rows
+    assert (20_717,) in marked and len(marked) == 1

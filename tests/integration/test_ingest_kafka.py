@@ -243,3 +243,26 @@ def test_the_watch_reads_a_groups_lag_and_the_dead_letters_from_the_broker(broke
     away = KafkaWatch(f"127.0.0.1:{free_port()}", group, events_topic, dlq_topic, timeout_ms=2000)
     with pytest.raises(Exception):
         away.read()
+
+
+def test_kcat_reads_what_ingest_published(broker, ingest_app):
+    """Debian's kcat (librdkafka, another client lineage) talks to the broker: it lists the
+    topic and reads back an envelope ingest published."""
+    import shutil
+    import subprocess
+
+    from dti.events.v1.events_pb2 import EventBatch as Batch
+
+    kcat = shutil.which("kcat")
+    if kcat is None:
+        pytest.fail("kcat is missing: `make test` installs Debian's kcat")
+    app, topic, run = ingest_app
+    response = run(post(app, {"events": scenario.EVENTS[:1]}))
+    assert response.status_code == 200, response.text
+    listed = subprocess.run([kcat, "-b", broker.bootstrap, "-L", "-t", topic, "-m", "10"], capture_output=True,
+                            text=True, timeout=30)
+    assert listed.returncode == 0 and f'topic "{topic}" with 4 partitions' in listed.stdout, listed.stderr
+    read = subprocess.run([kcat, "-b", broker.bootstrap, "-C", "-t", topic, "-o", "beginning", "-e", "-c", "1",
+                           "-f", "%s"], capture_output=True, timeout=30)
+    assert read.returncode == 0, read.stderr
+    assert Batch.FromString(read.stdout).events[0].event_id == scenario.EVENTS[0]["event_id"]

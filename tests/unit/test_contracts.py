@@ -53,3 +53,13 @@ def test_every_measure_the_rules_may_name_has_one_sql_definition():
     from services.ranking.store import MEASURE_DEFINITIONS
 
     assert set(MEASURE_DEFINITIONS) == set(MEASURES)
+
+
+def test_compose_runs_the_kafka_version_up_and_the_tests_run_with_its_log_on_the_volume():
+    import re
+
+    pinned = re.search(r"<kafka.version>([^<]+)</kafka.version>",
+                       (REPO_ROOT / "deploy" / "kafka" / "pom.xml").read_text(encoding="utf-8"))[1]
+    kafka = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{pinned}"
+    assert any(volume.endswith(":" + kafka["environment"]["KAFKA_LOG_DIRS"]) for volume in kafka["volumes"])

@@ -6,7 +6,8 @@ import time
 import uuid
 
 import pytest
-from starlette.testclient import TestClient  # noqa: E402
+from hypothesis import given, settings, strategies as st
+from starlette.testclient import TestClient
 
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.config import DEFAULT_AGENCIES
@@ -140,3 +141,16 @@ def test_no_body_gets_a_server_error_from_ingest():
     for body in bodies:
         answer = client.post("/v1/events", content=body, headers=headers)
         assert answer.status_code < 500, (body[:60], answer.status_code, answer.text[:200])
+
+
+@settings(max_examples=400, deadline=None)
+@given(label=st.one_of(st.text(max_size=20), st.from_regex(r"\A\d{1,5}(-(Q\d|\d{1,3})(-\d{1,3})?)?\Z"),
+                       st.from_regex(r"\Alast:\d{1,6}d\Z")))
+def test_any_period_label_is_a_period_or_a_bad_period(label):
+    """No label reaches gRPC as anything but INVALID_ARGUMENT (BadPeriod) or a period within
+    the years events may carry."""
+    try:
+        period = parse_period(label)
+    except BadPeriod:
+        return
+    assert 2000 <= period.first_day.year and period.last_day.year <= 2099
