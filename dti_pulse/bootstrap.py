@@ -125,7 +125,7 @@ def folds_apart(targets: list[str], settings: Settings) -> bool:
 def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
     """writes_clickhouse False: the states are written through the state store at
     DTI_STATE_STORE_ADDRESS (a fold process apart from the process that owns chDB)."""
-    from services.aggregator.app import create_app
+    from services.aggregator.app import StreamConfig, create_app
     from services.aggregator.processor import Aggregator
     from services.ingest.validation import EventRules
 
@@ -140,8 +140,16 @@ def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
         store = RemoteStateStore(settings.state_store_address, settings.state_store_secret.encode(),
                                  settings.aggregator_index)
     rules = EventRules(load_registry(settings.agencies_path), int(settings.ingest_max_future_s * 1000))
-    return create_app(settings, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities,
-                                                               rules=rules))
+    stream = StreamConfig(
+        group=settings.aggregator_group, bootstrap=settings.kafka_bootstrap, events_topic=settings.events_topic,
+        dead_letter_topic=settings.dead_letter_topic, partitions=settings.topic_partitions,
+        replication=settings.topic_replication, datadir=settings.data_dir / "faust" / str(settings.aggregator_index),
+        session_timeout_s=settings.kafka_session_timeout_s, commit_interval_s=settings.aggregator_commit_interval_s,
+        fetch_wait_ms=settings.aggregator_fetch_wait_ms, batch=settings.aggregator_batch,
+        batch_seconds=settings.aggregator_batch_seconds, linger_ms=settings.aggregator_linger_ms,
+        batch_bytes=settings.aggregator_batch_bytes)
+    return create_app(stream, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities,
+                                                             rules=rules))
 
 
 def build_ranking(settings: Settings):

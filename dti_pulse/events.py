@@ -107,11 +107,16 @@ def envelopes_by_partition(events, partitions: int, max_bytes: int = MAX_ENVELOP
             for envelope in encode_envelopes(serialized, max_bytes)]
 
 
+def decode_events(blob: bytes) -> list[Event]:
+    """The events of a stored state (EventBatch bytes)."""
+    return list(EventBatch.FromString(blob).events)
+
+
 def partition_for(entity_id: str, partitions: int) -> int:
     # crc32 is stable across processes and languages, unlike hash().
     return zlib.crc32(entity_id.encode()) % partitions
 
 
 __all__ = ["Event", "EventBatch", "ACTIVITY_TYPES", "BODY_FIELD", "activity_type", "ENTITY_OF_BODY", "EVENT_TYPES",
-           "MAX_ENVELOPE_BYTES", "encode_envelope", "encode_envelopes", "entity_key", "envelopes_by_partition",
+           "MAX_ENVELOPE_BYTES", "decode_events", "encode_envelope", "encode_envelopes", "entity_key", "envelopes_by_partition",
            "partition_for"]

@@ -17,7 +17,7 @@ def column_names(columns_sql: str) -> list[str]:
 
 
 # Columns shared by the state tables: written by the aggregator, read by ranking. Their
-# order is the order of the summary tuples in services/aggregator/state.py, then the blob.
+# order is the order of the summary tuples in dti_pulse/state.py, then the blob.
 DOSSIER_COLUMNS = """
     dossier_id String,
     agency_code LowCardinality(String),
@@ -95,11 +95,18 @@ STATE_DAY_PAIRS_SQL = (
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
 MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
 
+# Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
+# and nobody has marked it dirty for SNAPSHOT_QUIET_MS (the aggregator's store, services/aggregator/store.py). A long quiet period
+# means few marks: a past day still being written is marked again every 30 s, not on
+# nearly every batch (a mark is an insert of its own, ~20-30 ms under load).
+SNAPSHOT_DELAY_MS = 10 * 60_000
+SNAPSHOT_QUIET_MS = 60_000
+
 # Where a state row sits in its table (migration 4): the local day it counts on, so that a
 # period's states are a range of the table, whatever the history kept. A state counting on
 # no day (a dossier not yet received) sits on UNPLACED; a document side counting on two days
 # (sent and received by the same agency on different days) sits on TWO_DAYS, read for every
-# period. services/aggregator/state.placement says the same in Python.
+# period. dti_pulse/state.placement says the same in Python.
 UNPLACED = -1
 TWO_DAYS = -2
 PLACE_DAY_SQL = {

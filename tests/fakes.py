@@ -1,7 +1,7 @@
 """Test doubles for the aggregator's ports (unit tests only; integration tests use chDB)."""
 from dti.events.v1.events_pb2 import EventBatch
 from services.aggregator.processor import RowsRejected, row_key
-from services.aggregator.store import decode_events
+from dti_pulse.events import decode_events
 
 
 class FakeStore:
@@ -31,7 +31,7 @@ class FakeStore:
         return [(key[0], key[1]) for key in self.rows]
 
     def document_day_pairs(self, document_ids):
-        from services.aggregator.state import day_pairs, summarize
+        from dti_pulse.state import day_pairs, summarize
 
         return {pair for key, row in self.rows.items() if key[0] == "document" and key[1] in set(document_ids)
                 for pair in day_pairs(summarize(key, decode_events(row[-1])))}

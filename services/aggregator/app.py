@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
-from dti_pulse.config import Settings
 from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER
 from services.aggregator.processor import Aggregator
 
@@ -141,32 +142,50 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
 
-def create_app(settings: Settings, aggregator_factory) -> faust.App:
+@dataclass(frozen=True)
+class StreamConfig:
+    """What the Faust app takes of the configuration (the composition root fills it in)."""
+    group: str
+    bootstrap: str
+    events_topic: str
+    dead_letter_topic: str
+    partitions: int
+    replication: int
+    datadir: Path  # Faust's own directory: one per fold process
+    session_timeout_s: float
+    commit_interval_s: float
+    fetch_wait_ms: int
+    batch: int
+    batch_seconds: float
+    linger_ms: int
+    batch_bytes: int
+
+
+def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
     """aggregator_factory(dead_letter) -> Aggregator; the composition root supplies it."""
-    _shorten_fetch_wait(settings.aggregator_fetch_wait_ms)
-    datadir = settings.data_dir / "faust" / str(settings.aggregator_index)
-    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
+    _shorten_fetch_wait(config.fetch_wait_ms)
+    config.datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust makes only the last level
     app = faust.App(
-        settings.aggregator_group,
-        broker=broker_urls(settings.kafka_bootstrap),
+        config.group,
+        broker=broker_urls(config.bootstrap),
         store="memory://",
         # Faust's default is a directory in the working directory; one per fold process
-        datadir=str(datadir),
+        datadir=str(config.datadir),
         autodiscover=False,
         web_enabled=False,
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
+        topic_partitions=config.partitions,
+        topic_replication_factor=config.replication,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_session_timeout=settings.kafka_session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.kafka_session_timeout_s / 3),
-        broker_commit_interval=settings.aggregator_commit_interval_s,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        broker_commit_interval=config.commit_interval_s,
     )
-    events_topic = app.topic(settings.events_topic, value_serializer="raw", key_serializer="raw",
-                             partitions=settings.topic_partitions, replicas=settings.topic_replication)
-    dead_letters = app.topic(settings.dead_letter_topic, value_serializer="raw", key_serializer="raw",
-                             partitions=1, replicas=settings.topic_replication)
+    events_topic = app.topic(config.events_topic, value_serializer="raw", key_serializer="raw",
+                             partitions=config.partitions, replicas=config.replication)
+    dead_letters = app.topic(config.dead_letter_topic, value_serializer="raw", key_serializer="raw",
+                             partitions=1, replicas=config.replication)
 
     async def dead_letter(payload: bytes, reason: str) -> None:
         delivery = await dead_letters.send(value=payload, headers={DEAD_LETTER_REASON_HEADER: reason.encode()[:4096]})
@@ -192,8 +211,8 @@ def create_app(settings: Settings, aggregator_factory) -> faust.App:
             log.debug("batch: %s", prepared.stats)
 
         try:
-            async for batch in adaptive_take(stream, settings.aggregator_batch, settings.aggregator_batch_seconds,
-                                             settings.aggregator_linger_ms / 1000, settings.aggregator_batch_bytes):
+            async for batch in adaptive_take(stream, config.batch, config.batch_seconds,
+                                             config.linger_ms / 1000, config.batch_bytes):
                 prepared = await aggregator.prepare([event.value for event in batch])
                 if writing is not None:
                     await writing

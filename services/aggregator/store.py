@@ -7,17 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
-from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import day_sql, local_day
-from dti_pulse.schema import ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.schema import (ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS,
+                              column_names)
 from services.aggregator.processor import RowsRejected
 
-# Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
-# and nobody has marked it dirty for SNAPSHOT_QUIET_MS (see write). A long quiet period
-# means few marks: a past day still being written is marked again every 30 s, not on
-# nearly every batch (a mark is an insert of its own, ~20-30 ms under load).
-SNAPSHOT_DELAY_MS = 10 * 60_000
-SNAPSHOT_QUIET_MS = 60_000
 # The aggregator's rows (processor.state_row): the summary, the tombstone flag, the events.
 DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], "is_deleted", "events_blob"]
 DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], "is_deleted", "events_blob"]
@@ -31,10 +25,6 @@ ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 ROWS_AT_FAULT = frozenset({6, 53, 69, 70, 72, 117, 128, 131, 321, 407, 469})
 MIN_DAY, MAX_DAY = -(2 ** 31), 2 ** 31 - 1  # day_measures.day is an Int32
 log = logging.getLogger(__name__)
-
-
-def decode_events(blob: bytes) -> list[Event]:
-    return list(EventBatch.FromString(blob).events)
 
 
 class ClickHouseStateStore:

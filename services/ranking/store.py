@@ -15,11 +15,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from dti_pulse.events import decode_events
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, TWO_DAYS,
-                              column_names, place_span, span_sql)
-from services.aggregator.state import summarize
-from services.aggregator.store import SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, decode_events
+from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
+                              SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, TWO_DAYS, column_names, place_span, span_sql)
+from dti_pulse.state import summarize
 from services.ranking.background import BackgroundLoop
 
 log = logging.getLogger(__name__)

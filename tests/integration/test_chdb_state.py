@@ -7,7 +7,8 @@ from dti_pulse.config import DEFAULT_AGENCIES, DEFAULT_RULES_DIR
 from dti_pulse.localtime import local_day
 from dti_pulse.registry import load_registry
 from services.aggregator.processor import Aggregator, state_row
-from services.aggregator.store import ClickHouseStateStore, decode_events
+from dti_pulse.events import decode_events
+from services.aggregator.store import ClickHouseStateStore
 from services.ingest.validation import parse_instant_ms
 from services.ranking.periods import parse_period
 from services.ranking.rules import RulesCatalog
@@ -137,7 +138,7 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
     from datetime import datetime
 
     from dti_pulse.localtime import LOCAL_TZ
-    from services.aggregator.state import DossierSummary
+    from dti_pulse.state import DossierSummary
 
     now = int(time.time() * 1000)
     agency = "000.00.05.H56"
@@ -207,7 +208,7 @@ def test_a_day_mark_no_table_can_hold_never_stalls_the_write(clean_chdb):
     """INT64_MIN as an instant made a day outside day_measures' Int32: its mark failed at
     every retry and stalled every partition. The check keeps such events out; a mark that
     got past it anyway is left out (and logged), and the rest is written."""
-    from services.aggregator.state import DossierSummary
+    from dti_pulse.state import DossierSummary
 
     agency = "000.00.05.H56"
     row = DossierSummary("DAY-OK", agency, "1.0", 2, "full_online", 1, 1_790_000_000_000, 1_790_086_400_000,

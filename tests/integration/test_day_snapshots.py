@@ -11,7 +11,7 @@ import pytest
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from services.aggregator.processor import state_row, tombstone_row
-from services.aggregator.state import DocumentSummary, DossierSummary, day_pairs
+from dti_pulse.state import DocumentSummary, DossierSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SPAN_DAYS, place_span
 from services.ranking.store import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, ClickHouseMeasures, bind

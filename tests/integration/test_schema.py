@@ -7,7 +7,7 @@ import pytest
 from dti_pulse.localtime import DAY_MS
 from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, SPAN_DAYS, column_names, migrate,
                               place_span, span_sql)
-from services.aggregator.state import DocumentSummary, DossierSummary, placement
+from dti_pulse.state import DocumentSummary, DossierSummary, placement
 from services.aggregator.store import ClickHouseStateStore
 from tests.integration.test_day_snapshots import random_document, random_dossier, span_start_ms, store_states
 
@@ -65,7 +65,7 @@ def test_states_are_sorted_by_span_and_day_keeping_every_newest_state_in_place(e
     assert migrate(client) == [v for v, *_ in MIGRATIONS if v >= SORTED_BY_DAY]
     stored = stored_states(client)
     assert {key: s for key, (s, *_) in stored.items()} == newest
-    # ClickHouse places each row where services/aggregator/state.placement says, in the span
+    # ClickHouse places each row where dti_pulse/state.placement says, in the span
     # dti_pulse.schema.place_span says.
     assert all(day == placement(s)[1] and span == place_span(day) for s, day, span in stored.values())
     assert {day for s, day, _ in stored.values()} >= {-1, -2}  # unplaced and two-day rows among them

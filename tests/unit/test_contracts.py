@@ -4,7 +4,7 @@ import yaml
 
 from dti_pulse.protogen import REPO_ROOT, generate
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
-from services.aggregator.state import DocumentSummary, DossierSummary
+from dti_pulse.state import DocumentSummary, DossierSummary
 
 
 def test_generated_code_is_up_to_date(tmp_path):

@@ -5,7 +5,7 @@ import asyncio
 from hypothesis import given, settings, strategies as st
 
 from services.aggregator.processor import Aggregator
-from services.aggregator.store import decode_events
+from dti_pulse.events import decode_events
 from tests.factories import (document_signed, document_status, document_transfer, dossier_paid, dossier_rated,
                              dossier_received, dossier_status)
 from tests.fakes import DeadLetters, FakeStore, envelope

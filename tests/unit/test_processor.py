@@ -6,7 +6,7 @@ import pytest
 from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.localtime import local_day
 from services.aggregator.processor import Aggregator, KeyFilter
-from services.aggregator.state import DossierSummary, placement
+from dti_pulse.state import DossierSummary, placement
 from tests.fakes import DeadLetters, FakeStore, envelope
 from tests.factories import dossier_received, dossier_status, document_transfer, ms
 

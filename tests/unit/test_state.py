@@ -1,6 +1,6 @@
 from hypothesis import given, settings, strategies as st
 
-from services.aggregator.state import processing_end, summarize_document, summarize_dossier, state_key
+from dti_pulse.state import processing_end, summarize_document, summarize_dossier, state_key
 from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_status, document_signed,
                              document_status, document_transfer, ms)
 
