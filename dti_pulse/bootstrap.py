@@ -156,7 +156,8 @@ def build_ranking(settings: Settings):
     from dti_pulse.clickhouse import get_client, write_signal
     from services.ranking.grpc_server import RankingServer
     from services.ranking.rules import RulesCatalog
-    from services.ranking.service import CachedMeasures, RankingService
+    from services.ranking.cache import CachedMeasures
+    from services.ranking.service import RankingService
     from services.ranking.store import ClickHouseMeasures
 
     # Lookups, the data-version poll and the snapshot rebuilds each on a connection of its

@@ -173,7 +173,8 @@ def ranking_server(clean_chdb):
     from services.ranking.grpc_server import RankingServer
     from services.ranking.pipeline import PipelineMonitor
     from services.ranking.rules import RulesCatalog
-    from services.ranking.service import CachedMeasures, RankingService
+    from services.ranking.cache import CachedMeasures
+    from services.ranking.service import RankingService
     from services.ranking.store import ClickHouseMeasures
     from tests import scenario
 

@@ -17,7 +17,7 @@ from dti_pulse.localtime import LOCAL_TZ
 from services.ranking.background import BackgroundLoop
 from services.ranking.pipeline import PipelineMonitor, PipelineSnapshot
 from services.ranking.scoring import IndicatorResult
-from services.ranking.store import INSTANT_FACTS
+from services.ranking.measures import INSTANT_FACTS
 from services.ranking.service import BadRequest, NotFound, RankingService, ScoredAgency
 
 log = logging.getLogger(__name__)

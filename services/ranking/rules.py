@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 SHAPES = ("linear", "capped", "sum")
 
-# What the aggregates can count (services/ranking/store.py computes exactly these).
+# What the aggregates can count (services/ranking/measures.py defines exactly these).
 MEASURES = frozenset({
     "dossiers_received", "dossiers_on_time", "dossiers_late",
     "dossiers_full_online_procedures", "dossiers_full_online_received_online",

@@ -1,358 +1,27 @@
-"""ClickHouse adapter of ranking.
-
-Each measure of services/ranking/rules.MEASURES is defined once, as a predicate over one
-entity's state row (or a distinct count): the scores count rows that match, and Explain
-lists the rows that cost points. Both use the same definitions.
+"""ClickHouse adapter of ranking: runs the measures of services/ranking/measures.py for a
+period (from the states, or from the day snapshots), keeps the day snapshots, rebuilds
+states as of an instant, lists what Explain shows, and reads the data version.
 """
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from dti_pulse.events import decode_events
-from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import (DAY_MEASURE_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
-                              SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, TWO_DAYS, column_names, place_span, span_sql)
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL,
+                              SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, column_names, span_sql)
 from dti_pulse.state import summarize
 from services.ranking.background import BackgroundLoop
+from services.ranking.measures import (DAY_MEASURE_NAMES, DataVersion, ExplainPlan, FACTS, FAMILIES,
+                                       LIVE_MEASURES_SQL, LIVE_SOURCES, MEASURES_SQL, MEASURE_DEFINITIONS, MINUTE_MS,
+                                       NO_DAY, PLACED, ROWS, SNAPSHOT_FINGERPRINT, SNAPSHOT_READ_NAMES,
+                                       SNAPSHOT_READ_SQL, SNAPSHOT_SQL, UNGATED, bind, every_measure, placed_on)
 
 log = logging.getLogger(__name__)
-
-# Rows of a family tied to the period, with the derived flags the predicates use.
-_DOSSIER_ROWS = """
-    SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
-        rated, satisfied, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
-        supplement_count, last_status,
-        -- domain.md §4.2: resolved by the (pause-adjusted) due time, or still open and not yet due
-        late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
-                               end_at_ms <= due_effective_ms,
-                               {judged_at:Int64} <= due_effective_ms) AS on_time
-    FROM __DOSSIERS__
-    WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
-        AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
-"""
-
-# Recall notices (business_type 1) are not documents of their own, and a document whose
-# recall was agreed (status 15 on any side) no longer counts for anyone. No FINAL is needed
-# for the recalls: a row with recalled = 1 stays so in every later version.
-_COUNTED_DOCUMENTS = ("classified = 0 AND business_type != 1 "
-                      "AND document_id NOT IN (SELECT document_id FROM __RECALLS__ WHERE recalled = 1)")
-
-# A document is tied to the period by the time it was sent (or, for the recipient, received).
-_DOCUMENT_ROWS = f"""
-    SELECT document_id AS entity_id, agency_code, sent, received, electronic, personal_signature, agency_signature,
-        signed, has_due, due_at_ms, completed, completed_at_ms, sent_at_ms, received_at_ms, last_status,
-        sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}} AND __SENT_LIVE__ AS sent_in_period,
-        received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}} AND __RECEIVED_LIVE__
-            AS received_in_period,
-        if(sent = 1, sent_in_period, received_in_period) AS in_period,
-        completed = 1 AND completed_at_ms <= {{judged_at:Int64}} AS completed_by_judgement
-    FROM __DOCUMENTS__
-    WHERE agency_code IN {{agencies:Array(String)}}
-        AND ((sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}})
-          OR (received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}}))
-        AND {_COUNTED_DOCUMENTS}
-"""
-
-
-@dataclass(frozen=True)
-class Judged:
-    """A measure that depends on the instant J items are judged at, in the form a day
-    snapshot can keep: rows matching `always` count whatever J is; each row matching
-    `pending` counts while J <= `until`, or once J >= `since` (SQL over the row)."""
-    always: str
-    pending: str
-    until: str = ""
-    since: str = ""
-
-
-@dataclass(frozen=True)
-class Measure:
-    family: str  # "dossier" or "document"
-    predicate: str  # SQL over one row of the family
-    describes: str  # what a row in this measure is, for Explain
-    distinct: str = ""  # count distinct values of this column instead of rows
-    # The day a row counts on: "received" (the dossier's or document's received_at) or
-    # "in_period" (a document's sent_at, or received_at if it was not sent by this agency).
-    tie: str = "received"
-    judged: Judged | None = None  # set when the predicate depends on J
-
-
-_SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
-_PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
-
-
-MEASURE_DEFINITIONS: dict[str, Measure] = {
-    "dossiers_received": Measure("dossier", "1", "received in the period"),
-    # on_time is J-dependent; resolved by the due time means on time for every later J, and
-    # otherwise J <= due_effective decides (a dossier resolved late was pending until then).
-    "dossiers_on_time": Measure("dossier", "on_time", "resolved by its due time (after pauses), or open and not yet due",
-                                judged=Judged(_SETTLED_ON_TIME, _PENDING_ON_TIME, until="due_effective_ms")),
-    "dossiers_late": Measure("dossier", "NOT on_time", "late: resolved after its due time (after pauses), open past it, or more than one supplement request",
-                             judged=Judged("late_forced = 1", _PENDING_ON_TIME, since="due_effective_ms + 1")),
-    "dossiers_full_online_procedures": Measure("dossier", "service_level = 'full_online'", "of a full-online procedure"),
-    "dossiers_full_online_received_online": Measure("dossier", "service_level = 'full_online' AND channel = 2", "of a full-online procedure, received online"),
-    "dossiers_with_fee": Measure("dossier", "has_fee = 1", "with a fee"),
-    "dossiers_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1", "paid online"),
-    "fee_procedures": Measure("dossier", "has_fee = 1", "fee-bearing procedures", distinct="procedure_code"),
-    "fee_procedures_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1",
-                                          "fee-bearing procedures paid online at least once", distinct="procedure_code"),
-    # No procedure catalogue: the fee-bearing procedures are those seen, so all had dossiers.
-    "fee_procedures_with_dossiers": Measure("dossier", "has_fee = 1", "fee-bearing procedures with dossiers",
-                                            distinct="procedure_code"),
-    "dossiers_rated_unsatisfied": Measure("dossier", "rated = 1 AND satisfied = 0", "rated unsatisfied"),
-    "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
-                               tie="in_period"),
-    "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
-    "documents_sent_electronic": Measure("document", "sent_in_period AND electronic = 1", "sent electronically",
-                                         tie="in_period"),
-    "documents_sent_personal_signed": Measure("document", "sent_in_period AND electronic = 1 AND personal_signature = 1",
-                                              "carries a valid personal signature", tie="in_period"),
-    "documents_sent_agency_signed": Measure("document", "sent_in_period AND electronic = 1 AND agency_signature = 1",
-                                            "carries a valid agency signature", tie="in_period"),
-    "documents_due": Measure("document", "received_in_period AND has_due = 1 "
-                                         "AND (completed_by_judgement OR due_at_ms < {judged_at:Int64})",
-                             "received with a due date that has passed, or completed",
-                             judged=Judged("0", "has_due = 1",
-                                           since="if(completed = 1, least(completed_at_ms, due_at_ms + 1), due_at_ms + 1)")),
-    "documents_on_time": Measure("document", "received_in_period AND has_due = 1 AND completed_by_judgement "
-                                             "AND completed_at_ms <= due_at_ms", "completed by its due date",
-                                 judged=Judged("0", "has_due = 1 AND completed = 1 AND completed_at_ms <= due_at_ms",
-                                               since="completed_at_ms")),
-}
-
-_ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
-
-# What Explain shows of a row, per family: (label, SQL expression).
-FACTS = {
-    "dossier": [("received_at", "received_at_ms"), ("due_at", "due_at_ms"),
-                ("due_after_pauses", "due_effective_ms"), ("ended_at", "if(has_end = 1, end_at_ms, 0)"),
-                ("paused_days", "round(paused_ms / 86400000, 2)"), ("supplement_requests", "supplement_count"),
-                ("last_status", "last_status"), ("service_level", "service_level"), ("channel", "channel"),
-                ("has_fee", "has_fee"), ("paid", "paid"), ("paid_online", "paid_online"),
-                ("rated", "rated"), ("satisfied", "satisfied")],
-    "document": [("sent_at", "if(sent = 1, sent_at_ms, 0)"), ("received_at", "if(received = 1, received_at_ms, 0)"),
-                 ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
-                 ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),
-                 ("completed_at", "if(completed = 1, completed_at_ms, 0)"), ("last_status", "last_status")],
-}
-INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at"}
-
-
-def bind(sql: str, sources: dict[str, str]) -> str:
-    for token, table in sources.items():
-        sql = sql.replace(token, table)
-    return sql
-
-
-def _aggregate(name: str, measure: Measure, as_sets: bool = False) -> str:
-    if measure.distinct:
-        if as_sets:  # to be united with a day snapshot's sets
-            return f"groupUniqArrayIf({measure.distinct}, {measure.predicate}) AS {name}"
-        return f"uniqExactIf({measure.distinct}, {measure.predicate}) AS {name}"
-    return f"countIf({measure.predicate}) AS {name}"
-
-
-def measures_sql(family: str, as_sets: bool = False) -> str:
-    columns = ",\n    ".join(_aggregate(name, m, as_sets) for name, m in MEASURE_DEFINITIONS.items()
-                              if m.family == family)
-    return f"SELECT agency_code,\n    {columns}\nFROM ({_ROWS[family]})\nGROUP BY agency_code"
-
-
-MEASURES_SQL = {family: measures_sql(family) for family in _ROWS}
-# Only the rows of (agency, day) pairs that no clean day snapshot covers.
-_LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(String, Int32))}} "
-                      f"OR {day_sql(column)} >= {{live_from:Int32}})"
-               for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
-_NO_DAY = 2**31 - 1
-_UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
-MEASURES_SQL = {family: bind(sql, _UNGATED) for family, sql in MEASURES_SQL.items()}
-
-# Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
-# counts on), a range of each agency's span of days whatever the history kept: the days in
-# place_days, those from first_day to last_day, and the document sides counting on two days.
-# The spans are named as well as the days: the sorting key starts with the span, and
-# ClickHouse prunes granules only by conditions on the key's own columns (a negative day is
-# its own span).
-_PLACED = (f"(place_span = {TWO_DAYS} "
-           "OR (place_span IN {place_spans:Array(Int32)} AND place_day IN {place_days:Array(Int32)}) "
-           "OR (place_span >= {first_span:Int32} AND place_span <= {last_span:Int32} "
-           "AND place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")
-_PLACED_TOKEN = " AND __PLACED__"
-
-# Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
-# The explicit PREWHERE on agency_code and place_day filters rows as they are read, before
-# FINAL merges them: about twice as fast on a national table (bench/README.md), and safe
-# because both are in the sorting key, so every version of an entity's row passes or fails
-# together (a PREWHERE on any other column could keep an old version whose newest one
-# fails); a state that moved left a tombstone, the newest version of where it was.
-LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED}",
-                "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED}",
-                "__RECALLS__": "document_state"}
-_LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
-                      for family in _ROWS}
-
-
-# Day snapshots (table day_measures, one row per agency and local day): what each measure
-# counts of the rows tied to that day, kept so that a period of whole days sums a few
-# thousand snapshot rows instead of reading every entity state of a cohort. A J-dependent
-# measure keeps its `pending` rows as a histogram of the instants where they flip; J is a
-# whole minute, so the instants are kept to the minute, and to the day when they lie more
-# than a day before the snapshot was made (J is then a local midnight or later than them).
-# The aggregator marks a pair dirty before it writes states of that pair (see
-# ClickHouseStateStore.write); a dirty pair is counted from the entity states (the exact,
-# slow way) until it is recomputed.
-_MINUTE_MS = 60_000
-DAY_MEASURE_NAMES = column_names(DAY_MEASURE_COLUMNS)
-_SNAPSHOT_COUNTED_DOCUMENTS = bind(_COUNTED_DOCUMENTS, {"__RECALLS__": LIVE_SOURCES["__RECALLS__"]})
-_SNAPSHOT_ROWS = {
-    ("dossier", "received"): f"""
-        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
-        WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
-    ("document", "in_period"): f"""
-        SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
-            1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
-        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
-        WHERE (sent = 1 OR received = 1) AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
-            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
-    ("document", "received"): f"""
-        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day, 0 AS in_period, 0 AS sent_in_period, 1 AS received_in_period
-        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
-        WHERE received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
-            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
-}
-
-
-def _flip_bucket(instant: str, rounding: str) -> str:
-    """The instant rounded so that comparing a whole-minute J with it gives the same answer:
-    down for `J <= t`, up for `J >= t`; to the local midnight when older than {recent}."""
-    if rounding == "down":
-        minute, day = f"({instant}) % {_MINUTE_MS}", f"(({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}"
-        return f"if(({instant}) >= {{recent:Int64}}, ({instant}) - {minute}, ({instant}) - {day})"
-    minute = f"({_MINUTE_MS} - ({instant}) % {_MINUTE_MS}) % {_MINUTE_MS}"
-    day = f"({DAY_MS} - (({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}) % {DAY_MS}"
-    return f"if(({instant}) >= {{recent:Int64}}, ({instant}) + {minute}, ({instant}) + {day})"
-
-
-def _snapshot_sql(family: str, tie: str) -> tuple[str, list[tuple[str, str]]]:
-    """The snapshot columns of one family and tie, per (agency, day), and (name, kind) of each."""
-    columns, names = [], []
-    for name, m in MEASURE_DEFINITIONS.items():
-        if m.family != family or m.tie != tie:
-            continue
-        if m.distinct:
-            columns.append(f"groupUniqArrayIf({m.distinct}, {m.predicate})")
-            names.append((name, "set"))
-        elif m.judged:
-            columns.append(f"countIf({m.judged.always})")
-            names.append((name, "count"))
-            instant, rounding = (m.judged.until, "down") if m.judged.until else (m.judged.since, "up")
-            columns.append(f"sumMapIf([{_flip_bucket(instant, rounding)}], [toUInt64(1)], {m.judged.pending})")
-            names.append((name, "steps"))
-        else:
-            columns.append(f"countIf({m.predicate})")
-            names.append((name, "count"))
-    sql = (f"SELECT agency_code, day, {', '.join(columns)} FROM ({_SNAPSHOT_ROWS[(family, tie)]}) "
-           "GROUP BY agency_code, day")
-    return sql, names
-
-
-_SNAPSHOT_SQL = {key: _snapshot_sql(*key) for key in _SNAPSHOT_ROWS}
-# Which rows are read never changes what a snapshot counts: the fingerprint leaves it out,
-# so that sorting the states by day (migration 4) did not mark every day for a rebuild.
-SNAPSHOT_FINGERPRINT = hashlib.sha256(repr(sorted(
-    (key, (bind(sql, {_PLACED_TOKEN: ""}), names)) for key, (sql, names) in _SNAPSHOT_SQL.items())).encode()).hexdigest()
-_SNAPSHOT_SQL = {key: (bind(sql, {_PLACED_TOKEN: f" AND {_PLACED}"}), names) for key, (sql, names) in _SNAPSHOT_SQL.items()}
-
-
-def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
-    """Sums a cohort's clean snapshots over whole days [first_day, end_day); lists its dirty days."""
-    columns, names = ["sumMap(counts)", "groupArrayIf(day, dirty = 1)"], [("", "counts"), ("", "dirty")]
-    for name, m in MEASURE_DEFINITIONS.items():
-        if m.distinct:
-            columns.append(f"groupUniqArrayArray(sets['{name}'])")
-            names.append((name, "set"))
-        elif m.judged:
-            test = "t >= {judged_at:Int64}" if m.judged.until else "t <= {judged_at:Int64}"
-            columns.append(f"sum(arraySum(arrayMap((t, n) -> if({test}, n, 0), steps['{name}'].1, steps['{name}'].2)))")
-            names.append((name, "steps"))
-    sql = (f"SELECT agency_code, {', '.join(columns)} FROM day_measures FINAL "
-           "WHERE agency_code IN {agencies:Array(String)} AND day >= {first_day:Int32} AND day < {end_day:Int32} "
-           "GROUP BY agency_code")
-    return sql, names
-
-
-_SNAPSHOT_READ_SQL, _SNAPSHOT_READ_NAMES = _snapshot_read_sql()
-
-
-def _placed_on(days: list[int], first_day: int = _NO_DAY, last_day: int = _NO_DAY - 1) -> dict:
-    """The parameters of _PLACED: these days, and those from first_day to last_day."""
-    return {"place_days": days, "place_spans": sorted({place_span(day) for day in days}),
-            "first_day": first_day, "last_day": last_day,
-            "first_span": place_span(first_day), "last_span": place_span(last_day)}
-
-
-class NotExplainable(ValueError):
-    pass
-
-
-class DataVersion(NamedTuple):
-    """What the measures are computed from, and what the live activity is: each changes
-    when its tables get an insert. The day snapshots are left out: a rebuild or a dirty mark
-    never changes a measure (a dirty day is read from the states)."""
-    measures: tuple
-    activity: tuple
-
-
-@dataclass(frozen=True)
-class ExplainPlan:
-    family: str
-    predicate: str  # the rows that cost points
-    reasons: list[tuple[str, str, str]]  # (code, text, predicate): which of them applies to a row
-
-
-def explain_plan(numerator, denominator) -> ExplainPlan:
-    """Which rows cost points on a ratio. With subtracted terms (r = 1 - late - unsatisfied)
-    they are the rows of those terms; otherwise the rows of the denominator that are not
-    in the numerator."""
-    terms = [*numerator, *denominator]
-    measures = [MEASURE_DEFINITIONS[t.measure] for t in terms]
-    if any(m.distinct for m in measures):
-        raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
-    if len({m.family for m in measures}) != 1:
-        raise NotExplainable("this ratio mixes dossiers and documents")
-    family = measures[0].family
-    subtracted = [t.measure for t in numerator if t.sign < 0]
-    if subtracted:
-        reasons = [(name, MEASURE_DEFINITIONS[name].describes, MEASURE_DEFINITIONS[name].predicate)
-                   for name in subtracted]
-    else:
-        if len(numerator) != 1 or len(denominator) != 1:
-            raise NotExplainable("only single-measure ratios or subtracted terms can be explained")
-        counted = MEASURE_DEFINITIONS[numerator[0].measure]
-        whole = MEASURE_DEFINITIONS[denominator[0].measure]
-        reasons = [(f"not:{numerator[0].measure}", f"not {counted.describes}",
-                    f"({whole.predicate}) AND NOT ({counted.predicate})")]
-    return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
-
-
-FAMILIES = tuple(_ROWS)
-
-
-def measure_names(families=FAMILIES) -> list[str]:
-    """The measures counted over the states of these families."""
-    return [name for name, m in MEASURE_DEFINITIONS.items() if m.family in families]
-
-
-def _every_measure(found: dict[str, dict[str, int]], families=FAMILIES) -> dict[str, dict[str, int]]:
-    names = measure_names(families)
-    return {agency: {name: counts.get(name, 0) for name in names} for agency, counts in found.items()}
 
 
 class ClickHouseMeasures:
@@ -373,7 +42,7 @@ class ClickHouseMeasures:
     @staticmethod
     def _parameters(agency_codes, start_ms, end_ms, judged_at_ms) -> dict:
         return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms,
-                **_placed_on([], local_day(start_ms), local_day(end_ms - 1))}
+                **placed_on([], local_day(start_ms), local_day(end_ms - 1))}
 
     @contextlib.contextmanager
     def _sources(self, agency_codes, start_ms: int, end_ms: int, as_of_ms: int | None):
@@ -385,12 +54,12 @@ class ClickHouseMeasures:
         window = self._parameters(agency_codes, start_ms, end_ms, 0)
         dossiers = self.client.query(
             "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
-            f"WHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED} AND is_deleted = 0 AND has_received = 1 "
+            f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 AND has_received = 1 "
             "AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} GROUP BY dossier_id",
             parameters=window, column_formats={"blob": "bytes"}).result_rows
         documents = self.client.query(
             "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
-            f"WHERE agency_code IN {{agencies:Array(String)}} AND {_PLACED} AND is_deleted = 0 "
+            f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 "
             "AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64}) "
             "  OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64})) "
             "GROUP BY document_id, agency_code", parameters=window, column_formats={"blob": "bytes"}).result_rows
@@ -430,7 +99,7 @@ class ClickHouseMeasures:
                  as_of_ms: int | None = None, families=FAMILIES) -> dict[str, dict[str, int]]:
         """{agency_code: {measure: count}} for the agencies that have any data in the period;
         only the measures of `families` ("dossier", "document"), one query each."""
-        if (self.day_snapshots and as_of_ms is None and end_ms >= judged_at_ms and judged_at_ms % _MINUTE_MS == 0
+        if (self.day_snapshots and as_of_ms is None and end_ms >= judged_at_ms and judged_at_ms % MINUTE_MS == 0
                 and (start_ms + LOCAL_OFFSET_MS) % DAY_MS == 0 and (end_ms + LOCAL_OFFSET_MS) % DAY_MS == 0
                 and agency_codes):
             return self._measures_from_day_snapshots(agency_codes, start_ms, end_ms, judged_at_ms, families)
@@ -442,14 +111,14 @@ class ClickHouseMeasures:
                 names = result.column_names[1:]
                 for row in result.result_rows:
                     found[row[0]].update(zip(names, (int(v) for v in row[1:])))
-        return _every_measure(found, families)
+        return every_measure(found, families)
 
     def _measures_from_day_snapshots(self, agency_codes: list[str], start_ms: int, end_ms: int,
                                      judged_at_ms: int, families=FAMILIES) -> dict[str, dict[str, int]]:
         """The clean snapshots of the period's whole days before J, plus the entity states of
         its dirty days and of its days from the one J falls in (when the period is open)."""
         first_day, end_day = local_day(start_ms), local_day(judged_at_ms)
-        snapshot_rows = self.client.query(_SNAPSHOT_READ_SQL, parameters={
+        snapshot_rows = self.client.query(SNAPSHOT_READ_SQL, parameters={
             "agencies": list(agency_codes), "first_day": first_day, "end_day": end_day,
             "judged_at": judged_at_ms}).result_rows if first_day < end_day else []
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -460,19 +129,19 @@ class ClickHouseMeasures:
             for name, value in summed.items():
                 found[name] += int(value)
             live.extend((agency, day) for day in dirty_days)
-            for (name, kind), value in zip(_SNAPSHOT_READ_NAMES[2:], values):
+            for (name, kind), value in zip(SNAPSHOT_READ_NAMES[2:], values):
                 if kind == "set":
                     sets[agency][name].update(value)
                 else:
                     found[name] += int(value)
-        live_from = end_day if end_ms > judged_at_ms else _NO_DAY
-        if live or live_from != _NO_DAY:
-            parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == _NO_DAY else list(agency_codes),
+        live_from = end_day if end_ms > judged_at_ms else NO_DAY
+        if live or live_from != NO_DAY:
+            parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == NO_DAY else list(agency_codes),
                           "start": start_ms, "end": end_ms, "judged_at": judged_at_ms, "live": live,
                           "live_from": live_from,
-                          **_placed_on(sorted({day for _, day in live}), live_from, local_day(end_ms - 1))}
+                          **placed_on(sorted({day for _, day in live}), live_from, local_day(end_ms - 1))}
             for family in families:
-                result = self.client.query(_LIVE_MEASURES_SQL[family], parameters=parameters)
+                result = self.client.query(LIVE_MEASURES_SQL[family], parameters=parameters)
                 for agency, *values in result.result_rows:
                     found = counts[agency]
                     for name, value in zip(result.column_names[1:], values):
@@ -483,7 +152,7 @@ class ClickHouseMeasures:
         for agency, found in counts.items():
             for name, values in sets[agency].items():
                 found[name] = len(values)
-        return _every_measure(counts, families)
+        return every_measure(counts, families)
 
     def recompute_day_snapshots(self, pairs: list[tuple[str, int]]) -> int:
         """Recomputes the snapshots of these (agency, day) pairs from the entity states and
@@ -494,9 +163,9 @@ class ClickHouseMeasures:
         now_ms = version_us // 1000
         parameters = {"agencies": sorted({agency for agency, _ in pairs}), "pairs": list(pairs),
                       "recent": now_ms - (now_ms + LOCAL_OFFSET_MS) % DAY_MS - DAY_MS,
-                      **_placed_on(sorted({day for _, day in pairs}))}
+                      **placed_on(sorted({day for _, day in pairs}))}
         snapshots = {(agency, day): ({}, {}, {}) for agency, day in pairs}
-        for sql, names in _SNAPSHOT_SQL.values():
+        for sql, names in SNAPSHOT_SQL.values():
             for agency, day, *values in self.keeper_client.query(sql, parameters=parameters).result_rows:
                 counts, sets, steps = snapshots.setdefault((agency, day), ({}, {}, {}))
                 for (name, kind), value in zip(names, values):
@@ -580,7 +249,7 @@ class ClickHouseMeasures:
         facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
         flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, _, predicate) in enumerate(plan.reasons))
         with self._sources([agency_code], start_ms, end_ms, as_of_ms) as sources:
-            rows_sql = bind(bind(_ROWS[plan.family], _UNGATED), sources)
+            rows_sql = bind(bind(ROWS[plan.family], UNGATED), sources)
             total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
                                       parameters=parameters).result_rows[0][0]
             result = self.client.query(

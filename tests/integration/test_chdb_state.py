@@ -161,7 +161,7 @@ def test_a_batch_recounts_only_the_agencies_whose_counts_it_changes(clean_chdb):
     the recipient's documents too."""
     from dti.events.v1.events_pb2 import EventBatch
     from dti_pulse.clickhouse import WriteSignal
-    from services.ranking.service import CachedMeasures
+    from services.ranking.cache import CachedMeasures
     from tests.factories import document_status, document_transfer, dossier_received
 
     sender, recipient, other = "000.00.01.H56", "000.00.02.H56", "000.00.03.H56"

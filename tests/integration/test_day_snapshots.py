@@ -14,7 +14,8 @@ from services.aggregator.processor import state_row, tombstone_row
 from dti_pulse.state import DocumentSummary, DossierSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SPAN_DAYS, place_span
-from services.ranking.store import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, ClickHouseMeasures, bind
+from services.ranking.measures import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, bind
+from services.ranking.store import ClickHouseMeasures
 
 pytestmark = pytest.mark.integration
 AGENCIES = ["000.00.01.H56", "000.00.02.H56", "000.00.03.H56"]

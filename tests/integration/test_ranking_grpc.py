@@ -15,7 +15,8 @@ from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import load_registry
 from services.ranking.grpc_server import RankingServer
 from services.ranking.rules import RulesCatalog
-from services.ranking.service import CachedMeasures, RankingService
+from services.ranking.cache import CachedMeasures
+from services.ranking.service import RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
 from tests.conftest import fold, now_ms, ranking_stub

@@ -139,13 +139,13 @@ def test_every_string_the_page_and_exports_use_exists_in_both_languages():
             yield indicator.code
             yield from codes(getattr(indicator, "components", ()))
 
-    from services.ranking.store import FACTS
+    from services.ranking.measures import FACTS
 
     for family in FACTS.values():
         for label, _ in family:
             assert f"fact.{label}" in strings["vi"], label
     from services.ranking.service import _explained_ratio
-    from services.ranking.store import NotExplainable, explain_plan
+    from services.ranking.measures import NotExplainable, explain_plan
 
     for rules in RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0).rulesets().values():
         for indicator in rules.indicators:  # each reason Explain can give has words on the page

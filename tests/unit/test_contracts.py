@@ -50,7 +50,7 @@ def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
 
 def test_every_measure_the_rules_may_name_has_one_sql_definition():
     from services.ranking.rules import MEASURES
-    from services.ranking.store import MEASURE_DEFINITIONS
+    from services.ranking.measures import MEASURE_DEFINITIONS
 
     assert set(MEASURE_DEFINITIONS) == set(MEASURES)
 

@@ -1,5 +1,5 @@
-from services.ranking.service import CachedMeasures
-from services.ranking.store import DataVersion
+from services.ranking.cache import CachedMeasures
+from services.ranking.measures import DataVersion
 
 
 class CountingStore:

@@ -1,0 +1,344 @@
+"""What ranking counts, defined once and free of I/O: each measure of
+services/ranking/rules.MEASURES as a predicate over one entity's state row (or a distinct
+count), the SQL that counts them for a period (from the states, or from the day snapshots),
+and the plan Explain follows to list the rows that cost points. The scores and Explain use
+the same definitions; services/ranking/store.py runs them against ClickHouse.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql
+from dti_pulse.schema import DAY_MEASURE_COLUMNS, TWO_DAYS, column_names, place_span
+
+# Rows of a family tied to the period, with the derived flags the predicates use.
+_DOSSIER_ROWS = """
+    SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
+        rated, satisfied, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
+        supplement_count, last_status,
+        -- domain.md §4.2: resolved by the (pause-adjusted) due time, or still open and not yet due
+        late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
+                               end_at_ms <= due_effective_ms,
+                               {judged_at:Int64} <= due_effective_ms) AS on_time
+    FROM __DOSSIERS__
+    WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
+        AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
+"""
+
+# Recall notices (business_type 1) are not documents of their own, and a document whose
+# recall was agreed (status 15 on any side) no longer counts for anyone. No FINAL is needed
+# for the recalls: a row with recalled = 1 stays so in every later version.
+_COUNTED_DOCUMENTS = ("classified = 0 AND business_type != 1 "
+                      "AND document_id NOT IN (SELECT document_id FROM __RECALLS__ WHERE recalled = 1)")
+
+# A document is tied to the period by the time it was sent (or, for the recipient, received).
+_DOCUMENT_ROWS = f"""
+    SELECT document_id AS entity_id, agency_code, sent, received, electronic, personal_signature, agency_signature,
+        signed, has_due, due_at_ms, completed, completed_at_ms, sent_at_ms, received_at_ms, last_status,
+        sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}} AND __SENT_LIVE__ AS sent_in_period,
+        received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}} AND __RECEIVED_LIVE__
+            AS received_in_period,
+        if(sent = 1, sent_in_period, received_in_period) AS in_period,
+        completed = 1 AND completed_at_ms <= {{judged_at:Int64}} AS completed_by_judgement
+    FROM __DOCUMENTS__
+    WHERE agency_code IN {{agencies:Array(String)}}
+        AND ((sent = 1 AND sent_at_ms >= {{start:Int64}} AND sent_at_ms < {{end:Int64}})
+          OR (received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}}))
+        AND {_COUNTED_DOCUMENTS}
+"""
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A measure that depends on the instant J items are judged at, in the form a day
+    snapshot can keep: rows matching `always` count whatever J is; each row matching
+    `pending` counts while J <= `until`, or once J >= `since` (SQL over the row)."""
+    always: str
+    pending: str
+    until: str = ""
+    since: str = ""
+
+
+@dataclass(frozen=True)
+class Measure:
+    family: str  # "dossier" or "document"
+    predicate: str  # SQL over one row of the family
+    describes: str  # what a row in this measure is, for Explain
+    distinct: str = ""  # count distinct values of this column instead of rows
+    # The day a row counts on: "received" (the dossier's or document's received_at) or
+    # "in_period" (a document's sent_at, or received_at if it was not sent by this agency).
+    tie: str = "received"
+    judged: Judged | None = None  # set when the predicate depends on J
+
+
+_SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
+_PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
+
+
+MEASURE_DEFINITIONS: dict[str, Measure] = {
+    "dossiers_received": Measure("dossier", "1", "received in the period"),
+    # on_time is J-dependent; resolved by the due time means on time for every later J, and
+    # otherwise J <= due_effective decides (a dossier resolved late was pending until then).
+    "dossiers_on_time": Measure("dossier", "on_time", "resolved by its due time (after pauses), or open and not yet due",
+                                judged=Judged(_SETTLED_ON_TIME, _PENDING_ON_TIME, until="due_effective_ms")),
+    "dossiers_late": Measure("dossier", "NOT on_time", "late: resolved after its due time (after pauses), open past it, or more than one supplement request",
+                             judged=Judged("late_forced = 1", _PENDING_ON_TIME, since="due_effective_ms + 1")),
+    "dossiers_full_online_procedures": Measure("dossier", "service_level = 'full_online'", "of a full-online procedure"),
+    "dossiers_full_online_received_online": Measure("dossier", "service_level = 'full_online' AND channel = 2", "of a full-online procedure, received online"),
+    "dossiers_with_fee": Measure("dossier", "has_fee = 1", "with a fee"),
+    "dossiers_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1", "paid online"),
+    "fee_procedures": Measure("dossier", "has_fee = 1", "fee-bearing procedures", distinct="procedure_code"),
+    "fee_procedures_paid_online": Measure("dossier", "has_fee = 1 AND paid_online = 1",
+                                          "fee-bearing procedures paid online at least once", distinct="procedure_code"),
+    # No procedure catalogue: the fee-bearing procedures are those seen, so all had dossiers.
+    "fee_procedures_with_dossiers": Measure("dossier", "has_fee = 1", "fee-bearing procedures with dossiers",
+                                            distinct="procedure_code"),
+    "dossiers_rated_unsatisfied": Measure("dossier", "rated = 1 AND satisfied = 0", "rated unsatisfied"),
+    "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
+                               tie="in_period"),
+    "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
+    "documents_sent_electronic": Measure("document", "sent_in_period AND electronic = 1", "sent electronically",
+                                         tie="in_period"),
+    "documents_sent_personal_signed": Measure("document", "sent_in_period AND electronic = 1 AND personal_signature = 1",
+                                              "carries a valid personal signature", tie="in_period"),
+    "documents_sent_agency_signed": Measure("document", "sent_in_period AND electronic = 1 AND agency_signature = 1",
+                                            "carries a valid agency signature", tie="in_period"),
+    "documents_due": Measure("document", "received_in_period AND has_due = 1 "
+                                         "AND (completed_by_judgement OR due_at_ms < {judged_at:Int64})",
+                             "received with a due date that has passed, or completed",
+                             judged=Judged("0", "has_due = 1",
+                                           since="if(completed = 1, least(completed_at_ms, due_at_ms + 1), due_at_ms + 1)")),
+    "documents_on_time": Measure("document", "received_in_period AND has_due = 1 AND completed_by_judgement "
+                                             "AND completed_at_ms <= due_at_ms", "completed by its due date",
+                                 judged=Judged("0", "has_due = 1 AND completed = 1 AND completed_at_ms <= due_at_ms",
+                                               since="completed_at_ms")),
+}
+
+ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
+
+# What Explain shows of a row, per family: (label, SQL expression).
+FACTS = {
+    "dossier": [("received_at", "received_at_ms"), ("due_at", "due_at_ms"),
+                ("due_after_pauses", "due_effective_ms"), ("ended_at", "if(has_end = 1, end_at_ms, 0)"),
+                ("paused_days", "round(paused_ms / 86400000, 2)"), ("supplement_requests", "supplement_count"),
+                ("last_status", "last_status"), ("service_level", "service_level"), ("channel", "channel"),
+                ("has_fee", "has_fee"), ("paid", "paid"), ("paid_online", "paid_online"),
+                ("rated", "rated"), ("satisfied", "satisfied")],
+    "document": [("sent_at", "if(sent = 1, sent_at_ms, 0)"), ("received_at", "if(received = 1, received_at_ms, 0)"),
+                 ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
+                 ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),
+                 ("completed_at", "if(completed = 1, completed_at_ms, 0)"), ("last_status", "last_status")],
+}
+INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at"}
+
+
+def bind(sql: str, sources: dict[str, str]) -> str:
+    for token, table in sources.items():
+        sql = sql.replace(token, table)
+    return sql
+
+
+def _aggregate(name: str, measure: Measure, as_sets: bool = False) -> str:
+    if measure.distinct:
+        if as_sets:  # to be united with a day snapshot's sets
+            return f"groupUniqArrayIf({measure.distinct}, {measure.predicate}) AS {name}"
+        return f"uniqExactIf({measure.distinct}, {measure.predicate}) AS {name}"
+    return f"countIf({measure.predicate}) AS {name}"
+
+
+def measures_sql(family: str, as_sets: bool = False) -> str:
+    columns = ",\n    ".join(_aggregate(name, m, as_sets) for name, m in MEASURE_DEFINITIONS.items()
+                              if m.family == family)
+    return f"SELECT agency_code,\n    {columns}\nFROM ({ROWS[family]})\nGROUP BY agency_code"
+
+
+MEASURES_SQL = {family: measures_sql(family) for family in ROWS}
+# Only the rows of (agency, day) pairs that no clean day snapshot covers.
+_LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(String, Int32))}} "
+                      f"OR {day_sql(column)} >= {{live_from:Int32}})"
+               for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
+NO_DAY = 2**31 - 1
+UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
+MEASURES_SQL = {family: bind(sql, UNGATED) for family, sql in MEASURES_SQL.items()}
+
+# Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
+# counts on), a range of each agency's span of days whatever the history kept: the days in
+# place_days, those from first_day to last_day, and the document sides counting on two days.
+# The spans are named as well as the days: the sorting key starts with the span, and
+# ClickHouse prunes granules only by conditions on the key's own columns (a negative day is
+# its own span).
+PLACED = (f"(place_span = {TWO_DAYS} "
+           "OR (place_span IN {place_spans:Array(Int32)} AND place_day IN {place_days:Array(Int32)}) "
+           "OR (place_span >= {first_span:Int32} AND place_span <= {last_span:Int32} "
+           "AND place_day >= {first_day:Int32} AND place_day <= {last_day:Int32}))")
+_PLACED_TOKEN = " AND __PLACED__"
+
+# Where the rows come from: the live state tables, or tables of states rebuilt as of an instant.
+# The explicit PREWHERE on agency_code and place_day filters rows as they are read, before
+# FINAL merges them: about twice as fast on a national table (bench/README.md), and safe
+# because both are in the sorting key, so every version of an entity's row passes or fails
+# together (a PREWHERE on any other column could keep an old version whose newest one
+# fails); a state that moved left a tombstone, the newest version of where it was.
+LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
+                "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
+                "__RECALLS__": "document_state"}
+LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
+                      for family in ROWS}
+
+
+# Day snapshots (table day_measures, one row per agency and local day): what each measure
+# counts of the rows tied to that day, kept so that a period of whole days sums a few
+# thousand snapshot rows instead of reading every entity state of a cohort. A J-dependent
+# measure keeps its `pending` rows as a histogram of the instants where they flip; J is a
+# whole minute, so the instants are kept to the minute, and to the day when they lie more
+# than a day before the snapshot was made (J is then a local midnight or later than them).
+# The aggregator marks a pair dirty before it writes states of that pair (see
+# ClickHouseStateStore.write); a dirty pair is counted from the entity states (the exact,
+# slow way) until it is recomputed.
+MINUTE_MS = 60_000
+DAY_MEASURE_NAMES = column_names(DAY_MEASURE_COLUMNS)
+_SNAPSHOT_COUNTED_DOCUMENTS = bind(_COUNTED_DOCUMENTS, {"__RECALLS__": LIVE_SOURCES["__RECALLS__"]})
+_SNAPSHOT_ROWS = {
+    ("dossier", "received"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
+        WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
+    ("document", "in_period"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
+            1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
+        WHERE (sent = 1 OR received = 1) AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
+    ("document", "received"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day, 0 AS in_period, 0 AS sent_in_period, 1 AS received_in_period
+        FROM document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
+        WHERE received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}
+            AND {_SNAPSHOT_COUNTED_DOCUMENTS}""",
+}
+
+
+def _flip_bucket(instant: str, rounding: str) -> str:
+    """The instant rounded so that comparing a whole-minute J with it gives the same answer:
+    down for `J <= t`, up for `J >= t`; to the local midnight when older than {recent}."""
+    if rounding == "down":
+        minute, day = f"({instant}) % {MINUTE_MS}", f"(({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}"
+        return f"if(({instant}) >= {{recent:Int64}}, ({instant}) - {minute}, ({instant}) - {day})"
+    minute = f"({MINUTE_MS} - ({instant}) % {MINUTE_MS}) % {MINUTE_MS}"
+    day = f"({DAY_MS} - (({instant}) + {LOCAL_OFFSET_MS}) % {DAY_MS}) % {DAY_MS}"
+    return f"if(({instant}) >= {{recent:Int64}}, ({instant}) + {minute}, ({instant}) + {day})"
+
+
+def _snapshot_sql(family: str, tie: str) -> tuple[str, list[tuple[str, str]]]:
+    """The snapshot columns of one family and tie, per (agency, day), and (name, kind) of each."""
+    columns, names = [], []
+    for name, m in MEASURE_DEFINITIONS.items():
+        if m.family != family or m.tie != tie:
+            continue
+        if m.distinct:
+            columns.append(f"groupUniqArrayIf({m.distinct}, {m.predicate})")
+            names.append((name, "set"))
+        elif m.judged:
+            columns.append(f"countIf({m.judged.always})")
+            names.append((name, "count"))
+            instant, rounding = (m.judged.until, "down") if m.judged.until else (m.judged.since, "up")
+            columns.append(f"sumMapIf([{_flip_bucket(instant, rounding)}], [toUInt64(1)], {m.judged.pending})")
+            names.append((name, "steps"))
+        else:
+            columns.append(f"countIf({m.predicate})")
+            names.append((name, "count"))
+    sql = (f"SELECT agency_code, day, {', '.join(columns)} FROM ({_SNAPSHOT_ROWS[(family, tie)]}) "
+           "GROUP BY agency_code, day")
+    return sql, names
+
+
+SNAPSHOT_SQL = {key: _snapshot_sql(*key) for key in _SNAPSHOT_ROWS}
+# Which rows are read never changes what a snapshot counts: the fingerprint leaves it out,
+# so that sorting the states by day (migration 4) did not mark every day for a rebuild.
+SNAPSHOT_FINGERPRINT = hashlib.sha256(repr(sorted(
+    (key, (bind(sql, {_PLACED_TOKEN: ""}), names)) for key, (sql, names) in SNAPSHOT_SQL.items())).encode()).hexdigest()
+SNAPSHOT_SQL = {key: (bind(sql, {_PLACED_TOKEN: f" AND {PLACED}"}), names) for key, (sql, names) in SNAPSHOT_SQL.items()}
+
+
+def _snapshot_read_sql() -> tuple[str, list[tuple[str, str]]]:
+    """Sums a cohort's clean snapshots over whole days [first_day, end_day); lists its dirty days."""
+    columns, names = ["sumMap(counts)", "groupArrayIf(day, dirty = 1)"], [("", "counts"), ("", "dirty")]
+    for name, m in MEASURE_DEFINITIONS.items():
+        if m.distinct:
+            columns.append(f"groupUniqArrayArray(sets['{name}'])")
+            names.append((name, "set"))
+        elif m.judged:
+            test = "t >= {judged_at:Int64}" if m.judged.until else "t <= {judged_at:Int64}"
+            columns.append(f"sum(arraySum(arrayMap((t, n) -> if({test}, n, 0), steps['{name}'].1, steps['{name}'].2)))")
+            names.append((name, "steps"))
+    sql = (f"SELECT agency_code, {', '.join(columns)} FROM day_measures FINAL "
+           "WHERE agency_code IN {agencies:Array(String)} AND day >= {first_day:Int32} AND day < {end_day:Int32} "
+           "GROUP BY agency_code")
+    return sql, names
+
+
+SNAPSHOT_READ_SQL, SNAPSHOT_READ_NAMES = _snapshot_read_sql()
+
+
+def placed_on(days: list[int], first_day: int = NO_DAY, last_day: int = NO_DAY - 1) -> dict:
+    """The parameters of PLACED: these days, and those from first_day to last_day."""
+    return {"place_days": days, "place_spans": sorted({place_span(day) for day in days}),
+            "first_day": first_day, "last_day": last_day,
+            "first_span": place_span(first_day), "last_span": place_span(last_day)}
+
+
+class NotExplainable(ValueError):
+    pass
+
+
+class DataVersion(NamedTuple):
+    """What the measures are computed from, and what the live activity is: each changes
+    when its tables get an insert. The day snapshots are left out: a rebuild or a dirty mark
+    never changes a measure (a dirty day is read from the states)."""
+    measures: tuple
+    activity: tuple
+
+
+@dataclass(frozen=True)
+class ExplainPlan:
+    family: str
+    predicate: str  # the rows that cost points
+    reasons: list[tuple[str, str, str]]  # (code, text, predicate): which of them applies to a row
+
+
+def explain_plan(numerator, denominator) -> ExplainPlan:
+    """Which rows cost points on a ratio. With subtracted terms (r = 1 - late - unsatisfied)
+    they are the rows of those terms; otherwise the rows of the denominator that are not
+    in the numerator."""
+    terms = [*numerator, *denominator]
+    measures = [MEASURE_DEFINITIONS[t.measure] for t in terms]
+    if any(m.distinct for m in measures):
+        raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
+    if len({m.family for m in measures}) != 1:
+        raise NotExplainable("this ratio mixes dossiers and documents")
+    family = measures[0].family
+    subtracted = [t.measure for t in numerator if t.sign < 0]
+    if subtracted:
+        reasons = [(name, MEASURE_DEFINITIONS[name].describes, MEASURE_DEFINITIONS[name].predicate)
+                   for name in subtracted]
+    else:
+        if len(numerator) != 1 or len(denominator) != 1:
+            raise NotExplainable("only single-measure ratios or subtracted terms can be explained")
+        counted = MEASURE_DEFINITIONS[numerator[0].measure]
+        whole = MEASURE_DEFINITIONS[denominator[0].measure]
+        reasons = [(f"not:{numerator[0].measure}", f"not {counted.describes}",
+                    f"({whole.predicate}) AND NOT ({counted.predicate})")]
+    return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
+
+
+FAMILIES = tuple(ROWS)
+
+
+def measure_names(families=FAMILIES) -> list[str]:
+    """The measures counted over the states of these families."""
+    return [name for name, m in MEASURE_DEFINITIONS.items() if m.family in families]
+
+
+def every_measure(found: dict[str, dict[str, int]], families=FAMILIES) -> dict[str, dict[str, int]]:
+    names = measure_names(families)
+    return {agency: {name: counts.get(name, 0) for name in names} for agency, counts in found.items()}
