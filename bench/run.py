@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from dti.events.v1.events_pb2 import EventBatch
-from dti_pulse.bootstrap import default_state_store_address, owner_targets
+from dti_pulse.bootstrap import aggregation_layout
 from dti_pulse.collector import collector_paused
 from dti_pulse.broker import KafkaBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
@@ -56,13 +56,10 @@ def start_core(start, name: str, env: dict[str, str], ranking: bool = True) -> l
     """The process that owns chDB (answering gRPC when ranking), folding the events itself,
     or with DTI_AGGREGATOR_PROCESSES = N serving its state store to N fold processes apart,
     as `dti-pulse up` runs them. Returns the core process first, then the fold processes."""
-    folds = int(env.get("DTI_AGGREGATOR_PROCESSES") or 0)
-    if folds:
-        env = {**env, "DTI_STATE_STORE_ADDRESS": default_state_store_address(Path(env["DTI_DATA_DIR"])),
-               "DTI_STATE_STORE_SECRET": uuid.uuid4().hex}
-    core = start(name, ["dti_pulse.cli", "serve", owner_targets(folds, ranking)], env)
-    return [core, *(start(f"{name}-fold-{index}", ["dti_pulse.cli", "serve", "aggregator"],
-                          {**env, "DTI_AGGREGATOR_INDEX": str(index)}) for index in range(folds))]
+    layout = aggregation_layout(int(env.get("DTI_AGGREGATOR_PROCESSES") or 0), ranking,
+                                data_dir=Path(env["DTI_DATA_DIR"]))
+    return [start(name if index == 0 else f"{name}-fold-{index - 1}", ["dti_pulse.cli", *args], {**env, **own})
+            for index, (_, args, own) in enumerate(layout)]
 
 
 @contextlib.contextmanager

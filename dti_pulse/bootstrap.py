@@ -116,6 +116,25 @@ def default_state_store_address(data_dir: Path) -> str:
     return str((data_dir / "state-store.sock").resolve())
 
 
+def aggregation_layout(fold_processes: int, ranking: bool = True,
+                       store_address: str = "", store_secret: str = "", data_dir: Path = Path("data")
+                       ) -> list[tuple[str, list[str], dict[str, str]]]:
+    """The processes that fold (and, with ranking, answer gRPC), as `up` and the bench start
+    them: (name, `dti-pulse` arguments, environment of its own). The chDB owner first; with
+    fold processes apart, each with its index, all told where the owner serves the state
+    store and its secret (made here unless given)."""
+    owner = owner_targets(fold_processes, ranking)
+    if not fold_processes:
+        return [(owner.replace(",", "+"), ["serve", owner], {})]
+    import secrets
+
+    wiring = {"DTI_STATE_STORE_ADDRESS": store_address or default_state_store_address(data_dir),
+              "DTI_STATE_STORE_SECRET": store_secret or secrets.token_urlsafe(32)}
+    return [(owner.replace(",", "+"), ["serve", owner], wiring),
+            *((f"aggregator-{index}", ["serve", "aggregator"], {**wiring, "DTI_AGGREGATOR_INDEX": str(index)})
+              for index in range(fold_processes))]
+
+
 def folds_apart(targets: list[str], settings: Settings) -> bool:
     """An aggregator alone, given a store address, is a fold process apart: it writes through
     the store. One beside ranking or the store is in the process that owns the data."""

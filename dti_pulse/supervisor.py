@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from dti_pulse.bootstrap import default_state_store_address, owner_targets
+from dti_pulse.bootstrap import aggregation_layout
 from dti_pulse.broker import KafkaBroker, die_with_parent, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
 
@@ -65,15 +65,15 @@ class Supervisor:
         self.owner: Child | None = None  # the process that owns chDB, stopped after the rest
         self._stopping = False
 
-    def _spawn(self, name: str, args: list[str], **overrides) -> subprocess.Popen:
-        env = {**os.environ, **settings_to_env(self.settings.with_overrides(**overrides)), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, name: str, args: list[str], environment: dict[str, str] | None = None) -> subprocess.Popen:
+        env = {**os.environ, **settings_to_env(self.settings), **(environment or {}), "PYTHONUNBUFFERED": "1"}
         # A session of its own: a Ctrl-C or a SIGTERM to the tree reaches the supervisor only,
         # which stops the children in order (stop); they die with it if it is killed.
         return subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env,
                                 start_new_session=True, preexec_fn=die_with_parent)
 
-    def _add(self, name: str, args: list[str], **overrides) -> Child:
-        child = Child(name, lambda: self._spawn(name, args, **overrides))
+    def _add(self, name: str, args: list[str], environment: dict[str, str] | None = None) -> Child:
+        child = Child(name, lambda: self._spawn(name, args, environment))
         child.launch()
         self.children.append(child)
         return child
@@ -92,12 +92,13 @@ class Supervisor:
             self.children.append(broker)
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
         folds = s.aggregator_processes
-        targets = owner_targets(folds)
-        self.owner = core = self._add(targets.replace(",", "+"), ["serve", targets])
+        (owner, owner_args, wiring), *fold_processes = aggregation_layout(
+            folds, store_address=s.state_store_address, store_secret=s.state_store_secret, data_dir=s.data_dir)
+        self.owner = core = self._add(owner, owner_args, wiring)
         ingest = self._add("ingest", ["serve", "ingest"])
         wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core.process)
-        for index in range(folds):  # they wait for the store, which is up with the gRPC port
-            self._add(f"aggregator-{index}", ["serve", "aggregator"], aggregator_index=index)
+        for name, args, environment in fold_processes:  # they wait for the store, up with the gRPC port
+            self._add(name, args, environment)
         console = None
         missing_assets = console_assets_missing(s)
         if missing_assets:
@@ -120,7 +121,7 @@ class Supervisor:
 dti-pulse is up
   ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)
   ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
-  aggregator      {f'{folds} fold processes, writing through {s.state_store_address}' if folds else 'in the ranking process'}
+  aggregator      {f'{folds} fold processes, writing through {wiring["DTI_STATE_STORE_ADDRESS"]}' if folds else 'in the ranking process'}
   Kafka           {kafka}
   ClickHouse      {s.effective_clickhouse_dsn}
   console (web)   {console_line}
@@ -217,11 +218,6 @@ def up(settings: Settings, simulator_rate: float | None, kafka_port: int = 9092)
         console_login = ("operator", secrets.token_urlsafe(12))
         settings = settings.with_overrides(console_viewers={console_login[0]: hash_password(console_login[1])},
                                            console_secret=secrets.token_urlsafe(32))
-    if settings.aggregator_processes:
-        # Fold processes apart write through the process that owns chDB (services/aggregator/remote_store.py).
-        settings = settings.with_overrides(
-            state_store_address=settings.state_store_address or default_state_store_address(settings.data_dir),
-            state_store_secret=settings.state_store_secret or secrets.token_urlsafe(32))
     supervisor = Supervisor(settings, simulator_rate, embedded, console_login, kafka_port)
 
     def on_signal(signum, frame):
