@@ -157,9 +157,7 @@ class CachedMeasures:
     def refresh_in_background(self) -> None:
         """Keeps the data version fresh from a thread, so that no lookup waits for it, and
         (with judge_step_ms) the next judgement instant's answers counted before it comes."""
-        store_refresh = getattr(self.store, "refresh_in_background", None)
-        if store_refresh:
-            store_refresh()
+        self.store.refresh_in_background()
         self._refresher.start()
         if self.warm_lead_ms > 0:
             self._warmer.start()
@@ -168,9 +166,7 @@ class CachedMeasures:
         """Stops the refresher; it must not query chDB while the process shuts chDB down."""
         self._refresher.stop(5)
         self._warmer.stop(30)
-        store_stop = getattr(self.store, "stop_refreshing", None)
-        if store_stop:
-            store_stop()
+        self.store.stop_refreshing()
 
     def fresh_version(self):
         """The data version if it was read within the TTL, else None (without querying)."""

@@ -296,9 +296,7 @@ class RankingServer:
         self.port: int | None = None
 
     async def serve(self) -> None:
-        refresh = getattr(self.service.store, "refresh_in_background", None)
-        if refresh:
-            refresh()
+        self.service.store.refresh_in_background()
         server = grpc.aio.server()
         servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor)
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
@@ -318,8 +316,7 @@ class RankingServer:
             except RuntimeError:  # the loop closed meanwhile: nobody is watching
                 pass
 
-        on_change = getattr(self.service.store, "on_change", None)
-        stop_listening = on_change(data_changed) if on_change else (lambda: None)
+        stop_listening = self.service.store.on_change(data_changed)
         health_names = list(self.monitor.health(SERVICE_NAME)) if self.monitor else ["", SERVICE_NAME]
         follow_health = None
         try:
@@ -378,6 +375,4 @@ class RankingServer:
             self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread:
             self._thread.join(self.grace_s + 5)
-        stop_refreshing = getattr(self.service.store, "stop_refreshing", None)
-        if stop_refreshing:
-            stop_refreshing()
+        self.service.store.stop_refreshing()

@@ -11,19 +11,31 @@ from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import COHORTS, Agency, Registry
 from services.ranking.periods import MAX_TREND_POINTS, TREND_GRANULARITIES, Period, parse_period, trend_labels
 from services.ranking.rules import Indicator, RulesCatalog, RuleSet
+from services.ranking.measures import FAMILIES, DataVersion, ExplainPlan, NotExplainable, explain_plan
 from services.ranking.scoring import IndicatorResult, Score, rank, score_agency, score_indicator
-from services.ranking.measures import (FAMILIES, ExplainPlan, NotExplainable,
-                                    explain_plan)
 
 log = logging.getLogger(__name__)
 
 
 class Measures(Protocol):
+    """What ranking counts from (services/ranking/store.ClickHouseMeasures, or the cache in
+    front of it, services/ranking/cache.CachedMeasures)."""
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None, families=FAMILIES) -> dict[str, dict[str, int]]: ...
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
+    # Work it keeps up from threads of its own (the day snapshots, the data version): started
+    # with the server, stopped before the process closes ClickHouse.
+    def refresh_in_background(self) -> None: ...
+    def stop_refreshing(self) -> None: ...
+    # What a cache of answers needs; a source that keeps none answers None (never fresh:
+    # answers are not cached), and tells of no change.
+    def fresh_version(self) -> DataVersion | None: ...
+    def fresh_measures_stamp(self, agency_codes) -> tuple | None: ...
+    def cached(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+               as_of_ms: int | None = None) -> dict | None: ...
+    def on_change(self, listener: Callable[[str, object], None]) -> Callable[[], None]: ...
 
 
 class NotFound(LookupError):
@@ -99,11 +111,9 @@ class RankingService:
         use a cache then), the judgement instant's bucket and the rules loaded. An answer
         about one agency's measures depends on that agency's writes only."""
         if agency_code and depends_on == "measures":
-            stamp = getattr(self.store, "fresh_measures_stamp", None)
-            version = stamp([agency_code]) if stamp else None
+            version = self.store.fresh_measures_stamp([agency_code])
         else:
-            fresh_version = getattr(self.store, "fresh_version", None)
-            version = fresh_version() if fresh_version else None
+            version = self.store.fresh_version()
             version = getattr(version, depends_on) if version is not None else None
         if version is None:
             return None
@@ -173,12 +183,10 @@ class RankingService:
         of the table: after a change, one agency costs a fraction of its cohort to count,
         and a quiet agency of a busy cohort next to nothing)."""
         end_ms = self._window_end(period, judged_at, as_of_ms)
-        cached = getattr(self.store, "cached", None)
-        if cached is not None:
-            codes = list(self._cohort(agency.kind, period))
-            cohort = cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
-            if cohort is not None:
-                return cohort.get(agency.code, {})
+        codes = list(self._cohort(agency.kind, period))
+        cohort = self.store.cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
+        if cohort is not None:
+            return cohort.get(agency.code, {})
         return self.store.measures([agency.code], period.start_ms, end_ms, judged_at, as_of_ms).get(agency.code, {})
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",

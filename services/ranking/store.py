@@ -218,6 +218,19 @@ class ClickHouseMeasures:
     def stop_refreshing(self) -> None:
         self._keeper.stop(30)
 
+    # It keeps no answers: none is ever fresh enough to cache (services/ranking/cache.py does).
+    def fresh_version(self) -> None:
+        return None
+
+    def fresh_measures_stamp(self, agency_codes) -> None:
+        return None
+
+    def cached(self, *question) -> None:
+        return None
+
+    def on_change(self, listener):
+        return lambda: None
+
     def data_version(self) -> DataVersion:
         """Block numbers only grow, and a merged part keeps the highest block number of what
         it merged; the count of migrations changes with the schema."""

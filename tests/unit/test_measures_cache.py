@@ -14,6 +14,12 @@ class CountingStore:
         self.queries += 1
         return {"A": {"dossiers_received": self.version}}
 
+    def refresh_in_background(self):
+        pass
+
+    def stop_refreshing(self):
+        pass
+
 
 def test_lookups_between_changes_cost_no_query_and_a_change_shows_after_the_ttl():
     clock = [0.0]
