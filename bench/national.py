@@ -2,7 +2,7 @@
 
     python -m bench.national DATA_PATH [--provinces 34]
 
-Each province gets Thanh Hóa's 2022 volumes (domain.md §1): 917,255 dossiers, 1,073,930
+Each province gets Thanh Hóa's 2022 volumes (docs/domain.md, Sources): 917,255 dossiers, 1,073,930
 documents sent and 2,387,247 received, as state rows spread over 2022 among its 20
 departments and 27 districts. Province 0 uses the shipped registry's codes (H56); the
 others use codes the registry does not know, so they are only weight in the tables."""

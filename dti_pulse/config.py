@@ -170,6 +170,31 @@ _ENV = {
 }
 
 
+# Every variable in one group. The first four are what an operator sets (README's table);
+# "tuning" has measured defaults few deployments change (docs/operations.md); "internal" is
+# what `up` sets for its children. tests/unit/test_config_docs.py holds the docs to this.
+VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
+    "system": ("DTI_DATA_DIR", "DTI_KAFKA_BOOTSTRAP", "DTI_CLICKHOUSE_DSN", "DTI_AGENCIES", "DTI_RULES_DIR",
+               "DTI_RULES_VERSION", "DTI_EVENTS_TOPIC", "DTI_DLQ_TOPIC"),
+    "ingest": ("DTI_INGEST_TOKENS", "DTI_HTTP_HOST", "DTI_HTTP_PORT", "DTI_INGEST_MAX_FUTURE_S"),
+    "ranking": ("DTI_GRPC_HOST", "DTI_GRPC_PORT"),
+    "console": ("DTI_CONSOLE_HOST", "DTI_CONSOLE_PORT", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
+                "DTI_CONSOLE_SECRET", "DTI_RANKING_ADDRESS", "DTI_CONSOLE_ASSETS"),
+    "tuning": ("DTI_TOPIC_PARTITIONS", "DTI_TOPIC_REPLICATION", "DTI_INGEST_DELIVERY_TIMEOUT_MS", "DTI_INGEST_WORKERS",
+               "DTI_INGEST_CONNECTION_MAX_AGE_S", "DTI_INGEST_DEDUP_CAPACITY", "DTI_INGEST_MAX_BODY_BYTES",
+               "DTI_INGEST_MAX_EVENTS", "DTI_AGGREGATOR_GROUP", "DTI_AGGREGATOR_BATCH", "DTI_AGGREGATOR_BATCH_SECONDS",
+               "DTI_AGGREGATOR_BATCH_BYTES", "DTI_AGGREGATOR_LINGER_MS", "DTI_AGGREGATOR_FETCH_WAIT_MS",
+               "DTI_AGGREGATOR_CACHE_ENTITIES", "DTI_AGGREGATOR_COMMIT_INTERVAL_S", "DTI_AGGREGATOR_PROCESSES",
+               "DTI_KAFKA_SESSION_TIMEOUT_S", "DTI_GC_YOUNG_THRESHOLD", "DTI_WATCH_INTERVAL_S", "DTI_HEALTH_STALL_S",
+               "DTI_JUDGE_GRANULARITY_S", "DTI_JUDGE_WARM_LEAD_S", "DTI_RANKING_CACHE", "DTI_DAY_SNAPSHOTS",
+               "DTI_SNAPSHOT_INTERVAL_S", "DTI_CONSOLE_SESSION_HOURS", "DTI_CONSOLE_HEARTBEAT_S",
+               "DTI_CONSOLE_SECURE_COOKIES"),
+    "internal": ("DTI_AGGREGATOR_INDEX", "DTI_STATE_STORE_ADDRESS", "DTI_STATE_STORE_SECRET"),
+}
+# Read where Settings are not (the broker launcher), documented with the tuning group.
+OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
+
+
 _SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET",
                      "DTI_STATE_STORE_SECRET"}
 

@@ -1,4 +1,4 @@
-"""The event contract shared by ingest and the aggregator (domain.md §3)."""
+"""The event contract shared by ingest and the aggregator (docs/domain.md, Events)."""
 from __future__ import annotations
 
 import zlib
@@ -23,7 +23,7 @@ EVENT_TYPES = tuple(BODY_FIELD)
 ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 
 
-# What the operations centre counts per minute (domain.md §3): the public event types,
+# What the operations centre counts per minute (docs/domain.md, Events): the public event types,
 # with dossier.status split so that resolutions (status 9) show on their own.
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",

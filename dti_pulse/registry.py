@@ -1,4 +1,4 @@
-"""The agency registry: a CSV file the operator edits (domain.md §2)."""
+"""The agency registry: a CSV file the operator edits (docs/domain.md, Agencies)."""
 from __future__ import annotations
 
 import csv

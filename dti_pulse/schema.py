@@ -1,6 +1,6 @@
 """ClickHouse tables of the aggregates, created and migrated at start, idempotently.
 
-Portable SQL only (engines.md): it runs on chDB and on a ClickHouse 24+ server alike.
+Portable SQL only: it runs on chDB and on a ClickHouse 24+ server alike.
 Each migration runs once; the applied ones are recorded in schema_migrations.
 """
 from __future__ import annotations

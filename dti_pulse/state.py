@@ -2,7 +2,7 @@
 
 Because a summary depends only on the *set* of events (sorted by event time, then id),
 redelivered, duplicated, late and out-of-order events all give the same state
-(domain.md §3: "a later status supersedes the earlier one"; §4.2 processing-end rule).
+(docs/domain.md: "a later status supersedes the earlier one", and the processing-end rule of Indicators).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dti_pulse.events import ENTITY_OF_BODY, RESOLVED_STATUS as RESOLVED
 from dti_pulse.localtime import local_day
 from dti_pulse.schema import TWO_DAYS, UNPLACED
 
-# Dossier statuses (national portal codes, domain.md §3.2).
+# Dossier statuses (national portal codes, docs/domain.md, Events).
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
 FINANCIAL_OBLIGATION, WITHDRAWN, STOPPED, RESULT_RETURNED = 6, 7, 8, 10
 _SHOWS_ACCEPTANCE = frozenset({ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED, FINANCIAL_OBLIGATION})
@@ -91,7 +91,7 @@ class ProcessingEnd(NamedTuple):
 
 
 def processing_end(statuses: list[tuple[int, int]]) -> ProcessingEnd:
-    """statuses: chronological (occurred_at_ms, status). Applies domain.md §4.2."""
+    """statuses: chronological (occurred_at_ms, status). Applies docs/domain.md, Indicators."""
     first: dict[int, int] = {}
     accepted = False
     withdrawn_after_acceptance = None

@@ -1,5 +1,5 @@
 """A hand-computed month for one department (October 2026), used by the integration and
-end-to-end tests. The expected figures below were worked out by hand from domain.md §4,
+end-to-end tests. The expected figures below were worked out by hand from docs/domain.md, Indicators,
 not by running the code."""
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def _shorten_fetch_wait(wait_ms: int) -> None:
-    """Faust hard-codes a 1,500 ms fetch wait (engines.md): events would sit ~1.6 s in
+    """Faust hard-codes a 1,500 ms fetch wait: events would sit ~1.6 s in
     the broker. Lower it on the aiokafka consumer before the consumer starts."""
     create = faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer
     if getattr(create, "_dti_wait_ms", None) == wait_ms:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from dti_pulse.localtime import LOCAL_TZ
 
-# The live rates the operations centre watches (domain.md §4), in display order.
+# The live rates the operations centre watches (docs/domain.md, Indicators), in display order.
 LIVE_RATES = ("doc_electronic_rate", "doc_personal_sign_rate", "doc_agency_sign_rate",
               "dossier_full_online_rate", "dossier_on_time_rate")
 PERIOD_ALIASES = ("today", "month", "quarter", "year", "previous_month", "previous_quarter", "previous_year")

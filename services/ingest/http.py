@@ -152,7 +152,7 @@ _PROBLEM_RESPONSE = {"content": {"application/problem+json": {"schema": _PROBLEM
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "dti-pulse ingest", "version": "1.0.0",
-             "description": "Events from the LGSP bus. Field names and codes: domain.md §3."},
+             "description": "Events from the LGSP bus. Field names and codes: docs/domain.md, Events."},
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
@@ -169,7 +169,7 @@ OPENAPI = {
                     "occurred_at": {"type": "string", "format": "date-time"},
                     "agency_code": {"type": "string", "example": "000.00.00.H56"},
                 },
-                "description": "Plus the fields of its type (snake_case names of domain.md §3).",
+                "description": "Plus the fields of its type (snake_case names of docs/domain.md, Events).",
             },
             "Batch": {"type": "object", "required": ["events"], "properties": {
                 "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}},

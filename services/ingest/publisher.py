@@ -1,7 +1,7 @@
 """Kafka adapter of ingest: publishes events as per-partition EventBatch envelopes.
 
 An envelope carries every event of one request that belongs to one partition, so the
-per-message cost (engines.md) is paid once per partition, not once per event. Events of
+per-message cost is paid once per partition, not once per event. Events of
 one dossier / document always map to the same partition (dti_pulse.events.partition_for).
 
 The producer is aiokafka's, on the worker's event loop. kafka-python's producer needs a

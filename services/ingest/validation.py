@@ -1,6 +1,6 @@
 """Turns one JSON event from the bus into the protobuf Event, or says why it cannot.
 
-Pure domain logic: no I/O. The rules follow domain.md §3; unknown extra fields are
+Pure domain logic: no I/O. The rules follow docs/domain.md, Events; unknown extra fields are
 ignored so that a newer bus can add fields without being refused.
 
 This runs once per event at ingest's full rate, so each helper first makes a cheap test

@@ -140,7 +140,7 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
 
     async def _call(self, context, function, *args):
         try:
-            # chDB has no async client: queries run on a worker thread (engines.md).
+            # chDB has no async client: queries run on a worker thread.
             return await asyncio.to_thread(function, *args)
         except NotFound as exc:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))

@@ -18,7 +18,7 @@ _DOSSIER_ROWS = """
     SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
         rated, satisfied, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
         supplement_count, last_status,
-        -- domain.md §4.2: resolved by the (pause-adjusted) due time, or still open and not yet due
+        -- docs/domain.md, Indicators: resolved by the (pause-adjusted) due time, or still open and not yet due
         late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
                                end_at_ms <= due_effective_ms,
                                {judged_at:Int64} <= due_effective_ms) AS on_time

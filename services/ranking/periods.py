@@ -1,4 +1,4 @@
-"""Reporting periods in Asia/Ho_Chi_Minh local time (domain.md §5)."""
+"""Reporting periods in Asia/Ho_Chi_Minh local time (docs/domain.md, Ranking)."""
 from __future__ import annotations
 
 import re

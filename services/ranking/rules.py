@@ -1,4 +1,4 @@
-"""Scoring rules as data: versioned TOML files (domain.md §4.3).
+"""Scoring rules as data: versioned TOML files (docs/domain.md, Indicators).
 
 A malformed file is refused with its path, line and problem; the other files still load.
 """
@@ -77,7 +77,7 @@ class RuleSet:
         return [i for i in self.indicators if cohort in i.cohorts]
 
     def groups_by_weight(self) -> list[str]:
-        """Groups, heaviest first: the order in which ties are broken (domain.md §5)."""
+        """Groups, heaviest first: the order in which ties are broken (docs/domain.md, Ranking)."""
         return sorted(self.group_weights, key=lambda g: (-self.group_weights[g], g))
 
 

@@ -1,4 +1,4 @@
-"""Measures -> indicator points -> totals and ranks (domain.md §4-5). No I/O."""
+"""Measures -> indicator points -> totals and ranks (docs/domain.md, Indicators, Ranking). No I/O."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,4 @@
-"""Hand-computed cases, one per rule of domain.md §4.2 processing and progress, through the
+"""Hand-computed cases, one per rule of docs/domain.md, Indicators processing and progress, through the
 aggregator and the real chDB measures. Each row: the statuses of one dossier received
 2026-10-05 08:00, due 2026-10-07 17:00, and whether it counts on time in October 2026."""
 import itertools

@@ -106,7 +106,7 @@ def test_local_days_are_asia_ho_chi_minh_days():
 
 
 def _processing_end_as_written(statuses):
-    """domain.md §4.2 spelled out rule by rule, slowly: processing_end is its fast form."""
+    """docs/domain.md, Indicators spelled out rule by rule, slowly: processing_end is its fast form."""
     first = {}
     for at, status in statuses:
         first.setdefault(status, at)

@@ -64,7 +64,7 @@ def test_signed_event_with_both_flags_false_still_has_a_body():
     (event("dossier.apology", dossier_id="x") | {"occurred_at": "2026-10-01T09:00:00"}, "UTC offset"),
     (event("dossier.apology", dossier_id="x") | {"occurred_at": "yesterday"}, "not an RFC 3339 timestamp"),
     (event("dossier.apology", dossier_id="x") | {"agency_code": "000.99.99.H56"}, "unknown agency '000.99.99.H56'"),
-    # districts ended with the 2025 reform (domain.md §1)
+    # districts ended with the 2025 reform (docs/domain.md, Sources)
     (event("dossier.apology", dossier_id="x") | {"agency_code": "000.01.00.H56"}, "was not in service on 2026-10-01"),
     (event("document.status", document_id="d", status_code="07"), "field 'status_code' must be one of"),
     (event("document.status", document_id="d", status_code=["06"]), "field 'status_code' must be one of"),
