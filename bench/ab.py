@@ -77,7 +77,7 @@ async def _ingest_us_per_event(bodies: list[bytes], events: int, package: str) -
     publisher = publisher_module.KafkaPublisher("unused:9092", "bench.ab")
     publisher._producer = _ProducerThatAcknowledges()
     service = service_module.IngestService(load_registry(DEFAULT_AGENCIES), publisher,
-                                           dedup_module.RecentIds(Settings().ingest_dedup_capacity))
+                                           dedup_module.RecentIds(Settings().tuning.ingest_dedup_capacity))
     started = time.process_time()
     for body in bodies:
         valid = service.valid_batch(body, "bench")
@@ -103,7 +103,7 @@ def main() -> int:
         if args.path == "fold":
             payloads, events = simulated_payloads(args.events)
             count, shape = len(events), f"{args.messages_per_batch} messages of {EVENTS_PER_MESSAGE} a batch"
-            tune_gc(Settings().gc_young_threshold)  # as the aggregator runs
+            tune_gc(Settings().tuning.gc_young_threshold)  # as the aggregator runs
 
             def measure(package: str) -> float:
                 aggregator_class = importlib.import_module(f"{package}.aggregator.processor").Aggregator

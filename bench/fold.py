@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the runs as one JSON line (bench.run reads it)")
     args = parser.parse_args()
     payloads, events = simulated_payloads(args.events)
-    tune_gc(Settings().gc_young_threshold)  # as the aggregator runs
+    tune_gc(Settings().tuning.gc_young_threshold)  # as the aggregator runs
     runs = []
     for run in range(args.repeat):
         runs.append(asyncio.run(fold_us_per_event(payloads, len(events))))

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from dti_pulse.clickhouse import get_client
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, column_names, migrate
-from services.ranking.store import ClickHouseMeasures
+from services.ranking.day_snapshots import DaySnapshotKeeper
 
 DOSSIERS, SENT, RECEIVED = 917_255, 1_073_930, 2_387_247
 YEAR_START_MS = 1_640_970_000_000  # 2022-01-01T00:00+07:00
@@ -121,10 +121,10 @@ def main() -> int:
     # Rows loaded in bulk bypass the aggregator, which marks the days it writes: mark them all,
     # then build their day snapshots the way ranking's background rounds do.
     snapshots_started = time.perf_counter()
-    measures = ClickHouseMeasures(client, snapshot_quiet_ms=0)
-    if not measures.ensure_day_snapshot_definitions():
+    keeper = DaySnapshotKeeper(client, quiet_ms=0)
+    if not keeper.ensure_definitions():
         client.command(MARK_ALL_DAYS_DIRTY_SQL)
-    while measures.recompute_dirty_day_snapshots() >= measures.snapshot_batch:
+    while keeper.recompute_dirty() >= keeper.batch:
         pass
     snapshot_s = time.perf_counter() - snapshots_started
     print(f"day snapshots built in {snapshot_s:.0f} s", file=sys.stderr, flush=True)

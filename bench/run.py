@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
 TOKEN = "bench-token"
 # What `dti-pulse up` runs unless told otherwise; --aggregator-processes sets it for a run.
-AGGREGATOR_PROCESSES = Settings().aggregator_processes
+AGGREGATOR_PROCESSES = Settings().tuning.aggregator_processes
 
 
 def simulated_events(count: int, seed: int = 7) -> list[dict]:
@@ -58,8 +58,8 @@ def start_core(start, name: str, env: dict[str, str], ranking: bool = True) -> l
     as `dti-pulse up` runs them. Returns the core process first, then the fold processes."""
     layout = aggregation_layout(int(env.get("DTI_AGGREGATOR_PROCESSES") or 0), ranking,
                                 data_dir=Path(env["DTI_DATA_DIR"]))
-    return [start(name if index == 0 else f"{name}-fold-{index - 1}", ["dti_pulse.cli", *args], {**env, **own})
-            for index, (_, args, own) in enumerate(layout)]
+    return [start(name if index == 0 else f"{name}-fold-{index - 1}", ["dti_pulse.cli", *args], env)
+            for index, (_, args) in enumerate(layout)]
 
 
 @contextlib.contextmanager

@@ -6,10 +6,13 @@ process; `up` (dti_pulse.supervisor) runs them as a process tree on one machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from dti_pulse.config import Settings
@@ -41,12 +44,12 @@ def build_ingest(settings: Settings):
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
 
-    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.ingest_delivery_timeout_ms)
-    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.ingest_dedup_capacity),
-                            max_future_ms=int(settings.ingest_max_future_s * 1000))
-    return create_app(service, settings.ingest_tokens, publisher.ready, settings.ingest_max_body_bytes,
-                      settings.ingest_max_events, on_shutdown=publisher.close,
-                      connection_max_age_s=settings.ingest_connection_max_age_s)
+    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.tuning.ingest_delivery_timeout_ms)
+    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.tuning.ingest_dedup_capacity),
+                            max_future_ms=int(settings.ingest.max_future_s * 1000))
+    return create_app(service, settings.ingest.tokens, publisher.ready, settings.tuning.ingest_max_body_bytes,
+                      settings.tuning.ingest_max_events, on_shutdown=publisher.close,
+                      connection_max_age_s=settings.tuning.ingest_connection_max_age_s)
 
 
 def ingest_app_from_env():
@@ -55,7 +58,7 @@ def ingest_app_from_env():
 
     settings = load_settings()
     app = build_ingest(settings)
-    tune_gc(settings.gc_young_threshold)
+    tune_gc(settings.tuning.gc_young_threshold)
     return app
 
 
@@ -63,8 +66,8 @@ def ensure_service_topics(settings: Settings) -> None:
     """The events topic and the dead letters, as the settings size them."""
     from dti_pulse.kafka import ensure_topics
 
-    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.topic_partitions,
-                                             settings.dead_letter_topic: 1}, replication=settings.topic_replication)
+    ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.tuning.topic_partitions,
+                                             settings.dead_letter_topic: 1}, replication=settings.tuning.topic_replication)
 
 
 def clickhouse_client(settings: Settings, purpose: str):
@@ -90,17 +93,37 @@ def state_store(settings: Settings, fold_index: int | None = None):
                                 activity_client=get_client(dsn, f"aggregator-activity{suffix}"))
 
 
-def build_store_server(settings: Settings):
+@dataclass(frozen=True)
+class StoreWiring:
+    """How a fold process apart and the process that owns chDB find each other: `up` passes
+    it as `serve` arguments (--state-store, --state-store-secret-file, --fold-index), not as
+    environment, and keeps the secret in a file only its user reads."""
+    address: str
+    secret: bytes
+    fold_index: int = 0
+
+    @classmethod
+    def from_arguments(cls, address: str, secret_file: Path | None, fold_index: int = 0) -> "StoreWiring":
+        if not secret_file:
+            raise SystemExit("--state-store needs --state-store-secret-file (dti-pulse up writes one for you)")
+        try:
+            secret = secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise SystemExit(f"cannot read the state store's secret: {exc}") from None
+        if not secret:
+            raise SystemExit(f"the state store's secret file {secret_file} is empty")
+        return cls(address, secret, fold_index)
+
+
+def build_store_server(settings: Settings, wiring: StoreWiring | None):
     """Serves this process's ClickHouse to fold processes apart (chDB: only this process
     may open the data path)."""
     from services.aggregator.remote_store import StoreServer
 
-    if not settings.state_store_address:
-        raise SystemExit("the store target needs DTI_STATE_STORE_ADDRESS (host:port or a socket path)")
-    if not settings.state_store_secret:
-        raise SystemExit("the store target needs DTI_STATE_STORE_SECRET (dti-pulse up makes one for you)")
-    return StoreServer(settings.state_store_address, settings.state_store_secret.encode(),
-                       lambda fold_index: state_store(settings, fold_index))
+    if wiring is None:
+        raise SystemExit("the store target needs --state-store (host:port or a socket path) "
+                         "and --state-store-secret-file")
+    return StoreServer(wiring.address, wiring.secret, lambda fold_index: state_store(settings, fold_index))
 
 
 def owner_targets(fold_processes: int, ranking: bool = True) -> str:
@@ -116,58 +139,66 @@ def default_state_store_address(data_dir: Path) -> str:
     return str((data_dir / "state-store.sock").resolve())
 
 
-def aggregation_layout(fold_processes: int, ranking: bool = True,
-                       store_address: str = "", store_secret: str = "", data_dir: Path = Path("data")
-                       ) -> list[tuple[str, list[str], dict[str, str]]]:
+def write_private_file(path: Path, content: bytes) -> Path:
+    """A file only this user may read (0600 from its creation, not chmod-ed after)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(content)
+    return path.resolve()
+
+
+def aggregation_layout(fold_processes: int, ranking: bool = True, data_dir: Path = Path("data")
+                       ) -> list[tuple[str, list[str]]]:
     """The processes that fold (and, with ranking, answer gRPC), as `up` and the bench start
-    them: (name, `dti-pulse` arguments, environment of its own). The chDB owner first; with
-    fold processes apart, each with its index, all told where the owner serves the state
-    store and its secret (made here unless given)."""
-    owner = owner_targets(fold_processes, ranking)
-    if not fold_processes:
-        return [(owner.replace(",", "+"), ["serve", owner], {})]
+    them: (name, `dti-pulse` arguments). The chDB owner first; with fold processes apart,
+    each with its index, all told where the owner serves the state store and where its
+    secret is (a fresh one, written here)."""
     import secrets
 
-    wiring = {"DTI_STATE_STORE_ADDRESS": store_address or default_state_store_address(data_dir),
-              "DTI_STATE_STORE_SECRET": store_secret or secrets.token_urlsafe(32)}
-    return [(owner.replace(",", "+"), ["serve", owner], wiring),
-            *((f"aggregator-{index}", ["serve", "aggregator"], {**wiring, "DTI_AGGREGATOR_INDEX": str(index)})
+    owner = owner_targets(fold_processes, ranking)
+    if not fold_processes:
+        return [(owner.replace(",", "+"), ["serve", owner])]
+    secret_file = write_private_file(data_dir / "state-store.secret", secrets.token_urlsafe(32).encode())
+    wiring = ["--state-store", default_state_store_address(data_dir), "--state-store-secret-file", str(secret_file)]
+    return [(owner.replace(",", "+"), ["serve", owner, *wiring]),
+            *((f"aggregator-{index}", ["serve", "aggregator", *wiring, "--fold-index", str(index)])
               for index in range(fold_processes))]
 
 
-def folds_apart(targets: list[str], settings: Settings) -> bool:
-    """An aggregator alone, given a store address, is a fold process apart: it writes through
+def folds_apart(targets: list[str], wiring: StoreWiring | None) -> bool:
+    """An aggregator alone, given a state store, is a fold process apart: it writes through
     the store. One beside ranking or the store is in the process that owns the data."""
-    return targets == ["aggregator"] and bool(settings.state_store_address)
+    return targets == ["aggregator"] and wiring is not None
 
 
-def build_aggregator(settings: Settings, writes_clickhouse: bool = True):
-    """writes_clickhouse False: the states are written through the state store at
-    DTI_STATE_STORE_ADDRESS (a fold process apart from the process that owns chDB)."""
+def build_aggregator(settings: Settings, through_store: StoreWiring | None = None):
+    """through_store: the states are written through the state store of the process that
+    owns chDB (a fold process apart); None: to ClickHouse from this process."""
     from services.aggregator.app import StreamConfig, create_app
     from services.aggregator.processor import Aggregator
     from services.ingest.validation import EventRules
 
     ensure_service_topics(settings)
-    if writes_clickhouse:
+    fold_index = through_store.fold_index if through_store else 0
+    if through_store is None:
         store = state_store(settings)
     else:
         from services.aggregator.remote_store import RemoteStateStore
 
-        if not settings.state_store_secret:
-            raise SystemExit("DTI_STATE_STORE_ADDRESS is set but DTI_STATE_STORE_SECRET is empty")
-        store = RemoteStateStore(settings.state_store_address, settings.state_store_secret.encode(),
-                                 settings.aggregator_index)
-    rules = EventRules(load_registry(settings.agencies_path), int(settings.ingest_max_future_s * 1000))
+        store = RemoteStateStore(through_store.address, through_store.secret, fold_index)
+    rules = EventRules(load_registry(settings.agencies_path), int(settings.ingest.max_future_s * 1000))
     stream = StreamConfig(
-        group=settings.aggregator_group, bootstrap=settings.kafka_bootstrap, events_topic=settings.events_topic,
-        dead_letter_topic=settings.dead_letter_topic, partitions=settings.topic_partitions,
-        replication=settings.topic_replication, datadir=settings.data_dir / "faust" / str(settings.aggregator_index),
-        session_timeout_s=settings.kafka_session_timeout_s, commit_interval_s=settings.aggregator_commit_interval_s,
-        fetch_wait_ms=settings.aggregator_fetch_wait_ms, batch=settings.aggregator_batch,
-        batch_seconds=settings.aggregator_batch_seconds, linger_ms=settings.aggregator_linger_ms,
-        batch_bytes=settings.aggregator_batch_bytes)
-    return create_app(stream, lambda dead_letter: Aggregator(store, dead_letter, settings.aggregator_cache_entities,
+        group=settings.tuning.aggregator_group, bootstrap=settings.kafka_bootstrap, events_topic=settings.events_topic,
+        dead_letter_topic=settings.dead_letter_topic, partitions=settings.tuning.topic_partitions,
+        replication=settings.tuning.topic_replication, datadir=settings.data_dir / "faust" / str(fold_index),
+        session_timeout_s=settings.tuning.kafka_session_timeout_s, commit_interval_s=settings.tuning.aggregator_commit_interval_s,
+        fetch_wait_ms=settings.tuning.aggregator_fetch_wait_ms, batch=settings.tuning.aggregator_batch,
+        batch_seconds=settings.tuning.aggregator_batch_seconds, linger_ms=settings.tuning.aggregator_linger_ms,
+        batch_bytes=settings.tuning.aggregator_batch_bytes)
+    return create_app(stream, lambda dead_letter: Aggregator(store, dead_letter, settings.tuning.aggregator_cache_entities,
                                                              rules=rules))
 
 
@@ -183,19 +214,19 @@ def build_ranking(settings: Settings):
     # own: none waits behind another's calls, nor behind the aggregator's writes. The schema
     # is migrated once, through the lookups' connection.
     dsn = settings.effective_clickhouse_dsn
-    measures = ClickHouseMeasures(clickhouse_client(settings, "ranking"), day_snapshots=settings.day_snapshots,
-                                  snapshot_interval_s=settings.snapshot_interval_s,
+    measures = ClickHouseMeasures(clickhouse_client(settings, "ranking"), day_snapshots=settings.tuning.day_snapshots,
+                                  snapshot_interval_s=settings.tuning.snapshot_interval_s,
                                   version_client=get_client(dsn, "ranking-version", background=True),
                                   keeper_client=get_client(dsn, "ranking-snapshots", background=True))
-    if settings.day_snapshots:
-        measures.ensure_day_snapshot_definitions()
-    if settings.ranking_cache:
+    if settings.tuning.day_snapshots:
+        measures.snapshots.ensure_definitions()
+    if settings.tuning.ranking_cache:
         # The next minute's answers are counted on a connection of their own, one thread a
         # query: a lookup that must count does not wait behind them, nor lose a core to them.
         warm_store = ClickHouseMeasures(get_client(dsn, "ranking-warm", background=True),
-                                        day_snapshots=settings.day_snapshots)
-        warming = {"judge_step_ms": int(settings.judge_granularity_s * 1000),
-                   "warm_lead_ms": int(settings.judge_warm_lead_s * 1000), "warm_store": warm_store}
+                                        day_snapshots=settings.tuning.day_snapshots)
+        warming = {"judge_step_ms": int(settings.tuning.judge_granularity_s * 1000),
+                   "warm_lead_ms": int(settings.tuning.judge_warm_lead_s * 1000), "warm_store": warm_store}
         if dsn.startswith("chdb://"):
             # Every writer of a chDB path is in this process and signals its writes: the
             # slow poll is only a safety net (the system.parts query costs ~5-15 ms).
@@ -204,8 +235,8 @@ def build_ranking(settings: Settings):
             measures = CachedMeasures(measures, **warming)
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
                              settings.rules_version, measures,
-                             judge_granularity_ms=int(settings.judge_granularity_s * 1000))
-    return RankingServer(service, settings.grpc_host, settings.grpc_port, watch_interval_s=settings.watch_interval_s,
+                             judge_granularity_ms=int(settings.tuning.judge_granularity_s * 1000))
+    return RankingServer(service, settings.ranking.host, settings.ranking.port, watch_interval_s=settings.tuning.watch_interval_s,
                          monitor=pipeline_monitor(settings))
 
 
@@ -217,9 +248,9 @@ def pipeline_monitor(settings: Settings):
     from services.ranking.pipeline import PipelineMonitor
 
     probe = get_client(settings.effective_clickhouse_dsn, "ranking-health", background=True)
-    kafka = KafkaWatch(settings.kafka_bootstrap, settings.aggregator_group, settings.events_topic,
+    kafka = KafkaWatch(settings.kafka_bootstrap, settings.tuning.aggregator_group, settings.events_topic,
                        settings.dead_letter_topic)
-    return PipelineMonitor(lambda: probe.query("SELECT 1"), kafka, stall_after_s=settings.health_stall_s)
+    return PipelineMonitor(lambda: probe.query("SELECT 1"), kafka, stall_after_s=settings.tuning.health_stall_s)
 
 
 def build_console(settings: Settings):
@@ -229,18 +260,18 @@ def build_console(settings: Settings):
     from services.console.gateway import VendorAssets, create_app
     from services.console.ranking_client import RankingClient
 
-    assets = VendorAssets(settings.console_assets)
+    assets = VendorAssets(settings.console.assets)
     if assets.missing():
         raise SystemExit(f"console assets not installed ({', '.join(assets.missing())}): "
                          "run `npm ci --prefix services/console/web` (make install does)")
-    if not settings.console_viewers and not settings.console_tokens:
+    if not settings.console.viewers and not settings.console.tokens:
         raise SystemExit("no console accounts: set DTI_CONSOLE_VIEWERS (name=hash from `dti-pulse hash-password`) "
                          "or DTI_CONSOLE_TOKENS (dti-pulse up makes one for you)")
-    secret = settings.console_secret.encode() or secrets.token_bytes(32)
-    auth = Authenticator(settings.console_viewers, settings.console_tokens, secret,
-                         session_s=settings.console_session_hours * 3600)
+    secret = settings.console.secret.encode() or secrets.token_bytes(32)
+    auth = Authenticator(settings.console.viewers, settings.console.tokens, secret,
+                         session_s=settings.tuning.console_session_hours * 3600)
     return create_app(RankingClient(settings.effective_ranking_address), auth, assets,
-                      heartbeat_s=settings.console_heartbeat_s, secure_cookies=settings.console_secure_cookies)
+                      heartbeat_s=settings.tuning.console_heartbeat_s, secure_cookies=settings.tuning.console_secure_cookies)
 
 
 def console_app_from_env():
@@ -256,7 +287,7 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def serve(targets: list[str], settings: Settings) -> None:
+def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = None) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise SystemExit(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
@@ -267,41 +298,41 @@ def serve(targets: list[str], settings: Settings) -> None:
         import uvicorn
 
         build_console(settings)  # fails here, with its reason, on a bad configuration
-        uvicorn.run("dti_pulse.bootstrap:console_app_from_env", factory=True, host=settings.console_host,
-                    port=settings.console_port, loop="uvloop", http="httptools", log_level="warning",
+        uvicorn.run("dti_pulse.bootstrap:console_app_from_env", factory=True, host=settings.console.host,
+                    port=settings.console.port, loop="uvloop", http="httptools", log_level="warning",
                     timeout_graceful_shutdown=3)
         return
     if targets == ["ingest"]:
         import uvicorn
 
-        if not settings.ingest_tokens:
+        if not settings.ingest.tokens:
             raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
         ensure_service_topics(settings)
         # Workers are processes (an ingest worker is CPU-bound); they read the same environment.
-        uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.ingest_workers,
-                    host=settings.http_host, port=settings.http_port, loop="uvloop", http="httptools",
+        uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.tuning.ingest_workers,
+                    host=settings.ingest.host, port=settings.ingest.port, loop="uvloop", http="httptools",
                     log_level="warning", timeout_graceful_shutdown=5)
         return
 
     ranking = build_ranking(settings) if "ranking" in targets else None
     if ranking:
         ranking.start_in_thread()
-    store_server = build_store_server(settings).start() if "store" in targets else None
+    store_server = build_store_server(settings, wiring).start() if "store" in targets else None
     try:
         if "aggregator" in targets:
             import faust
             import uvloop
 
             asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            app = build_aggregator(settings, writes_clickhouse=not folds_apart(targets, settings))
-            tune_gc(settings.gc_young_threshold)
+            app = build_aggregator(settings, wiring if folds_apart(targets, wiring) else None)
+            tune_gc(settings.tuning.gc_young_threshold)
             worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
             try:
                 worker.execute_from_commandline()
             except SystemExit:
                 pass
         else:
-            tune_gc(settings.gc_young_threshold)  # ranking's and the store's Python, as in the aggregator's process
+            tune_gc(settings.tuning.gc_young_threshold)  # ranking's and the store's Python, as in the aggregator's process
             _wait_for_signal()
     finally:
         if store_server:

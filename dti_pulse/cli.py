@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--simulator-rate", type=float, default=200.0, help="simulated events per second")
 
     serve = commands.add_parser("serve", help="run components in this process against external Kafka / ClickHouse")
-    serve.add_argument("targets", help="ingest | console | aggregator | ranking | aggregator,ranking")
+    serve.add_argument("targets", help="ingest | console | aggregator | ranking | aggregator,ranking | ranking,store")
+    serve.add_argument("--state-store", metavar="ADDRESS",
+                       help="with store: where to serve fold processes apart; with aggregator alone: the state "
+                            "store to write through (host:port or a socket path; `up` sets it)")
+    serve.add_argument("--state-store-secret-file", type=Path, metavar="PATH",
+                       help="the file holding the state store's shared secret")
+    serve.add_argument("--fold-index", type=int, default=0, help="which fold process apart this is")
 
     commands.add_parser("migrate", help="apply ClickHouse schema migrations, then exit (run once, before the "
                                         "services, where they run apart)")
@@ -67,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "up":
         from dti_pulse.supervisor import up as run_up
 
-        settings = settings.with_overrides(data_dir=args.data_dir, http_port=args.http_port, grpc_port=args.grpc_port,
-                                           console_port=args.console_port)
+        settings = settings.with_overrides(data_dir=args.data_dir, ingest={"port": args.http_port},
+                                           ranking={"port": args.grpc_port}, console={"port": args.console_port})
         return run_up(settings, None if args.no_simulator else args.simulator_rate, args.kafka_port)
     if args.command == "serve":
-        from dti_pulse.bootstrap import serve as run_serve
+        from dti_pulse.bootstrap import StoreWiring, serve as run_serve
 
-        run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings)
+        wiring = (StoreWiring.from_arguments(args.state_store, args.state_store_secret_file, args.fold_index)
+                  if args.state_store else None)
+        run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings, wiring)
         return 0
     if args.command == "migrate":
         from dti_pulse.clickhouse import close_client, get_client
@@ -95,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry
 
-        token = args.token or next(iter(settings.ingest_tokens), None)
+        token = args.token or next(iter(settings.ingest.tokens), None)
         if not token:
             print("dti-pulse simulate: give --token or set DTI_INGEST_TOKENS", file=sys.stderr)
             return 2

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -42,63 +42,96 @@ def parse_bool(raw: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def variable(name: str, default, convert=None, **kwargs):
+    """A setting read from the environment variable `name` (converted by `convert`, or by the
+    field's type when that is str, int, float or Path)."""
+    if "default_factory" in kwargs:
+        return field(metadata={"env": name, "convert": convert}, **kwargs)
+    return field(default=default, metadata={"env": name, "convert": convert})
+
+
 @dataclass(frozen=True)
-class Settings:
-    data_dir: Path = Path("data")
-    kafka_bootstrap: str = "127.0.0.1:9092"
-    clickhouse_dsn: str = ""  # empty: chDB under data_dir
-    events_topic: str = "dti.events.v1"
-    dead_letter_topic: str = "dti.events.dlq"
-    topic_partitions: int = 8
-    topic_replication: int = 1  # 3 on a cluster of three brokers or more
-    agencies_path: Path = DEFAULT_AGENCIES
-    rules_dir: Path = DEFAULT_RULES_DIR
-    rules_version: str = "dti-pulse-2025"
-    ingest_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> source
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    grpc_host: str = "127.0.0.1"
-    grpc_port: int = 50051
-    ingest_max_body_bytes: int = 32 * 1024 * 1024
-    ingest_max_events: int = 10_000
-    ingest_delivery_timeout_ms: int = 10_000
-    ingest_dedup_capacity: int = 1_000_000
-    ingest_max_future_s: float = 86_400.0  # an event may say it happened at most this far ahead of the clock
-    ingest_workers: int = 1
-    ingest_connection_max_age_s: float = 1.0  # then a keep-alive connection is closed: workers share the load
-    aggregator_group: str = "dti-aggregator"
-    aggregator_batch: int = 10_000
-    aggregator_batch_seconds: float = 0.15
-    aggregator_batch_bytes: int = 16 * 1024 * 1024  # ~130k events: a fold holds the loop ~1.5-3 s
-    aggregator_linger_ms: int = 5
-    aggregator_fetch_wait_ms: int = 100
-    aggregator_cache_entities: int = 500_000
-    aggregator_commit_interval_s: float = 1.0
+class IngestSettings:
+    tokens: Mapping[str, str] = variable("DTI_INGEST_TOKENS", None, parse_tokens, default_factory=dict)  # token -> source
+    host: str = variable("DTI_HTTP_HOST", "127.0.0.1")
+    port: int = variable("DTI_HTTP_PORT", 8080)
+    # an event may say it happened at most this far ahead of the clock
+    max_future_s: float = variable("DTI_INGEST_MAX_FUTURE_S", 86_400.0)
+
+
+@dataclass(frozen=True)
+class RankingSettings:
+    host: str = variable("DTI_GRPC_HOST", "127.0.0.1")
+    port: int = variable("DTI_GRPC_PORT", 50051)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    host: str = variable("DTI_CONSOLE_HOST", "127.0.0.1")
+    port: int = variable("DTI_CONSOLE_PORT", 8090)
+    viewers: Mapping[str, str] = variable("DTI_CONSOLE_VIEWERS", None, parse_viewers,
+                                          default_factory=dict)  # name -> password hash
+    tokens: Mapping[str, str] = variable("DTI_CONSOLE_TOKENS", None, parse_tokens, default_factory=dict)  # token -> name
+    secret: str = variable("DTI_CONSOLE_SECRET", "")  # signs session cookies; empty: random at each start
+    ranking_address: str = variable("DTI_RANKING_ADDRESS", "")  # empty: the ranking settings' host:port
+    assets: Path = variable("DTI_CONSOLE_ASSETS", DEFAULT_CONSOLE_ASSETS)
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Measured defaults few deployments change (docs/operations.md says what each does)."""
+    topic_partitions: int = variable("DTI_TOPIC_PARTITIONS", 8)
+    topic_replication: int = variable("DTI_TOPIC_REPLICATION", 1)  # 3 on a cluster of three brokers or more
+    ingest_max_body_bytes: int = variable("DTI_INGEST_MAX_BODY_BYTES", 32 * 1024 * 1024)
+    ingest_max_events: int = variable("DTI_INGEST_MAX_EVENTS", 10_000)
+    ingest_delivery_timeout_ms: int = variable("DTI_INGEST_DELIVERY_TIMEOUT_MS", 10_000)
+    ingest_dedup_capacity: int = variable("DTI_INGEST_DEDUP_CAPACITY", 1_000_000)
+    ingest_workers: int = variable("DTI_INGEST_WORKERS", 1)
+    # then a keep-alive connection is closed: workers share the load
+    ingest_connection_max_age_s: float = variable("DTI_INGEST_CONNECTION_MAX_AGE_S", 1.0)
+    aggregator_group: str = variable("DTI_AGGREGATOR_GROUP", "dti-aggregator")
+    aggregator_batch: int = variable("DTI_AGGREGATOR_BATCH", 10_000)
+    aggregator_batch_seconds: float = variable("DTI_AGGREGATOR_BATCH_SECONDS", 0.15)
+    # ~130k events: a fold holds the loop ~1.5-3 s
+    aggregator_batch_bytes: int = variable("DTI_AGGREGATOR_BATCH_BYTES", 16 * 1024 * 1024)
+    aggregator_linger_ms: int = variable("DTI_AGGREGATOR_LINGER_MS", 5)
+    aggregator_fetch_wait_ms: int = variable("DTI_AGGREGATOR_FETCH_WAIT_MS", 100)
+    aggregator_cache_entities: int = variable("DTI_AGGREGATOR_CACHE_ENTITIES", 500_000)
+    aggregator_commit_interval_s: float = variable("DTI_AGGREGATOR_COMMIT_INTERVAL_S", 1.0)
     # `up` and bench: 0 folds in the process that owns chDB (and answers gRPC); N runs N fold
     # processes apart, writing through that process's state store (remote_store.py).
-    aggregator_processes: int = 0
-    aggregator_index: int = 0  # which fold process this is (its store connections, its Faust datadir)
-    state_store_address: str = ""  # set: `serve aggregator` writes through the store at host:port or socket path
-    state_store_secret: str = ""  # authenticates fold processes to the state store
-    gc_young_threshold: int = 10_000  # 0: Python's default (700)
-    kafka_session_timeout_s: float = 10.0
-    watch_interval_s: float = 0.25
-    health_stall_s: float = 60.0  # the aggregator behind and not moving this long: health says NOT_SERVING
-    judge_granularity_s: float = 60.0
-    judge_warm_lead_s: float = 10.0  # 0: no warming before the judgement instant turns
-    ranking_cache: bool = True
-    day_snapshots: bool = True
-    snapshot_interval_s: float = 1.0
-    ranking_address: str = ""  # where the console finds ranking; empty: grpc_host:grpc_port
-    console_host: str = "127.0.0.1"
-    console_port: int = 8090
-    console_viewers: Mapping[str, str] = field(default_factory=dict)  # name -> password hash
-    console_tokens: Mapping[str, str] = field(default_factory=dict)  # token -> name
-    console_secret: str = ""  # signs session cookies; empty: random at each start
-    console_session_hours: float = 12.0
-    console_heartbeat_s: float = 2.0
-    console_secure_cookies: bool = False
-    console_assets: Path = DEFAULT_CONSOLE_ASSETS
+    aggregator_processes: int = variable("DTI_AGGREGATOR_PROCESSES", 0)
+    kafka_session_timeout_s: float = variable("DTI_KAFKA_SESSION_TIMEOUT_S", 10.0)
+    gc_young_threshold: int = variable("DTI_GC_YOUNG_THRESHOLD", 10_000)  # 0: Python's default (700)
+    watch_interval_s: float = variable("DTI_WATCH_INTERVAL_S", 0.25)
+    # the aggregator behind and not moving this long: health says NOT_SERVING
+    health_stall_s: float = variable("DTI_HEALTH_STALL_S", 60.0)
+    judge_granularity_s: float = variable("DTI_JUDGE_GRANULARITY_S", 60.0)
+    judge_warm_lead_s: float = variable("DTI_JUDGE_WARM_LEAD_S", 10.0)  # 0: no warming before the instant turns
+    ranking_cache: bool = variable("DTI_RANKING_CACHE", True, parse_bool)
+    day_snapshots: bool = variable("DTI_DAY_SNAPSHOTS", True, parse_bool)
+    snapshot_interval_s: float = variable("DTI_SNAPSHOT_INTERVAL_S", 1.0)
+    console_session_hours: float = variable("DTI_CONSOLE_SESSION_HOURS", 12.0)
+    console_heartbeat_s: float = variable("DTI_CONSOLE_HEARTBEAT_S", 2.0)
+    console_secure_cookies: bool = variable("DTI_CONSOLE_SECURE_COOKIES", False, parse_bool)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the whole system shares, then a group per service, then the tuning knobs: the
+    groups are README's configuration table and docs/operations.md's tuning table."""
+    data_dir: Path = variable("DTI_DATA_DIR", Path("data"))
+    kafka_bootstrap: str = variable("DTI_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    clickhouse_dsn: str = variable("DTI_CLICKHOUSE_DSN", "")  # empty: chDB under data_dir
+    agencies_path: Path = variable("DTI_AGENCIES", DEFAULT_AGENCIES)
+    rules_dir: Path = variable("DTI_RULES_DIR", DEFAULT_RULES_DIR)
+    rules_version: str = variable("DTI_RULES_VERSION", "dti-pulse-2025")
+    events_topic: str = variable("DTI_EVENTS_TOPIC", "dti.events.v1")
+    dead_letter_topic: str = variable("DTI_DLQ_TOPIC", "dti.events.dlq")
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    ranking: RankingSettings = field(default_factory=RankingSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    tuning: Tuning = field(default_factory=Tuning)
 
     @property
     def effective_clickhouse_dsn(self) -> str:
@@ -106,122 +139,73 @@ class Settings:
 
     @property
     def effective_ranking_address(self) -> str:
-        host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "::", "") else self.grpc_host
-        return self.ranking_address or f"{host}:{self.grpc_port}"
+        host = "127.0.0.1" if self.ranking.host in ("0.0.0.0", "::", "") else self.ranking.host
+        return self.console.ranking_address or f"{host}:{self.ranking.port}"
 
     def with_overrides(self, **changes) -> "Settings":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """Top-level settings by name, a group's as `group={"name": value}`; None keeps the value."""
+        values = {}
+        for name, value in changes.items():
+            if isinstance(value, dict) and name in GROUPS:
+                value = replace(getattr(self, name), **{k: v for k, v in value.items() if v is not None})
+            if value is not None:
+                values[name] = value
+        return replace(self, **values)
 
 
-_ENV = {
-    "DTI_DATA_DIR": ("data_dir", Path),
-    "DTI_KAFKA_BOOTSTRAP": ("kafka_bootstrap", str),
-    "DTI_CLICKHOUSE_DSN": ("clickhouse_dsn", str),
-    "DTI_EVENTS_TOPIC": ("events_topic", str),
-    "DTI_DLQ_TOPIC": ("dead_letter_topic", str),
-    "DTI_TOPIC_PARTITIONS": ("topic_partitions", int),
-    "DTI_TOPIC_REPLICATION": ("topic_replication", int),
-    "DTI_AGENCIES": ("agencies_path", Path),
-    "DTI_RULES_DIR": ("rules_dir", Path),
-    "DTI_RULES_VERSION": ("rules_version", str),
-    "DTI_INGEST_TOKENS": ("ingest_tokens", parse_tokens),
-    "DTI_HTTP_HOST": ("http_host", str),
-    "DTI_HTTP_PORT": ("http_port", int),
-    "DTI_GRPC_HOST": ("grpc_host", str),
-    "DTI_GRPC_PORT": ("grpc_port", int),
-    "DTI_INGEST_MAX_BODY_BYTES": ("ingest_max_body_bytes", int),
-    "DTI_INGEST_MAX_EVENTS": ("ingest_max_events", int),
-    "DTI_INGEST_DELIVERY_TIMEOUT_MS": ("ingest_delivery_timeout_ms", int),
-    "DTI_INGEST_DEDUP_CAPACITY": ("ingest_dedup_capacity", int),
-    "DTI_INGEST_MAX_FUTURE_S": ("ingest_max_future_s", float),
-    "DTI_INGEST_WORKERS": ("ingest_workers", int),
-    "DTI_INGEST_CONNECTION_MAX_AGE_S": ("ingest_connection_max_age_s", float),
-    "DTI_AGGREGATOR_GROUP": ("aggregator_group", str),
-    "DTI_AGGREGATOR_BATCH": ("aggregator_batch", int),
-    "DTI_AGGREGATOR_BATCH_SECONDS": ("aggregator_batch_seconds", float),
-    "DTI_AGGREGATOR_BATCH_BYTES": ("aggregator_batch_bytes", int),
-    "DTI_AGGREGATOR_LINGER_MS": ("aggregator_linger_ms", int),
-    "DTI_AGGREGATOR_FETCH_WAIT_MS": ("aggregator_fetch_wait_ms", int),
-    "DTI_AGGREGATOR_CACHE_ENTITIES": ("aggregator_cache_entities", int),
-    "DTI_AGGREGATOR_COMMIT_INTERVAL_S": ("aggregator_commit_interval_s", float),
-    "DTI_AGGREGATOR_PROCESSES": ("aggregator_processes", int),
-    "DTI_AGGREGATOR_INDEX": ("aggregator_index", int),
-    "DTI_STATE_STORE_ADDRESS": ("state_store_address", str),
-    "DTI_STATE_STORE_SECRET": ("state_store_secret", str),
-    "DTI_GC_YOUNG_THRESHOLD": ("gc_young_threshold", int),
-    "DTI_KAFKA_SESSION_TIMEOUT_S": ("kafka_session_timeout_s", float),
-    "DTI_WATCH_INTERVAL_S": ("watch_interval_s", float),
-    "DTI_HEALTH_STALL_S": ("health_stall_s", float),
-    "DTI_JUDGE_GRANULARITY_S": ("judge_granularity_s", float),
-    "DTI_JUDGE_WARM_LEAD_S": ("judge_warm_lead_s", float),
-    "DTI_RANKING_CACHE": ("ranking_cache", parse_bool),
-    "DTI_DAY_SNAPSHOTS": ("day_snapshots", parse_bool),
-    "DTI_SNAPSHOT_INTERVAL_S": ("snapshot_interval_s", float),
-    "DTI_RANKING_ADDRESS": ("ranking_address", str),
-    "DTI_CONSOLE_HOST": ("console_host", str),
-    "DTI_CONSOLE_PORT": ("console_port", int),
-    "DTI_CONSOLE_VIEWERS": ("console_viewers", parse_viewers),
-    "DTI_CONSOLE_TOKENS": ("console_tokens", parse_tokens),
-    "DTI_CONSOLE_SECRET": ("console_secret", str),
-    "DTI_CONSOLE_SESSION_HOURS": ("console_session_hours", float),
-    "DTI_CONSOLE_HEARTBEAT_S": ("console_heartbeat_s", float),
-    "DTI_CONSOLE_SECURE_COOKIES": ("console_secure_cookies", parse_bool),
-    "DTI_CONSOLE_ASSETS": ("console_assets", Path),
-}
+GROUPS = ("ingest", "ranking", "console", "tuning")
 
 
-# Every variable in one group. The first four are what an operator sets (README's table);
-# "tuning" has measured defaults few deployments change (docs/operations.md); "internal" is
-# what `up` sets for its children. tests/unit/test_config_docs.py holds the docs to this.
+def _variables() -> dict[str, tuple[str | None, str, object]]:
+    """{environment variable: (group or None for the top level, attribute, converter)}."""
+    found = {}
+    for group, cls in ((None, Settings), *((g, Settings.__dataclass_fields__[g].default_factory) for g in GROUPS)):
+        for f in fields(cls):
+            if "env" in f.metadata:
+                convert = f.metadata["convert"] or {"str": str, "int": int, "float": float, "Path": Path}[f.type]
+                found[f.metadata["env"]] = (group, f.name, convert)
+    return found
+
+
+_ENV = _variables()
+
+# Every variable in one group: "system" (the top level) and the services' are what an
+# operator sets (README's table); "tuning" is docs/operations.md's. What `up` tells its
+# children is passed as `serve` arguments, not environment a user might set.
+# tests/unit/test_config_docs.py holds the docs to this.
 VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
-    "system": ("DTI_DATA_DIR", "DTI_KAFKA_BOOTSTRAP", "DTI_CLICKHOUSE_DSN", "DTI_AGENCIES", "DTI_RULES_DIR",
-               "DTI_RULES_VERSION", "DTI_EVENTS_TOPIC", "DTI_DLQ_TOPIC"),
-    "ingest": ("DTI_INGEST_TOKENS", "DTI_HTTP_HOST", "DTI_HTTP_PORT", "DTI_INGEST_MAX_FUTURE_S"),
-    "ranking": ("DTI_GRPC_HOST", "DTI_GRPC_PORT"),
-    "console": ("DTI_CONSOLE_HOST", "DTI_CONSOLE_PORT", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
-                "DTI_CONSOLE_SECRET", "DTI_RANKING_ADDRESS", "DTI_CONSOLE_ASSETS"),
-    "tuning": ("DTI_TOPIC_PARTITIONS", "DTI_TOPIC_REPLICATION", "DTI_INGEST_DELIVERY_TIMEOUT_MS", "DTI_INGEST_WORKERS",
-               "DTI_INGEST_CONNECTION_MAX_AGE_S", "DTI_INGEST_DEDUP_CAPACITY", "DTI_INGEST_MAX_BODY_BYTES",
-               "DTI_INGEST_MAX_EVENTS", "DTI_AGGREGATOR_GROUP", "DTI_AGGREGATOR_BATCH", "DTI_AGGREGATOR_BATCH_SECONDS",
-               "DTI_AGGREGATOR_BATCH_BYTES", "DTI_AGGREGATOR_LINGER_MS", "DTI_AGGREGATOR_FETCH_WAIT_MS",
-               "DTI_AGGREGATOR_CACHE_ENTITIES", "DTI_AGGREGATOR_COMMIT_INTERVAL_S", "DTI_AGGREGATOR_PROCESSES",
-               "DTI_KAFKA_SESSION_TIMEOUT_S", "DTI_GC_YOUNG_THRESHOLD", "DTI_WATCH_INTERVAL_S", "DTI_HEALTH_STALL_S",
-               "DTI_JUDGE_GRANULARITY_S", "DTI_JUDGE_WARM_LEAD_S", "DTI_RANKING_CACHE", "DTI_DAY_SNAPSHOTS",
-               "DTI_SNAPSHOT_INTERVAL_S", "DTI_CONSOLE_SESSION_HOURS", "DTI_CONSOLE_HEARTBEAT_S",
-               "DTI_CONSOLE_SECURE_COOKIES"),
-    "internal": ("DTI_AGGREGATOR_INDEX", "DTI_STATE_STORE_ADDRESS", "DTI_STATE_STORE_SECRET"),
-}
+    group or "system": tuple(name for name, (g, _, _) in _ENV.items() if g == group) for group in (None, *GROUPS)}
 # Read where Settings are not (the broker launcher), documented with the tuning group.
 OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 
-_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET",
-                     "DTI_STATE_STORE_SECRET"}
+_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
-    values = {}
-    for name, (attr, convert) in _ENV.items():
+    values: dict = {group: {} for group in GROUPS}
+    for name, (group, attr, convert) in _ENV.items():
         raw = environ.get(name)
         if raw is None or raw == "":
             continue
         try:
-            values[attr] = convert(raw)
+            value = convert(raw)
         except ValueError as exc:
             shown = "..." if name in _SECRET_VARIABLES else repr(raw)  # never echo a secret into a log
             raise ConfigError(f"{name}={shown}: {exc}") from None
-    return Settings(**values)
+        (values[group] if group else values)[attr] = value
+    return Settings().with_overrides(**values)
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a child process load these same settings."""
     env = {}
-    for name, (attr, _) in _ENV.items():
-        value = getattr(settings, attr)
-        if attr in ("ingest_tokens", "console_tokens"):
+    for name, (group, attr, convert) in _ENV.items():
+        value = getattr(getattr(settings, group) if group else settings, attr)
+        if convert is parse_tokens:
             value = ",".join(f"{source}={token}" for token, source in value.items())
-        elif attr == "console_viewers":
+        elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())
         env[name] = str(value)
     return env

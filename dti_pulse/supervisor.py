@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from dti_pulse.bootstrap import aggregation_layout
+from dti_pulse.bootstrap import aggregation_layout, default_state_store_address
 from dti_pulse.broker import KafkaBroker, die_with_parent, wait_for_port
 from dti_pulse.config import Settings, settings_to_env
 
@@ -65,15 +65,15 @@ class Supervisor:
         self.owner: Child | None = None  # the process that owns chDB, stopped after the rest
         self._stopping = False
 
-    def _spawn(self, name: str, args: list[str], environment: dict[str, str] | None = None) -> subprocess.Popen:
-        env = {**os.environ, **settings_to_env(self.settings), **(environment or {}), "PYTHONUNBUFFERED": "1"}
+    def _spawn(self, args: list[str]) -> subprocess.Popen:
+        env = {**os.environ, **settings_to_env(self.settings), "PYTHONUNBUFFERED": "1"}
         # A session of its own: a Ctrl-C or a SIGTERM to the tree reaches the supervisor only,
         # which stops the children in order (stop); they die with it if it is killed.
         return subprocess.Popen([sys.executable, "-m", "dti_pulse.cli", *args], env=env,
                                 start_new_session=True, preexec_fn=die_with_parent)
 
-    def _add(self, name: str, args: list[str], environment: dict[str, str] | None = None) -> Child:
-        child = Child(name, lambda: self._spawn(name, args, environment))
+    def _add(self, name: str, args: list[str]) -> Child:
+        child = Child(name, lambda: self._spawn(args))
         child.launch()
         self.children.append(child)
         return child
@@ -86,19 +86,18 @@ class Supervisor:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if self.embedded_broker:
-            self.broker = KafkaBroker(s.data_dir / "kafka", port=self.kafka_port, partitions=s.topic_partitions)
+            self.broker = KafkaBroker(s.data_dir / "kafka", port=self.kafka_port, partitions=s.tuning.topic_partitions)
             broker = Child("kafka", self._start_broker)
             broker.launch()
             self.children.append(broker)
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
-        folds = s.aggregator_processes
-        (owner, owner_args, wiring), *fold_processes = aggregation_layout(
-            folds, store_address=s.state_store_address, store_secret=s.state_store_secret, data_dir=s.data_dir)
-        self.owner = core = self._add(owner, owner_args, wiring)
+        folds = s.tuning.aggregator_processes
+        (owner, owner_args), *fold_processes = aggregation_layout(folds, data_dir=s.data_dir)
+        self.owner = core = self._add(owner, owner_args)
         ingest = self._add("ingest", ["serve", "ingest"])
-        wait_for_port(s.grpc_host, s.grpc_port, timeout_s=120, process=core.process)
-        for name, args, environment in fold_processes:  # they wait for the store, up with the gRPC port
-            self._add(name, args, environment)
+        wait_for_port(s.ranking.host, s.ranking.port, timeout_s=120, process=core.process)
+        for name, args in fold_processes:  # they wait for the store, up with the gRPC port
+            self._add(name, args)
         console = None
         missing_assets = console_assets_missing(s)
         if missing_assets:
@@ -106,22 +105,22 @@ class Supervisor:
                 "(npm ci --prefix services/console/web). The pipeline runs without it.")
         else:
             console = self._add("console", ["serve", "console"])
-        self._wait_ready("ingest", f"http://{s.http_host}:{s.http_port}/readyz", ingest.process)
+        self._wait_ready("ingest", f"http://{s.ingest.host}:{s.ingest.port}/readyz", ingest.process)
         if console:
-            self._wait_ready("console", f"http://{s.console_host}:{s.console_port}/healthz", console.process)
-        token, source = next(iter(s.ingest_tokens.items()))
+            self._wait_ready("console", f"http://{s.console.host}:{s.console.port}/healthz", console.process)
+        token, source = next(iter(s.ingest.tokens.items()))
         if self.simulator_rate:
-            self._add("simulator", ["simulate", "--url", f"http://{s.http_host}:{s.http_port}",
+            self._add("simulator", ["simulate", "--url", f"http://{s.ingest.host}:{s.ingest.port}",
                                     "--rate", str(self.simulator_rate)])  # token from the environment
         kafka = (f"{s.kafka_bootstrap} (Apache Kafka, log in {self.broker.data_dir / 'log'})" if self.broker
                  else s.kafka_bootstrap)
-        console_line = (f"http://{s.console_host}:{s.console_port}/   {self._login_line()}" if console
+        console_line = (f"http://{s.console.host}:{s.console.port}/   {self._login_line()}" if console
                         else "not started (assets missing: make install)")
         print(f"""
 dti-pulse is up
-  ingest (HTTP)   http://{s.http_host}:{s.http_port}/v1/events   (OpenAPI: /openapi.json)
-  ranking (gRPC)  {s.grpc_host}:{s.grpc_port}   (dti.ranking.v1.RankingService, reflection on)
-  aggregator      {f'{folds} fold processes, writing through {wiring["DTI_STATE_STORE_ADDRESS"]}' if folds else 'in the ranking process'}
+  ingest (HTTP)   http://{s.ingest.host}:{s.ingest.port}/v1/events   (OpenAPI: /openapi.json)
+  ranking (gRPC)  {s.ranking.host}:{s.ranking.port}   (dti.ranking.v1.RankingService, reflection on)
+  aggregator      {f'{folds} fold processes, writing through {default_state_store_address(s.data_dir)}' if folds else 'in the ranking process'}
   Kafka           {kafka}
   ClickHouse      {s.effective_clickhouse_dsn}
   console (web)   {console_line}
@@ -204,20 +203,20 @@ A process that dies is started again. Ctrl-C stops everything.""", flush=True)
 def console_assets_missing(settings: Settings) -> str:
     from services.console.gateway import VendorAssets
 
-    return ", ".join(VendorAssets(settings.console_assets).missing())
+    return ", ".join(VendorAssets(settings.console.assets).missing())
 
 
 def up(settings: Settings, simulator_rate: float | None, kafka_port: int = 9092) -> int:
     embedded = not os.environ.get("DTI_KAFKA_BOOTSTRAP")
-    if not settings.ingest_tokens:
-        settings = settings.with_overrides(ingest_tokens={secrets.token_urlsafe(24): "simulator"})
+    if not settings.ingest.tokens:
+        settings = settings.with_overrides(ingest={"tokens": {secrets.token_urlsafe(24): "simulator"}})
     console_login = None
-    if not settings.console_viewers and not settings.console_tokens:
+    if not settings.console.viewers and not settings.console.tokens:
         from services.console.auth import hash_password
 
         console_login = ("operator", secrets.token_urlsafe(12))
-        settings = settings.with_overrides(console_viewers={console_login[0]: hash_password(console_login[1])},
-                                           console_secret=secrets.token_urlsafe(32))
+        settings = settings.with_overrides(console={"viewers": {console_login[0]: hash_password(console_login[1])},
+                                                    "secret": secrets.token_urlsafe(32)})
     supervisor = Supervisor(settings, simulator_rate, embedded, console_login, kafka_port)
 
     def on_signal(signum, frame):

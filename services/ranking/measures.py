@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql
+from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import DAY_MEASURE_COLUMNS, TWO_DAYS, column_names, place_span
 
 # Rows of a family tied to the period, with the derived flags the predicates use.
@@ -285,6 +285,12 @@ def placed_on(days: list[int], first_day: int = NO_DAY, last_day: int = NO_DAY -
     return {"place_days": days, "place_spans": sorted({place_span(day) for day in days}),
             "first_day": first_day, "last_day": last_day,
             "first_span": place_span(first_day), "last_span": place_span(last_day)}
+
+
+def period_parameters(agency_codes, start_ms: int, end_ms: int, judged_at_ms: int) -> dict:
+    """The query parameters of a period's measures for some agencies."""
+    return {"agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms,
+            **placed_on([], local_day(start_ms), local_day(end_ms - 1))}
 
 
 class NotExplainable(ValueError):

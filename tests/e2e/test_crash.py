@@ -1,11 +1,13 @@
 """Kill -9 the aggregator mid-stream (in the process that owns chDB, or fold processes apart
 and that owner); after a restart the counts are still exact."""
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from dti.ranking.v1 import ranking_pb2
+from dti_pulse.bootstrap import aggregation_layout
 from tests.conftest import poll, ranking_stub, service_env, wait_for_port
 
 pytestmark = pytest.mark.e2e
@@ -51,15 +53,15 @@ def test_counts_stay_exact_when_the_store_owner_and_a_fold_process_die(private_b
     process that owns chDB (their writes in flight are lost with it) and one of the two fold
     processes. With the owner back, the other fold process waits out the gap, takes the dead
     one's partitions, and the counts are exact."""
-    env = service_env(tmp_path, private_broker.bootstrap, *topic_names, DTI_AGGREGATOR_BATCH="500",
-                      DTI_STATE_STORE_ADDRESS=str(tmp_path / "store.sock"), DTI_STATE_STORE_SECRET="test-store-secret")
+    env = service_env(tmp_path, private_broker.bootstrap, *topic_names, DTI_AGGREGATOR_BATCH="500")
+    (_, owner_args), *fold_layout = aggregation_layout(2, data_dir=Path(env["DTI_DATA_DIR"]))
     processes = {}
 
     def start():
         if "folds" not in processes:
-            processes["folds"] = [services(f"apart-fold-{index}", ["serve", "aggregator"],
-                                           {**env, "DTI_AGGREGATOR_INDEX": str(index)}) for index in (0, 1)]
-        processes["core"] = services("apart-core", ["serve", "ranking,store"], env)
+            processes["folds"] = [services(f"apart-fold-{index}", args, env)
+                                  for index, (_, args) in enumerate(fold_layout)]
+        processes["core"] = services("apart-core", owner_args, env)
         return processes["core"]
 
     def crash():

@@ -192,8 +192,14 @@ def test_up_with_fold_processes_apart_scores_exactly_and_stops_them_all(private_
          what="dti-pulse up")
     assert "2 fold processes, writing through" in up.output(), up.output()
     children = subprocess.run(["pgrep", "-P", str(up.process.pid)], capture_output=True, text=True).stdout.split()
-    folds = [pid for pid in children if open(f"/proc/{pid}/cmdline").read().split("\0")[-3:-1] == ["serve", "aggregator"]]
-    assert len(folds) == 2
+    commands = {pid: open(f"/proc/{pid}/cmdline").read().split("\0") for pid in children}
+    folds = [pid for pid, argv in commands.items() if argv[argv.index("serve") + 1:][:1] == ["aggregator"]
+             if "serve" in argv]
+    assert len(folds) == 2, commands
+    # The state store's secret is in a private file, in no child's environment or arguments.
+    secret = (tmp_path / "data" / "state-store.secret").read_text()
+    for pid in children:
+        assert secret not in open(f"/proc/{pid}/environ").read() and secret not in " ".join(commands[pid])
 
     with httpx.Client(base_url=f"http://127.0.0.1:{env['DTI_HTTP_PORT']}",
                       headers={"Authorization": "Bearer test-token"}, timeout=30) as client:

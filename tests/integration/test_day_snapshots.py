@@ -15,6 +15,7 @@ from dti_pulse.state import DocumentSummary, DossierSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
 from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SPAN_DAYS, place_span
 from services.ranking.measures import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, bind
+from services.ranking.day_snapshots import DaySnapshotKeeper
 from services.ranking.store import ClickHouseMeasures
 
 pytestmark = pytest.mark.integration
@@ -140,7 +141,7 @@ def test_day_snapshots_give_the_measures_of_the_states(clean_chdb):
     rng = random.Random(766)
     now_ms = int(time.time() * 1000)
     store = ClickHouseStateStore(clean_chdb)
-    snapshots = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0)
+    snapshots, keeper = ClickHouseMeasures(clean_chdb), DaySnapshotKeeper(clean_chdb, quiet_ms=0)
     states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
     store_states(store, rng, now_ms, 300, "a")
 
@@ -148,14 +149,14 @@ def test_day_snapshots_give_the_measures_of_the_states(clean_chdb):
     assert dirty > 0  # every day the states count on, until recomputed
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 15)  # everything read from the states
 
-    assert snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER) == dirty
+    assert keeper.recompute_dirty(now_ms=EVERY_DAY_OVER) == dirty
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 60)
 
     # New states (another aggregator process): their days are dirty until the next round.
     store_states(ClickHouseStateStore(clean_chdb), rng, now_ms, 60, "b")
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
-    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
+    keeper.recompute_dirty(now_ms=EVERY_DAY_OVER)
     assert_same_measures(snapshots, states, rng, now_ms, now_ms, 30)
 
 
@@ -166,8 +167,8 @@ def test_snapshots_of_past_days_are_kept_to_the_day_and_stay_exact(clean_chdb):
     now_ms = int(time.time() * 1000)
     long_ago = now_ms - 400 * DAY_MS
     store_states(ClickHouseStateStore(clean_chdb), rng, long_ago, 200, "old")
-    snapshots = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0)
-    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
+    snapshots, keeper = ClickHouseMeasures(clean_chdb), DaySnapshotKeeper(clean_chdb, quiet_ms=0)
+    keeper.recompute_dirty(now_ms=EVERY_DAY_OVER)
     steps = clean_chdb.query("SELECT arrayJoin(steps['dossiers_on_time'].1) FROM day_measures FINAL").result_rows
     assert steps and all((t + LOCAL_OFFSET_MS) % DAY_MS == 0 for (t,) in steps)
     assert_same_measures(snapshots, ClickHouseMeasures(clean_chdb, day_snapshots=False), rng, now_ms, long_ago, 60)
@@ -177,8 +178,8 @@ def test_a_period_of_clean_days_reads_no_state(clean_chdb):
     rng = random.Random(5)
     now_ms = int(time.time() * 1000)
     store_states(ClickHouseStateStore(clean_chdb), rng, now_ms - 100 * DAY_MS, 50, "q")
-    snapshots = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0)
-    snapshots.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
+    snapshots, keeper = ClickHouseMeasures(clean_chdb), DaySnapshotKeeper(clean_chdb, quiet_ms=0)
+    keeper.recompute_dirty(now_ms=EVERY_DAY_OVER)
     start = midnight(now_ms - 150 * DAY_MS)
     end = midnight(now_ms - 10 * DAY_MS)
     expected = ClickHouseMeasures(clean_chdb, day_snapshots=False).measures(AGENCIES, start, end, end)
@@ -194,13 +195,13 @@ def test_changed_measure_definitions_mark_every_day_dirty_once(clean_chdb):
     clean_chdb.command("TRUNCATE TABLE day_measure_definitions")
     rng = random.Random(9)
     store_states(ClickHouseStateStore(clean_chdb), rng, int(time.time() * 1000), 20, "f")
-    measures = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0)
-    measures.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
-    assert measures.ensure_day_snapshot_definitions()  # never recorded: everything is rebuilt
+    keeper = DaySnapshotKeeper(clean_chdb, quiet_ms=0)
+    keeper.recompute_dirty(now_ms=EVERY_DAY_OVER)
+    assert keeper.ensure_definitions()  # never recorded: everything is rebuilt
     dirty = clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0]
     assert dirty == clean_chdb.query("SELECT count() FROM day_measures FINAL").result_rows[0][0] > 0
-    measures.recompute_dirty_day_snapshots(now_ms=EVERY_DAY_OVER)
-    assert not measures.ensure_day_snapshot_definitions()
+    keeper.recompute_dirty(now_ms=EVERY_DAY_OVER)
+    assert not keeper.ensure_definitions()
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 0
 
 
@@ -208,8 +209,7 @@ def test_the_current_day_is_rebuilt_only_once_it_is_over(clean_chdb):
     rng = random.Random(11)
     now_ms = int(time.time() * 1000)
     store_states(ClickHouseStateStore(clean_chdb), rng, now_ms, 40, "c")
-    measures = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0)
-    measures.recompute_dirty_day_snapshots(now_ms=now_ms)
+    DaySnapshotKeeper(clean_chdb, quiet_ms=0).recompute_dirty(now_ms=now_ms)
     dirty_days = {day for (day,) in clean_chdb.query("SELECT day FROM day_measures FINAL WHERE dirty = 1").result_rows}
     assert dirty_days and min(dirty_days) >= local_day(now_ms - 10 * MINUTE_MS)
 
@@ -258,9 +258,9 @@ def test_a_day_being_written_is_not_rebuilt_until_it_has_been_quiet(clean_chdb):
     now_ms = int(time.time() * 1000)
     store = ClickHouseStateStore(clean_chdb)
     store_states(store, rng, now_ms - 30 * DAY_MS, 20, "w")
-    keeper = ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=60_000)
-    assert keeper.recompute_dirty_day_snapshots() == 0  # marked a moment ago
-    assert ClickHouseMeasures(clean_chdb, snapshot_quiet_ms=0).recompute_dirty_day_snapshots() > 0
+    keeper = DaySnapshotKeeper(clean_chdb, quiet_ms=60_000)
+    assert keeper.recompute_dirty() == 0  # marked a moment ago
+    assert DaySnapshotKeeper(clean_chdb, quiet_ms=0).recompute_dirty() > 0
 
 
 def test_the_aggregator_marks_a_day_once_while_its_mark_is_recent(clean_chdb):

@@ -1,4 +1,5 @@
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -41,10 +42,21 @@ def test_tokens_map_token_to_source():
 
 def test_settings_round_trip_through_the_environment():
     settings = load_settings({"DTI_KAFKA_BOOTSTRAP": "k:9092", "DTI_HTTP_PORT": "9000", "DTI_INGEST_TOKENS": "a=b"})
-    assert settings.kafka_bootstrap == "k:9092" and settings.http_port == 9000
+    assert settings.kafka_bootstrap == "k:9092" and settings.ingest.port == 9000
     assert load_settings(settings_to_env(settings)) == settings
     with pytest.raises(ConfigError, match="DTI_HTTP_PORT"):
         load_settings({"DTI_HTTP_PORT": "eighty"})
+
+
+def test_settings_are_grouped_per_service_with_the_tuning_knobs_apart():
+    settings = load_settings({"DTI_GRPC_PORT": "6000", "DTI_CONSOLE_TOKENS": "wall=t", "DTI_AGGREGATOR_BATCH": "7",
+                              "DTI_RANKING_CACHE": "off", "DTI_DATA_DIR": "/srv/dti"})
+    assert (settings.ranking.port, settings.console.tokens, settings.data_dir) == (6000, {"t": "wall"}, Path("/srv/dti"))
+    assert (settings.tuning.aggregator_batch, settings.tuning.ranking_cache) == (7, False)
+    assert settings.effective_ranking_address == "127.0.0.1:6000"
+    changed = settings.with_overrides(ingest={"port": 9001, "host": None}, data_dir=None)
+    assert (changed.ingest.port, changed.ingest.host, changed.data_dir) == (9001, "127.0.0.1", Path("/srv/dti"))
+    assert changed.ranking == settings.ranking and changed.tuning == settings.tuning
 
 
 def test_gc_tuning_freezes_start_up_raises_the_young_threshold_and_zero_keeps_pythons_default():
@@ -55,10 +67,10 @@ def test_gc_tuning_freezes_start_up_raises_the_young_threshold_and_zero_keeps_py
 
     before = gc.get_threshold()
     try:
-        assert load_settings({"DTI_GC_YOUNG_THRESHOLD": "0"}).gc_young_threshold == 0
+        assert load_settings({"DTI_GC_YOUNG_THRESHOLD": "0"}).tuning.gc_young_threshold == 0
         tune_gc(0)
         assert gc.get_threshold() == before and gc.get_freeze_count() > 0
-        tune_gc(load_settings({}).gc_young_threshold)
+        tune_gc(load_settings({}).tuning.gc_young_threshold)
         assert gc.get_threshold() == (10_000, *before[1:])
     finally:
         gc.unfreeze()

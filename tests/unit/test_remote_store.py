@@ -136,21 +136,44 @@ def test_a_store_that_went_away_is_unavailable_until_it_is_back(served, tmp_path
 
 
 def test_the_store_needs_a_secret(tmp_path):
-    with pytest.raises(ValueError, match="DTI_STATE_STORE_SECRET"):
+    with pytest.raises(ValueError, match="needs a secret"):
         StoreServer(str(tmp_path / "store.sock"), b"", lambda index: None)
 
 
 def test_only_an_aggregator_alone_writes_through_the_store():
-    from dti_pulse.bootstrap import folds_apart, owner_targets
-    from dti_pulse.config import Settings
+    from dti_pulse.bootstrap import StoreWiring, folds_apart, owner_targets
 
     # What up and the bench run as the process that owns chDB.
     assert (owner_targets(0), owner_targets(0, ranking=False)) == ("aggregator,ranking", "aggregator")
     assert (owner_targets(2), owner_targets(2, ranking=False)) == ("ranking,store", "store")
 
-    addressed = Settings(state_store_address="/run/dti/store.sock")
-    assert folds_apart(["aggregator"], addressed)
-    # `up` passes the address to every child: the process that owns chDB must still write it.
-    assert not folds_apart(["aggregator", "ranking"], addressed)
-    assert not folds_apart(["aggregator", "store"], addressed)
-    assert not folds_apart(["aggregator"], Settings())
+    wired = StoreWiring("/run/dti/store.sock", b"secret")
+    assert folds_apart(["aggregator"], wired)
+    # The process that owns chDB is given the address too: it must still write the states itself.
+    assert not folds_apart(["aggregator", "ranking"], wired)
+    assert not folds_apart(["aggregator", "store"], wired)
+    assert not folds_apart(["aggregator"], None)
+
+
+def test_up_passes_the_store_wiring_as_arguments_and_the_secret_in_a_private_file(tmp_path):
+    import stat
+
+    from dti_pulse.bootstrap import StoreWiring, aggregation_layout
+
+    assert aggregation_layout(0, data_dir=tmp_path) == [("aggregator+ranking", ["serve", "aggregator,ranking"])]
+    (owner, owner_args), *folds = aggregation_layout(2, data_dir=tmp_path)
+    assert owner == "ranking+store" and [name for name, _ in folds] == ["aggregator-0", "aggregator-1"]
+    secret_file = tmp_path / "state-store.secret"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_bytes()
+    assert len(secret) >= 32 and not any(secret.decode() in arg for _, args in folds for arg in args)
+    fold_args = folds[1][1]
+    assert fold_args[:2] == ["serve", "aggregator"] and fold_args[fold_args.index("--fold-index") + 1] == "1"
+    wired = StoreWiring.from_arguments(fold_args[fold_args.index("--state-store") + 1], secret_file, 1)
+    assert (wired.secret, wired.fold_index) == (secret, 1)
+    assert owner_args[owner_args.index("--state-store") + 1] == wired.address
+    # A second start makes a fresh secret: one that leaked is good until the next `up`.
+    aggregation_layout(2, data_dir=tmp_path)
+    assert secret_file.read_bytes() != secret
+    with pytest.raises(SystemExit, match="secret-file"):
+        StoreWiring.from_arguments(wired.address, None)

@@ -1,0 +1,51 @@
+"""Channels to the ranking service that present a bearer token on every call, plain or TLS."""
+from __future__ import annotations
+
+import collections
+
+import grpc
+
+_Details = collections.namedtuple("_Details", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                                               "compression"))
+
+
+def _with_token(details, metadata: tuple):
+    return _Details(details.method, details.timeout, (*(details.metadata or ()), *metadata), details.credentials,
+                    getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    def __init__(self, token: str):
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(_with_token(details, self.metadata), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(_with_token(details, self.metadata), request)
+
+
+class _AsyncBearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, token: str):
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    async def intercept_unary_unary(self, continuation, details, request):
+        return await continuation(details._replace(metadata=(*(details.metadata or ()), *self.metadata)), request)
+
+    async def intercept_unary_stream(self, continuation, details, request):
+        return await continuation(details._replace(metadata=(*(details.metadata or ()), *self.metadata)), request)
+
+
+def ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials | None = None,
+                    options=None) -> grpc.Channel:
+    channel = (grpc.secure_channel(address, tls, options=options) if tls
+               else grpc.insecure_channel(address, options=options))
+    return grpc.intercept_channel(channel, _Bearer(token)) if token else channel
+
+
+def async_ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials | None = None,
+                          options=None) -> grpc.aio.Channel:
+    interceptors = [_AsyncBearer(token)] if token else None
+    if tls:
+        return grpc.aio.secure_channel(address, tls, options=options, interceptors=interceptors)
+    return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)

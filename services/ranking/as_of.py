@@ -1,0 +1,67 @@
+"""Ranking as of an instant: the states of an agency's entities rebuilt from the events
+ingest had accepted by then, so a figure can be asked again as it was shown at that time.
+
+Each entity row keeps its events (`events_blob`); folding the ones accepted by the instant
+with the kernel's fold gives the state the aggregator held then.
+"""
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+from dti_pulse.events import decode_events
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.state import summarize
+from services.ranking.measures import LIVE_SOURCES, PLACED, period_parameters
+
+
+@contextlib.contextmanager
+def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: int | None):
+    """The tables the measures read: the live ones, or, with as_of, the agencies' states as
+    of then, in temporary tables dropped on leaving."""
+    if as_of_ms is None:
+        yield LIVE_SOURCES
+        return
+    window = period_parameters(agency_codes, start_ms, end_ms, 0)
+    dossiers = client.query(
+        "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
+        f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 AND has_received = 1 "
+        "AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} GROUP BY dossier_id",
+        parameters=window, column_formats={"blob": "bytes"}).result_rows
+    documents = client.query(
+        "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
+        f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 "
+        "AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64}) "
+        "  OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64})) "
+        "GROUP BY document_id, agency_code", parameters=window, column_formats={"blob": "bytes"}).result_rows
+    recalls = client.query(
+        "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
+        "WHERE recalled = 1 AND is_deleted = 0 GROUP BY document_id, agency_code",
+        column_formats={"blob": "bytes"}).result_rows
+
+    def as_of(key, blob):
+        known = [e for e in decode_events(blob) if e.ingested_at_ms <= as_of_ms]
+        return summarize(key, known) if known else None
+
+    dossier_rows = [(*summary, b"") for dossier_id, blob in dossiers
+                    if (summary := as_of(("dossier", dossier_id), blob)) is not None]
+    document_rows = [(*summary, b"") for document_id, agency, blob in documents
+                     if (summary := as_of(("document", document_id, agency), blob)) is not None]
+    recalled = [(summary.document_id, 1) for document_id, agency, blob in recalls
+                if (summary := as_of(("document", document_id, agency), blob)) is not None and summary.recalled]
+    suffix = uuid.uuid4().hex
+    tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
+              "__RECALLS__": f"as_of_recalls_{suffix}"}
+    try:
+        client.command(f"CREATE TABLE {tables['__DOSSIERS__']} ({DOSSIER_COLUMNS}) ENGINE = Memory")
+        client.command(f"CREATE TABLE {tables['__DOCUMENTS__']} ({DOCUMENT_COLUMNS}) ENGINE = Memory")
+        client.command(f"CREATE TABLE {tables['__RECALLS__']} (document_id String, recalled UInt8) ENGINE = Memory")
+        for table, rows, names in ((tables["__DOSSIERS__"], dossier_rows, column_names(DOSSIER_COLUMNS)),
+                                   (tables["__DOCUMENTS__"], document_rows, column_names(DOCUMENT_COLUMNS)),
+                                   (tables["__RECALLS__"], recalled, ["document_id", "recalled"])):
+            if rows:
+                client.insert(table, rows, column_names=names)
+        yield tables
+    finally:
+        for table in tables.values():
+            client.command(f"DROP TABLE IF EXISTS {table}")
