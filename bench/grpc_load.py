@@ -9,6 +9,7 @@ sent, which hid the calls held behind a stall)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 import sys
 import time
@@ -19,14 +20,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.collector import collector_paused
+from dti_pulse.grpc_channel import async_ranking_channel
 from dti_pulse.localtime import LOCAL_TZ
 
+GRPC_TOKEN = "bench-grpc-token"  # what bench/run.py gives ranking
 DEPARTMENTS = [f"000.00.{i:02d}.H56" for i in range(1, 21)]
 
 
 async def main(target: str, kind: str, seconds: float, concurrency: int, rate: float | None) -> None:
     month = datetime.now(LOCAL_TZ).strftime("%Y-%m")
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with async_ranking_channel(target, os.environ.get("DTI_RANKING_TOKEN", GRPC_TOKEN)) as channel:
         ranking = ranking_pb2_grpc.RankingServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         calls = {

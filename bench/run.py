@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.grpc_load import GRPC_TOKEN
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.bootstrap import aggregation_layout
 from dti_pulse.collector import collector_paused
@@ -27,6 +28,7 @@ from dti_pulse.broker import KafkaBroker, free_port, wait_for_port
 from dti_pulse.config import DEFAULT_AGENCIES, Settings
 from dti_pulse.events import entity_key, envelopes_by_partition, partition_for
 from dti_pulse.kafka import ensure_topics
+from dti_pulse.grpc_channel import ranking_channel
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import load_registry
 from dti_pulse.simulator import BusSimulator
@@ -48,7 +50,8 @@ def child_env(bootstrap: str, data_dir: Path, topic: str, group: str, http_port:
     return {**os.environ, "DTI_KAFKA_BOOTSTRAP": bootstrap, "DTI_DATA_DIR": str(data_dir),
             "DTI_EVENTS_TOPIC": topic, "DTI_DLQ_TOPIC": f"{topic}.dlq", "DTI_TOPIC_PARTITIONS": str(PARTITIONS),
             "DTI_AGGREGATOR_GROUP": group, "DTI_HTTP_PORT": str(http_port), "DTI_GRPC_PORT": str(free_port()),
-            "DTI_INGEST_TOKENS": f"bench={TOKEN}", "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1",
+            "DTI_INGEST_TOKENS": f"bench={TOKEN}",
+            "DTI_GRPC_TOKENS": f"bench={GRPC_TOKEN}", "DTI_RANKING_TOKEN": GRPC_TOKEN, "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1",
             "DTI_AGGREGATOR_PROCESSES": str(AGGREGATOR_PROCESSES)}
 
 
@@ -379,7 +382,6 @@ def _wait_until_written(stub, quiet_s: float = 2.0, timeout_s: float = 120.0) ->
 
 def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) -> dict:
     """Freshness under background load, then score lookups, on one running stack."""
-    import grpc
     import httpx
 
     from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
@@ -415,7 +417,7 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
         # A collection of this process's heap (0.43 s, with the events held) counted against the services.
         with collector_paused(freeze_existing=True):
             kafka = asyncio.run(_kafka_latency(bootstrap, probes))
-            stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+            stub = ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{grpc_port}", GRPC_TOKEN))
             today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
             request = ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=today)
             with httpx.Client(base_url=f"http://127.0.0.1:{http_port}",
@@ -454,7 +456,6 @@ def bench_live(bootstrap: str, work: Path, background_rate: int, probes: int) ->
 def bench_console(bootstrap: str, work: Path, clients: int, probes: int) -> dict:
     """From ingest's 2xx to the event in the live activity of CLIENTS console streams (the
     operations centre's screens), beside the same event read directly from ranking's gRPC."""
-    import grpc
 
     from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 
@@ -474,7 +475,7 @@ def bench_console(bootstrap: str, work: Path, clients: int, probes: int) -> dict
         screens = subprocess.Popen([sys.executable, "-m", "bench.console_watch", f"http://127.0.0.1:{console_port}",
                                     TOKEN, str(clients), str(seconds)], stdout=subprocess.PIPE, cwd=ROOT)
         time.sleep(8)  # the screens connect and get their first push; the consumer group settles
-        stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+        stub = ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{grpc_port}", GRPC_TOKEN))
 
         def total() -> int:
             return sum(stub.GetActivity(ranking_pb2.GetActivityRequest()).totals.values())
@@ -563,7 +564,6 @@ def _tree_peak_rss_mb(pid: int) -> float:
 def bench_replay(broker: KafkaBroker, work: Path, total_events: int, year: int = 2022) -> dict:
     """A year of one province (Thanh Hóa 2022 volumes, ~4.4 M events) through the whole
     pipeline: HTTP ingest -> Kafka -> aggregator -> chDB -> gRPC ranking."""
-    import grpc
 
     from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 
@@ -592,7 +592,7 @@ def bench_replay(broker: KafkaBroker, work: Path, total_events: int, year: int =
         ingest = start("replay-ingest", ["dti_pulse.cli", "serve", "ingest"], env)
         wait_for_port("127.0.0.1", grpc_port, timeout_s=60, process=core)
         wait_for_port("127.0.0.1", http_port, timeout_s=60, process=ingest)
-        stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+        stub = ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{grpc_port}", GRPC_TOKEN))
 
         def dossiers_scored() -> int:
             total = 0
@@ -625,7 +625,6 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
     """ListRanking for a whole year over national-scale state tables, uncached: from the day
     snapshots (the default), and from the entity states alone (DTI_DAY_SNAPSHOTS=false) as the
     baseline, one server after the other on the same data."""
-    import grpc
 
     from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 
@@ -642,7 +641,7 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
             server = start(f"national-ranking-{'snapshots' if snapshots else 'states'}",
                            ["dti_pulse.cli", "serve", "ranking"], env)
             wait_for_port("127.0.0.1", grpc_port, timeout_s=120, process=server)
-            stub = ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+            stub = ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{grpc_port}", GRPC_TOKEN))
             calls = {
                 "ListRanking department 2022": lambda: stub.ListRanking(
                     ranking_pb2.ListRankingRequest(cohort="department", period="2022")),

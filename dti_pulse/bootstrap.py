@@ -236,7 +236,10 @@ def build_ranking(settings: Settings):
     service = RankingService(load_registry(settings.agencies_path), RulesCatalog(settings.rules_dir),
                              settings.rules_version, measures,
                              judge_granularity_ms=int(settings.tuning.judge_granularity_s * 1000))
-    return RankingServer(service, settings.ranking.host, settings.ranking.port, watch_interval_s=settings.tuning.watch_interval_s,
+    if not settings.ranking.tokens:
+        raise SystemExit("DTI_GRPC_TOKENS is empty: set caller=token pairs (dti-pulse up makes one for you)")
+    return RankingServer(service, settings.ranking.host, settings.ranking.port, settings.ranking.tokens,
+                         watch_interval_s=settings.tuning.watch_interval_s,
                          monitor=pipeline_monitor(settings))
 
 
@@ -270,7 +273,10 @@ def build_console(settings: Settings):
     secret = settings.console.secret.encode() or secrets.token_bytes(32)
     auth = Authenticator(settings.console.viewers, settings.console.tokens, secret,
                          session_s=settings.tuning.console_session_hours * 3600)
-    return create_app(RankingClient(settings.effective_ranking_address), auth, assets,
+    if not settings.console.ranking_token:
+        raise SystemExit("DTI_RANKING_TOKEN is empty: the console needs one of ranking's DTI_GRPC_TOKENS "
+                         "(dti-pulse up sets it for you)")
+    return create_app(RankingClient(settings.effective_ranking_address, settings.console.ranking_token), auth, assets,
                       heartbeat_s=settings.tuning.console_heartbeat_s, secure_cookies=settings.tuning.console_secure_cookies)
 
 

@@ -63,6 +63,7 @@ class IngestSettings:
 class RankingSettings:
     host: str = variable("DTI_GRPC_HOST", "127.0.0.1")
     port: int = variable("DTI_GRPC_PORT", 50051)
+    tokens: Mapping[str, str] = variable("DTI_GRPC_TOKENS", None, parse_tokens, default_factory=dict)  # token -> caller
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class ConsoleSettings:
     tokens: Mapping[str, str] = variable("DTI_CONSOLE_TOKENS", None, parse_tokens, default_factory=dict)  # token -> name
     secret: str = variable("DTI_CONSOLE_SECRET", "")  # signs session cookies; empty: random at each start
     ranking_address: str = variable("DTI_RANKING_ADDRESS", "")  # empty: the ranking settings' host:port
+    ranking_token: str = variable("DTI_RANKING_TOKEN", "")  # the console's bearer token for ranking
     assets: Path = variable("DTI_CONSOLE_ASSETS", DEFAULT_CONSOLE_ASSETS)
 
 
@@ -179,7 +181,8 @@ VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
 OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 
-_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET"}
+_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
+                     "DTI_CONSOLE_SECRET", "DTI_RANKING_TOKEN"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

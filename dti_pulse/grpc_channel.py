@@ -25,15 +25,25 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
         return continuation(_with_token(details, self.metadata), request)
 
 
-class _AsyncBearer(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
-    def __init__(self, token: str):
-        self.metadata = (("authorization", f"Bearer {token}"),)
+def _with_bearer(details, metadata: tuple):
+    return details._replace(metadata=grpc.aio.Metadata(*(details.metadata or ()), *metadata))
+
+
+# One class per kind: grpc.aio files an interceptor under the first kind it is an instance of.
+class _AsyncBearerUnary(grpc.aio.UnaryUnaryClientInterceptor):
+    def __init__(self, metadata: tuple):
+        self.metadata = metadata
 
     async def intercept_unary_unary(self, continuation, details, request):
-        return await continuation(details._replace(metadata=(*(details.metadata or ()), *self.metadata)), request)
+        return await continuation(_with_bearer(details, self.metadata), request)
+
+
+class _AsyncBearerStream(grpc.aio.UnaryStreamClientInterceptor):
+    def __init__(self, metadata: tuple):
+        self.metadata = metadata
 
     async def intercept_unary_stream(self, continuation, details, request):
-        return await continuation(details._replace(metadata=(*(details.metadata or ()), *self.metadata)), request)
+        return await continuation(_with_bearer(details, self.metadata), request)
 
 
 def ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials | None = None,
@@ -45,7 +55,8 @@ def ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials | Non
 
 def async_ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials | None = None,
                           options=None) -> grpc.aio.Channel:
-    interceptors = [_AsyncBearer(token)] if token else None
+    metadata = (("authorization", f"Bearer {token}"),)
+    interceptors = [_AsyncBearerUnary(metadata), _AsyncBearerStream(metadata)] if token else None
     if tls:
         return grpc.aio.secure_channel(address, tls, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)

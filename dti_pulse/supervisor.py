@@ -125,8 +125,15 @@ dti-pulse is up
   ClickHouse      {s.effective_clickhouse_dsn}
   console (web)   {console_line}
   ingest token    source={source} token={token}
+  ranking token   {self._ranking_token_line()}
   simulator       {f'{self.simulator_rate:g} events/s' if self.simulator_rate else 'off'}
 A process that dies is started again. Ctrl-C stops everything.""", flush=True)
+
+    def _ranking_token_line(self) -> str:
+        mine = self.settings.console.ranking_token
+        caller, token = next(((c, t) for t, c in self.settings.ranking.tokens.items() if t != mine),
+                             (self.settings.ranking.tokens.get(mine, ""), mine))
+        return f"caller={caller} token={token}   (authorization: Bearer <token>)"
 
     def _login_line(self) -> str:
         if self.console_login:
@@ -210,6 +217,12 @@ def up(settings: Settings, simulator_rate: float | None, kafka_port: int = 9092)
     embedded = not os.environ.get("DTI_KAFKA_BOOTSTRAP")
     if not settings.ingest.tokens:
         settings = settings.with_overrides(ingest={"tokens": {secrets.token_urlsafe(24): "simulator"}})
+    if not settings.ranking.tokens:
+        settings = settings.with_overrides(ranking={"tokens": {secrets.token_urlsafe(24): "operator"}})
+    if not settings.console.ranking_token:
+        console_token = secrets.token_urlsafe(24)
+        settings = settings.with_overrides(ranking={"tokens": {**settings.ranking.tokens, console_token: "console"}},
+                                           console={"ranking_token": console_token})
     console_login = None
     if not settings.console.viewers and not settings.console.tokens:
         from services.console.auth import hash_password

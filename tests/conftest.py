@@ -154,6 +154,7 @@ def pytest_terminal_summary(terminalreporter):
 
 
 CONSOLE_PASSWORD = "đúng-mật-khẩu"  # non-ASCII on purpose
+GRPC_TOKEN = "test-grpc-token"
 CHROMIUM = Path(os.environ.get("DTI_CHROMIUM", "/usr/bin/chromium"))
 # Flags that keep Chromium off the (closed) network and out of the sandbox it cannot make as root.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
@@ -183,7 +184,8 @@ def ranking_server(clean_chdb):
                              "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
     # Its pipeline is the store alone (no Kafka here); a test may swap the probe to fail it.
     monitor = PipelineMonitor(lambda: clean_chdb.query("SELECT 1"))
-    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2, monitor=monitor,
+    server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=0.2,
+                           monitor=monitor,
                            monitor_interval_s=0.2)
     server.start_in_thread()
     yield server
@@ -196,7 +198,8 @@ def console(ranking_server, services):
     from services.console.auth import hash_password
 
     port = free_port()
-    env = {"DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_CONSOLE_PORT": str(port),
+    env = {"DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_RANKING_TOKEN": GRPC_TOKEN,
+           "DTI_CONSOLE_PORT": str(port),
            "DTI_CONSOLE_VIEWERS": f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
            "DTI_CONSOLE_TOKENS": "wall=screen-token", "DTI_CONSOLE_HEARTBEAT_S": "0.5"}
     process = services("console", ["serve", "console"], env)
@@ -231,6 +234,8 @@ def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: st
         "DTI_GRPC_PORT": str(free_port()),
         "DTI_CONSOLE_PORT": str(free_port()),
         "DTI_INGEST_TOKENS": "lgsp=test-token",
+        "DTI_GRPC_TOKENS": f"test={GRPC_TOKEN}",
+        "DTI_RANKING_TOKEN": GRPC_TOKEN,
         **extra,
     }
 
@@ -238,7 +243,9 @@ def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: st
 def ranking_stub(port: int):
     from dti.ranking.v1 import ranking_pb2_grpc
 
-    return ranking_pb2_grpc.RankingServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    from dti_pulse.grpc_channel import ranking_channel
+
+    return ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{port}", GRPC_TOKEN))
 
 
 def poll(check, timeout_s: float = 60.0, interval_s: float = 0.25, what: str = "condition"):
@@ -306,4 +313,4 @@ def fold(client, raw_events: list[dict], ingested_at_ms: int = 0):
         bus_envelopes(raw_events, ingested_at_ms=ingested_at_ms)))
 
 
-__all__ = ["CONSOLE_PASSWORD", "now_ms", "bus_envelopes", "fold", "consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]
+__all__ = ["CONSOLE_PASSWORD", "GRPC_TOKEN", "now_ms", "bus_envelopes", "fold", "consume_all", "ServiceProcess", "free_port", "poll", "ranking_stub", "service_env", "wait_for_port"]

@@ -29,9 +29,11 @@ import httpx
 from dti.events.v1.events_pb2 import EventBatch
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.broker import die_with_parent, free_port
+from dti_pulse.grpc_channel import ranking_channel
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "fault-token"
+GRPC_TOKEN = "fault-grpc-token"
 PERIOD = "2026-09"
 RECOVERY_TARGET_S = 30.0
 
@@ -93,7 +95,8 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTI_")}
         return {**env, "DTI_INGEST_TOKENS": f"bus={TOKEN}", "DTI_TOPIC_PARTITIONS": "4",
                 "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "DTI_INGEST_DELIVERY_TIMEOUT_MS": "4000",
-                "DTI_AGGREGATOR_BATCH": "500", "DTI_CONSOLE_TOKENS": "wall=fault-wall", "PYTHONUNBUFFERED": "1"}
+                "DTI_AGGREGATOR_BATCH": "500", "DTI_CONSOLE_TOKENS": "wall=fault-wall",
+                "DTI_GRPC_TOKENS": f"faults={GRPC_TOKEN}", "PYTHONUNBUFFERED": "1"}
 
     def start(self, timeout_s: float = 180) -> "Stack":
         self.work.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,7 @@ class Stack:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"dti-pulse up did not come up:\n{self.output()[-3000:]}")
             time.sleep(0.5)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.channel = ranking_channel(f"127.0.0.1:{self.grpc_port}", GRPC_TOKEN)
         return self
 
     def output(self) -> str:

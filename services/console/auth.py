@@ -13,6 +13,8 @@ from typing import Callable, Mapping
 
 import orjson
 
+from dti_pulse.credentials import bearer_credential, caller_of
+
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 200_000
 
@@ -133,10 +135,4 @@ class Authenticator:
         return self.issue(user) if claims["exp"] - self.clock() < self.session_s / 2 else None
 
     def token_user(self, authorization: str | None) -> str | None:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return None
-        for known, name in self.tokens.items():
-            if hmac.compare_digest(known.encode(), token.strip().encode()):
-                return name
-        return None
+        return caller_of(self.tokens, bearer_credential(authorization))

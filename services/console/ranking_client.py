@@ -8,6 +8,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dti.ranking.v1 import ranking_pb2 as pb
 from dti.ranking.v1.ranking_pb2_grpc import RankingServiceStub
+from dti_pulse.grpc_channel import async_ranking_channel
 from services.console import views
 
 RANKING_SERVICE = pb.DESCRIPTOR.services_by_name["RankingService"].full_name
@@ -16,8 +17,9 @@ RANKING_SERVICE = pb.DESCRIPTOR.services_by_name["RankingService"].full_name
 class RankingClient:
     """Unary calls answer JSON-ready dicts; watches yield them as the ranking service pushes."""
 
-    def __init__(self, address: str, timeout_s: float = 15.0):
+    def __init__(self, address: str, token: str, timeout_s: float = 15.0):
         self.address = address
+        self.token = token
         self.timeout_s = timeout_s
         self._channel: grpc.aio.Channel | None = None
 
@@ -25,7 +27,7 @@ class RankingClient:
     def channel(self) -> grpc.aio.Channel:
         # Made on first use, inside the server's event loop (grpc.aio binds to it).
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.address, options=[
+            self._channel = async_ranking_channel(self.address, self.token, options=[
                 ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
                 ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 3_000)])
         return self._channel

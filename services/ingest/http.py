@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
 import time
 from typing import Awaitable, Callable, Mapping
@@ -16,6 +15,7 @@ from starlette.routing import Route
 
 from dti_pulse.events import EVENT_TYPES
 from dti_pulse.http import json_response, problem
+from dti_pulse.credentials import bearer_credential, caller_of
 from services.ingest.publisher import NotAcknowledged
 from services.ingest.service import IngestService
 
@@ -24,14 +24,7 @@ RETRY_AFTER_S = 5
 
 
 def _source_for(request: Request, tokens: Mapping[str, str]) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    token = token.strip()
-    for known, source in tokens.items():
-        if hmac.compare_digest(known.encode(), token.encode()):
-            return source
-    return None
+    return caller_of(tokens, bearer_credential(request.headers.get("authorization")))
 
 
 class RecycledConnections:

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections import OrderedDict
 from datetime import datetime
+from typing import Mapping
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.events import ACTIVITY_TYPES
 from dti_pulse.localtime import LOCAL_TZ
+from services.ranking.auth import BearerTokenInterceptor
 from services.ranking.background import BackgroundLoop
 from services.ranking.pipeline import PipelineMonitor, PipelineSnapshot
 from services.ranking.scoring import IndicatorResult
@@ -280,10 +282,11 @@ class RankingServer:
     """grpc.aio server on its own event loop and thread, so that it answers promptly
     whether it runs alone or beside the aggregator's Faust loop."""
 
-    def __init__(self, service: RankingService, host: str, port: int, grace_s: float = 5.0,
+    def __init__(self, service: RankingService, host: str, port: int, tokens: Mapping[str, str], grace_s: float = 5.0,
                  watch_interval_s: float = 1.0, monitor: PipelineMonitor | None = None,
                  monitor_interval_s: float = 2.0):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
+        self.authenticator = BearerTokenInterceptor(tokens, (SERVICE_NAME,))
         self.monitor = monitor
         self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,
                                        "pipeline probe failed") if monitor else None)
@@ -297,7 +300,7 @@ class RankingServer:
 
     async def serve(self) -> None:
         self.service.store.refresh_in_background()
-        server = grpc.aio.server()
+        server = grpc.aio.server(interceptors=[self.authenticator])
         servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor)
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
         health_servicer = health.aio.HealthServicer()

@@ -19,7 +19,7 @@ from services.ranking.cache import CachedMeasures
 from services.ranking.service import RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
-from tests.conftest import fold, now_ms, ranking_stub
+from tests.conftest import GRPC_TOKEN, fold, now_ms, ranking_stub
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry(DEFAULT_AGENCIES)
@@ -42,7 +42,7 @@ def stub(clean_chdb, rules_dir):
     fold(clean_chdb, scenario.EVENTS)
     service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
                              CachedMeasures(ClickHouseMeasures(clean_chdb)))
-    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=0.2)
+    server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=0.2)
     server.start_in_thread()
     yield ranking_stub(server.port)
     server.stop()
@@ -280,7 +280,7 @@ def test_a_signalled_write_wakes_a_watch_at_once(clean_chdb, rules_dir):
     signal = WriteSignal()
     service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
                              CachedMeasures(ClickHouseMeasures(clean_chdb), version_ttl_s=60, changes=signal))
-    server = RankingServer(service, "127.0.0.1", free_port(), watch_interval_s=60)
+    server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=60)
     server.start_in_thread()
     try:
         agency = "000.00.11.H56"
@@ -340,3 +340,48 @@ def test_the_next_minutes_score_is_counted_before_the_minute_turns(clean_chdb, r
     turned = service.agency_score(agency, period)
     assert len(counted) == before  # answered from the warmed count
     assert on_time(turned) == on_time(uncached.agency_score(agency, period)) == (0, 1)  # due 09:30:30: late now
+
+
+def test_ranking_service_needs_a_known_bearer_token_but_health_and_reflection_stay_open(ranking_server):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    from dti.ranking.v1 import ranking_pb2_grpc
+    from dti_pulse.grpc_channel import ranking_channel
+
+    address = f"127.0.0.1:{ranking_server.port}"
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    for channel, why in ((grpc.insecure_channel(address), "required"), (ranking_channel(address, "guess"), "not valid"),
+                         (ranking_channel(address, GRPC_TOKEN + "x"), "not valid")):
+        intruder = ranking_pb2_grpc.RankingServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            intruder.GetAgencyScore(request, timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and why in refused.value.details()
+        with pytest.raises(grpc.RpcError) as refused:  # a stream is refused before its first message
+            next(iter(intruder.WatchRanking(ranking_pb2.ListRankingRequest(cohort="department",
+                                                                           period=scenario.PERIOD), timeout=10)))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as refused:
+            intruder.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+                agency_code=scenario.AGENCY, indicator_code="dossier_on_time_rate", period=scenario.PERIOD), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+    plain = grpc.insecure_channel(address)
+    health = health_pb2_grpc.HealthStub(plain).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    listing = next(reflection_pb2_grpc.ServerReflectionStub(plain).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10))
+    assert "dti.ranking.v1.RankingService" in {s.name for s in listing.list_services_response.service}
+    # The right token, on the same server: answered.
+    assert ranking_stub(ranking_server.port).GetAgencyScore(request, timeout=10).agency_code == scenario.AGENCY
+
+
+def test_tokens_are_compared_whole():
+    from dti_pulse.credentials import bearer_credential, caller_of
+
+    tokens = {"s3cret-token": "console", "other": "operator"}
+    assert caller_of(tokens, "s3cret-token") == "console"
+    assert [caller_of(tokens, t) for t in ("s3cret", "s3cret-token ", "S3CRET-TOKEN", "")] == [None] * 4
+    assert bearer_credential("Bearer  abc ") == "abc" and bearer_credential("Basic abc") == ""
+    assert bearer_credential(b"bearer abc") == "abc" and bearer_credential(None) == ""
