@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import inspect
 import re
 import shutil
 import statistics
@@ -76,8 +77,11 @@ async def _ingest_us_per_event(bodies: list[bytes], events: int, package: str) -
     # The Kafka adapter as it is, but its producer (started on first use, so never here).
     publisher = publisher_module.KafkaPublisher("unused:9092", "bench.ab")
     publisher._producer = _ProducerThatAcknowledges()
-    service = service_module.IngestService(load_registry(DEFAULT_AGENCIES), publisher,
-                                           dedup_module.RecentIds(Settings().tuning.ingest_dedup_capacity))
+    capacity = Settings().tuning.ingest_dedup_capacity
+    # A revision before per-source deduplication takes the RecentIds itself.
+    dedup = (capacity if "dedup_capacity" in inspect.signature(service_module.IngestService).parameters
+             else dedup_module.RecentIds(capacity))
+    service = service_module.IngestService(load_registry(DEFAULT_AGENCIES), publisher, dedup)
     started = time.process_time()
     for body in bodies:
         valid = service.valid_batch(body, "bench")

@@ -39,14 +39,16 @@ def tune_gc(young_threshold: int) -> None:
 
 
 def build_ingest(settings: Settings):
-    from services.ingest.dedup import RecentIds
     from services.ingest.http import create_app
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
 
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.tuning.ingest_delivery_timeout_ms)
-    service = IngestService(load_registry(settings.agencies_path), publisher, RecentIds(settings.tuning.ingest_dedup_capacity),
-                            max_future_ms=int(settings.ingest.max_future_s * 1000))
+    from services.ingest.sources import SourceScope
+
+    service = IngestService(load_registry(settings.agencies_path), publisher, settings.tuning.ingest_dedup_capacity,
+                            max_future_ms=int(settings.ingest.max_future_s * 1000),
+                            sources=SourceScope(settings.ingest.source_agencies))
     return create_app(service, settings.ingest.tokens, publisher.ready, settings.tuning.ingest_max_body_bytes,
                       settings.tuning.ingest_max_events, on_shutdown=publisher.close,
                       connection_max_age_s=settings.tuning.ingest_connection_max_age_s)

@@ -33,6 +33,12 @@ def parse_viewers(spec: str) -> dict[str, str]:
     return parse(spec)
 
 
+def parse_source_agencies(spec: str) -> dict[str, tuple[str, ...]]:
+    from services.ingest.sources import parse_source_agencies as parse
+
+    return parse(spec)
+
+
 def parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -53,6 +59,9 @@ def variable(name: str, default, convert=None, **kwargs):
 @dataclass(frozen=True)
 class IngestSettings:
     tokens: Mapping[str, str] = variable("DTI_INGEST_TOKENS", None, parse_tokens, default_factory=dict)  # token -> source
+    # source -> agency codes / prefixes it may send for; empty: every source, every agency
+    source_agencies: Mapping[str, tuple[str, ...]] = variable("DTI_INGEST_SOURCE_AGENCIES", None,
+                                                              parse_source_agencies, default_factory=dict)
     host: str = variable("DTI_HTTP_HOST", "127.0.0.1")
     port: int = variable("DTI_HTTP_PORT", 8080)
     # an event may say it happened at most this far ahead of the clock
@@ -208,6 +217,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         value = getattr(getattr(settings, group) if group else settings, attr)
         if convert is parse_tokens:
             value = ",".join(f"{source}={token}" for token, source in value.items())
+        elif convert is parse_source_agencies:
+            value = ",".join(f"{source}={'|'.join(patterns)}" for source, patterns in value.items())
         elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())
         env[name] = str(value)

@@ -287,14 +287,15 @@ class Aggregator:
             if not known and len(events) == 1:
                 fresh = events  # a new entity's one event: nothing to deduplicate (the common case)
             else:
-                seen = {event.event_id for event in known}
+                # An event is its source's id: no source can pre-empt another's (ingest keeps to it too).
+                seen = {(event.source, event.event_id) for event in known}
                 fresh = []
                 for event in events:
-                    event_id = event.event_id
-                    if event_id in seen:
+                    identity = (event.source, event.event_id)
+                    if identity in seen:
                         stats.duplicates += 1
                     else:
-                        seen.add(event_id)
+                        seen.add(identity)
                         fresh.append(event)
                 if not fresh:
                     continue

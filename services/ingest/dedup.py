@@ -12,6 +12,7 @@ from __future__ import annotations
 
 class RecentIds:
     def __init__(self, capacity: int):
+        self.capacity = capacity
         self._generation_size = max(1, capacity // 2)
         self._current: set[str] = set()
         self._previous: set[str] = set()

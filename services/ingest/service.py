@@ -8,6 +8,7 @@ from typing import Protocol
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.registry import Registry
 from services.ingest.dedup import RecentIds
+from services.ingest.sources import SourceScope
 from services.ingest.validation import DEFAULT_MAX_FUTURE_MS, Invalid, latest_allowed_ms, to_event, valid_batch
 
 
@@ -26,17 +27,30 @@ class BatchResult:
 
 
 class IngestService:
-    def __init__(self, registry: Registry, publisher: Publisher, recent_ids: RecentIds,
-                 max_future_ms: int = DEFAULT_MAX_FUTURE_MS):
+    def __init__(self, registry: Registry, publisher: Publisher, dedup_capacity: int,
+                 max_future_ms: int = DEFAULT_MAX_FUTURE_MS, sources: SourceScope | None = None):
         self.registry = registry
         self.max_future_ms = max_future_ms
         self.publisher = publisher
-        self.recent_ids = recent_ids
+        self.sources = sources or SourceScope()
+        self.dedup_capacity = dedup_capacity
+        # Event ids are deduplicated per source: no source can pre-empt another's ids.
+        self.recent_ids: dict[str, RecentIds] = {}
+
+    def recent_ids_of(self, source: str) -> RecentIds:
+        recent = self.recent_ids.get(source)
+        if recent is None:
+            recent = self.recent_ids[source] = RecentIds(self.dedup_capacity)
+        return recent
 
     def valid_batch(self, body: bytes, source: str) -> list[Event] | None:
         """Every event of a batch body, validated at once, if every one is valid (see
         validation.valid_batch); None sends the batch to ingest() event by event."""
-        return valid_batch(body, self.registry, source, int(time.time() * 1000), latest_allowed_ms(self.max_future_ms))
+        events = valid_batch(body, self.registry, source, int(time.time() * 1000),
+                             latest_allowed_ms(self.max_future_ms))
+        if events and self.sources.restricted and not all(self.sources.allows(source, e.agency_code) for e in events):
+            return None  # the per-event path says which events, and why
+        return events
 
     async def ingest(self, raw_events: list, source: str) -> BatchResult:
         """Raises the publisher's error if Kafka did not acknowledge: then nothing counts."""
@@ -46,9 +60,14 @@ class IngestService:
         valid: list[Event] = []
         for index, raw in enumerate(raw_events):
             try:
-                valid.append(to_event(raw, self.registry, source, now_ms, latest_ms))
+                event = to_event(raw, self.registry, source, now_ms, latest_ms)
             except Invalid as exc:
                 result.rejected.append({"index": index, "reason": str(exc)})
+                continue
+            if self.sources.allows(source, event.agency_code):
+                valid.append(event)
+            else:
+                result.rejected.append({"index": index, "reason": self.sources.refusal(source, event.agency_code)})
         return await self.ingest_valid(valid, result)
 
     async def ingest_valid(self, events: list[Event], result: BatchResult | None = None) -> BatchResult:
@@ -56,7 +75,7 @@ class IngestService:
         result = result or BatchResult()
         fresh: list[Event] = []
         in_batch: set[str] = set()
-        recent_ids = self.recent_ids
+        recent_ids = self.recent_ids_of(events[0].source if events else "")  # a request's events share its source
         for event in events:
             # A duplicate is accepted (the bus may retry) but published once.
             event_id = event.event_id
@@ -66,6 +85,6 @@ class IngestService:
                 in_batch.add(event_id)
                 fresh.append(event)
         await self.publisher.publish(fresh)
-        self.recent_ids.add_all(in_batch)
+        recent_ids.add_all(in_batch)
         result.accepted = len(fresh) + result.duplicates
         return result

@@ -54,6 +54,18 @@ class Invalid(ValueError):
     """The event is refused; str() is the reason returned to the sender."""
 
 
+_TRANSFERS = frozenset({"document_sent", "document_received"})
+
+
+def _check_parties(body, registry: Registry) -> None:
+    """A document's sender and every recipient are agencies of the registry."""
+    if body.from_agency not in registry:
+        raise Invalid(f"unknown agency '{body.from_agency[:MAX_CODE_CHARS]}' in 'from_agency'")
+    for code in body.to_agencies:
+        if code not in registry:
+            raise Invalid(f"unknown agency '{code[:MAX_CODE_CHARS]}' in 'to_agencies'")
+
+
 def _require(raw: dict, name: str) -> Any:
     value = raw.get(name)
     if value is None:
@@ -295,6 +307,8 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int, lat
     build(raw, body)
     if field == "dossier_received":
         check_instant_ms(body.received_at_ms, "received_at", latest_ms)
+    elif field in _TRANSFERS:
+        _check_parties(body, registry)
     return event
 
 
@@ -504,6 +518,10 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
             build(typed, getattr(event, field))
             if field == "dossier_received" and event.dossier_received.received_at_ms > latest_ms:
                 return None
+            if field in _TRANSFERS:
+                transfer = getattr(event, field)
+                if transfer.from_agency not in registry or not all(code in registry for code in transfer.to_agencies):
+                    return None
             events.append(event)
     except (_GiveUp, ValueError):  # Invalid is a ValueError, as is a bad date
         return None
@@ -598,6 +616,8 @@ def check_event(event: Event, registry: Registry, latest_ms: int) -> None:
         _check_dossier_received(event.dossier_received, latest_ms)
     else:
         _BODY_CHECKS[field](getattr(event, field))
+        if field in _TRANSFERS:
+            _check_parties(getattr(event, field), registry)
 
 
 class EventRules:

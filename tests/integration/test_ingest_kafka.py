@@ -11,7 +11,6 @@ from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.events import MAX_ENVELOPE_BYTES, entity_key
 from dti_pulse.kafka import ensure_topics
 from dti_pulse.registry import load_registry
-from services.ingest.dedup import RecentIds
 from services.ingest.http import create_app
 from services.ingest.publisher import KafkaPublisher, NotAcknowledged
 from services.ingest.service import IngestService
@@ -27,7 +26,7 @@ def ingest_app(broker, topic_names):
     events_topic, dlq_topic = topic_names
     ensure_topics(broker.bootstrap, {events_topic: 4, dlq_topic: 1})
     publisher = KafkaPublisher(broker.bootstrap, events_topic, delivery_timeout_ms=5000)
-    service = IngestService(load_registry(DEFAULT_AGENCIES), publisher, RecentIds(1000))
+    service = IngestService(load_registry(DEFAULT_AGENCIES), publisher, 1000)
     app = create_app(service, {"secret": "lgsp"}, publisher.ready, max_body_bytes=1_000_000, max_events=100)
     # One loop for the test's requests, as a worker has: the producer lives on it.
     loop = asyncio.new_event_loop()

@@ -7,7 +7,6 @@ from hypothesis import HealthCheck, settings
 
 from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.registry import load_registry
-from services.ingest.dedup import RecentIds
 from services.ingest.http import create_app
 from services.ingest.service import IngestService
 
@@ -20,7 +19,7 @@ class AcceptingPublisher:
         return True
 
 
-APP = create_app(IngestService(load_registry(DEFAULT_AGENCIES), AcceptingPublisher(), RecentIds(10_000)),
+APP = create_app(IngestService(load_registry(DEFAULT_AGENCIES), AcceptingPublisher(), 10_000),
                  {"schemathesis-token": "fuzz"}, AcceptingPublisher().ready, 1_000_000, 1_000)
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 

@@ -1,4 +1,5 @@
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -26,7 +27,7 @@ def apology(event_id=None):
 
 
 def service(publisher, capacity=100):
-    return IngestService(load_registry(DEFAULT_AGENCIES), publisher, RecentIds(capacity))
+    return IngestService(load_registry(DEFAULT_AGENCIES), publisher, capacity)
 
 
 def test_duplicates_are_accepted_but_published_once():
@@ -57,3 +58,40 @@ def test_recent_ids_are_bounded_and_keep_the_newest():
     assert len(ids) <= 100
     assert all(f"id{i}" in ids for i in range(950, 1000))  # at least the last capacity / 2
     assert "id0" not in ids and "id899" not in ids
+
+
+def test_event_ids_are_deduplicated_per_source():
+    publisher = FakePublisher()
+    ingest = service(publisher)
+    same = apology()
+    assert asyncio.run(ingest.ingest([same], "other")).duplicates == 0
+    # The bus's event of the id another source used first is still published.
+    bus = asyncio.run(ingest.ingest([same], "bus"))
+    assert (bus.accepted, bus.duplicates) == (1, 0)
+    assert [e.source for e in publisher.published] == ["other", "bus"]
+    assert asyncio.run(ingest.ingest([same], "bus")).duplicates == 1
+
+
+def test_a_source_sends_only_for_the_agencies_it_owns():
+    from services.ingest.sources import SourceScope, parse_source_agencies
+
+    scope = SourceScope(parse_source_agencies("portal=000.00.05.*|000.00.07.H56, bus=*"))
+    assert scope.allows("portal", "000.00.05.H56") and scope.allows("portal", "000.00.07.H56")
+    assert not scope.allows("portal", "000.00.08.H56") and not scope.allows("stranger", "000.00.05.H56")
+    assert scope.allows("bus", "anything") and SourceScope().allows("anyone", "any")
+    with pytest.raises(ValueError, match="source=CODE"):
+        parse_source_agencies("portal=")
+    with pytest.raises(ValueError, match="may only end"):
+        parse_source_agencies("portal=000.*.05")
+
+    publisher = FakePublisher()
+    ingest = IngestService(load_registry(DEFAULT_AGENCIES), publisher, 100, sources=scope)
+    own, foreign = apology(), {**apology(), "agency_code": "000.00.08.H56"}
+    body = json.dumps({"events": [own, foreign]}).encode()
+    assert ingest.valid_batch(body, "portal") is None  # the fast path leaves the refusal to the per-event one
+    result = asyncio.run(ingest.ingest([own, foreign], "portal"))
+    assert result.accepted == 1 and result.rejected == [
+        {"index": 1, "reason": "source 'portal' may not send events for agency '000.00.08.H56'"}]
+    assert [e.agency_code for e in publisher.published] == ["000.00.05.H56"]
+    assert len(ingest.valid_batch(json.dumps({"events": [own]}).encode(), "portal")) == 1
+    assert asyncio.run(ingest.ingest([own], "stranger")).rejected[0]["reason"].startswith("source 'stranger'")

@@ -14,7 +14,6 @@ from dti_pulse.config import DEFAULT_AGENCIES
 from dti_pulse.registry import load_registry
 from dti_pulse.simulator import BusSimulator
 from services.aggregator.processor import Aggregator
-from services.ingest.dedup import RecentIds
 from services.ingest.http import create_app
 from services.ingest.service import IngestService
 from services.ingest.validation import (EventRules, Invalid, check_event, latest_allowed_ms, to_event,
@@ -129,7 +128,7 @@ class _Publisher:
 
 
 def test_no_body_gets_a_server_error_from_ingest():
-    service = IngestService(REGISTRY, _Publisher(), RecentIds(100))
+    service = IngestService(REGISTRY, _Publisher(), 100)
     app = create_app(service, {"t": "lgsp"}, _Publisher().ready, 32 * 1024 * 1024, 10_000)
     client = TestClient(app, raise_server_exceptions=False)
     headers = {"Authorization": "Bearer t", "Content-Type": "application/json"}

@@ -369,3 +369,15 @@ def test_the_cycle_collector_pauses_while_a_batch_is_folded_and_only_then():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_an_event_id_is_its_sources_own_so_no_source_pre_empts_another():
+    store, dead = FakeStore(), DeadLetters()
+    forged = Event()
+    forged.CopyFrom(RESOLVED)
+    forged.source = "other"
+    stats = run(Aggregator(store, dead).process([envelope(RECEIVED, forged), envelope(RESOLVED)]))
+    # The bus's RESOLVED is not taken for the other source's event of the same id.
+    assert (stats.new_events, stats.duplicates) == (3, 0)
+    stats = run(Aggregator(store, dead).process([envelope(RESOLVED, forged)]))
+    assert (stats.new_events, stats.duplicates) == (0, 2)

@@ -85,9 +85,16 @@ def test_invalid_events_are_refused_with_a_readable_reason(raw, reason):
 def test_texts_and_recipients_are_bounded_so_that_any_event_fits_an_envelope():
     """The longest event validation takes, in 3-byte characters, is far under what one Kafka
     message takes; one character more anywhere is refused with its reason."""
+    from datetime import date
+
+    from dti_pulse.registry import Agency, Registry
+
     text, code = "ệ" * MAX_TEXT_CHARS, "ệ" * MAX_CODE_CHARS
-    longest = validate(event("document.sent", document_id=text, from_agency=code, to_agencies=[code] * MAX_RECIPIENTS,
-                             document_type=text, promulgated_on="2026-10-01", due_date="2026-10-31"))
+    # An agency of the longest code, in a registry of its own: every party must be registered.
+    longest_codes = Registry([*REGISTRY.all(), Agency(code, "longest", "department", "", date(2000, 1, 1), None)])
+    longest = to_event(event("document.sent", document_id=text, from_agency=code, to_agencies=[code] * MAX_RECIPIENTS,
+                             document_type=text, promulgated_on="2026-10-01", due_date="2026-10-31"),
+                       longest_codes, "bus", 1_000)
     assert len("ệ".encode()) == 3 and longest.ByteSize() < MAX_ENVELOPE_BYTES / 4
     assert validate(event("dossier.status", dossier_id=text, status=2)).dossier_status.dossier_id == text
     for raw, reason in [
@@ -282,3 +289,22 @@ def test_each_field_left_out_nulled_or_odd_gives_the_same_answer_both_ways():
             variants = [{k: v for k, v in base.items() if k != name}] + [dict(base, **{name: v}) for v in ODD_VALUES]
             differing += [raw for raw in variants if not same_answers([raw])]
     assert not differing, differing[:5]
+
+
+@pytest.mark.parametrize("parties, reason", [
+    ({"from_agency": "999.99.99.X00", "to_agencies": [DEPARTMENT]}, "unknown agency '999.99.99.X00' in 'from_agency'"),
+    ({"from_agency": DEPARTMENT, "to_agencies": ["000.00.07.H56", "made-up"]}, "unknown agency 'made-up' in 'to_agencies'"),
+])
+def test_every_party_of_a_document_is_a_registered_agency(parties, reason):
+    from services.ingest.validation import check_event
+
+    raw = event("document.sent", document_id="D-1", **parties)
+    with pytest.raises(Invalid, match=reason):
+        validate(raw)
+    assert valid_batch(batch_body([raw]), REGISTRY, "bus", 1_000) is None
+    # The aggregator holds what it reads from Kafka to the same rule.
+    forged = validate(event("document.sent", document_id="D-1", from_agency=DEPARTMENT, to_agencies=[DEPARTMENT]))
+    forged.document_sent.to_agencies.append(parties["to_agencies"][-1])
+    forged.document_sent.from_agency = parties["from_agency"]
+    with pytest.raises(Invalid, match=reason):
+        check_event(forged, REGISTRY, 10**13)
