@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_AGENCIES = PACKAGE_DIR / "data" / "agencies-thanh-hoa.csv"
@@ -134,6 +135,7 @@ class Settings:
     data_dir: Path = variable("DTI_DATA_DIR", Path("data"))
     kafka_bootstrap: str = variable("DTI_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
     clickhouse_dsn: str = variable("DTI_CLICKHOUSE_DSN", "")  # empty: chDB under data_dir
+    clickhouse_password: str = variable("DTI_CLICKHOUSE_PASSWORD", "")  # a server's, kept out of the DSN
     agencies_path: Path = variable("DTI_AGENCIES", DEFAULT_AGENCIES)
     rules_dir: Path = variable("DTI_RULES_DIR", DEFAULT_RULES_DIR)
     rules_version: str = variable("DTI_RULES_VERSION", "dti-pulse-2025")
@@ -146,7 +148,24 @@ class Settings:
 
     @property
     def effective_clickhouse_dsn(self) -> str:
-        return self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+        """The DSN to connect with: DTI_CLICKHOUSE_PASSWORD put in a server's DSN."""
+        dsn = self.clickhouse_dsn or f"chdb://{(self.data_dir / 'chdb').resolve()}"
+        if not self.clickhouse_password or dsn.startswith("chdb://"):
+            return dsn
+        parts = urlsplit(dsn)
+        user = unquote(parts.username or "default")
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{quote(user, safe='')}:{quote(self.clickhouse_password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    @property
+    def shown_clickhouse_dsn(self) -> str:
+        """The DSN to print: any password masked."""
+        parts = urlsplit(self.effective_clickhouse_dsn)
+        if parts.password is None:
+            return self.effective_clickhouse_dsn
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
     @property
     def effective_ranking_address(self) -> str:
@@ -190,7 +209,7 @@ VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
 OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 
-_SECRET_VARIABLES = {"DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
+_SECRET_VARIABLES = {"DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
                      "DTI_CONSOLE_SECRET", "DTI_RANKING_TOKEN"}
 
 
@@ -199,6 +218,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict = {group: {} for group in GROUPS}
     for name, (group, attr, convert) in _ENV.items():
         raw = environ.get(name)
+        from_file = environ.get(f"{name}_FILE")
+        if from_file:  # Docker / Kubernetes secrets: the value in a file, not in the environment
+            if raw:
+                raise ConfigError(f"set {name} or {name}_FILE, not both")
+            try:
+                raw = Path(from_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE={from_file}: {exc.strerror}") from None
         if raw is None or raw == "":
             continue
         try:

@@ -122,7 +122,7 @@ dti-pulse is up
   ranking (gRPC)  {s.ranking.host}:{s.ranking.port}   (dti.ranking.v1.RankingService, reflection on)
   aggregator      {f'{folds} fold processes, writing through {default_state_store_address(s.data_dir)}' if folds else 'in the ranking process'}
   Kafka           {kafka}
-  ClickHouse      {s.effective_clickhouse_dsn}
+  ClickHouse      {s.shown_clickhouse_dsn}
   console (web)   {console_line}
   ingest token    source={source} token={token}
   ranking token   {self._ranking_token_line()}

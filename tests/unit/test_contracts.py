@@ -1,5 +1,6 @@
 """Contracts between parts: generated code, schema columns, compose file."""
 
+import pytest
 import yaml
 
 from dti_pulse.protogen import REPO_ROOT, generate
@@ -42,10 +43,48 @@ def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
     clickhouse_image = services["clickhouse"]["image"]
     assert clickhouse_image.startswith("clickhouse/clickhouse-server:") and int(clickhouse_image.split(":")[1].split(".")[0]) >= 24
-    # no secret values in the compose file: tokens come from the environment / .env
-    text = (REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    assert "DTI_INGEST_TOKENS: ${DTI_INGEST_TOKENS" in text
-    assert "DTI_CONSOLE_VIEWERS: ${DTI_CONSOLE_VIEWERS" in text and "DTI_CONSOLE_SECRET: ${DTI_CONSOLE_SECRET" in text
+    # No secret in the compose file nor in a container's environment: each is a Docker secret
+    # read through a *_FILE variable, and every secret a service names is mounted into it.
+    from urllib.parse import urlsplit
+
+    from dti_pulse.config import _SECRET_VARIABLES
+
+    declared = compose["secrets"]
+    for name, service in services.items():
+        environment = service.get("environment", {})  # YAML merge keys (<<) already applied
+        assert not set(environment) & _SECRET_VARIABLES - {"DTI_CLICKHOUSE_DSN"}, name
+        assert urlsplit(environment.get("DTI_CLICKHOUSE_DSN", "")).password is None, name
+        for variable, value in environment.items():
+            if variable.endswith("_FILE"):
+                secret = value.removeprefix("/run/secrets/")
+                assert secret in service.get("secrets", []) and secret in declared, (name, variable)
+    assert all(spec["file"].startswith("./secrets/") for spec in declared.values())
+
+
+def test_make_secrets_writes_what_the_services_read(tmp_path):
+    import subprocess
+    import sys
+
+    from dti_pulse.config import load_settings
+    from services.console.auth import verify_password
+
+    printed = subprocess.run([sys.executable, str(REPO_ROOT / "deploy" / "make-secrets"), "--dir", str(tmp_path)],
+                             capture_output=True, text=True, check=True).stdout
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert {spec["file"].removeprefix("./secrets/") for spec in compose["secrets"].values()} == \
+        {path.name for path in tmp_path.iterdir()}
+    files = {f"DTI_{name}_FILE": str(tmp_path / secret) for name, secret in (
+        ("CLICKHOUSE_PASSWORD", "clickhouse_password"), ("INGEST_TOKENS", "ingest_tokens"),
+        ("GRPC_TOKENS", "grpc_tokens"), ("RANKING_TOKEN", "console_ranking_token"),
+        ("CONSOLE_VIEWERS", "console_viewers"), ("CONSOLE_SECRET", "console_secret"))}
+    settings = load_settings({**files, "DTI_CLICKHOUSE_DSN": "http://dti@clickhouse:8123/default"})
+    assert settings.console.ranking_token in settings.ranking.tokens
+    password = printed.split("password ")[1].split()[0]
+    assert verify_password(password, settings.console.viewers["operator"])
+    assert settings.clickhouse_password and settings.clickhouse_password in settings.effective_clickhouse_dsn
+    with pytest.raises(subprocess.CalledProcessError):  # never overwrites secrets in use unasked
+        subprocess.run([sys.executable, str(REPO_ROOT / "deploy" / "make-secrets"), "--dir", str(tmp_path)],
+                       capture_output=True, check=True)
 
 
 def test_every_measure_the_rules_may_name_has_one_sql_definition():

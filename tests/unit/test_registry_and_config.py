@@ -75,3 +75,24 @@ def test_gc_tuning_freezes_start_up_raises_the_young_threshold_and_zero_keeps_py
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_any_variable_can_come_from_a_file_and_a_password_stays_out_of_the_dsn(tmp_path):
+    tokens = tmp_path / "grpc-tokens"
+    tokens.write_text("console=from-a-file\n")
+    password = tmp_path / "clickhouse-password"
+    password.write_text("p@ss:w/rd\n")
+    settings = load_settings({"DTI_GRPC_TOKENS_FILE": str(tokens), "DTI_CLICKHOUSE_PASSWORD_FILE": str(password),
+                              "DTI_CLICKHOUSE_DSN": "http://dti@clickhouse:8123/dti"})
+    assert settings.ranking.tokens == {"from-a-file": "console"}
+    assert settings.effective_clickhouse_dsn == "http://dti:p%40ss%3Aw%2Frd@clickhouse:8123/dti"
+    assert "p%40ss" not in settings.shown_clickhouse_dsn and "clickhouse:8123" in settings.shown_clickhouse_dsn
+    from urllib.parse import unquote, urlsplit
+
+    assert unquote(urlsplit(settings.effective_clickhouse_dsn).password) == "p@ss:w/rd"
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings({"DTI_GRPC_TOKENS": "a=b", "DTI_GRPC_TOKENS_FILE": str(tokens)})
+    with pytest.raises(ConfigError, match="DTI_CONSOLE_SECRET_FILE"):
+        load_settings({"DTI_CONSOLE_SECRET_FILE": str(tmp_path / "missing")})
+    # chDB has no password: its DSN is left as it is.
+    assert load_settings({"DTI_CLICKHOUSE_PASSWORD": "x"}).effective_clickhouse_dsn.startswith("chdb://")
