@@ -205,6 +205,7 @@ def console(ranking_server, services):
     process = services("console", ["serve", "console"], env)
     wait_for_port("127.0.0.1", port, timeout_s=30, process=process.process)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        client.service = process  # its output holds the audit records
         yield client
 
 

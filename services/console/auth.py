@@ -68,47 +68,67 @@ def parse_viewers(spec: str) -> dict[str, str]:
 
 @dataclass
 class Authenticator:
+    """Logins, sessions and their revocation. A session cookie is signed claims: the user,
+    its expiry, a session id (revoked server-side at logout), and a fingerprint of the
+    credential it was opened with (a changed password or token ends every session of it)."""
     viewers: Mapping[str, str]  # name -> password hash
     tokens: Mapping[str, str]  # token -> name
     secret: bytes
     session_s: float = 12 * 3600
-    max_failures: int = 5
-    lockout_s: float = 60.0
-    max_tracked_names: int = 10_000
+    max_failures: int = 5  # failed logins from one address for one name before a delay
+    lockout_s: float = 60.0  # the first delay; it doubles with each further failure
+    max_lockout_s: float = 3600.0
+    max_tracked: int = 10_000
     decoy: str = ""  # the hash checked for unknown names; default: one made with ITERATIONS
     clock: Callable[[], float] = time.time
-    _failures: dict[str, list[float]] = field(default_factory=dict)
+    _failures: dict[tuple[str, str], tuple[int, float]] = field(default_factory=dict)  # (name, address) -> (n, last)
+    _revoked: dict[str, float] = field(default_factory=dict)  # session id -> its expiry
 
-    def locked_for(self, name: str) -> float:
-        """Seconds until this name may try again (0: now). Slows down password guessing."""
-        recent = [t for t in self._failures.get(name, []) if self.clock() - t < self.lockout_s]
-        self._failures[name] = recent
-        if len(recent) < self.max_failures:
+    def _delay(self, failures: int) -> float:
+        if failures < self.max_failures:
             return 0.0
-        return max(0.0, recent[0] + self.lockout_s - self.clock())
+        return min(self.max_lockout_s, self.lockout_s * 2 ** (failures - self.max_failures))
 
-    def login(self, name: str, password: str) -> str | None:
+    def locked_for(self, name: str, address: str) -> float:
+        """Seconds until this name may be tried again from this address (0: now). Per
+        address: guesses from one place do not lock the user out of another."""
+        failures, last = self._failures.get((name, address), (0, 0.0))
+        return max(0.0, last + self._delay(failures) - self.clock())
+
+    def login(self, name: str, password: str, address: str) -> str | None:
         """A session cookie value for good credentials, else None (and the failure counts)."""
         encoded = self.viewers.get(name)
         # An unknown name costs the same hashing as a known one.
         ok = verify_password(password, encoded or self.decoy or _decoy())
+        key = (name, address)
         if not (encoded and ok):
-            if len(self._failures) >= self.max_tracked_names:  # guessing with made-up names costs no memory
-                cutoff = self.clock() - self.lockout_s
-                self._failures = {n: times for n, times in self._failures.items() if times and times[-1] > cutoff}
-            self._failures.setdefault(name, []).append(self.clock())
+            now = self.clock()
+            if len(self._failures) >= self.max_tracked:  # guessing with made-up names costs no memory
+                self._failures = {k: (n, last) for k, (n, last) in self._failures.items()
+                                  if last + self._delay(n) + self.lockout_s > now}
+            failures, last = self._failures.get(key, (0, 0.0))
+            if now - last > self.max_lockout_s + self.lockout_s:
+                failures = 0  # an old streak is forgotten
+            self._failures[key] = (failures + 1, now)
             return None
-        self._failures.pop(name, None)
+        self._failures.pop(key, None)
         return self.issue(name)
 
+    def _fingerprint(self, name: str) -> str:
+        """Changes when the user's password hash (or the tokens issued to the name) change."""
+        credential = self.viewers.get(name) or ",".join(sorted(t for t, n in self.tokens.items() if n == name))
+        return _b64(hmac.new(self.secret, f"{name}\0{credential}".encode(), hashlib.sha256).digest()[:12])
+
     def issue(self, name: str) -> str:
-        body = _b64(orjson.dumps({"u": name, "exp": int(self.clock() + self.session_s)}))
+        claims = {"u": name, "exp": int(self.clock() + self.session_s), "sid": secrets.token_urlsafe(12),
+                  "k": self._fingerprint(name)}
+        body = _b64(orjson.dumps(claims))
         return f"{body}.{self._sign(body)}"
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self.secret, body.encode(), hashlib.sha256).digest())
 
-    def session_user(self, cookie: str | None) -> str | None:
+    def _claims(self, cookie: str | None) -> dict | None:
         if not cookie or "." not in cookie:
             return None
         body, signature = cookie.rsplit(".", 1)
@@ -118,8 +138,26 @@ class Authenticator:
             claims = orjson.loads(_unb64(body))
         except (ValueError, orjson.JSONDecodeError):
             return None
-        if claims.get("exp", 0) < self.clock() or claims.get("u") not in self.names():
-            return None  # expired, or the account (or token) was removed since
+        if not isinstance(claims, dict) or claims.get("exp", 0) < self.clock() or claims.get("sid") in self._revoked:
+            return None
+        name = claims.get("u")
+        if name not in self.names() or not hmac.compare_digest(str(claims.get("k", "")), self._fingerprint(name)):
+            return None  # the account or its credential was removed or changed since
+        return claims
+
+    def session_user(self, cookie: str | None) -> str | None:
+        claims = self._claims(cookie)
+        return claims["u"] if claims else None
+
+    def revoke(self, cookie: str | None) -> str | None:
+        """Ends a session for good (logout): its cookie is refused from now on, even if a
+        copy of it is kept. Returns its user."""
+        claims = self._claims(cookie)
+        if claims is None:
+            return None
+        now = self.clock()
+        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp >= now}  # expired ones need no entry
+        self._revoked[claims["sid"]] = claims["exp"]
         return claims["u"]
 
     def names(self) -> set[str]:
@@ -127,12 +165,12 @@ class Authenticator:
 
     def renewal(self, cookie: str | None) -> str | None:
         """A fresh cookie for a valid session past half its life, so that a screen left on
-        stays logged in while it keeps asking; None when no renewal is due."""
-        user = self.session_user(cookie)
-        if user is None:
+        stays logged in while it keeps asking; None when no renewal is due. (The old one is
+        not revoked: requests already on their way with it must not fail.)"""
+        claims = self._claims(cookie)
+        if claims is None or claims["exp"] - self.clock() >= self.session_s / 2:
             return None
-        claims = orjson.loads(_unb64(cookie.rsplit(".", 1)[0]))
-        return self.issue(user) if claims["exp"] - self.clock() < self.session_s / 2 else None
+        return self.issue(claims["u"])
 
     def token_user(self, authorization: str | None) -> str | None:
         return caller_of(self.tokens, bearer_credential(authorization))

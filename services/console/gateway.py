@@ -10,11 +10,16 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
 
 import grpc
 import orjson
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -28,6 +33,7 @@ from services.console.ranking_client import RankingClient
 from services.console.views import LIVE_RATES, PERIOD_ALIASES, resolve_period
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("dti_pulse.audit")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "dti_console_session"
 COHORTS = ("department", "commune", "district")
@@ -99,9 +105,18 @@ def _sse(event: str, data) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
+def log_audit(record: dict) -> None:
+    audit_log.info("%s", orjson.dumps(record).decode())
+
+
 def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets, heartbeat_s: float = 2.0,
-               secure_cookies: bool = False) -> Starlette:
+               secure_cookies: bool = False, audit: Callable[[dict], None] = log_audit) -> Starlette:
     monitor = BackendMonitor(client, heartbeat_s)
+
+    def record(request: Request, event: str, user: str | None, **details) -> None:
+        """Who did what, from where, when: logins, failures, logouts, exports."""
+        audit({"at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, "user": user,
+               "client": client_address(request), **details})
 
     def viewer(request: Request) -> str | None:
         return auth.session_user(request.cookies.get(SESSION_COOKIE)) or auth.token_user(
@@ -171,13 +186,17 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
             name, password = str(body["username"]), str(body["password"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return problem(400, "Bad Request", 'send JSON {"username": ..., "password": ...}')
-        wait_s = auth.locked_for(name)
+        address = client_address(request)
+        wait_s = auth.locked_for(name, address)
         if wait_s:
-            return problem(429, "Too Many Requests", f"too many failed logins for {name!r}; try again in "
+            record(request, "login-delayed", name, wait_s=round(wait_s))
+            return problem(429, "Too Many Requests", f"too many failed logins for {name!r} from here; try again in "
                            f"{wait_s:.0f} s", {"Retry-After": str(int(wait_s) + 1)})
-        cookie = auth.login(name, password)
+        cookie = auth.login(name, password, address)
         if cookie is None:
+            record(request, "login-failed", name)
             return problem(401, "Unauthorized", "wrong user name or password")
+        record(request, "login", name)
         return with_session(json_response({"user": name}), cookie)
 
     async def session(request: Request) -> Response:
@@ -193,11 +212,16 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         and taken out of the address bar by the redirect."""
         name = auth.token_user(f"Bearer {request.query_params.get('token', '')}")
         if name is None:
+            record(request, "login-failed", None, via="kiosk")
             return problem(401, "Unauthorized", "unknown or missing token")
+        record(request, "login", name, via="kiosk")
         return with_session(Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"}),
                             auth.issue(name))
 
     async def logout(request: Request) -> Response:
+        user = auth.revoke(request.cookies.get(SESSION_COOKIE))
+        if user:
+            record(request, "logout", user)
         response = Response(status_code=204)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -234,11 +258,13 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
     async def export_ranking(request: Request) -> Response:
         fmt, lang = request.path_params["format"], lang_of(request)
         data = await client.ranking(cohort_of(request), period_of(request))
+        record(request, "export", viewer(request), what=f"ranking {data['cohort']} {data['period']}", format=fmt)
         return _file(exports.ranking_table(data, lang), fmt, f"ranking-{data['cohort']}-{data['period']}")
 
     async def export_agency(request: Request) -> Response:
         fmt, lang = request.path_params["format"], lang_of(request)
         data = await client.score(request.path_params["code"], period_of(request))
+        record(request, "export", viewer(request), what=f"agency {data['agency_code']} {data['period']}", format=fmt)
         return _file(exports.agency_table(data, lang), fmt, f"agency-{data['agency_code']}-{data['period']}")
 
     async def stream(request: Request) -> Response:
@@ -326,13 +352,40 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         *(Mount(f"/vendor/{name}", StaticFiles(directory=folder, check_dir=False))
           for name, folder in assets.folders.items()),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SameOriginWrites)])
     app.state.monitor = monitor
     return app
 
 
 class BadParameter(ValueError):
     pass
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+class SameOriginWrites:
+    """Refuses a state-changing request a browser sent from another site (cross-site request
+    forgery: a form or a `text/plain` fetch needs no preflight). A browser says where a
+    request comes from in Sec-Fetch-Site and Origin; scripts send neither, and need a
+    credential of their own anyway."""
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] not in self.SAFE:
+            headers = Headers(scope=scope)
+            site, origin = headers.get("sec-fetch-site"), headers.get("origin")
+            foreign = (site is not None and site not in ("same-origin", "none")) or (
+                origin is not None and urlsplit(origin).netloc != headers.get("host", ""))
+            if foreign:
+                await problem(403, "Forbidden", "cross-site requests may not change anything here")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 _MEDIA = {"csv": "text/csv; charset=utf-8",

@@ -61,6 +61,50 @@ def test_password_guessing_is_slowed_down(console):
     assert codes == [401] * 5 + [429]
     locked = console.post("/api/session", json={"username": "operator", "password": CONSOLE_PASSWORD})
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    # Someone guessing from one address does not keep the operator out from another.
+    with httpx.Client(base_url=console.base_url, transport=httpx.HTTPTransport(local_address="127.0.0.2")) as fresh:
+        assert fresh.post("/api/session", json={"username": "operator", "password": CONSOLE_PASSWORD}).status_code == 200
+
+
+def test_logout_ends_the_session_on_the_server(console):
+    logged_in(console)
+    copied = console.cookies["dti_console_session"]
+    assert console.delete("/api/session").status_code == 204
+    with httpx.Client(base_url=console.base_url) as replay:
+        replay.cookies.set("dti_console_session", copied)
+        assert replay.get("/api/session").status_code == 401
+        assert replay.get("/api/ranking").status_code == 401
+
+
+def test_a_request_from_another_site_changes_nothing(console):
+    credentials = orjson.dumps({"username": "operator", "password": CONSOLE_PASSWORD})
+    for headers in ({"Origin": "https://evil.example", "Content-Type": "text/plain"},
+                    {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+                    {"Origin": "null"}):
+        refused = console.post("/api/session", content=credentials, headers=headers)
+        assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json", headers
+    assert "dti_console_session" not in console.cookies
+    same_site = {"Origin": str(console.base_url).rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+    assert console.post("/api/session", content=credentials, headers=same_site).status_code == 200
+    assert console.delete("/api/session", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert console.get("/api/session", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200  # reads are not
+
+
+def test_logins_failures_exports_and_logouts_are_audited(console):
+    console.post("/api/session", json={"username": "operator", "password": "wrong"})
+    logged_in(console)
+    assert console.get("/api/export/ranking.csv", params={"period": scenario.PERIOD}).status_code == 200
+    console.delete("/api/session")
+
+    def records():
+        return [orjson.loads(line[line.index("{"):]) for line in console.service.output().splitlines()
+                if "dti_pulse.audit" in line]
+
+    found = poll(lambda: len(records()) >= 4 and records(), timeout_s=10, what="four audit records")
+    assert [(r["event"], r["user"]) for r in found] == [
+        ("login-failed", "operator"), ("login", "operator"), ("export", "operator"), ("logout", "operator")]
+    assert found[2]["what"] == f"ranking department {scenario.PERIOD}" and found[2]["format"] == "csv"
+    assert all(r["client"] == "127.0.0.1" and r["at"].endswith("+00:00") for r in found)
 
 
 def test_the_api_serves_the_ranking_services_answers(console):

@@ -20,6 +20,10 @@ class Clock:
         return self.now
 
 
+
+ADDRESS = "192.0.2.10"
+
+
 def authenticator(clock=None) -> Authenticator:
     return Authenticator({"an": hash_password("mật khẩu", iterations=1000)}, {"wall-token": "wall"}, b"k" * 32,
                          session_s=3600, clock=clock or Clock(), decoy=hash_password("", iterations=1000))
@@ -36,7 +40,7 @@ def test_passwords_are_stored_as_salted_hashes():
 def test_sessions_expire_and_cannot_be_forged_or_outlive_their_account():
     clock = Clock()
     auth = authenticator(clock)
-    cookie = auth.login("an", "mật khẩu")
+    cookie = auth.login("an", "mật khẩu", ADDRESS)
     assert auth.session_user(cookie) == "an"
     body, signature = cookie.rsplit(".", 1)
     other = Authenticator(auth.viewers, {}, b"x" * 32, clock=clock)
@@ -50,25 +54,53 @@ def test_sessions_expire_and_cannot_be_forged_or_outlive_their_account():
     assert auth.session_user(cookie) is None  # account removed
 
 
-def test_failed_logins_lock_a_name_for_a_while():
+def test_failed_logins_delay_a_name_from_one_address_more_each_time_and_not_from_others():
     clock = Clock()
     auth = authenticator(clock)
     for _ in range(5):
-        assert auth.login("an", "wrong") is None
-    assert auth.locked_for("an") == pytest.approx(60.0)
-    assert auth.locked_for("someone-else") == 0
+        assert auth.login("an", "wrong", "203.0.113.9") is None
+    assert auth.locked_for("an", "203.0.113.9") == pytest.approx(60.0)
+    # Guesses from one address lock neither the name from elsewhere nor another name.
+    assert auth.locked_for("an", ADDRESS) == 0 and auth.login("an", "mật khẩu", ADDRESS)
+    assert auth.locked_for("someone-else", "203.0.113.9") == 0
     clock.now += 61
-    assert auth.locked_for("an") == 0 and auth.login("an", "mật khẩu")
+    assert auth.login("an", "wrong", "203.0.113.9") is None
+    assert auth.locked_for("an", "203.0.113.9") == pytest.approx(120.0)  # doubled
+    clock.now += 121
+    assert auth.login("an", "wrong", "203.0.113.9") is None
+    assert auth.locked_for("an", "203.0.113.9") == pytest.approx(240.0)
+    for _ in range(20):
+        auth.login("an", "wrong", "203.0.113.9")
+    assert auth.locked_for("an", "203.0.113.9") == pytest.approx(auth.max_lockout_s)  # capped
+    clock.now += auth.max_lockout_s + 1
+    assert auth.login("an", "mật khẩu", "203.0.113.9")
+    assert auth.locked_for("an", "203.0.113.9") == 0
 
 
 def test_failures_under_made_up_names_do_not_grow_without_bound():
     clock = Clock()
     auth = authenticator(clock)
-    auth.max_tracked_names = 100
+    auth.max_tracked = 100
     for i in range(1000):
-        auth.login(f"guess-{i}", "x")
+        auth.login(f"guess-{i}", "x", ADDRESS)
         clock.now += 1
     assert len(auth._failures) <= 100 + 1
+
+
+def test_logout_and_a_changed_password_end_sessions_on_the_server():
+    clock = Clock()
+    auth = authenticator(clock)
+    kept, other = auth.login("an", "mật khẩu", ADDRESS), auth.login("an", "mật khẩu", ADDRESS)
+    assert auth.revoke(kept) == "an"
+    assert auth.session_user(kept) is None and auth.renewal(kept) is None  # a copy kept is no use
+    assert auth.session_user(other) == "an"  # another session of the same user stays
+    auth.viewers = {"an": hash_password("mật khẩu mới", iterations=1000)}
+    assert auth.session_user(other) is None  # the password changed
+    fresh = auth.login("an", "mật khẩu mới", ADDRESS)
+    assert auth.session_user(fresh) == "an"
+    clock.now += 3601
+    auth.revoke(auth.issue("an"))
+    assert list(auth._revoked) == [next(iter(auth._revoked))]  # expired revocations are dropped
 
 
 def test_bearer_tokens_name_a_viewer():
@@ -165,7 +197,7 @@ def test_every_string_the_page_and_exports_use_exists_in_both_languages():
 def test_a_session_is_renewed_past_half_its_life_and_tokens_can_hold_one():
     clock = Clock()
     auth = authenticator(clock)
-    cookie = auth.login("an", "mật khẩu")
+    cookie = auth.login("an", "mật khẩu", ADDRESS)
     assert auth.renewal(cookie) is None  # young
     clock.now += 1801
     renewed = auth.renewal(cookie)
