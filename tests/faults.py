@@ -25,15 +25,20 @@ from pathlib import Path
 
 import grpc
 import httpx
+import orjson
 
 from dti.events.v1.events_pb2 import EventBatch
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.broker import die_with_parent, free_port
 from dti_pulse.grpc_channel import ranking_channel
+from services.console.auth import hash_password
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "fault-token"
 GRPC_TOKEN = "fault-grpc-token"
+PORTAL_TOKEN = "fault-portal-token"  # a second source, which may speak for one agency only
+PORTAL_AGENCY = "000.00.03.H56"
+CONSOLE_PASSWORD = "fault-console-password"
 PERIOD = "2026-09"
 RECOVERY_TARGET_S = 30.0
 
@@ -93,9 +98,11 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DTI_")}
-        return {**env, "DTI_INGEST_TOKENS": f"bus={TOKEN}", "DTI_TOPIC_PARTITIONS": "4",
+        return {**env, "DTI_INGEST_TOKENS": f"bus={TOKEN},portal={PORTAL_TOKEN}",
+                "DTI_INGEST_SOURCE_AGENCIES": f"bus=*,portal={PORTAL_AGENCY}", "DTI_TOPIC_PARTITIONS": "4",
                 "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "DTI_INGEST_DELIVERY_TIMEOUT_MS": "4000",
                 "DTI_AGGREGATOR_BATCH": "500", "DTI_CONSOLE_TOKENS": "wall=fault-wall",
+                "DTI_CONSOLE_VIEWERS": f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
                 "DTI_GRPC_TOKENS": f"faults={GRPC_TOKEN}", "PYTHONUNBUFFERED": "1"}
 
     def start(self, timeout_s: float = 180) -> "Stack":
@@ -379,10 +386,110 @@ def up_killed_leaves_nothing(stack: Stack) -> list[int]:
     return [pid for pid in children if _alive(pid)]
 
 
-def run_all(work: Path, store_away_s: float = 30.0) -> tuple[list[Row], list[int]]:
+@dataclass
+class Intrusion:
+    attempt: str
+    tries: int = 0
+    let_in: int = 0  # must stay 0
+
+    def tried(self, refused: bool) -> None:
+        self.tries += 1
+        self.let_in += not refused
+
+
+def intruders(stack: Stack) -> list[Intrusion]:
+    """Who must not get in, tried against the running stack: each attempt made, and how many
+    of them were let in."""
+    found: list[Intrusion] = []
+    ingest = f"http://127.0.0.1:{stack.http_port}/v1/events"
+
+    def post(token: str | None, events: list[dict], headers: dict | None = None) -> httpx.Response:
+        auth = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return httpx.post(ingest, json={"events": events}, headers={**auth, **(headers or {})}, timeout=15)
+
+    probe = dossier_events("INTRUDER", 0, PORTAL_AGENCY)[:1]
+    attempt = Intrusion("ingest without a token, or with a wrong one")
+    for token in (None, "fault-toke", TOKEN + "x", TOKEN.upper(), f"{TOKEN[:4]} {TOKEN[4:]}"):
+        attempt.tried(post(token, probe).status_code == 401)
+    found.append(attempt)
+
+    attempt = Intrusion("a source sending for an agency it does not own")
+    for agency in ("000.00.05.H56", "000.00.30.H56", "000.00.03.H5"):
+        answer = post(PORTAL_TOKEN, dossier_events(f"FOREIGN-{agency}", 0, agency)[:1])
+        attempt.tried(answer.status_code == 200 and answer.json()["accepted"] == 0)
+    found.append(attempt)
+
+    attempt = Intrusion("a source pre-empting another's event ids")
+    for n in range(3):
+        real = dossier_events("PRE-EMPTED", n, PORTAL_AGENCY)[0]
+        post(PORTAL_TOKEN, [{**real, "procedure_code": "forged"}])  # the portal's own, the same id first
+        answer = post(TOKEN, [real])
+        attempt.tried(answer.status_code == 200 and answer.json()["duplicates"] == 0)
+    found.append(attempt)
+
+    attempt = Intrusion("a document naming an agency not in the registry")
+    document = {"event_id": str(uuid.uuid4()), "type": "document.sent", "occurred_at": "2026-09-10T08:00:00+07:00",
+                "agency_code": PORTAL_AGENCY, "document_id": "FORGED-1", "from_agency": PORTAL_AGENCY}
+    for parties in ({"to_agencies": ["999.99.99.X99"]}, {"from_agency": "made-up", "to_agencies": [PORTAL_AGENCY]}):
+        answer = post(TOKEN, [{**document, **parties}])
+        attempt.tried(answer.status_code == 200 and answer.json()["accepted"] == 0)
+    found.append(attempt)
+
+    attempt = Intrusion("RankingService without a token, or with a wrong one")
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=PORTAL_AGENCY, period=PERIOD)
+    for channel in (grpc.insecure_channel(f"127.0.0.1:{stack.grpc_port}"),
+                    ranking_channel(f"127.0.0.1:{stack.grpc_port}", "guess"),
+                    ranking_channel(f"127.0.0.1:{stack.grpc_port}", GRPC_TOKEN[:-1])):
+        try:
+            ranking_pb2_grpc.RankingServiceStub(channel).GetAgencyScore(request, timeout=10)
+            attempt.tried(False)
+        except grpc.RpcError as exc:
+            attempt.tried(exc.code() == grpc.StatusCode.UNAUTHENTICATED)
+    found.append(attempt)
+
+    if "console (web)   http" in stack.output():
+        found.extend(console_intruders(stack))
+    return found
+
+
+def console_intruders(stack: Stack) -> list[Intrusion]:
+    base = f"http://127.0.0.1:{stack.console_port}"
+    right = {"username": "operator", "password": CONSOLE_PASSWORD}
+    found = []
+
+    attempt = Intrusion("console: a login posted from another site")
+    for headers in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        answer = httpx.post(f"{base}/api/session", content=orjson.dumps(right),
+                            headers={**headers, "Content-Type": "text/plain"}, timeout=15)
+        attempt.tried(answer.status_code == 403)
+    found.append(attempt)
+
+    attempt = Intrusion("console: a session cookie replayed after logout, or forged")
+    with httpx.Client(base_url=base, timeout=15) as operator:
+        assert operator.post("/api/session", json=right).status_code == 200
+        cookie = operator.cookies["dti_console_session"]
+        operator.delete("/api/session")
+    for value in (cookie, cookie[:-3] + "AAA", "e30.x"):
+        with httpx.Client(base_url=base, timeout=15, cookies={"dti_console_session": value}) as replay:
+            attempt.tried(replay.get("/api/ranking").status_code == 401)
+    found.append(attempt)
+
+    attempt = Intrusion("console: password guessing")
+    with httpx.Client(base_url=base, timeout=15) as guesser:
+        for n in range(8):
+            attempt.tried(guesser.post("/api/session", json={**right, "password": f"guess-{n}"}).status_code in (401, 429))
+    # ...which does not keep the operator out from elsewhere (not an intrusion: a check).
+    with httpx.Client(base_url=base, timeout=15, transport=httpx.HTTPTransport(local_address="127.0.0.2")) as fresh:
+        assert fresh.post("/api/session", json=right).status_code == 200, "the operator was locked out"
+    found.append(attempt)
+    return found
+
+
+def run_all(work: Path, store_away_s: float = 30.0) -> tuple[list[Row], list[int], list[Intrusion]]:
     stack = Stack(work).start()
     rows: list[Row] = []
     try:
+        intrusions = intruders(stack)
         for scenario in (duplicates_and_shuffled, poison, aggregator_killed_five_times, broker_killed):
             rows.append(scenario(stack))
         rows.append(store_away(stack, store_away_s))
@@ -391,7 +498,13 @@ def run_all(work: Path, store_away_s: float = 30.0) -> tuple[list[Row], list[int
         orphans = up_killed_leaves_nothing(stack)
     finally:
         stack.stop()
-    return rows, orphans
+    return rows, orphans, intrusions
+
+
+def intruders_table(intrusions: list[Intrusion]) -> str:
+    lines = ["| intruder | attempts | let in | result |", "|---|---|---|---|"]
+    lines += [f"| {i.attempt} | {i.tries} | {i.let_in} | {'pass' if not i.let_in else 'FAIL'} |" for i in intrusions]
+    return "\n".join(lines)
 
 
 def table(rows: list[Row], orphans: list[int]) -> str:
@@ -412,9 +525,9 @@ def main() -> int:
 
     store_away_s = float(os.environ.get("DTI_FAULTS_STORE_AWAY_S", "30"))
     work = Path(tempfile.mkdtemp(prefix="dti-faults-"))
-    rows, orphans = run_all(work, store_away_s)
-    print(table(rows, orphans), flush=True)
-    if not all(row.passed for row in rows) or orphans:
+    rows, orphans, intrusions = run_all(work, store_away_s)
+    print(table(rows, orphans) + "\n\n" + intruders_table(intrusions), flush=True)
+    if not all(row.passed for row in rows) or orphans or any(i.let_in for i in intrusions):
         print(f"up's log: {work / 'up.log'}", file=sys.stderr)
         return 1
     shutil.rmtree(work, ignore_errors=True)

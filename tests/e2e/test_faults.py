@@ -4,15 +4,16 @@ The table is printed at the end of the run and kept in test-artifacts/faults.md.
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.faults import run_all, table
+from tests.faults import intruders_table, run_all, table
 
 pytestmark = pytest.mark.e2e
 
 
 def test_faults_lose_nothing_count_nothing_twice_and_heal(tmp_path):
-    rows, orphans = run_all(tmp_path / "faults", store_away_s=30)
+    rows, orphans, intrusions = run_all(tmp_path / "faults", store_away_s=30)
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "faults.md").write_text(table(rows, orphans) + "\n")
-    failed = [row.scenario for row in rows if not row.passed]
-    assert not failed and not orphans, f"{failed}; orphans {orphans}\n{table(rows, orphans)}\n" + \
+    report = table(rows, orphans) + "\n\n" + intruders_table(intrusions)
+    (ARTIFACTS / "faults.md").write_text(report + "\n")
+    failed = [row.scenario for row in rows if not row.passed] + [i.attempt for i in intrusions if i.let_in]
+    assert not failed and not orphans and len(intrusions) >= 8, f"{failed}; orphans {orphans}\n{report}\n" + \
         (tmp_path / "faults" / "up.log").read_text(errors="replace")[-4000:]
