@@ -240,7 +240,12 @@ def build_ranking(settings: Settings):
                              judge_granularity_ms=int(settings.tuning.judge_granularity_s * 1000))
     if not settings.ranking.tokens:
         raise SystemExit("DTI_GRPC_TOKENS is empty: set caller=token pairs (dti-pulse up makes one for you)")
-    return RankingServer(service, settings.ranking.host, settings.ranking.port, settings.ranking.tokens,
+    credentials = None
+    if settings.tls:
+        from dti_pulse.grpc_channel import server_credentials
+
+        credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+    return RankingServer(service, settings.ranking.host, settings.ranking.port, settings.ranking.tokens, credentials,
                          watch_interval_s=settings.tuning.watch_interval_s,
                          monitor=pipeline_monitor(settings))
 
@@ -278,7 +283,13 @@ def build_console(settings: Settings):
     if not settings.console.ranking_token:
         raise SystemExit("DTI_RANKING_TOKEN is empty: the console needs one of ranking's DTI_GRPC_TOKENS "
                          "(dti-pulse up sets it for you)")
-    return create_app(RankingClient(settings.effective_ranking_address, settings.console.ranking_token), auth, assets,
+    tls = None
+    if settings.tls_ca:  # ranking serves TLS: trust its CA, and present this process's certificate (mTLS)
+        from dti_pulse.grpc_channel import channel_credentials
+
+        tls = channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key)
+    client = RankingClient(settings.effective_ranking_address, settings.console.ranking_token, tls=tls)
+    return create_app(client, auth, assets,
                       heartbeat_s=settings.tuning.console_heartbeat_s, secure_cookies=settings.tuning.console_secure_cookies)
 
 
@@ -286,6 +297,13 @@ def console_app_from_env():
     from dti_pulse.config import load_settings
 
     return build_console(load_settings())
+
+
+def https(settings: Settings) -> dict:
+    """uvicorn's TLS options: HTTPS when a certificate and its key are configured."""
+    if not settings.tls:
+        return {}
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
 def _wait_for_signal() -> None:
@@ -308,7 +326,7 @@ def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = N
         build_console(settings)  # fails here, with its reason, on a bad configuration
         uvicorn.run("dti_pulse.bootstrap:console_app_from_env", factory=True, host=settings.console.host,
                     port=settings.console.port, loop="uvloop", http="httptools", log_level="warning",
-                    timeout_graceful_shutdown=3)
+                    timeout_graceful_shutdown=3, **https(settings))
         return
     if targets == ["ingest"]:
         import uvicorn
@@ -319,7 +337,7 @@ def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = N
         # Workers are processes (an ingest worker is CPU-bound); they read the same environment.
         uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.tuning.ingest_workers,
                     host=settings.ingest.host, port=settings.ingest.port, loop="uvloop", http="httptools",
-                    log_level="warning", timeout_graceful_shutdown=5)
+                    log_level="warning", timeout_graceful_shutdown=5, **https(settings))
         return
 
     ranking = build_ranking(settings) if "ranking" in targets else None

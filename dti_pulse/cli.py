@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
                                         "services, where they run apart)")
 
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
-    simulate.add_argument("--url", default="http://127.0.0.1:8080")
+    simulate.add_argument("--url", default="http://127.0.0.1:8080", help="https://... when ingest serves TLS")
     simulate.add_argument("--token", help="bearer token (default: the first of DTI_INGEST_TOKENS)")
     simulate.add_argument("--rate", type=float, default=200.0)
 
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             print("dti-pulse simulate: give --token or set DTI_INGEST_TOKENS", file=sys.stderr)
             return 2
         try:
-            simulator.run(args.url, token, load_registry(settings.agencies_path), args.rate)
+            simulator.run(args.url, token, load_registry(settings.agencies_path), args.rate,
+                          verify=str(settings.tls_ca) if settings.tls_ca else True)
         except KeyboardInterrupt:
             pass
         return 0

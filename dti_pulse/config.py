@@ -139,6 +139,12 @@ class Settings:
     agencies_path: Path = variable("DTI_AGENCIES", DEFAULT_AGENCIES)
     rules_dir: Path = variable("DTI_RULES_DIR", DEFAULT_RULES_DIR)
     rules_version: str = variable("DTI_RULES_VERSION", "dti-pulse-2025")
+    # TLS for what this process serves (ingest, console: HTTPS; ranking: gRPC over TLS), and
+    # the CA it trusts as a client of ranking; a client CA makes ranking require client certs.
+    tls_cert: Path | None = variable("DTI_TLS_CERT", None, Path)
+    tls_key: Path | None = variable("DTI_TLS_KEY", None, Path)
+    tls_ca: Path | None = variable("DTI_TLS_CA", None, Path)
+    tls_client_ca: Path | None = variable("DTI_TLS_CLIENT_CA", None, Path)
     events_topic: str = variable("DTI_EVENTS_TOPIC", "dti.events.v1")
     dead_letter_topic: str = variable("DTI_DLQ_TOPIC", "dti.events.dlq")
     ingest: IngestSettings = field(default_factory=IngestSettings)
@@ -171,6 +177,10 @@ class Settings:
     def effective_ranking_address(self) -> str:
         host = "127.0.0.1" if self.ranking.host in ("0.0.0.0", "::", "") else self.ranking.host
         return self.console.ranking_address or f"{host}:{self.ranking.port}"
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
     def with_overrides(self, **changes) -> "Settings":
         """Top-level settings by name, a group's as `group={"name": value}`; None keeps the value."""
@@ -248,5 +258,5 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             value = ",".join(f"{source}={'|'.join(patterns)}" for source, patterns in value.items())
         elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())
-        env[name] = str(value)
+        env[name] = "" if value is None else str(value)
     return env

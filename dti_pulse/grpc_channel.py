@@ -1,7 +1,9 @@
-"""Channels to the ranking service that present a bearer token on every call, plain or TLS."""
+"""Channels to the ranking service that present a bearer token on every call, plain or TLS,
+and the TLS credentials of both ends."""
 from __future__ import annotations
 
 import collections
+from pathlib import Path
 
 import grpc
 
@@ -60,3 +62,19 @@ def async_ranking_channel(address: str, token: str, tls: grpc.ChannelCredentials
     if tls:
         return grpc.aio.secure_channel(address, tls, options=options, interceptors=interceptors)
     return grpc.aio.insecure_channel(address, options=options, interceptors=interceptors)
+
+
+def server_credentials(cert: Path, key: Path, client_ca: Path | None = None) -> grpc.ServerCredentials:
+    """TLS for a gRPC server; with client_ca, only clients with a certificate it signed (mTLS)."""
+    return grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())],
+                                       root_certificates=client_ca.read_bytes() if client_ca else None,
+                                       require_client_auth=client_ca is not None)
+
+
+def channel_credentials(ca: Path | None, cert: Path | None = None, key: Path | None = None
+                        ) -> grpc.ChannelCredentials:
+    """TLS for a client: the server checked against ca (None: the system's roots), and this
+    client's own certificate presented when given (a server that asks for one: mTLS)."""
+    return grpc.ssl_channel_credentials(root_certificates=ca.read_bytes() if ca else None,
+                                        private_key=key.read_bytes() if key and cert else None,
+                                        certificate_chain=cert.read_bytes() if key and cert else None)

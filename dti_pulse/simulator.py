@@ -104,11 +104,12 @@ class BusSimulator:
         return events
 
 
-def run(url: str, token: str, registry: Registry, rate: float, batch_size: int = 50, stop=None) -> None:
+def run(url: str, token: str, registry: Registry, rate: float, batch_size: int = 50, stop=None,
+        verify: str | bool = True) -> None:
     """Posts about `rate` events per second until stop() is true (forever by default)."""
     simulator = BusSimulator(registry)
     interval = batch_size / rate
-    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, verify=verify) as client:
         while not (stop and stop()):
             started = time.monotonic()
             try:

@@ -84,6 +84,7 @@ class Supervisor:
 
     def start(self) -> None:
         s = self.settings
+        scheme = "https" if s.tls else "http"
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if self.embedded_broker:
             self.broker = KafkaBroker(s.data_dir / "kafka", port=self.kafka_port, partitions=s.tuning.topic_partitions)
@@ -105,20 +106,20 @@ class Supervisor:
                 "(npm ci --prefix services/console/web). The pipeline runs without it.")
         else:
             console = self._add("console", ["serve", "console"])
-        self._wait_ready("ingest", f"http://{s.ingest.host}:{s.ingest.port}/readyz", ingest.process)
+        self._wait_ready("ingest", f"{scheme}://{s.ingest.host}:{s.ingest.port}/readyz", ingest.process)
         if console:
-            self._wait_ready("console", f"http://{s.console.host}:{s.console.port}/healthz", console.process)
+            self._wait_ready("console", f"{scheme}://{s.console.host}:{s.console.port}/healthz", console.process)
         token, source = next(iter(s.ingest.tokens.items()))
         if self.simulator_rate:
-            self._add("simulator", ["simulate", "--url", f"http://{s.ingest.host}:{s.ingest.port}",
+            self._add("simulator", ["simulate", "--url", f"{scheme}://{s.ingest.host}:{s.ingest.port}",
                                     "--rate", str(self.simulator_rate)])  # token from the environment
         kafka = (f"{s.kafka_bootstrap} (Apache Kafka, log in {self.broker.data_dir / 'log'})" if self.broker
                  else s.kafka_bootstrap)
-        console_line = (f"http://{s.console.host}:{s.console.port}/   {self._login_line()}" if console
+        console_line = (f"{scheme}://{s.console.host}:{s.console.port}/   {self._login_line()}" if console
                         else "not started (assets missing: make install)")
         print(f"""
 dti-pulse is up
-  ingest (HTTP)   http://{s.ingest.host}:{s.ingest.port}/v1/events   (OpenAPI: /openapi.json)
+  ingest (HTTP)   {scheme}://{s.ingest.host}:{s.ingest.port}/v1/events   (OpenAPI: /openapi.json)
   ranking (gRPC)  {s.ranking.host}:{s.ranking.port}   (dti.ranking.v1.RankingService, reflection on)
   aggregator      {f'{folds} fold processes, writing through {default_state_store_address(s.data_dir)}' if folds else 'in the ranking process'}
   Kafka           {kafka}
@@ -146,7 +147,9 @@ A process that dies is started again. Ctrl-C stops everything.""", flush=True)
             if process.poll() is not None:
                 raise RuntimeError(f"{name} exited with {process.returncode}")
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
+                # A local probe: the CA when one is configured, else the certificate is not checked.
+                verify = str(self.settings.tls_ca) if self.settings.tls_ca else False
+                if httpx.get(url, timeout=2, verify=verify).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -17,9 +17,11 @@ RANKING_SERVICE = pb.DESCRIPTOR.services_by_name["RankingService"].full_name
 class RankingClient:
     """Unary calls answer JSON-ready dicts; watches yield them as the ranking service pushes."""
 
-    def __init__(self, address: str, token: str, timeout_s: float = 15.0):
+    def __init__(self, address: str, token: str, timeout_s: float = 15.0,
+                 tls: grpc.ChannelCredentials | None = None):
         self.address = address
         self.token = token
+        self.tls = tls
         self.timeout_s = timeout_s
         self._channel: grpc.aio.Channel | None = None
 
@@ -27,7 +29,7 @@ class RankingClient:
     def channel(self) -> grpc.aio.Channel:
         # Made on first use, inside the server's event loop (grpc.aio binds to it).
         if self._channel is None:
-            self._channel = async_ranking_channel(self.address, self.token, options=[
+            self._channel = async_ranking_channel(self.address, self.token, self.tls, options=[
                 ("grpc.keepalive_time_ms", 10_000), ("grpc.keepalive_timeout_ms", 5_000),
                 ("grpc.initial_reconnect_backoff_ms", 500), ("grpc.max_reconnect_backoff_ms", 3_000)])
         return self._channel

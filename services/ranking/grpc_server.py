@@ -282,11 +282,13 @@ class RankingServer:
     """grpc.aio server on its own event loop and thread, so that it answers promptly
     whether it runs alone or beside the aggregator's Faust loop."""
 
-    def __init__(self, service: RankingService, host: str, port: int, tokens: Mapping[str, str], grace_s: float = 5.0,
+    def __init__(self, service: RankingService, host: str, port: int, tokens: Mapping[str, str],
+                 credentials: grpc.ServerCredentials | None = None, grace_s: float = 5.0,
                  watch_interval_s: float = 1.0, monitor: PipelineMonitor | None = None,
                  monitor_interval_s: float = 2.0):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
         self.authenticator = BearerTokenInterceptor(tokens, (SERVICE_NAME,))
+        self.credentials = credentials  # None: plain TCP
         self.monitor = monitor
         self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,
                                        "pipeline probe failed") if monitor else None)
@@ -307,7 +309,8 @@ class RankingServer:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
-        self.port = server.add_insecure_port(self.address)
+        self.port = (server.add_secure_port(self.address, self.credentials) if self.credentials
+                     else server.add_insecure_port(self.address))
         if not self.port:
             raise RuntimeError(f"cannot listen on {self.address}")
         await server.start()
