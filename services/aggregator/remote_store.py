@@ -9,8 +9,9 @@ returns once the owner has done it, so a fold process caches a state only after 
 written, as it does in process. With a ClickHouse server each fold process writes on its
 own, and needs none of this.
 
-The transport is multiprocessing.connection: pickled calls on a local socket, the peer
-authenticated by a shared secret (an HMAC challenge) before anything is unpickled.
+The transport is multiprocessing.connection's framing on a local socket, the peer
+authenticated by a shared secret (an HMAC challenge), and every frame a protobuf message
+of proto/dti/store/v1/store.proto: nothing received is ever unpickled.
 """
 from __future__ import annotations
 
@@ -22,12 +23,63 @@ import threading
 from multiprocessing.connection import Client, Listener
 from typing import Callable
 
+from dti.store.v1 import store_pb2 as pb
 from services.aggregator.processor import RowsRejected, StateStore
 
 log = logging.getLogger(__name__)
 
-CALLS = frozenset({"load", "stored_ids", "document_day_pairs", "write", "write_activity"})
 IDS_PER_MESSAGE = 50_000  # stored_ids streams: a national store holds tens of millions
+
+
+def rows_message(rows: list, message: pb.Rows) -> pb.Rows:
+    """Rows (tuples of int / bool / str / bytes / float) column by column: a column's values
+    extend one typed list at once, which costs far less than a message per value."""
+    message.count = len(rows)
+    for values in zip(*rows):
+        column = message.columns.add()
+        first = values[0]
+        if isinstance(first, (bool, int)):
+            column.integers.extend(values)
+        elif isinstance(first, str):
+            column.texts.extend(values)
+        elif isinstance(first, (bytes, bytearray, memoryview)):
+            column.blobs.extend(bytes(v) for v in values)
+        elif isinstance(first, float):
+            column.reals.extend(values)
+        else:
+            raise TypeError(f"a row value of type {type(first).__name__} has no column type")
+    return message
+
+
+def rows_of(message: pb.Rows) -> list[tuple]:
+    columns = [column.integers or column.texts or column.blobs or column.reals for column in message.columns]
+    if any(len(column) != message.count for column in columns):
+        raise ValueError("a column's length differs from the row count")
+    return list(zip(*columns)) if columns else [()] * message.count
+
+
+def keys_message(keys, message: pb.Keys) -> pb.Keys:
+    for key in keys:
+        message.kinds.append(key[0])
+        message.ids.append(key[1])
+        message.agencies.append(key[2] if len(key) > 2 else "")
+    return message
+
+
+def keys_of(message: pb.Keys) -> list[tuple]:
+    return [(kind, id_, agency) if kind == "document" else (kind, id_)
+            for kind, id_, agency in zip(message.kinds, message.ids, message.agencies)]
+
+
+def pairs_message(pairs, message: pb.DayPairs) -> pb.DayPairs:
+    for agency, day in pairs:
+        message.agency_codes.append(agency)
+        message.days.append(day)
+    return message
+
+
+def pairs_of(message: pb.DayPairs) -> set[tuple[str, int]]:
+    return set(zip(message.agency_codes, message.days))
 
 
 class StoreUnavailable(Exception):
@@ -98,13 +150,9 @@ class StoreServer:
 
     def _serve(self, connection) -> None:
         try:
-            kind, fold_index = connection.recv()
-            if kind != "hello" or not isinstance(fold_index, int):
-                raise ValueError(f"expected a hello, got {kind!r}")
-            store = self._store(fold_index)
+            store = self._store(pb.Hello.FromString(connection.recv_bytes()).fold_index)
             while True:
-                call, args = connection.recv()
-                self._answer(connection, store, call, args)
+                self._answer(connection, store, pb.Request.FromString(connection.recv_bytes()))
         except (EOFError, OSError):
             pass  # the fold process left or is stopping
         except Exception as exc:
@@ -116,27 +164,43 @@ class StoreServer:
                 connection.close()
 
     @staticmethod
-    def _answer(connection, store: StateStore, call: str, args: tuple) -> None:
-        if call not in CALLS:
-            connection.send(("failed", f"unknown call {call!r}"))
-            return
+    def _answer(connection, store: StateStore, request: pb.Request) -> None:
+        call = request.WhichOneof("call")
+        answer = pb.Reply()
         try:
-            if call == "stored_ids":
+            if call == "load":
+                found = store.load(keys_of(request.load.keys))
+                keys_message(found, answer.keys)
+                answer.events.extend(found.values())
+            elif call == "stored_ids":
                 chunk = []
                 for item in store.stored_ids():
                     chunk.append(item)
                     if len(chunk) >= IDS_PER_MESSAGE:
-                        connection.send(("more", chunk))
+                        part = pb.Reply(status=pb.Reply.MORE)
+                        keys_message(chunk, part.keys)
+                        connection.send_bytes(part.SerializeToString())
                         chunk = []
-                answer = ("ok", chunk)
+                keys_message(chunk, answer.keys)
+            elif call == "document_day_pairs":
+                pairs_message(store.document_day_pairs(list(request.document_day_pairs.document_ids)),
+                              answer.day_pairs)
+            elif call == "write":
+                write = request.write
+                changed = ({family: set(agencies.codes) for family, agencies in write.changed.items()}
+                           if write.changed_known else None)
+                store.write(rows_of(write.dossier_rows), rows_of(write.document_rows), pairs_of(write.day_pairs),
+                            changed)
+            elif call == "write_activity":
+                store.write_activity(rows_of(request.write_activity.rows))
             else:
-                answer = ("ok", getattr(store, call)(*args))
+                raise ValueError(f"unknown call {call!r}")
         except RowsRejected as exc:
-            answer = ("rejected", str(exc))
+            answer = pb.Reply(status=pb.Reply.REJECTED, message=str(exc))
         except Exception as exc:
             log.warning("state store call %s failed: %s", call, exc)
-            answer = ("failed", f"{type(exc).__name__}: {exc}")
-        connection.send(answer)
+            answer = pb.Reply(status=pb.Reply.FAILED, message=f"{type(exc).__name__}: {exc}")
+        connection.send_bytes(answer.SerializeToString())
 
 
 class RemoteStateStore:
@@ -156,26 +220,26 @@ class RemoteStateStore:
             if self._idle:
                 return self._idle.pop()
         connection = Client(self._address, authkey=self._secret)
-        connection.send(("hello", self._fold_index))
+        connection.send_bytes(pb.Hello(fold_index=self._fold_index).SerializeToString())
         return connection
 
     def _release(self, connection) -> None:
         with self._lock:
             self._idle.append(connection)
 
-    def _answers(self, call: str, *args):
+    def _answers(self, request: pb.Request):
         """Yields the answer's parts (several for stored_ids); raises what the owner raised."""
         try:
             connection = self._connection()
         except OSError as exc:
             raise StoreUnavailable(f"state store at {self._address} unreachable: {exc}") from exc
         try:
-            connection.send((call, args))
+            connection.send_bytes(request.SerializeToString())
             while True:
-                status, value = connection.recv()
-                if status != "more":
+                reply = pb.Reply.FromString(connection.recv_bytes())
+                if reply.status != pb.Reply.MORE:
                     break
-                yield value
+                yield reply
         except (EOFError, OSError) as exc:
             connection.close()  # half a conversation: never reuse it
             raise StoreUnavailable(f"state store at {self._address} went away: {exc}") from exc
@@ -183,31 +247,46 @@ class RemoteStateStore:
             connection.close()  # a caller that stopped reading stored_ids midway
             raise
         self._release(connection)
-        if status == "rejected":
-            raise RowsRejected(value)
-        if status != "ok":
-            raise StoreUnavailable(value)
-        yield value
+        if reply.status == pb.Reply.REJECTED:
+            raise RowsRejected(reply.message)
+        if reply.status != pb.Reply.OK:
+            raise StoreUnavailable(reply.message)
+        yield reply
 
-    def _call(self, call: str, *args):
-        *_, answer = self._answers(call, *args)
-        return answer
+    def _call(self, request: pb.Request) -> pb.Reply:
+        *_, reply = self._answers(request)
+        return reply
 
     def load(self, keys) -> dict[tuple, bytes]:
-        return self._call("load", list(keys))
+        request = pb.Request()
+        keys_message(keys, request.load.keys)
+        reply = self._call(request)
+        return dict(zip(keys_of(reply.keys), reply.events))
 
     def stored_ids(self):
-        for chunk in self._answers("stored_ids"):
-            yield from chunk
+        for reply in self._answers(pb.Request(stored_ids=pb.StoredIdsRequest())):
+            yield from keys_of(reply.keys)
 
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]:
-        return self._call("document_day_pairs", list(document_ids))
+        request = pb.Request()
+        request.document_day_pairs.document_ids.extend(document_ids)
+        return pairs_of(self._call(request).day_pairs)
 
     def write(self, dossier_rows: list, document_rows: list, day_pairs=(), changed=None) -> None:
-        self._call("write", dossier_rows, document_rows, day_pairs, changed)
+        request = pb.Request()
+        write = request.write
+        rows_message(dossier_rows, write.dossier_rows)
+        rows_message(document_rows, write.document_rows)
+        pairs_message(day_pairs, write.day_pairs)
+        write.changed_known = changed is not None
+        for family, agencies in (changed or {}).items():
+            write.changed[family].codes.extend(agencies)
+        self._call(request)
 
     def write_activity(self, activity_rows: list) -> None:
-        self._call("write_activity", activity_rows)
+        request = pb.Request()
+        rows_message(activity_rows, request.write_activity.rows)
+        self._call(request)
 
     def close(self) -> None:
         with self._lock:

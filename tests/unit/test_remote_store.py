@@ -1,5 +1,5 @@
 """The state store across processes, over a real local socket, with fake stores behind it
-(tests/e2e/test_crash.py runs it between processes on chDB and tansu)."""
+(tests/e2e/test_crash.py runs it between processes on chDB and Apache Kafka)."""
 import asyncio
 import threading
 from multiprocessing import AuthenticationError
@@ -177,3 +177,49 @@ def test_up_passes_the_store_wiring_as_arguments_and_the_secret_in_a_private_fil
     assert secret_file.read_bytes() != secret
     with pytest.raises(SystemExit, match="secret-file"):
         StoreWiring.from_arguments(wired.address, None)
+
+
+def test_rows_keys_and_pairs_cross_as_typed_protobuf_columns():
+    from dti.store.v1 import store_pb2 as pb
+    from dti_pulse.state import summarize
+    from services.aggregator.processor import state_row
+
+    events = [dossier_received("D-9", "2026-10-01 08:00", "2026-10-03 17:00"), dossier_status("D-9", 9, "2026-10-02 09:00")]
+    summary = summarize(("dossier", "D-9"), events)
+    rows = [state_row(summary, envelope(*events)), state_row(summary._replace(dossier_id="D-10"), b"")]
+    wire = pb.Rows.FromString(remote_store.rows_message(rows, pb.Rows()).SerializeToString())
+    assert remote_store.rows_of(wire) == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in rows]
+    assert remote_store.rows_of(remote_store.rows_message([], pb.Rows())) == []
+    keys = [("dossier", "D-9"), ("document", "V-1", "000.00.05.H56")]
+    assert remote_store.keys_of(remote_store.keys_message(keys, pb.Keys())) == keys
+    pairs = {("000.00.05.H56", 20_362), ("000.00.07.H56", 20_363)}
+    assert remote_store.pairs_of(remote_store.pairs_message(pairs, pb.DayPairs())) == pairs
+    with pytest.raises(TypeError, match="no column type"):
+        remote_store.rows_message([(object(),)], pb.Rows())
+    broken = remote_store.rows_message([(1, "a"), (2, "b")], pb.Rows())
+    broken.columns[1].texts.pop()
+    with pytest.raises(ValueError, match="row count"):
+        remote_store.rows_of(broken)
+
+
+def test_the_store_never_unpickles_what_a_peer_sends(served, tmp_path):
+    """Even a peer with the secret cannot make the owner run code: frames are protobuf."""
+    import os
+    import pickle
+    from multiprocessing.connection import Client
+
+    client, stores, _ = served
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    peer = Client(str(tmp_path / "store.sock"), authkey=SECRET)
+    peer.send_bytes(pickle.dumps(Payload()))  # where a Hello belongs
+    with pytest.raises((EOFError, OSError)):
+        peer.recv_bytes()  # the owner drops the connection
+    assert not marker.exists()
+    # ...and still serves the fold processes.
+    client().write_activity([("a",)])
+    assert stores[0].activity == [("a",)]
