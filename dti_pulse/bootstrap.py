@@ -43,7 +43,8 @@ def build_ingest(settings: Settings):
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
 
-    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.tuning.ingest_delivery_timeout_ms)
+    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.tuning.ingest_delivery_timeout_ms,
+                               security=settings.kafka_security)
     from services.ingest.sources import SourceScope
 
     service = IngestService(load_registry(settings.agencies_path), publisher, settings.tuning.ingest_dedup_capacity,
@@ -69,7 +70,8 @@ def ensure_service_topics(settings: Settings) -> None:
     from dti_pulse.kafka import ensure_topics
 
     ensure_topics(settings.kafka_bootstrap, {settings.events_topic: settings.tuning.topic_partitions,
-                                             settings.dead_letter_topic: 1}, replication=settings.tuning.topic_replication)
+                                             settings.dead_letter_topic: 1}, replication=settings.tuning.topic_replication,
+                  security=settings.kafka_security)
 
 
 def clickhouse_client(settings: Settings, purpose: str):
@@ -199,7 +201,7 @@ def build_aggregator(settings: Settings, through_store: StoreWiring | None = Non
         session_timeout_s=settings.tuning.kafka_session_timeout_s, commit_interval_s=settings.tuning.aggregator_commit_interval_s,
         fetch_wait_ms=settings.tuning.aggregator_fetch_wait_ms, batch=settings.tuning.aggregator_batch,
         batch_seconds=settings.tuning.aggregator_batch_seconds, linger_ms=settings.tuning.aggregator_linger_ms,
-        batch_bytes=settings.tuning.aggregator_batch_bytes)
+        batch_bytes=settings.tuning.aggregator_batch_bytes, security=settings.kafka_security)
     return create_app(stream, lambda dead_letter: Aggregator(store, dead_letter, settings.tuning.aggregator_cache_entities,
                                                              rules=rules))
 
@@ -259,7 +261,7 @@ def pipeline_monitor(settings: Settings):
 
     probe = get_client(settings.effective_clickhouse_dsn, "ranking-health", background=True)
     kafka = KafkaWatch(settings.kafka_bootstrap, settings.tuning.aggregator_group, settings.events_topic,
-                       settings.dead_letter_topic)
+                       settings.dead_letter_topic, security=settings.kafka_security)
     return PipelineMonitor(lambda: probe.query("SELECT 1"), kafka, stall_after_s=settings.tuning.health_stall_s)
 
 

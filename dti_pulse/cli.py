@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         from dti_pulse import dead_letters
 
         return dead_letters.main(args.action, settings.kafka_bootstrap, settings.dead_letter_topic,
-                                 settings.events_topic, args.json)
+                                 settings.events_topic, args.json, settings.kafka_security)
     if args.command == "simulate":
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry

@@ -134,6 +134,12 @@ class Settings:
     groups are README's configuration table and docs/operations.md's tuning table."""
     data_dir: Path = variable("DTI_DATA_DIR", Path("data"))
     kafka_bootstrap: str = variable("DTI_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    # How every Kafka client authenticates (dti_pulse/kafka.py KafkaSecurity)
+    kafka_security_protocol: str = variable("DTI_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    kafka_sasl_mechanism: str = variable("DTI_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    kafka_username: str = variable("DTI_KAFKA_USERNAME", "")
+    kafka_password: str = variable("DTI_KAFKA_PASSWORD", "")
+    kafka_ca: Path | None = variable("DTI_KAFKA_CA", None, Path)
     clickhouse_dsn: str = variable("DTI_CLICKHOUSE_DSN", "")  # empty: chDB under data_dir
     clickhouse_password: str = variable("DTI_CLICKHOUSE_PASSWORD", "")  # a server's, kept out of the DSN
     agencies_path: Path = variable("DTI_AGENCIES", DEFAULT_AGENCIES)
@@ -179,6 +185,13 @@ class Settings:
         return self.console.ranking_address or f"{host}:{self.ranking.port}"
 
     @property
+    def kafka_security(self):
+        from dti_pulse.kafka import KafkaSecurity
+
+        return KafkaSecurity(self.kafka_security_protocol, self.kafka_sasl_mechanism, self.kafka_username,
+                             self.kafka_password, self.kafka_ca)
+
+    @property
     def tls(self) -> bool:
         return bool(self.tls_cert and self.tls_key)
 
@@ -219,7 +232,7 @@ VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
 OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 
-_SECRET_VARIABLES = {"DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
+_SECRET_VARIABLES = {"DTI_KAFKA_PASSWORD", "DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
                      "DTI_CONSOLE_SECRET", "DTI_RANKING_TOKEN"}
 
 
@@ -244,7 +257,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             shown = "..." if name in _SECRET_VARIABLES else repr(raw)  # never echo a secret into a log
             raise ConfigError(f"{name}={shown}: {exc}") from None
         (values[group] if group else values)[attr] = value
-    return Settings().with_overrides(**values)
+    settings = Settings().with_overrides(**values)
+    try:
+        settings.kafka_security  # noqa: B018  (refused here, with the variables' names, rather than at first use)
+    except ValueError as exc:
+        raise ConfigError(f"DTI_KAFKA_SECURITY_PROTOCOL / DTI_KAFKA_USERNAME / DTI_KAFKA_PASSWORD: {exc}") from None
+    return settings
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

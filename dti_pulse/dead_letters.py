@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import EventBatch
 from dti_pulse.events import envelopes_by_partition
-from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER
+from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER, PLAINTEXT, KafkaSecurity
 
 REPLAY_GROUP = "dti-dead-letter-replay"
 
@@ -47,11 +47,12 @@ class DeadLetter:
                 "event_ids": [event.event_id for event in events[:5]]}
 
 
-def _consumer(bootstrap: str, group_id: str | None):
+def _consumer(bootstrap: str, group_id: str | None, security: KafkaSecurity = PLAINTEXT):
     from kafka import KafkaConsumer
 
     return KafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-                         auto_offset_reset="earliest", consumer_timeout_ms=3000, fetch_max_bytes=64 * 2 ** 20)
+                         auto_offset_reset="earliest", consumer_timeout_ms=3000, fetch_max_bytes=64 * 2 ** 20,
+                         **security.client_options())
 
 
 def read(consumer, topic: str, from_committed: bool) -> Iterator[DeadLetter]:
@@ -84,20 +85,21 @@ def read(consumer, topic: str, from_committed: bool) -> Iterator[DeadLetter]:
                 remaining.discard(tp)
 
 
-def list_dead_letters(bootstrap: str, topic: str) -> list[DeadLetter]:
-    consumer = _consumer(bootstrap, None)
+def list_dead_letters(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> list[DeadLetter]:
+    consumer = _consumer(bootstrap, None, security)
     try:
         return list(read(consumer, topic, from_committed=False))
     finally:
         consumer.close()
 
 
-def replay(bootstrap: str, dead_letter_topic: str, events_topic: str) -> dict:
+def replay(bootstrap: str, dead_letter_topic: str, events_topic: str, security: KafkaSecurity = PLAINTEXT) -> dict:
     """Publishes the events of the dead letters not replayed before; returns counts."""
     from kafka import KafkaProducer, OffsetAndMetadata, TopicPartition
 
-    consumer = _consumer(bootstrap, REPLAY_GROUP)
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=64 * 2 ** 20)
+    consumer = _consumer(bootstrap, REPLAY_GROUP, security)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=64 * 2 ** 20,
+                             **security.client_options())
     counts = {"dead_letters": 0, "events": 0, "not_replayable": 0}
     try:
         partitions = len(producer.partitions_for(events_topic))
@@ -121,9 +123,10 @@ def replay(bootstrap: str, dead_letter_topic: str, events_topic: str) -> dict:
     return counts
 
 
-def main(command: str, bootstrap: str, dead_letter_topic: str, events_topic: str, as_json: bool) -> int:
+def main(command: str, bootstrap: str, dead_letter_topic: str, events_topic: str, as_json: bool,
+         security: KafkaSecurity = PLAINTEXT) -> int:
     if command == "list":
-        letters = list_dead_letters(bootstrap, dead_letter_topic)
+        letters = list_dead_letters(bootstrap, dead_letter_topic, security)
         for letter in letters:
             entry = letter.as_json()
             if as_json:
@@ -134,7 +137,7 @@ def main(command: str, bootstrap: str, dead_letter_topic: str, events_topic: str
         if not as_json:
             print(f"{len(letters)} dead letter(s) in {dead_letter_topic}")
         return 0
-    counts = replay(bootstrap, dead_letter_topic, events_topic)
+    counts = replay(bootstrap, dead_letter_topic, events_topic, security)
     print(json.dumps(counts) if as_json else
           f"replayed {counts['events']} event(s) of {counts['dead_letters']} dead letter(s) to {events_topic}; "
           f"{counts['not_replayable']} held no readable event")

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -14,13 +16,68 @@ log = logging.getLogger(__name__)
 DEAD_LETTER_REASON_HEADER = "dti-reason"
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0, replication: int = 1) -> None:
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of the system authenticates: PLAINTEXT (the default, a broker
+    on a private network), SASL_PLAINTEXT / SASL_SSL with SCRAM, or SSL; ca_file: the CA
+    the broker's certificate is checked against (None: the system's roots)."""
+    protocol: str = "PLAINTEXT"
+    mechanism: str = "SCRAM-SHA-512"
+    username: str = ""
+    password: str = ""
+    ca_file: Path | None = None
+
+    PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+    def __post_init__(self):
+        if self.protocol not in self.PROTOCOLS:
+            raise ValueError(f"Kafka security protocol {self.protocol!r} is not one of {', '.join(self.PROTOCOLS)}")
+        if self.sasl and not (self.username and self.password):
+            raise ValueError(f"{self.protocol} needs a Kafka username and password")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None) if self.tls else None
+
+    def client_options(self) -> dict:
+        """Keyword arguments that kafka-python's and aiokafka's clients both take."""
+        options = {"security_protocol": self.protocol}
+        if self.sasl:
+            options.update(sasl_mechanism=self.mechanism, sasl_plain_username=self.username,
+                           sasl_plain_password=self.password)
+        if self.tls:
+            options["ssl_context"] = self.ssl_context()
+        return options
+
+    def faust_credentials(self):
+        """Faust's broker_credentials (None for PLAINTEXT)."""
+        import faust
+
+        if self.sasl:
+            return faust.SASLCredentials(username=self.username, password=self.password, mechanism=self.mechanism,
+                                         ssl_context=self.ssl_context())
+        return faust.SSLCredentials(self.ssl_context()) if self.tls else None
+
+
+PLAINTEXT = KafkaSecurity()
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 30.0, replication: int = 1,
+                  security: KafkaSecurity = PLAINTEXT) -> None:
     """Creates missing topics ({name: partitions}, each with `replication` replicas); waits
     for the broker up to timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dti-pulse-admin", request_timeout_ms=5000)
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="dti-pulse-admin", request_timeout_ms=5000,
+                                     **security.client_options())
             break
         except KafkaError as exc:
             if time.monotonic() > deadline:
@@ -51,8 +108,10 @@ class KafkaWatch:
     aggregator's) is behind on the events topic, and how many dead letters wait. read() asks
     the broker each time; it raises when the broker does not answer."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, dead_letter_topic: str, timeout_ms: int = 5000):
+    def __init__(self, bootstrap: str, group: str, topic: str, dead_letter_topic: str, timeout_ms: int = 5000,
+                 security: KafkaSecurity = PLAINTEXT):
         self.bootstrap, self.group, self.topic, self.dead_letter_topic = bootstrap, group, topic, dead_letter_topic
+        self.security = security
         self.timeout_ms = timeout_ms
         self._admin = None
         self._consumer = None
@@ -63,12 +122,13 @@ class KafkaWatch:
         if self._admin is None:
             self._admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="dti-pulse-watch",
                                            request_timeout_ms=self.timeout_ms, bootstrap_timeout_ms=self.timeout_ms,
-                                           reconnect_backoff_max_ms=1000)
+                                           reconnect_backoff_max_ms=1000, **self.security.client_options())
         if self._consumer is None:
             self._consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, client_id="dti-pulse-watch",
                                            request_timeout_ms=self.timeout_ms, session_timeout_ms=self.timeout_ms - 1000,
                                            heartbeat_interval_ms=1000, enable_auto_commit=False,
-                                           bootstrap_timeout_ms=self.timeout_ms, reconnect_backoff_max_ms=1000)
+                                           bootstrap_timeout_ms=self.timeout_ms, reconnect_backoff_max_ms=1000,
+                                           **self.security.client_options())
         return self._admin, self._consumer
 
     def _partitions(self, consumer, topic: str) -> list:

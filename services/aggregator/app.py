@@ -11,7 +11,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
-from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER
+from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER, PLAINTEXT, KafkaSecurity
 from services.aggregator.processor import Aggregator
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class StreamConfig:
     batch_seconds: float
     linger_ms: int
     batch_bytes: int
+    security: KafkaSecurity = PLAINTEXT
 
 
 def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
@@ -168,6 +169,7 @@ def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
     app = faust.App(
         config.group,
         broker=broker_urls(config.bootstrap),
+        broker_credentials=config.security.faust_credentials(),
         store="memory://",
         # Faust's default is a directory in the working directory; one per fold process
         datadir=str(config.datadir),

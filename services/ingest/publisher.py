@@ -19,6 +19,7 @@ from aiokafka.errors import KafkaError
 
 from dti.events.v1.events_pb2 import Event
 from dti_pulse.events import envelopes_by_partition
+from dti_pulse.kafka import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class KafkaPublisher:
     """Started on first use, on the loop that uses it: a worker comes up, and answers 503,
     while Kafka is away."""
 
-    def __init__(self, bootstrap: str, topic: str, delivery_timeout_ms: int = 10_000):
+    def __init__(self, bootstrap: str, topic: str, delivery_timeout_ms: int = 10_000,
+                 security: KafkaSecurity = PLAINTEXT):
         self.topic = topic
+        self.security = security
         self._bootstrap = bootstrap
         # A batch not acknowledged within the request timeout fails at its next retry, and an
         # attempt started before then ends within another one: by the time a request is
@@ -60,7 +63,8 @@ class KafkaPublisher:
                     # Duplicates are removed by event_id downstream; the idempotent producer's
                     # InitProducerId turns fatal when the broker it knew is replaced.
                     enable_idempotence=False, linger_ms=2, max_batch_size=BATCH_BYTES,
-                    max_request_size=64 * 1024 * 1024, request_timeout_ms=self._request_timeout_ms)
+                    max_request_size=64 * 1024 * 1024, request_timeout_ms=self._request_timeout_ms,
+                    **self.security.client_options())
                 try:
                     await producer.start()
                 except BaseException:

@@ -1,0 +1,55 @@
+"""Kafka with SASL/SCRAM: ingest, the Faust aggregator, ranking's watch and the dead-letter
+tool all log in with DTI_KAFKA_* and the pipeline scores; a client without the password is
+refused by the broker."""
+import httpx
+import pytest
+
+from dti.ranking.v1 import ranking_pb2
+from dti_pulse.broker import KafkaBroker
+from dti_pulse.kafka import KafkaSecurity, ensure_topics
+from tests import scenario
+from tests.conftest import ARTIFACTS, poll, ranking_stub, service_env, wait_for_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def scram_broker(tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
+    instance = KafkaBroker(tmp_path / "kafka", log_path=ARTIFACTS / "kafka-scram.log",
+                           scram_users={"broker": "broker-secret", "dti": "dti-secret"}).start()
+    yield instance
+    instance.stop()
+
+
+def test_every_kafka_client_logs_in_with_scram(scram_broker, topic_names, services, tmp_path):
+    events_topic, dlq_topic = topic_names
+    login = {"DTI_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "DTI_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+             "DTI_KAFKA_USERNAME": "dti", "DTI_KAFKA_PASSWORD": "dti-secret"}
+    env = service_env(tmp_path, scram_broker.bootstrap, events_topic, dlq_topic, DTI_TOPIC_PARTITIONS="2", **login)
+    ingest = services("scram-ingest", ["serve", "ingest"], env)
+    core = services("scram-core", ["serve", "aggregator,ranking"], env)
+    http = f"http://127.0.0.1:{env['DTI_HTTP_PORT']}"
+    wait_for_port("127.0.0.1", int(env["DTI_HTTP_PORT"]), timeout_s=60, process=ingest.process)
+    poll(lambda: httpx.get(f"{http}/readyz").status_code == 200, what="ingest ready through SCRAM")
+    answer = httpx.post(f"{http}/v1/events", json={"events": scenario.EVENTS},
+                        headers={"Authorization": "Bearer test-token"}, timeout=30)
+    assert answer.status_code == 200 and answer.json()["accepted"] == len(scenario.EVENTS), answer.text
+    wait_for_port("127.0.0.1", int(env["DTI_GRPC_PORT"]), timeout_s=90, process=core.process)
+    stub = ranking_stub(int(env["DTI_GRPC_PORT"]))
+    request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
+    score = poll(lambda: (s := stub.GetAgencyScore(request)) and s.total_points == pytest.approx(
+        scenario.EXPECTED_TOTAL) and s, timeout_s=90, what="the scenario scored through SCRAM")
+    status = poll(lambda: (s := stub.GetPipelineStatus(ranking_pb2.GetPipelineStatusRequest())) and s.broker_reachable
+                  and s.aggregator_lag == 0 and s, timeout_s=30, what="ranking's Kafka watch logged in")
+    assert score.agency_code == scenario.AGENCY and status.kafka_watched and not status.problems
+
+    from dti_pulse.dead_letters import list_dead_letters
+
+    assert list_dead_letters(scram_broker.bootstrap, dlq_topic, scram_broker.security) == []
+    intruder = KafkaSecurity("SASL_PLAINTEXT", "SCRAM-SHA-512", "dti", "guessed")
+    with pytest.raises(RuntimeError, match="not reachable"):
+        ensure_topics(scram_broker.bootstrap, {"intruder-topic": 1}, timeout_s=5, security=intruder)
+    with pytest.raises(RuntimeError, match="not reachable"):  # no login at all
+        ensure_topics(scram_broker.bootstrap, {"intruder-topic": 1}, timeout_s=5)
+    assert ingest.process.poll() is None and core.process.poll() is None, core.output()[-3000:]
