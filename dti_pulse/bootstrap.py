@@ -248,6 +248,7 @@ def build_ranking(settings: Settings):
 
         credentials = server_credentials(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
     return RankingServer(service, settings.ranking.host, settings.ranking.port, settings.ranking.tokens, credentials,
+                         scopes=settings.ranking.token_scopes,
                          watch_interval_s=settings.tuning.watch_interval_s,
                          monitor=pipeline_monitor(settings))
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
+from dti_pulse.scopes import parse_scopes
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_AGENCIES = PACKAGE_DIR / "data" / "agencies-thanh-hoa.csv"
 DEFAULT_RULES_DIR = PACKAGE_DIR.parent / "services" / "ranking" / "rules"
@@ -35,9 +37,11 @@ def parse_viewers(spec: str) -> dict[str, str]:
 
 
 def parse_source_agencies(spec: str) -> dict[str, tuple[str, ...]]:
-    from services.ingest.sources import parse_source_agencies as parse
+    return parse_scopes(spec)
 
-    return parse(spec)
+
+def parse_caller_scopes(spec: str) -> dict[str, tuple[str, ...]]:
+    return parse_scopes(spec)
 
 
 def parse_bool(raw: str) -> bool:
@@ -74,6 +78,9 @@ class RankingSettings:
     host: str = variable("DTI_GRPC_HOST", "127.0.0.1")
     port: int = variable("DTI_GRPC_PORT", 50051)
     tokens: Mapping[str, str] = variable("DTI_GRPC_TOKENS", None, parse_tokens, default_factory=dict)  # token -> caller
+    # caller -> agency codes / prefixes / cohort:NAME it may see; a caller not listed sees everything
+    token_scopes: Mapping[str, tuple[str, ...]] = variable("DTI_GRPC_TOKEN_SCOPES", None, parse_caller_scopes,
+                                                           default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,7 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         value = getattr(getattr(settings, group) if group else settings, attr)
         if convert is parse_tokens:
             value = ",".join(f"{source}={token}" for token, source in value.items())
-        elif convert is parse_source_agencies:
+        elif convert in (parse_source_agencies, parse_caller_scopes):
             value = ",".join(f"{source}={'|'.join(patterns)}" for source, patterns in value.items())
         elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())

@@ -283,11 +283,12 @@ class RankingServer:
     whether it runs alone or beside the aggregator's Faust loop."""
 
     def __init__(self, service: RankingService, host: str, port: int, tokens: Mapping[str, str],
-                 credentials: grpc.ServerCredentials | None = None, grace_s: float = 5.0,
+                 credentials: grpc.ServerCredentials | None = None, scopes: Mapping | None = None,
+                 grace_s: float = 5.0,
                  watch_interval_s: float = 1.0, monitor: PipelineMonitor | None = None,
                  monitor_interval_s: float = 2.0):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
-        self.authenticator = BearerTokenInterceptor(tokens, (SERVICE_NAME,))
+        self.authenticator = BearerTokenInterceptor(tokens, (SERVICE_NAME,), scopes)
         self.credentials = credentials  # None: plain TCP
         self.monitor = monitor
         self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,

@@ -385,3 +385,43 @@ def test_tokens_are_compared_whole():
     assert [caller_of(tokens, t) for t in ("s3cret", "s3cret-token ", "S3CRET-TOKEN", "")] == [None] * 4
     assert bearer_credential("Bearer  abc ") == "abc" and bearer_credential("Basic abc") == ""
     assert bearer_credential(b"bearer abc") == "abc" and bearer_credential(None) == ""
+
+
+def test_a_scoped_token_sees_only_its_agencies_and_cohorts(clean_chdb, rules_dir):
+    import grpc
+
+    from dti.ranking.v1 import ranking_pb2_grpc
+    from dti_pulse.grpc_channel import ranking_channel
+
+    fold(clean_chdb, scenario.EVENTS)
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+                             CachedMeasures(ClickHouseMeasures(clean_chdb)))
+    server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "operator", "dept-5-token": "dept-5"},
+                           scopes={"dept-5": ("000.00.05.*", "cohort:department")}, watch_interval_s=0.2)
+    server.start_in_thread()
+    try:
+        scoped = ranking_pb2_grpc.RankingServiceStub(ranking_channel(f"127.0.0.1:{server.port}", "dept-5-token"))
+        period = scenario.PERIOD
+        assert scoped.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=period),
+                                     timeout=10).agency_code == scenario.AGENCY
+        assert scoped.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=period), timeout=10).entries
+        assert scoped.ListRules(ranking_pb2.ListRulesRequest(), timeout=10).versions
+        denied = [
+            lambda: scoped.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.OTHER, period=period),
+                                          timeout=10),
+            lambda: scoped.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+                agency_code=scenario.OTHER, indicator_code="dossier_on_time_rate", period=period), timeout=10),
+            lambda: scoped.ListRanking(ranking_pb2.ListRankingRequest(cohort="commune", period=period), timeout=10),
+            lambda: scoped.GetActivity(ranking_pb2.GetActivityRequest(minutes=5), timeout=10),  # the whole province
+            lambda: next(iter(scoped.WatchAgencyScore(ranking_pb2.GetAgencyScoreRequest(
+                agency_code=scenario.OTHER, period=period), timeout=10))),
+        ]
+        for call in denied:
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED, refused.value.details()
+        # The unscoped token of the same server sees the other agency.
+        assert ranking_stub(server.port).GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(
+            agency_code=scenario.OTHER, period=period), timeout=10).agency_code == scenario.OTHER
+    finally:
+        server.stop()

@@ -59,6 +59,9 @@ def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
                 secret = value.removeprefix("/run/secrets/")
                 assert secret in service.get("secrets", []) and secret in declared, (name, variable)
     assert all(spec["file"].startswith("./secrets/") for spec in declared.values())
+    # Published on loopback unless asked: no port of the stack is open to the network by default.
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published and all(port.startswith("${DTI_PUBLISH_HOST:-127.0.0.1}:") for port in published)
 
 
 def test_make_secrets_writes_what_the_services_read(tmp_path):
