@@ -75,8 +75,7 @@ class KafkaBroker:
     again on the same data_dir finds its topics, records and committed offsets there."""
 
     def __init__(self, data_dir: Path, port: int | None = None, host: str = "127.0.0.1",
-                 heap_mb: int = 512, partitions: int = 8, log_path: Path | None = None,
-                 scram_users: dict[str, str] | None = None):
+                 heap_mb: int = 512, partitions: int = 8, log_path: Path | None = None):
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
@@ -84,9 +83,6 @@ class KafkaBroker:
         self.partitions = partitions
         self.log_path = log_path or self.data_dir / "broker.log"
         self.process: subprocess.Popen | None = None
-        # name -> password: clients must then log in with SASL/SCRAM-SHA-512; the first user
-        # is also the one the broker logs in to itself with.
-        self.scram_users = dict(scram_users or {})
 
     @property
     def bootstrap(self) -> str:
@@ -96,38 +92,19 @@ class KafkaBroker:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    @property
-    def security(self):
-        """What a client of this broker presents (its first SCRAM user, when it has users)."""
-        from dti_pulse.kafka import PLAINTEXT, KafkaSecurity
-
-        if not self.scram_users:
-            return PLAINTEXT
-        name, password = next(iter(self.scram_users.items()))
-        return KafkaSecurity("SASL_PLAINTEXT", "SCRAM-SHA-512", name, password)
-
     def _write_config(self, controller_port: int) -> Path:
         # The controller's port may change from one start to the next: with a static voter
         # set the quorum is named by node id, not by address.
         config = self.data_dir / "server.properties"
-        listener = "SASL_PLAINTEXT" if self.scram_users else "PLAINTEXT"
-        sasl = []
-        if self.scram_users:
-            name, password = next(iter(self.scram_users.items()))
-            sasl = ["sasl.enabled.mechanisms=SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
-                    "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
-                    f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{name}" '
-                    f'password="{password}";']
         config.write_text("\n".join([
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@{self.host}:{controller_port}",
-            f"listeners={listener}://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port}",
-            f"advertised.listeners={listener}://{self.host}:{self.port}",
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names=CONTROLLER",
-            f"listener.security.protocol.map=CONTROLLER:PLAINTEXT,{listener}:{listener}",
-            f"inter.broker.listener.name={listener}",
-            *sasl,
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={self.data_dir / 'log'}",
             f"num.partitions={self.partitions}",
             "offsets.topic.replication.factor=1",
@@ -150,10 +127,8 @@ class KafkaBroker:
         if not (self.data_dir / "log" / "meta.properties").exists():
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             # --cluster-id=ID in one argument: an id may begin with "-".
-            users = [f"--add-scram=SCRAM-SHA-512=[name={name},password={password}]"
-                     for name, password in self.scram_users.items()]
             formatted = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                                  f"--config={config}", *users), capture_output=True, text=True)
+                                                  f"--config={config}"), capture_output=True, text=True)
             if formatted.returncode != 0:
                 raise RuntimeError(f"formatting Kafka's log dir failed: {formatted.stderr or formatted.stdout}")
         with open(self.log_path, "ab") as output:
@@ -162,7 +137,7 @@ class KafkaBroker:
                                             preexec_fn=die_with_parent, cwd=self.data_dir)
         try:
             wait_for_port(self.host, self.port, timeout_s=timeout_s, process=self.process)
-            wait_until_serving(self.bootstrap, timeout_s=timeout_s, security=self.security)
+            wait_until_serving(self.bootstrap, timeout_s=timeout_s)
         except Exception:
             self.stop()
             raise

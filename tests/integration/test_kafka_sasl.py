@@ -1,25 +1,62 @@
-"""Kafka with SASL/SCRAM: ingest, the Faust aggregator, ranking's watch and the dead-letter
+"""Kafka with SASL/SCRAM, started by the script compose runs: ingest, the Faust aggregator, ranking's watch and the dead-letter
 tool all log in with DTI_KAFKA_* and the pipeline scores; a client without the password is
 refused by the broker."""
+import os
+import subprocess
+from pathlib import Path
+
 import httpx
 import pytest
 
 from dti.ranking.v1 import ranking_pb2
-from dti_pulse.broker import KafkaBroker
 from dti_pulse.kafka import KafkaSecurity, ensure_topics
 from tests import scenario
 from tests.conftest import ARTIFACTS, poll, ranking_stub, service_env, wait_for_port
 
 pytestmark = pytest.mark.integration
+SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "start-scram.sh"
+
+
+class ScramBroker:
+    """deploy/kafka/start-scram.sh, as compose's kafka service runs it, on this machine's jars."""
+
+    def __init__(self, work):
+        from dti_pulse.broker import LOG4J_CONFIG, free_port, kafka_libs
+
+        self.port = free_port()
+        (work / "broker-password").write_text("broker-secret\n")
+        (work / "dti-password").write_text("dti-secret\n")
+        self.env = {**os.environ, "KAFKA_LIBS": str(kafka_libs()), "KAFKA_DATA": str(work / "kafka"),
+                    "KAFKA_HOST": "127.0.0.1", "KAFKA_PORT": str(self.port), "KAFKA_CONTROLLER_PORT": str(free_port()),
+                    "KAFKA_BROKER_PASSWORD_FILE": str(work / "broker-password"), "KAFKA_CLIENT_USER": "dti",
+                    "KAFKA_CLIENT_PASSWORD_FILE": str(work / "dti-password"), "KAFKA_LOG4J_CONFIG": str(LOG4J_CONFIG)}
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.security = KafkaSecurity("SASL_PLAINTEXT", "SCRAM-SHA-512", "dti", "dti-secret")
+        self.log = open(ARTIFACTS / "kafka-scram.log", "ab")
+        self.process = subprocess.Popen(["bash", str(SCRIPT)], env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
 
 
 @pytest.fixture
 def scram_broker(tmp_path):
+    from dti_pulse.broker import wait_until_serving
+
     ARTIFACTS.mkdir(exist_ok=True)
-    instance = KafkaBroker(tmp_path / "kafka", log_path=ARTIFACTS / "kafka-scram.log",
-                           scram_users={"broker": "broker-secret", "dti": "dti-secret"}).start()
-    yield instance
-    instance.stop()
+    instance = ScramBroker(tmp_path)
+    try:
+        wait_until_serving(instance.bootstrap, timeout_s=90, security=instance.security)
+        yield instance
+    finally:
+        instance.stop()
 
 
 def test_every_kafka_client_logs_in_with_scram(scram_broker, topic_names, services, tmp_path):

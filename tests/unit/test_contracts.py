@@ -79,8 +79,11 @@ def test_make_secrets_writes_what_the_services_read(tmp_path):
     files = {f"DTI_{name}_FILE": str(tmp_path / secret) for name, secret in (
         ("CLICKHOUSE_PASSWORD", "clickhouse_password"), ("INGEST_TOKENS", "ingest_tokens"),
         ("GRPC_TOKENS", "grpc_tokens"), ("RANKING_TOKEN", "console_ranking_token"),
-        ("CONSOLE_VIEWERS", "console_viewers"), ("CONSOLE_SECRET", "console_secret"))}
-    settings = load_settings({**files, "DTI_CLICKHOUSE_DSN": "http://dti@clickhouse:8123/default"})
+        ("CONSOLE_VIEWERS", "console_viewers"), ("CONSOLE_SECRET", "console_secret"),
+        ("KAFKA_PASSWORD", "kafka_password"))}
+    settings = load_settings({**files, "DTI_CLICKHOUSE_DSN": "http://dti@clickhouse:8123/default",
+                              "DTI_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "DTI_KAFKA_USERNAME": "dti"})
+    assert settings.kafka_security.password and settings.kafka_security.client_options()["sasl_plain_username"] == "dti"
     assert settings.console.ranking_token in settings.ranking.tokens
     password = printed.split("password ")[1].split()[0]
     assert verify_password(password, settings.console.viewers["operator"])
@@ -104,4 +107,4 @@ def test_compose_runs_the_kafka_version_up_and_the_tests_run_with_its_log_on_the
                        (REPO_ROOT / "deploy" / "kafka" / "pom.xml").read_text(encoding="utf-8"))[1]
     kafka = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{pinned}"
-    assert any(volume.endswith(":" + kafka["environment"]["KAFKA_LOG_DIRS"]) for volume in kafka["volumes"])
+    assert any(volume.endswith(":" + kafka["environment"]["KAFKA_DATA"]) for volume in kafka["volumes"])
