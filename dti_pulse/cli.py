@@ -1,4 +1,5 @@
-"""The `dti-pulse` command: up | serve TARGETS | migrate | dlq list|replay | simulate | hash-password."""
+"""The `dti-pulse` command: up | serve TARGETS | migrate | dlq list|replay | score | ranking | simulate |
+hash-password."""
 from __future__ import annotations
 
 import argparse
@@ -9,9 +10,19 @@ from pathlib import Path
 from dti_pulse.config import ConfigError, load_settings
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dti-pulse")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dti-pulse", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="run the whole system on this machine (local Apache Kafka and chDB)")
@@ -45,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
                                           "(once the cause is fixed) to the events topic")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    for name, subject, example in (("score", "agency_code", "000.00.05.H56"), ("ranking", "cohort", "department")):
+        ask = commands.add_parser(name, help=f"ask ranking (gRPC) for {'an agency score' if name == 'score' else 'a ranking'}"
+                                             f", e.g. `dti-pulse {name} {example} 2026-11`")
+        ask.add_argument("subject", metavar=subject.upper())
+        ask.add_argument("period", nargs="?", default="month",
+                         help="YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD or last:Nd (default: this month)")
+        ask.add_argument("--json", action="store_true", help="the gRPC answer as JSON")
+        ask.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
 
     commands.add_parser("hash-password", help="read a console password (prompt or stdin), print its hash "
                                               "for DTI_CONSOLE_VIEWERS")
@@ -99,6 +119,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return dead_letters.main(args.action, settings.kafka_bootstrap, settings.dead_letter_topic,
                                  settings.events_topic, args.json, settings.kafka_security)
+    if args.command in ("score", "ranking"):
+        from dti_pulse import ask
+
+        period = args.period
+        if period == "month":
+            from datetime import datetime
+
+            from dti_pulse.localtime import LOCAL_TZ
+
+            period = datetime.now(LOCAL_TZ).strftime("%Y-%m")
+        return ask.main(args.command, args.subject, period, settings, args.json, args.token)
     if args.command == "simulate":
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry

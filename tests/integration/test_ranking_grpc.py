@@ -425,3 +425,29 @@ def test_a_scoped_token_sees_only_its_agencies_and_cohorts(clean_chdb, rules_dir
             agency_code=scenario.OTHER, period=period), timeout=10).agency_code == scenario.OTHER
     finally:
         server.stop()
+
+
+def test_the_shell_asks_ranking_for_a_score_and_a_ranking(ranking_server):
+    import json
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}",
+           "DTI_RANKING_TOKEN": GRPC_TOKEN}
+
+    def ask(*args):
+        return subprocess.run([sys.executable, "-m", "dti_pulse.cli", *args], env=env, capture_output=True,
+                              text=True, timeout=60)
+
+    table = ask("score", scenario.AGENCY, scenario.PERIOD)
+    assert table.returncode == 0, table.stderr
+    assert scenario.AGENCY in table.stdout and "dossier_on_time_rate" in table.stdout
+    assert f"{scenario.EXPECTED_TOTAL:.2f} /" in table.stdout.splitlines()[-1]
+    as_json = json.loads(ask("score", scenario.AGENCY, scenario.PERIOD, "--json").stdout)
+    assert as_json["agency_code"] == scenario.AGENCY and as_json["total_points"] == pytest.approx(scenario.EXPECTED_TOTAL)
+    ranking = ask("ranking", "department", scenario.PERIOD)
+    assert ranking.returncode == 0 and ranking.stdout.splitlines()[2].split()[:2] == ["1", scenario.AGENCY]
+    refused = ask("score", "no-such-agency", scenario.PERIOD)
+    assert refused.returncode == 2 and "NOT_FOUND" in refused.stderr
+    stranger = ask("score", scenario.AGENCY, scenario.PERIOD, "--token", "guess")
+    assert stranger.returncode == 2 and "UNAUTHENTICATED" in stranger.stderr

@@ -108,3 +108,24 @@ def test_compose_runs_the_kafka_version_up_and_the_tests_run_with_its_log_on_the
     kafka = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]["kafka"]
     assert kafka["image"] == f"apache/kafka:{pinned}"
     assert any(volume.endswith(":" + kafka["environment"]["KAFKA_DATA"]) for volume in kafka["volumes"])
+
+
+def test_the_image_installs_dependencies_before_the_code_and_gives_its_user_a_data_dir(tmp_path):
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    dockerfile = (REPO_ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    steps = [line.split()[0] for line in dockerfile.splitlines() if re.match(r"^(RUN|COPY|ENV|USER) ", line)]
+    service_stage = dockerfile[dockerfile.index("FROM python"):]
+    assert service_stage.index("pip install --no-cache-dir -r") < service_stage.index("COPY dti_pulse")
+    data_dir = re.search(r"DTI_DATA_DIR=(\S+)", service_stage)[1]
+    assert f"chown dti {data_dir}" in service_stage and service_stage.rindex("USER dti") > service_stage.index("chown")
+    assert "RUN" in steps and "USER" in steps
+    # The dependency list the image installs is pyproject's, read the way the Dockerfile does.
+    command = re.search(r'RUN (python -c "import tomllib.*?") \\', service_stage)[1]
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path)
+    listed = subprocess.run(command.replace("python ", f"{sys.executable} ", 1).replace("\\\\n", "\\n"), shell=True,
+                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split("\n")
+    assert "faust-streaming" in " ".join(listed) and "clickhouse-connect" in " ".join(listed)

@@ -1,12 +1,12 @@
 """The layers, held by the build: the kernel (dti_pulse's events, state and its fold, schema,
 registry, time, Kafka and ClickHouse plumbing) imports nothing of the services nor of the
 composition root; a service imports the kernel and itself only; the dev tools import the
-kernel only; the composition root (config, bootstrap, cli, supervisor) alone wires services."""
+kernel only; the composition root (config, bootstrap, cli and its ask, supervisor) alone wires services."""
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT = {"dti_pulse.bootstrap", "dti_pulse.cli", "dti_pulse.config", "dti_pulse.supervisor"}
+ROOT = {"dti_pulse.bootstrap", "dti_pulse.cli", "dti_pulse.config", "dti_pulse.supervisor", "dti_pulse.ask"}
 TOOLS = {"dti_pulse.simulator", "dti_pulse.protogen"}
 
 
