@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
                        help="the file holding the state store's shared secret")
     serve.add_argument("--fold-index", type=int, default=0, help="which fold process apart this is")
 
+    cluster = commands.add_parser("cluster-schema", help="print the schema for a ClickHouse cluster (Replicated "
+                                  "tables ON CLUSTER, Distributed over them), made from the single-node migrations")
+    cluster.add_argument("--cluster", default="dti", help="the cluster's name in remote_servers (default dti)")
+
     commands.add_parser("migrate", help="apply ClickHouse schema migrations, then exit (run once, before the "
                                         "services, where they run apart)")
 
@@ -103,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                   if args.state_store else None)
         run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings, wiring)
         return 0
+    if args.command == "cluster-schema":
+        from dti_pulse import cluster_schema
+
+        return cluster_schema.main(args.cluster)
     if args.command == "migrate":
         from dti_pulse.clickhouse import close_client, get_client
         from dti_pulse.schema import migrate

@@ -101,3 +101,33 @@ def test_clickhouse_and_python_put_a_day_in_the_same_span(chdb_client):
     spans = chdb_client.query(f"SELECT {span_sql('day')} FROM (SELECT arrayJoin({{days:Array(Int32)}}) AS day)",
                               parameters={"days": days}).result_rows
     assert [span for (span,) in spans] == [place_span(day) for day in days]
+
+
+def test_the_cluster_schema_is_the_single_node_one_replicated_and_distributed_and_parses(clean_chdb):
+    import re
+
+    from dti_pulse.cluster_schema import SHARDING, UNSHARDED, cluster_statements
+
+    tables = [*SHARDING, *UNSHARDED]
+    single_node = {t: clean_chdb.query(f"SHOW CREATE TABLE {t}").result_rows[0][0] for t in tables}
+    statements = cluster_statements(clean_chdb, "province")
+    # Every statement is ClickHouse SQL, by ClickHouse's own parser.
+    for statement in statements:
+        formatted = clean_chdb.query("SELECT formatQuery({q:String})", parameters={"q": statement}).result_rows[0][0]
+        assert formatted.split()[:2] == statement.split()[:2]
+    # Generating it changed nothing of the single-node schema.
+    assert {t: clean_chdb.query(f"SHOW CREATE TABLE {t}").result_rows[0][0] for t in tables} == single_node
+    by_table = {re.match(r"CREATE TABLE IF NOT EXISTS (\w+)", s)[1]: s for s in statements if s.startswith("CREATE")}
+    for table in tables:
+        local = by_table[f"{table}_local" if table in SHARDING else table]
+        assert "ON CLUSTER 'province'" in local
+        engine = re.search(r"ENGINE = Replicated(\w+)\('([^']+)', '\{replica\}'(?:, (.*))?\)", local)
+        assert engine, local
+        # Undo the replication: what is left is the single-node table, column for column.
+        args = f"({engine[3]})" if engine[3] else ""
+        undone = local.replace(engine[0], f"ENGINE = {engine[1]}{args}").split("\n", 1)[1]
+        assert undone == single_node[table].split("\n", 1)[1], table
+        assert ("{shard}" in engine[2]) == (table in SHARDING)
+    for table, key in SHARDING.items():
+        assert f"ENGINE = Distributed('province', currentDatabase(), {table}_local, {key})" in by_table[table]
+    assert statements[-1].startswith("INSERT INTO schema_migrations")
