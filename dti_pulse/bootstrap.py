@@ -11,6 +11,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -356,6 +357,8 @@ def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = N
             app = build_aggregator(settings, wiring if folds_apart(targets, wiring) else None)
             tune_gc(settings.tuning.gc_young_threshold)
             worker = faust.Worker(app, loglevel="WARNING", redirect_stdouts=False, override_logging=False)
+            if not sys.stdout.isatty():
+                worker.spinner = None  # its terminal escape codes would land in log files
             try:
                 worker.execute_from_commandline()
             except SystemExit:

@@ -3,7 +3,6 @@ hash-password."""
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -85,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(hash_password(password))
         return 0
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("kafka", "aiokafka", "httpx", "faust", "mode"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"dti-pulse: {exc}", file=sys.stderr)
         return 2
+    from dti_pulse import logs
+
+    logs.configure(args.log_level, settings.log_format)
 
     if args.command == "up":
         from dti_pulse.supervisor import up as run_up

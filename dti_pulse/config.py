@@ -44,6 +44,14 @@ def parse_caller_scopes(spec: str) -> dict[str, tuple[str, ...]]:
     return parse_scopes(spec)
 
 
+def parse_log_format(raw: str) -> str:
+    from dti_pulse.logs import FORMATS
+
+    if raw not in FORMATS:
+        raise ValueError(f"expected one of {', '.join(FORMATS)}")
+    return raw
+
+
 def parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -158,6 +166,7 @@ class Settings:
     tls_key: Path | None = variable("DTI_TLS_KEY", None, Path)
     tls_ca: Path | None = variable("DTI_TLS_CA", None, Path)
     tls_client_ca: Path | None = variable("DTI_TLS_CLIENT_CA", None, Path)
+    log_format: str = variable("DTI_LOG_FORMAT", "text", parse_log_format)  # "json": a JSON object a line
     events_topic: str = variable("DTI_EVENTS_TOPIC", "dti.events.v1")
     dead_letter_topic: str = variable("DTI_DLQ_TOPIC", "dti.events.dlq")
     ingest: IngestSettings = field(default_factory=IngestSettings)

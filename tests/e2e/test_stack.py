@@ -236,5 +236,6 @@ def test_up_with_fold_processes_apart_scores_exactly_and_stops_them_all(private_
     stopping.set()
     loader.join(10)
     assert "did not stop" not in up.output()
+    assert "\x1b" not in up.output()  # no terminal escape codes in a log file (Faust's spinner)
     assert not [pid for pid in children if os.path.exists(f"/proc/{pid}")
                 and open(f"/proc/{pid}/stat").read().split()[2] != "Z"]

@@ -96,3 +96,20 @@ def test_any_variable_can_come_from_a_file_and_a_password_stays_out_of_the_dsn(t
         load_settings({"DTI_CONSOLE_SECRET_FILE": str(tmp_path / "missing")})
     # chDB has no password: its DSN is left as it is.
     assert load_settings({"DTI_CLICKHOUSE_PASSWORD": "x"}).effective_clickhouse_dsn.startswith("chdb://")
+
+
+def test_json_logs_are_one_object_a_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {"PATH": "/usr/bin:/bin", "DTI_LOG_FORMAT": "json", "DTI_CLICKHOUSE_DSN": f"chdb://{tmp_path / 'chdb'}"}
+    run = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "migrate"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    applied = [line for line in lines if line["message"].startswith("applied ClickHouse migration")]
+    assert applied and all(set(line) >= {"at", "level", "logger", "message"} for line in lines)
+    assert applied[0]["level"] == "INFO" and applied[0]["logger"] == "dti_pulse.schema"
+    with pytest.raises(ConfigError, match="DTI_LOG_FORMAT"):
+        load_settings({"DTI_LOG_FORMAT": "xml"})
