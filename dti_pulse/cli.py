@@ -9,6 +9,41 @@ from pathlib import Path
 from dti_pulse.config import ConfigError, load_settings
 
 
+def probe_health(kind: str, target: str, service: str, timeout_s: float, settings) -> int:
+    """0 when healthy, 1 otherwise, with the reason on stderr; TLS as the settings say."""
+    if kind == "http":
+        import ssl
+        import urllib.request
+
+        context = ssl.create_default_context(cafile=str(settings.tls_ca) if settings.tls_ca else None)
+        try:
+            with urllib.request.urlopen(target, timeout=timeout_s, context=context) as answer:
+                return 0 if answer.status == 200 else 1
+        except OSError as exc:  # URLError, HTTPError (not 2xx), timeouts
+            print(f"dti-pulse probe: {target}: {exc}", file=sys.stderr)
+            return 1
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from dti_pulse.grpc_channel import channel_credentials
+
+    channel = (grpc.secure_channel(target, channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key))
+               if settings.tls_ca else grpc.insecure_channel(target))
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
+                                                          timeout=timeout_s)
+    except grpc.RpcError as exc:
+        print(f"dti-pulse probe: {target} {service}: {exc.code().name}", file=sys.stderr)
+        return 1
+    finally:
+        channel.close()
+    if reply.status != health_pb2.HealthCheckResponse.SERVING:
+        print(f"dti-pulse probe: {target} {service}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -69,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
         ask.add_argument("--json", action="store_true", help="the gRPC answer as JSON")
         ask.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
 
+    probe = commands.add_parser("probe", help="exit 0 when a part answers healthy (container healthchecks): "
+                                              "`probe http URL` (200) or `probe grpc HOST:PORT [SERVICE]` (SERVING)")
+    probe.add_argument("kind", choices=["http", "grpc"])
+    probe.add_argument("target")
+    probe.add_argument("service", nargs="?", default="dti.ranking.v1.RankingService",
+                       help="the gRPC health service name (default: RankingService; '' for all)")
+    probe.add_argument("--timeout", type=float, default=3.0)
+
     commands.add_parser("hash-password", help="read a console password (prompt or stdin), print its hash "
                                               "for DTI_CONSOLE_VIEWERS")
 
@@ -126,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return dead_letters.main(args.action, settings.kafka_bootstrap, settings.dead_letter_topic,
                                  settings.events_topic, args.json, settings.kafka_security)
+    if args.command == "probe":
+        return probe_health(args.kind, args.target, args.service, args.timeout, settings)
     if args.command in ("score", "ranking"):
         from dti_pulse import ask
 

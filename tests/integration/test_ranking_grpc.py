@@ -451,3 +451,41 @@ def test_the_shell_asks_ranking_for_a_score_and_a_ranking(ranking_server):
     assert refused.returncode == 2 and "NOT_FOUND" in refused.stderr
     stranger = ask("score", scenario.AGENCY, scenario.PERIOD, "--token", "guess")
     assert stranger.returncode == 2 and "UNAUTHENTICATED" in stranger.stderr
+
+
+def test_probe_says_whether_ranking_and_an_http_service_are_healthy(ranking_server):
+    import subprocess
+    import sys
+
+    def probe(*args):
+        return subprocess.run([sys.executable, "-m", "dti_pulse.cli", "probe", *args], env={"PATH": "/usr/bin:/bin"},
+                              capture_output=True, text=True, timeout=60)
+
+    address = f"127.0.0.1:{ranking_server.port}"
+    assert probe("grpc", address).returncode == 0
+    assert probe("grpc", address, "dti.pipeline.store").returncode == 0
+    unknown = probe("grpc", address, "no.such.Service")
+    assert unknown.returncode == 1 and "NOT_FOUND" in unknown.stderr
+    closed = probe("grpc", f"127.0.0.1:{free_port()}", "--timeout", "1")
+    assert closed.returncode == 1
+    failing = probe("http", f"http://127.0.0.1:{free_port()}/readyz", "--timeout", "1")
+    assert failing.returncode == 1 and "readyz" in failing.stderr
+
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/readyz" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert probe("http", f"{base}/readyz").returncode == 0
+        assert probe("http", f"{base}/other").returncode == 1
+    finally:
+        server.shutdown()

@@ -129,3 +129,17 @@ def test_the_image_installs_dependencies_before_the_code_and_gives_its_user_a_da
     listed = subprocess.run(command.replace("python ", f"{sys.executable} ", 1).replace("\\\\n", "\\n"), shell=True,
                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split("\n")
     assert "faust-streaming" in " ".join(listed) and "clickhouse-connect" in " ".join(listed)
+
+
+def test_compose_restarts_limits_and_health_checks_every_long_running_service():
+    services = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+    for name, service in services.items():
+        assert service.get("restart") in ("unless-stopped", "on-failure"), name
+        if name == "migrate":
+            continue
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+        # The aggregator has no port: its progress is judged by ranking (dti.pipeline.aggregator).
+        assert name == "aggregator" or service["healthcheck"]["test"], name
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition["condition"] in ("service_healthy", "service_completed_successfully"), (name, dependency)
+    assert services["ranking"]["healthcheck"]["test"] == ["CMD", "dti-pulse", "probe", "grpc", "localhost:50051"]
