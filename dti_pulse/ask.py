@@ -9,15 +9,16 @@ from google.protobuf.json_format import MessageToJson
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
 from dti_pulse.config import Settings
-from dti_pulse.grpc_channel import channel_credentials, ranking_channel
+from dti_pulse.bootstrap import ranking_client_tls
+from dti_pulse.grpc_channel import ranking_channel
 
 
 def _stub(settings: Settings, token: str | None) -> ranking_pb2_grpc.RankingServiceStub:
     token = token or settings.console.ranking_token or next(iter(settings.ranking.tokens), "")
     if not token:
         raise SystemExit("no token for ranking: give --token, or set DTI_RANKING_TOKEN or DTI_GRPC_TOKENS")
-    tls = channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key) if settings.tls_ca else None
-    return ranking_pb2_grpc.RankingServiceStub(ranking_channel(settings.effective_ranking_address, token, tls))
+    return ranking_pb2_grpc.RankingServiceStub(ranking_channel(settings.effective_ranking_address, token,
+                                                               ranking_client_tls(settings)))
 
 
 def _points(value: float | None, maximum: float) -> str:

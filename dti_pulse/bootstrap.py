@@ -287,12 +287,8 @@ def build_console(settings: Settings):
     if not settings.console.ranking_token:
         raise SystemExit("DTI_RANKING_TOKEN is empty: the console needs one of ranking's DTI_GRPC_TOKENS "
                          "(dti-pulse up sets it for you)")
-    tls = None
-    if settings.tls_ca:  # ranking serves TLS: trust its CA, and present this process's certificate (mTLS)
-        from dti_pulse.grpc_channel import channel_credentials
-
-        tls = channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key)
-    client = RankingClient(settings.effective_ranking_address, settings.console.ranking_token, tls=tls)
+    client = RankingClient(settings.effective_ranking_address, settings.console.ranking_token,
+                           tls=ranking_client_tls(settings))
     return create_app(client, auth, assets,
                       heartbeat_s=settings.tuning.console_heartbeat_s, secure_cookies=settings.tuning.console_secure_cookies)
 
@@ -301,6 +297,17 @@ def console_app_from_env():
     from dti_pulse.config import load_settings
 
     return build_console(load_settings())
+
+
+def ranking_client_tls(settings: Settings):
+    """How a client of ranking (the console, the shell's score and probe) reaches it: with
+    DTI_TLS_CA, over TLS trusting that CA and presenting this process's certificate (mTLS);
+    else None, plain."""
+    if not settings.tls_ca:
+        return None
+    from dti_pulse.grpc_channel import channel_credentials
+
+    return channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key)
 
 
 def https(settings: Settings) -> dict:

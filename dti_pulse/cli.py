@@ -25,10 +25,10 @@ def probe_health(kind: str, target: str, service: str, timeout_s: float, setting
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from dti_pulse.grpc_channel import channel_credentials
+    from dti_pulse.bootstrap import ranking_client_tls
+    from dti_pulse.grpc_channel import ranking_channel
 
-    channel = (grpc.secure_channel(target, channel_credentials(settings.tls_ca, settings.tls_cert, settings.tls_key))
-               if settings.tls_ca else grpc.insecure_channel(target))
+    channel = ranking_channel(target, "", ranking_client_tls(settings))  # health needs no token
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service),
                                                           timeout=timeout_s)
@@ -174,14 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("score", "ranking"):
         from dti_pulse import ask
 
-        period = args.period
-        if period == "month":
-            from datetime import datetime
+        from services.console.views import resolve_period
 
-            from dti_pulse.localtime import LOCAL_TZ
-
-            period = datetime.now(LOCAL_TZ).strftime("%Y-%m")
-        return ask.main(args.command, args.subject, period, settings, args.json, args.token)
+        return ask.main(args.command, args.subject, resolve_period(args.period), settings, args.json, args.token)
     if args.command == "simulate":
         from dti_pulse import simulator
         from dti_pulse.registry import load_registry

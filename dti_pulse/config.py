@@ -36,14 +36,6 @@ def parse_viewers(spec: str) -> dict[str, str]:
     return parse(spec)
 
 
-def parse_source_agencies(spec: str) -> dict[str, tuple[str, ...]]:
-    return parse_scopes(spec)
-
-
-def parse_caller_scopes(spec: str) -> dict[str, tuple[str, ...]]:
-    return parse_scopes(spec)
-
-
 def parse_log_format(raw: str) -> str:
     from dti_pulse.logs import FORMATS
 
@@ -74,7 +66,7 @@ class IngestSettings:
     tokens: Mapping[str, str] = variable("DTI_INGEST_TOKENS", None, parse_tokens, default_factory=dict)  # token -> source
     # source -> agency codes / prefixes it may send for; empty: every source, every agency
     source_agencies: Mapping[str, tuple[str, ...]] = variable("DTI_INGEST_SOURCE_AGENCIES", None,
-                                                              parse_source_agencies, default_factory=dict)
+                                                              parse_scopes, default_factory=dict)
     host: str = variable("DTI_HTTP_HOST", "127.0.0.1")
     port: int = variable("DTI_HTTP_PORT", 8080)
     # an event may say it happened at most this far ahead of the clock
@@ -87,7 +79,7 @@ class RankingSettings:
     port: int = variable("DTI_GRPC_PORT", 50051)
     tokens: Mapping[str, str] = variable("DTI_GRPC_TOKENS", None, parse_tokens, default_factory=dict)  # token -> caller
     # caller -> agency codes / prefixes / cohort:NAME it may see; a caller not listed sees everything
-    token_scopes: Mapping[str, tuple[str, ...]] = variable("DTI_GRPC_TOKEN_SCOPES", None, parse_caller_scopes,
+    token_scopes: Mapping[str, tuple[str, ...]] = variable("DTI_GRPC_TOKEN_SCOPES", None, parse_scopes,
                                                            default_factory=dict)
 
 
@@ -248,8 +240,9 @@ VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
 OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 
-_SECRET_VARIABLES = {"DTI_KAFKA_PASSWORD", "DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS", "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS",
-                     "DTI_CONSOLE_SECRET", "DTI_RANKING_TOKEN"}
+_SECRET_VARIABLES = {"DTI_KAFKA_PASSWORD", "DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS",
+                     "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET",
+                     "DTI_RANKING_TOKEN"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -288,7 +281,7 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
         value = getattr(getattr(settings, group) if group else settings, attr)
         if convert is parse_tokens:
             value = ",".join(f"{source}={token}" for token, source in value.items())
-        elif convert in (parse_source_agencies, parse_caller_scopes):
+        elif convert is parse_scopes:
             value = ",".join(f"{source}={'|'.join(patterns)}" for source, patterns in value.items())
         elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())

@@ -43,18 +43,8 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _refusal(handler, reason: str):
-    async def refuse_unary(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
-
-    async def refuse_stream(request, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, reason)
-        yield  # an async generator, as a streaming handler is
-
-    kinds = {(False, False): (grpc.unary_unary_rpc_method_handler, refuse_unary),
-             (False, True): (grpc.unary_stream_rpc_method_handler, refuse_stream)}
-    make, refuse = kinds[(handler.request_streaming, handler.response_streaming)]
-    return make(refuse, request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer)
+    """The handler's kind, refusing every call as unauthenticated."""
+    return _guarded(handler, lambda request: (grpc.StatusCode.UNAUTHENTICATED, reason))
 
 
 def refusal_for(scope: Scope, caller: str, request) -> str | None:
@@ -75,11 +65,21 @@ def refusal_for(scope: Scope, caller: str, request) -> str | None:
 
 def _scoped(handler, scope: Scope, caller: str):
     """The handler, answering PERMISSION_DENIED to a request outside the caller's scope."""
+    def check(request):
+        reason = refusal_for(scope, caller, request)
+        return (grpc.StatusCode.PERMISSION_DENIED, reason) if reason else None
+
+    return _guarded(handler, check)
+
+
+def _guarded(handler, check):
+    """A handler of the same kind (unary or server-streaming) that first asks check(request)
+    and aborts with the (code, reason) it gives; None lets the call through to handler."""
     if handler.response_streaming:
         async def stream(request, context):
-            reason = refusal_for(scope, caller, request)
-            if reason:
-                await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+            refused = check(request)
+            if refused:
+                await context.abort(*refused)
             async for message in handler.unary_stream(request, context):
                 yield message
 
@@ -87,9 +87,9 @@ def _scoped(handler, scope: Scope, caller: str):
                                                     response_serializer=handler.response_serializer)
 
     async def unary(request, context):
-        reason = refusal_for(scope, caller, request)
-        if reason:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+        refused = check(request)
+        if refused:
+            await context.abort(*refused)
         return await handler.unary_unary(request, context)
 
     return grpc.unary_unary_rpc_method_handler(unary, request_deserializer=handler.request_deserializer,

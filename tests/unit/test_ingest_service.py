@@ -73,17 +73,17 @@ def test_event_ids_are_deduplicated_per_source():
 
 
 def test_a_source_sends_only_for_the_agencies_it_owns():
-    from dti_pulse.scopes import parse_scopes as parse_source_agencies
+    from dti_pulse.scopes import parse_scopes
     from services.ingest.sources import SourceScope
 
-    scope = SourceScope(parse_source_agencies("portal=000.00.05.*|000.00.07.H56, bus=*"))
+    scope = SourceScope(parse_scopes("portal=000.00.05.*|000.00.07.H56, bus=*"))
     assert scope.allows("portal", "000.00.05.H56") and scope.allows("portal", "000.00.07.H56")
     assert not scope.allows("portal", "000.00.08.H56") and not scope.allows("stranger", "000.00.05.H56")
     assert scope.allows("bus", "anything") and SourceScope().allows("anyone", "any")
     with pytest.raises(ValueError, match="name=CODE"):
-        parse_source_agencies("portal=")
+        parse_scopes("portal=")
     with pytest.raises(ValueError, match="may only end"):
-        parse_source_agencies("portal=000.*.05")
+        parse_scopes("portal=000.*.05")
 
     publisher = FakePublisher()
     ingest = IngestService(load_registry(DEFAULT_AGENCIES), publisher, 100, sources=scope)
