@@ -11,11 +11,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 KAFKA_LIBS := build/kafka/libs
 KAFKA := $(KAFKA_LIBS)/.installed
 
-.PHONY: install run test faults bench proto browser clean
+.PHONY: install run test faults bench proto browser tools clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[local,test]'
 	touch $(INSTALLED)
 
 # The console's chart library and font, from the npm registry (served by the console, no CDN).
@@ -41,11 +41,31 @@ browser:
 	@[ -x $(CHROMIUM) ] && command -v kcat >/dev/null || { $(SUDO) apt-get update -qq && \
 		$(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation kcat >/dev/null; }
 
+# What the deployment checks run (tests/integration/test_deploy.py): Debian's prometheus
+# (promtool) and docker-compose (config only); dclint and Strimzi's resource validators from
+# npm; kustomize and kubeconform from the Go module proxy; the Kubernetes JSON schemas from
+# PyPI (kubernetes-validate, a test extra).
+TOOLS := build/tools
+NPM_TOOLS := $(TOOLS)/node_modules/.installed
+GO_TOOLS := $(TOOLS)/bin/.installed
+$(NPM_TOOLS):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error \
+		dclint@3.1.0 @kubernetes-models/strimzi-kafka-operator@1.0.1
+	touch $(NPM_TOOLS)
+$(GO_TOOLS):
+	@command -v go >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq golang >/dev/null; }
+	GOBIN=$(abspath $(TOOLS)/bin) go install github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0
+	GOBIN=$(abspath $(TOOLS)/bin) go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+	touch $(GO_TOOLS)
+tools: $(NPM_TOOLS) $(GO_TOOLS)
+	@command -v promtool >/dev/null && command -v docker-compose >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends prometheus docker-compose >/dev/null; }
+
 run: install
 	$(VENV)/bin/dti-pulse up $(ARGS)
 
-test: install browser
-	DTI_CHROMIUM=$(CHROMIUM) $(PY) -m pytest $(PYTEST_ARGS)
+test: install browser tools
+	DTI_CHROMIUM=$(CHROMIUM) DTI_TOOLS=$(abspath $(TOOLS)) $(PY) -m pytest $(PYTEST_ARGS)
 
 # The fault suite alone: `up` hurt on purpose while the bus sends; prints what was lost,
 # counted twice and how long it took to recover (make test runs it too, tests/e2e/test_faults.py).

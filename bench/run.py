@@ -49,7 +49,7 @@ def simulated_events(count: int, seed: int = 7) -> list[dict]:
 def child_env(bootstrap: str, data_dir: Path, topic: str, group: str, http_port: int) -> dict[str, str]:
     return {**os.environ, "DTI_KAFKA_BOOTSTRAP": bootstrap, "DTI_DATA_DIR": str(data_dir),
             "DTI_EVENTS_TOPIC": topic, "DTI_DLQ_TOPIC": f"{topic}.dlq", "DTI_TOPIC_PARTITIONS": str(PARTITIONS),
-            "DTI_AGGREGATOR_GROUP": group, "DTI_HTTP_PORT": str(http_port), "DTI_GRPC_PORT": str(free_port()),
+            "DTI_AGGREGATOR_GROUP": group, "DTI_HTTP_PORT": str(http_port), "DTI_METRICS_PORT": "0", "DTI_GRPC_PORT": str(free_port()),
             "DTI_INGEST_TOKENS": f"bench={TOKEN}",
             "DTI_GRPC_TOKENS": f"bench={GRPC_TOKEN}", "DTI_RANKING_TOKEN": GRPC_TOKEN, "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "PYTHONUNBUFFERED": "1",
             "DTI_AGGREGATOR_PROCESSES": str(AGGREGATOR_PROCESSES)}

@@ -58,9 +58,11 @@ def build_ingest(settings: Settings):
 
 def ingest_app_from_env():
     """uvicorn's app factory: each ingest worker process builds its own app and producer."""
+    from dti_pulse import logs
     from dti_pulse.config import load_settings
 
     settings = load_settings()
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)  # a worker is a fresh process
     app = build_ingest(settings)
     tune_gc(settings.tuning.gc_young_threshold)
     return app
@@ -155,12 +157,13 @@ def write_private_file(path: Path, content: bytes) -> Path:
     return path.resolve()
 
 
-def aggregation_layout(fold_processes: int, ranking: bool = True, data_dir: Path = Path("data")
-                       ) -> list[tuple[str, list[str]]]:
+def aggregation_layout(fold_processes: int, ranking: bool = True, data_dir: Path = Path("data"),
+                       metrics_port: int = 0) -> list[tuple[str, list[str]]]:
     """The processes that fold (and, with ranking, answer gRPC), as `up` and the bench start
     them: (name, `dti-pulse` arguments). The chDB owner first; with fold processes apart,
     each with its index, all told where the owner serves the state store and where its
-    secret is (a fresh one, written here)."""
+    secret is (a fresh one, written here), and given the metrics ports after metrics_port
+    (0: none)."""
     import secrets
 
     owner = owner_targets(fold_processes, ranking)
@@ -169,7 +172,8 @@ def aggregation_layout(fold_processes: int, ranking: bool = True, data_dir: Path
     secret_file = write_private_file(data_dir / "state-store.secret", secrets.token_urlsafe(32).encode())
     wiring = ["--state-store", default_state_store_address(data_dir), "--state-store-secret-file", str(secret_file)]
     return [(owner.replace(",", "+"), ["serve", owner, *wiring]),
-            *((f"aggregator-{index}", ["serve", "aggregator", *wiring, "--fold-index", str(index)])
+            *((f"aggregator-{index}", ["serve", "aggregator", *wiring, "--fold-index", str(index),
+                                       "--metrics-port", str(metrics_port + 1 + index if metrics_port else 0)])
               for index in range(fold_processes))]
 
 
@@ -324,7 +328,20 @@ def _wait_for_signal() -> None:
     stop.wait()
 
 
-def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = None) -> None:
+def serve_metrics(settings: Settings, port: int | None):
+    """/metrics of a process that serves no HTTP: on port (`serve --metrics-port`), else
+    DTI_METRICS_PORT; over TLS when this process has a certificate."""
+    from dti_pulse.metrics import serve_metrics as start
+
+    port = settings.metrics_port if port is None else port
+    try:
+        return start(settings.metrics_host, port, settings.tls_cert, settings.tls_key)
+    except OSError as exc:
+        raise SystemExit(f"cannot serve metrics on {settings.metrics_host}:{port}: {exc}") from None
+
+
+def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = None,
+          metrics_port: int | None = None) -> None:
     unknown = [t for t in targets if t not in TARGETS]
     if unknown or not targets:
         raise SystemExit(f"unknown target(s) {unknown}; choose from {', '.join(TARGETS)}")
@@ -345,12 +362,17 @@ def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = N
         if not settings.ingest.tokens:
             raise SystemExit("DTI_INGEST_TOKENS is empty: set source=token pairs (dti-pulse up makes one for you)")
         ensure_service_topics(settings)
+        if settings.tuning.ingest_workers > 1:
+            from dti_pulse.metrics import prepare_multiprocess
+
+            prepare_multiprocess(settings.data_dir / "metrics" / f"ingest-{settings.ingest.port}")
         # Workers are processes (an ingest worker is CPU-bound); they read the same environment.
         uvicorn.run("dti_pulse.bootstrap:ingest_app_from_env", factory=True, workers=settings.tuning.ingest_workers,
                     host=settings.ingest.host, port=settings.ingest.port, loop="uvloop", http="httptools",
                     log_level="warning", timeout_graceful_shutdown=5, **https(settings))
         return
 
+    metrics_server = serve_metrics(settings, metrics_port)
     ranking = build_ranking(settings) if "ranking" in targets else None
     if ranking:
         ranking.start_in_thread()
@@ -374,6 +396,8 @@ def serve(targets: list[str], settings: Settings, wiring: StoreWiring | None = N
             tune_gc(settings.tuning.gc_young_threshold)  # ranking's and the store's Python, as in the aggregator's process
             _wait_for_signal()
     finally:
+        if metrics_server:
+            metrics_server.shutdown()
         if store_server:
             store_server.stop()
         if ranking:

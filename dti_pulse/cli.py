@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dti_pulse.config import ConfigError, load_settings
+from dti_pulse.config import ConfigError, load_settings, parse_log_level
 
 
 def probe_health(kind: str, target: str, service: str, timeout_s: float, settings) -> int:
@@ -53,9 +53,15 @@ def _version() -> str:
         return "unknown"
 
 
+def needs_clickhouse(args) -> bool:
+    if args.command == "serve":
+        return bool({t.strip() for t in args.targets.split(",")} & {"aggregator", "ranking", "store"})
+    return args.command in ("up", "migrate")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dti-pulse", description=__doc__)
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (default: DTI_LOG_LEVEL, else INFO)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -77,13 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--state-store-secret-file", type=Path, metavar="PATH",
                        help="the file holding the state store's shared secret")
     serve.add_argument("--fold-index", type=int, default=0, help="which fold process apart this is")
+    serve.add_argument("--metrics-port", type=int, help="where /metrics is served by a process that serves no "
+                                                        "HTTP (default: DTI_METRICS_PORT; 0: nowhere)")
 
     cluster = commands.add_parser("cluster-schema", help="print the schema for a ClickHouse cluster (Replicated "
                                   "tables ON CLUSTER, Distributed over them), made from the single-node migrations")
     cluster.add_argument("--cluster", default="dti", help="the cluster's name in remote_servers (default dti)")
 
-    commands.add_parser("migrate", help="apply ClickHouse schema migrations, then exit (run once, before the "
-                                        "services, where they run apart)")
+    migrate = commands.add_parser("migrate", help="apply ClickHouse schema migrations, then exit (run once, "
+                                                  "before the services, where they run apart)")
+    migrate.add_argument("--cluster", metavar="NAME", help="apply the cluster schema (Replicated tables ON CLUSTER "
+                                                           "NAME, Distributed over them) instead")
+    migrate.add_argument("--wait", action="store_true", help="apply nothing: wait until every migration is "
+                                                             "applied (an init container's job), exit 1 at --timeout")
+    migrate.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits (default 600)")
 
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
     simulate.add_argument("--url", default="http://127.0.0.1:8080", help="https://... when ingest serves TLS")
@@ -134,7 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from dti_pulse import logs
 
-    logs.configure(args.log_level, settings.log_format)
+    if args.log_level:
+        try:
+            settings = settings.with_overrides(log_level=parse_log_level(args.log_level))
+        except ValueError as exc:
+            print(f"dti-pulse: --log-level: {exc}", file=sys.stderr)
+            return 2
+    logs.configure(settings.log_level, settings.log_format, settings.access_log)
+    if needs_clickhouse(args) and settings.effective_clickhouse_dsn.startswith("chdb://"):
+        from dti_pulse.clickhouse import ChdbMissing, require_chdb
+
+        try:
+            require_chdb()
+        except ChdbMissing as exc:
+            print(f"dti-pulse: {exc}", file=sys.stderr)
+            return 2
 
     if args.command == "up":
         from dti_pulse.supervisor import up as run_up
@@ -147,23 +174,16 @@ def main(argv: list[str] | None = None) -> int:
 
         wiring = (StoreWiring.from_arguments(args.state_store, args.state_store_secret_file, args.fold_index)
                   if args.state_store else None)
-        run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings, wiring)
+        run_serve([t.strip() for t in args.targets.split(",") if t.strip()], settings, wiring, args.metrics_port)
         return 0
     if args.command == "cluster-schema":
         from dti_pulse import cluster_schema
 
         return cluster_schema.main(args.cluster)
     if args.command == "migrate":
-        from dti_pulse.clickhouse import close_client, get_client
-        from dti_pulse.schema import migrate
+        from dti_pulse import schema
 
-        dsn = settings.effective_clickhouse_dsn
-        try:
-            applied = migrate(get_client(dsn, "migrate"))
-        finally:
-            close_client(dsn)
-        print(f"dti-pulse migrate: applied {applied}" if applied else "dti-pulse migrate: schema up to date")
-        return 0
+        return schema.main(settings.effective_clickhouse_dsn, args.cluster, args.wait, args.timeout)
     if args.command == "dlq":
         from dti_pulse import dead_letters
 

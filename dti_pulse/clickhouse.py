@@ -46,6 +46,19 @@ def write_signal(dsn: str) -> WriteSignal:
         return _signals.setdefault(dsn, WriteSignal())
 
 
+class ChdbMissing(RuntimeError):
+    pass
+
+
+def require_chdb() -> None:
+    """chDB is an extra (`pip install 'dti-pulse[local]'`); the service image has none."""
+    import importlib.util
+
+    if importlib.util.find_spec("chdb") is None:
+        raise ChdbMissing("chDB is not installed here (pip install 'dti-pulse[local]'): set DTI_CLICKHOUSE_DSN "
+                          "to a ClickHouse server, http://user@host:8123/database")
+
+
 def get_client(dsn: str, purpose: str = "main", background: bool = False):
     """A process-wide client per DSN and purpose. chDB lets one process own a data path; a
     client is one connection to it, and serialises its calls: a purpose that must not wait
@@ -54,8 +67,10 @@ def get_client(dsn: str, purpose: str = "main", background: bool = False):
     with _lock:
         client = _clients.get((dsn, purpose))
         if client is None:
-            if dsn.startswith("chdb://") and dsn != "chdb://memory":
-                Path(urlparse(dsn).path).mkdir(parents=True, exist_ok=True)
+            if dsn.startswith("chdb://"):
+                require_chdb()
+                if dsn != "chdb://memory":
+                    Path(urlparse(dsn).path).mkdir(parents=True, exist_ok=True)
             # Several threads share the client (aggregator writes, ranking reads): a
             # shared HTTP session would serialise them and fail with "session locked".
             options = {} if dsn.startswith("chdb://") else {"autogenerate_session_id": False}

@@ -10,12 +10,19 @@ then reports becomes
 
 The bookkeeping tables (schema_migrations, day_measure_definitions) are replicated to every
 node from one Keeper path, not sharded: one copy, so a migration is recorded once per
-cluster. Apply the output once (`clickhouse-client --multiquery < schema.sql`): ON CLUSTER
-runs each statement on every node.
+cluster. Apply it once (`dti-pulse migrate --cluster NAME`, or the output of
+`dti-pulse cluster-schema` with `clickhouse-client --multiquery`): ON CLUSTER runs each
+statement on every node.
+
+Generating it needs a ClickHouse to apply the migrations to (chDB); the result is kept in
+the package (data/cluster-schema.sql, the cluster's name left as a placeholder), so that a
+service image without chDB can apply it. `python -m dti_pulse.cluster_schema --write`
+regenerates the file; a test checks it matches the migrations.
 """
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from dti_pulse.schema import MIGRATIONS
 
@@ -64,7 +71,16 @@ def cluster_statements(client, cluster: str) -> list[str]:
     return statements
 
 
-def main(cluster: str) -> int:
+PACKAGED = Path(__file__).parent / "data" / "cluster-schema.sql"
+CLUSTER_PLACEHOLDER = "__CLUSTER__"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+def generated(client=None) -> str:
+    """The cluster schema from the migrations, as the packaged file holds it: through
+    `client` (a ClickHouse with no other schema), else a scratch chDB."""
+    if client is not None:
+        return ";\n\n".join(cluster_statements(client, CLUSTER_PLACEHOLDER)) + ";\n"
     import tempfile
 
     from dti_pulse.clickhouse import close_client, get_client
@@ -72,8 +88,36 @@ def main(cluster: str) -> int:
     with tempfile.TemporaryDirectory(prefix="dti-cluster-schema-") as scratch:
         dsn = f"chdb://{scratch}/chdb"
         try:
-            statements = cluster_statements(get_client(dsn, "cluster-schema"), cluster)
+            return generated(get_client(dsn, "cluster-schema"))
         finally:
             close_client(dsn)
-    print(";\n\n".join(statements) + ";")
+
+
+def packaged_statements(cluster: str) -> list[str]:
+    """The packaged cluster schema for the cluster named `cluster`, statement by statement."""
+    if not _NAME.match(cluster):
+        raise ValueError(f"cluster name {cluster!r}: letters, digits, '_' and '-' only")
+    text = PACKAGED.read_text().replace(CLUSTER_PLACEHOLDER, cluster)
+    return [statement.strip() for statement in text.split(";\n\n") if statement.strip().rstrip(";")]
+
+
+def apply(client, cluster: str) -> int:
+    """Runs the cluster schema on `client`'s ClickHouse (any node of the cluster); every
+    statement is idempotent, so a Job that runs it again changes nothing. Returns how many ran."""
+    statements = packaged_statements(cluster)
+    for statement in statements:
+        client.command(statement.rstrip(";"))
+    return len(statements)
+
+
+def main(cluster: str) -> int:
+    print(";\n\n".join(packaged_statements(cluster)))
     return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["--write"]:
+        PACKAGED.write_text(generated())
+        print(f"wrote {PACKAGED}")

@@ -44,6 +44,13 @@ def parse_log_format(raw: str) -> str:
     return raw
 
 
+def parse_log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
 def parse_bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -159,6 +166,12 @@ class Settings:
     tls_ca: Path | None = variable("DTI_TLS_CA", None, Path)
     tls_client_ca: Path | None = variable("DTI_TLS_CLIENT_CA", None, Path)
     log_format: str = variable("DTI_LOG_FORMAT", "text", parse_log_format)  # "json": a JSON object a line
+    log_level: str = variable("DTI_LOG_LEVEL", "INFO", parse_log_level)
+    access_log: bool = variable("DTI_ACCESS_LOG", True, parse_bool)  # a line per HTTP request (dti_pulse.access)
+    # /metrics of the processes that serve no HTTP (aggregator, ranking, store); `up` gives fold
+    # processes apart the ports after it. Ingest and the console serve /metrics on their own port.
+    metrics_host: str = variable("DTI_METRICS_HOST", "127.0.0.1")
+    metrics_port: int = variable("DTI_METRICS_PORT", 9464)  # 0: none
     events_topic: str = variable("DTI_EVENTS_TOPIC", "dti.events.v1")
     dead_letter_topic: str = variable("DTI_DLQ_TOPIC", "dti.events.dlq")
     ingest: IngestSettings = field(default_factory=IngestSettings)

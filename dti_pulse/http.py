@@ -16,3 +16,11 @@ def problem(status: int, title: str, detail: str, headers: Mapping[str, str] | N
     """RFC 9457 problem details."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     return json_response(body, status, headers, media_type="application/problem+json")
+
+
+async def metrics_endpoint(request) -> Response:
+    """GET /metrics: this process's metrics (all its workers') for Prometheus."""
+    from dti_pulse.metrics import exposition
+
+    body, content_type = exposition()
+    return Response(body, media_type=content_type)

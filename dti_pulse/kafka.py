@@ -101,6 +101,7 @@ class GroupProgress:
     lag: int  # messages of the topic the group has not committed past
     committed: int  # the sum of its committed offsets: moves when the group makes progress
     dead_letters: int  # messages in the dead-letter topic
+    lag_by_partition: tuple[tuple[int, int], ...] = ()  # (partition, lag) of each partition of the topic
 
 
 class KafkaWatch:
@@ -145,9 +146,9 @@ class KafkaWatch:
             ends = consumer.end_offsets(events + letters)
             offsets = self._committed(admin, events)
             committed = {tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0}
-            lag = sum(ends[tp] - committed.get(tp, starts[tp]) for tp in events)
-            return GroupProgress(max(0, lag), sum(committed.values()),
-                                 sum(ends[tp] - starts[tp] for tp in letters))
+            lags = tuple((tp.partition, max(0, ends[tp] - committed.get(tp, starts[tp]))) for tp in events)
+            return GroupProgress(sum(lag for _, lag in lags), sum(committed.values()),
+                                 sum(ends[tp] - starts[tp] for tp in letters), lags)
         except Exception:
             self.close()  # the next read starts afresh (the broker may have come back elsewhere)
             raise

@@ -19,7 +19,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line).decode()
 
 
-def configure(level: str, log_format: str = "text") -> None:
+def configure(level: str, log_format: str = "text", access_lines: bool = True) -> None:
+    """access_lines: the HTTP access log (logger dti_pulse.access, INFO) is written even when
+    the level is higher; False silences it whatever the level."""
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler()
@@ -30,3 +32,4 @@ def configure(level: str, log_format: str = "text") -> None:
     root.setLevel(level.upper())
     for chatty in ("kafka", "aiokafka", "httpx", "faust", "mode"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("dti_pulse.access").setLevel(logging.INFO if access_lines else logging.CRITICAL + 1)

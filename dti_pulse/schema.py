@@ -6,6 +6,7 @@ Each migration runs once; the applied ones are recorded in schema_migrations.
 from __future__ import annotations
 
 import logging
+import sys
 
 from dti_pulse.localtime import day_sql
 
@@ -222,6 +223,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
+def pending(client, migrations=MIGRATIONS) -> list[int]:
+    """The migrations not applied yet (all of them before the first), without changing anything."""
+    try:
+        applied = {row[0] for row in client.query("SELECT version FROM schema_migrations FINAL").result_rows}
+    except Exception as exc:  # no schema_migrations table yet
+        if "UNKNOWN_TABLE" not in str(exc) and "doesn't exist" not in str(exc) and "does not exist" not in str(exc):
+            raise
+        applied = set()
+    return [version for version, _, _ in migrations if version not in applied]
+
+
 def migrate(client, migrations=MIGRATIONS) -> list[int]:
     """Applies the migrations not yet applied; returns their versions."""
     client.command(
@@ -240,3 +252,39 @@ def migrate(client, migrations=MIGRATIONS) -> list[int]:
         log.info("applied ClickHouse migration %d: %s", version, description)
         done.append(version)
     return done
+
+
+def main(dsn: str, cluster: str | None = None, wait: bool = False, timeout_s: float = 600.0) -> int:
+    """`dti-pulse migrate`: apply the single-node migrations, or the cluster schema, or wait
+    (apply nothing) until another process has applied them all."""
+    import time
+
+    from dti_pulse.clickhouse import close_client, get_client
+
+    try:
+        client = get_client(dsn, "migrate")
+        if wait:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    missing = pending(client)
+                except Exception as exc:  # ClickHouse still starting
+                    missing = [f"ClickHouse not answering: {str(exc).splitlines()[0][:200]}"]
+                if not missing:
+                    print("dti-pulse migrate: every migration is applied")
+                    return 0
+                if time.monotonic() > deadline:
+                    print(f"dti-pulse migrate: still missing after {timeout_s:g} s: {missing}", file=sys.stderr)
+                    return 1
+                time.sleep(2)
+        if cluster:
+            from dti_pulse import cluster_schema
+
+            count = cluster_schema.apply(client, cluster)
+            print(f"dti-pulse migrate: cluster schema applied on cluster '{cluster}' ({count} statements)")
+            return 0
+        applied = migrate(client)
+    finally:
+        close_client(dsn)
+    print(f"dti-pulse migrate: applied {applied}" if applied else "dti-pulse migrate: schema up to date")
+    return 0

@@ -93,7 +93,8 @@ class Supervisor:
             self.children.append(broker)
             self.settings = s = s.with_overrides(kafka_bootstrap=self.broker.bootstrap)
         folds = s.tuning.aggregator_processes
-        (owner, owner_args), *fold_processes = aggregation_layout(folds, data_dir=s.data_dir)
+        (owner, owner_args), *fold_processes = aggregation_layout(folds, data_dir=s.data_dir,
+                                                                    metrics_port=s.metrics_port)
         self.owner = core = self._add(owner, owner_args)
         ingest = self._add("ingest", ["serve", "ingest"])
         wait_for_port(s.ranking.host, s.ranking.port, timeout_s=120, process=core.process)
@@ -125,10 +126,19 @@ dti-pulse is up
   Kafka           {kafka}
   ClickHouse      {s.shown_clickhouse_dsn}
   console (web)   {console_line}
+  metrics         {self._metrics_line(scheme)}
   ingest token    source={source} token={token}
   ranking token   {self._ranking_token_line()}
   simulator       {f'{self.simulator_rate:g} events/s' if self.simulator_rate else 'off'}
 A process that dies is started again. Ctrl-C stops everything.""", flush=True)
+
+    def _metrics_line(self, scheme: str) -> str:
+        s = self.settings
+        served = [f"{scheme}://{s.ingest.host}:{s.ingest.port}/metrics"]
+        if s.metrics_port:
+            served.append(f"{scheme}://{s.metrics_host}:{s.metrics_port}/metrics"
+                          + (f" (+{s.tuning.aggregator_processes} ports after it)" if s.tuning.aggregator_processes else ""))
+        return "   ".join(served) + "   (and the console's /metrics)"
 
     def _ranking_token_line(self) -> str:
         mine = self.settings.console.ranking_token

@@ -234,6 +234,7 @@ def service_env(tmp_path: Path, bootstrap: str, events_topic: str, dlq_topic: st
         "DTI_HTTP_PORT": str(free_port()),
         "DTI_GRPC_PORT": str(free_port()),
         "DTI_CONSOLE_PORT": str(free_port()),
+        "DTI_METRICS_PORT": "0",  # processes of one env run side by side: a test that scrapes sets ports
         "DTI_INGEST_TOKENS": "lgsp=test-token",
         "DTI_GRPC_TOKENS": f"test={GRPC_TOKEN}",
         "DTI_RANKING_TOKEN": GRPC_TOKEN,

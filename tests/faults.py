@@ -91,7 +91,8 @@ class Stack:
     def __init__(self, work: Path):
         self.work = work
         self.data_dir = work / "data"
-        self.http_port, self.grpc_port, self.console_port, self.kafka_port = (free_port() for _ in range(4))
+        self.http_port, self.grpc_port, self.console_port, self.kafka_port, self.metrics_port = (
+            free_port() for _ in range(5))
         self.log_path = work / "up.log"
         self.process: subprocess.Popen | None = None
         self.channel: grpc.Channel | None = None
@@ -103,7 +104,8 @@ class Stack:
                 "DTI_KAFKA_SESSION_TIMEOUT_S": "6", "DTI_INGEST_DELIVERY_TIMEOUT_MS": "4000",
                 "DTI_AGGREGATOR_BATCH": "500", "DTI_CONSOLE_TOKENS": "wall=fault-wall",
                 "DTI_CONSOLE_VIEWERS": f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
-                "DTI_GRPC_TOKENS": f"faults={GRPC_TOKEN}", "PYTHONUNBUFFERED": "1"}
+                "DTI_GRPC_TOKENS": f"faults={GRPC_TOKEN}", "DTI_METRICS_PORT": str(self.metrics_port),
+                "PYTHONUNBUFFERED": "1"}
 
     def start(self, timeout_s: float = 180) -> "Stack":
         self.work.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.utils.aiter import aiter
 from mode.utils.futures import notify
 
+from dti_pulse import metrics
 from dti_pulse.kafka import DEAD_LETTER_REASON_HEADER, PLAINTEXT, KafkaSecurity
 from services.aggregator.processor import Aggregator
 
@@ -138,6 +140,15 @@ async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: fl
         stream._processors.remove(add_to_buffer)
 
 
+def count_batch(stats) -> None:
+    observed = metrics.aggregator()
+    observed.batch_events.observe(stats.events)
+    for outcome, count in (("folded", stats.new_events), ("duplicate", stats.duplicates),
+                           ("dead_letter", stats.dead_letters)):
+        if count:
+            observed.events.labels(outcome).inc(count)
+
+
 def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{host.strip()}" for host in bootstrap.split(",") if host.strip()]
 
@@ -192,7 +203,9 @@ def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
     async def dead_letter(payload: bytes, reason: str) -> None:
         delivery = await dead_letters.send(value=payload, headers={DEAD_LETTER_REASON_HEADER: reason.encode()[:4096]})
         await delivery  # durable before the source offset is acknowledged
+        metrics.aggregator().dead_letters.labels(metrics.reason_kind(reason)).inc()
 
+    metrics.aggregator()  # shown from the start, before the first batch
     aggregator: Aggregator = aggregator_factory(dead_letter)
     app.dti_aggregator = aggregator
 
@@ -207,7 +220,11 @@ def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
         writing: asyncio.Task | None = None
 
         async def commit_then_ack(prepared, batch):
+            started = time.perf_counter()
             await aggregator.commit(prepared)
+            metrics.aggregator().write_seconds.observe(time.perf_counter() - started)
+            metrics.aggregator().last_write.set_to_current_time()
+            count_batch(prepared.stats)  # after the write: rows the store refused became dead letters
             for event in batch:
                 await stream.ack(event)
             log.debug("batch: %s", prepared.stats)
@@ -215,7 +232,9 @@ def create_app(config: StreamConfig, aggregator_factory) -> faust.App:
         try:
             async for batch in adaptive_take(stream, config.batch, config.batch_seconds,
                                              config.linger_ms / 1000, config.batch_bytes):
+                started = time.perf_counter()
                 prepared = await aggregator.prepare([event.value for event in batch])
+                metrics.aggregator().fold_seconds.observe(time.perf_counter() - started)
                 if writing is not None:
                     await writing
                 writing = asyncio.create_task(commit_then_ack(prepared, batch))

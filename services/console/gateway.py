@@ -26,7 +26,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from dti_pulse.events import ACTIVITY_TYPES
-from dti_pulse.http import json_response, problem
+from dti_pulse.http import json_response, metrics_endpoint, problem
+from dti_pulse.metrics import ObservedHttp
 from services.console import exports
 from services.console.auth import Authenticator
 from services.console.ranking_client import RankingClient
@@ -335,6 +336,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
     routes = [
         Route("/", index),
         Route("/healthz", healthz),
+        Route("/metrics", metrics_endpoint),
         Route("/kiosk", kiosk),
         Route("/api/session", login, methods=["POST"]),
         Route("/api/session", session, methods=["GET"]),
@@ -352,7 +354,8 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         *(Mount(f"/vendor/{name}", StaticFiles(directory=folder, check_dir=False))
           for name, folder in assets.folders.items()),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SameOriginWrites)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ObservedHttp, service="console"),
+                                                                      Middleware(SameOriginWrites)])
     app.state.monitor = monitor
     return app
 

@@ -13,9 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dti_pulse.events import EVENT_TYPES
-from dti_pulse.http import json_response, problem
+from dti_pulse import metrics
 from dti_pulse.credentials import bearer_credential, caller_of
+from dti_pulse.events import EVENT_TYPES
+from dti_pulse.http import json_response, metrics_endpoint, problem
 from services.ingest.publisher import NotAcknowledged
 from services.ingest.service import IngestService
 
@@ -74,6 +75,8 @@ class RecycledConnections:
 def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callable[[], Awaitable[bool]],
                max_body_bytes: int, max_events: int, on_shutdown: Callable[[], Awaitable[None]] | None = None,
                connection_max_age_s: float = 0.0) -> Starlette:
+    metrics.ingest()  # shown from the start
+
     async def post_events(request: Request) -> Response:
         source = _source_for(request, tokens)
         if source is None:
@@ -112,6 +115,7 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
             return problem(503, "Service Unavailable",
                            "Kafka did not acknowledge the batch; none of it was accepted, send it again",
                            {"Retry-After": str(RETRY_AFTER_S)})
+        count_outcome(result, len(events))
         return json_response(result.as_json())
 
     async def healthz(request: Request) -> Response:
@@ -136,7 +140,26 @@ def create_app(service: IngestService, tokens: Mapping[str, str], ready: Callabl
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-    ], lifespan=lifespan, middleware=[Middleware(RecycledConnections, max_age_s=connection_max_age_s)])
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ], lifespan=lifespan, middleware=[Middleware(metrics.ObservedHttp, service="ingest"),
+                                      Middleware(RecycledConnections, max_age_s=connection_max_age_s)])
+
+
+def count_outcome(result, batch_events: int) -> None:
+    """A request's events by outcome, and its size."""
+    observed = metrics.ingest()
+    observed.batch_events.observe(batch_events)
+    observed.events.labels("accepted").inc(result.accepted)
+    if result.duplicates:
+        observed.events.labels("duplicate").inc(result.duplicates)
+    if result.rejected:
+        observed.events.labels("rejected").inc(len(result.rejected))
+        kinds: dict[str, int] = {}
+        for refusal in result.rejected:
+            kind = metrics.reason_kind(refusal["reason"])
+            kinds[kind] = kinds.get(kind, 0) + 1
+        for kind, count in kinds.items():
+            observed.rejected.labels(kind).inc(count)
 
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
@@ -191,5 +214,7 @@ OPENAPI = {
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": {"description": "alive"}}}},
         "/readyz": {"get": {"summary": "Readiness (Kafka reachable)", "responses": {
             "200": {"description": "ready"}, "503": {"description": "not ready", **_PROBLEM_RESPONSE}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (every worker's)", "responses": {
+            "200": {"description": "the text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
     },
 }

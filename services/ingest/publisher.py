@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from dti.events.v1.events_pb2 import Event
+from dti_pulse import metrics
 from dti_pulse.events import envelopes_by_partition
 from dti_pulse.kafka import PLAINTEXT, KafkaSecurity
 
@@ -91,10 +93,13 @@ class KafkaPublisher:
         """Returns once Kafka acknowledged every event (acks=all); raises NotAcknowledged."""
         if not events:
             return
+        started = time.perf_counter()
         try:
             await asyncio.wait_for(self._send_all(events), timeout=self._wait_s)
         except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+            metrics.ingest().unacknowledged.inc()
             raise NotAcknowledged(f"Kafka did not acknowledge: {exc!r}") from exc
+        metrics.ingest().publish_seconds.observe(time.perf_counter() - started)
 
     async def ready(self) -> bool:
         """Asks the broker now for the topic's partitions: an answer kept from before would

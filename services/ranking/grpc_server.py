@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from dti.ranking.v1 import ranking_pb2, ranking_pb2_grpc
+from dti_pulse import metrics
 from dti_pulse.events import ACTIVITY_TYPES
 from dti_pulse.localtime import LOCAL_TZ
 from services.ranking.auth import BearerTokenInterceptor
@@ -293,6 +294,9 @@ class RankingServer:
         self.monitor = monitor
         self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,
                                        "pipeline probe failed") if monitor else None)
+        metrics.ranking()  # shown from the start
+        if monitor:
+            metrics.PIPELINE.snapshot = lambda: monitor.snapshot
         self.watch_interval_s = watch_interval_s
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -303,7 +307,7 @@ class RankingServer:
 
     async def serve(self) -> None:
         self.service.store.refresh_in_background()
-        server = grpc.aio.server(interceptors=[self.authenticator])
+        server = grpc.aio.server(interceptors=[metrics.grpc_metrics_interceptor(), self.authenticator])
         servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor)
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
         health_servicer = health.aio.HealthServicer()
@@ -318,6 +322,7 @@ class RankingServer:
         loop = asyncio.get_running_loop()
 
         def data_changed(kind, agencies):  # on a writer's or the version poll's thread: never raise there
+            metrics.ranking().data_changed.set_to_current_time()
             try:
                 loop.call_soon_threadsafe(servicer.data_changed, kind, agencies)
             except RuntimeError:  # the loop closed meanwhile: nobody is watching

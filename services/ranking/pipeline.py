@@ -35,6 +35,7 @@ class PipelineSnapshot:
     dead_letters: int = 0
     problems: tuple[str, ...] = ()
     checked_at_ms: int = 0
+    lag_by_partition: tuple[tuple[int, int], ...] = ()  # (partition, lag): what /metrics shows
 
     @property
     def healthy(self) -> bool:
@@ -64,7 +65,7 @@ class PipelineMonitor:
         except Exception as exc:
             store_reachable = False
             problems.append(f"store unreachable: {str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}")
-        broker_reachable, lag, stalled, dead_letters = True, 0, False, 0
+        broker_reachable, lag, stalled, dead_letters, lags = True, 0, False, 0, ()
         if self.kafka is not None:
             try:
                 progress = self.kafka.read()
@@ -73,7 +74,7 @@ class PipelineMonitor:
                 problems.append(f"Kafka unreachable: {str(exc)[:200] or type(exc).__name__}")
             else:
                 now = self.clock()
-                lag, dead_letters = progress.lag, progress.dead_letters
+                lag, dead_letters, lags = progress.lag, progress.dead_letters, progress.lag_by_partition
                 if progress.committed != self._committed or self._progress_at is None or lag == 0:
                     self._committed, self._progress_at, self._progress_at_ms = progress.committed, now, self.wall_ms()
                 idle_s = now - self._progress_at
@@ -81,7 +82,7 @@ class PipelineMonitor:
                 if stalled:
                     problems.append(f"aggregator stalled: {lag:,} messages behind, no progress for {idle_s:.0f} s")
         snapshot = PipelineSnapshot(store_reachable, self.kafka is not None, broker_reachable, lag, stalled,
-                                    self._progress_at_ms, dead_letters, tuple(problems), self.wall_ms())
+                                    self._progress_at_ms, dead_letters, tuple(problems), self.wall_ms(), lags)
         if snapshot.problems != self.snapshot.problems:
             if snapshot.problems:
                 log.warning("pipeline: %s", "; ".join(snapshot.problems))

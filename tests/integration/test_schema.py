@@ -1,4 +1,5 @@
 """Schema migrations against a real chDB, from the tables as an earlier release left them."""
+import os
 import random
 import time
 
@@ -131,3 +132,23 @@ def test_the_cluster_schema_is_the_single_node_one_replicated_and_distributed_an
     for table, key in SHARDING.items():
         assert f"ENGINE = Distributed('province', currentDatabase(), {table}_local, {key})" in by_table[table]
     assert statements[-1].startswith("INSERT INTO schema_migrations")
+
+
+def test_the_packaged_cluster_schema_is_what_the_migrations_generate(clean_chdb):
+    """Regenerate with `python -m dti_pulse.cluster_schema --write` after adding a migration."""
+    from dti_pulse.cluster_schema import PACKAGED, generated
+
+    assert PACKAGED.read_text() == generated(clean_chdb)
+
+
+def test_migrate_wait_applies_nothing_and_returns_once_another_has_migrated(tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DTI_DATA_DIR": str(tmp_path / "data"), "DTI_CLICKHOUSE_DSN": ""}
+    command = [sys.executable, "-m", "dti_pulse.cli", "migrate"]
+    waited = subprocess.run([*command, "--wait", "--timeout", "1"], env=env, capture_output=True, text=True)
+    assert waited.returncode == 1 and "still missing" in waited.stderr, waited.stderr
+    assert subprocess.run(command, env=env, capture_output=True, text=True).returncode == 0
+    waited = subprocess.run([*command, "--wait", "--timeout", "5"], env=env, capture_output=True, text=True)
+    assert waited.returncode == 0 and "every migration is applied" in waited.stdout, waited.stderr

@@ -129,6 +129,21 @@ def test_the_image_installs_dependencies_before_the_code_and_gives_its_user_a_da
     listed = subprocess.run(command.replace("python ", f"{sys.executable} ", 1).replace("\\\\n", "\\n"), shell=True,
                             cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split("\n")
     assert "faust-streaming" in " ".join(listed) and "clickhouse-connect" in " ".join(listed)
+    # A slim image: chDB (and the pandas and pyarrow it brings) is the `local` extra, not a dependency.
+    assert not [name for name in listed if name.startswith(("chdb", "pandas", "pyarrow", "tansu"))], listed
+
+
+def test_without_chdb_a_command_that_needs_clickhouse_says_what_to_set(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from dti_pulse import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "chdb" else real(name, *a))
+    monkeypatch.setenv("DTI_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DTI_CLICKHOUSE_DSN", raising=False)
+    assert cli.main(["migrate"]) == 2
+    assert "DTI_CLICKHOUSE_DSN" in capsys.readouterr().err
 
 
 def test_compose_restarts_limits_and_health_checks_every_long_running_service():
@@ -143,3 +158,26 @@ def test_compose_restarts_limits_and_health_checks_every_long_running_service():
         for dependency, condition in (service.get("depends_on") or {}).items():
             assert condition["condition"] in ("service_healthy", "service_completed_successfully"), (name, dependency)
     assert services["ranking"]["healthcheck"]["test"] == ["CMD", "dti-pulse", "probe", "grpc", "localhost:50051"]
+
+
+def test_the_cluster_schema_is_applied_statement_by_statement_for_the_named_cluster():
+    import pytest
+
+    from dti_pulse import cluster_schema
+
+    class Recording:
+        def __init__(self):
+            self.commands = []
+
+        def command(self, statement):
+            self.commands.append(statement)
+
+    client = Recording()
+    count = cluster_schema.apply(client, "province-1")
+    assert count == len(client.commands) > 8
+    assert all("__CLUSTER__" not in c and not c.endswith(";") for c in client.commands)
+    assert sum("ON CLUSTER 'province-1'" in c for c in client.commands) == count - 1  # all but the bookkeeping insert
+    assert client.commands[-1].startswith("INSERT INTO schema_migrations")
+    with pytest.raises(ValueError):
+        cluster_schema.apply(client, "x'; DROP TABLE dossier_state; --")
+
