@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--kafka-port", type=int, default=9092,
                     help="the local Apache Kafka's port (default 9092; unused when DTI_KAFKA_BOOTSTRAP is set)")
     up.add_argument("--no-simulator", action="store_true", help="do not feed the built-in bus simulator")
-    up.add_argument("--simulator-rate", type=float, default=200.0, help="simulated events per second")
+    up.add_argument("--simulator-rate", type=float, help="simulated events per second (default: the "
+                    "province's real volume in working hours, ~2/s; more is a load test)")
 
     serve = commands.add_parser("serve", help="run components in this process against external Kafka / ClickHouse")
     serve.add_argument("targets", help="ingest | console | aggregator | ranking | aggregator,ranking | ranking,store")
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     simulate = commands.add_parser("simulate", help="push simulated bus events to an ingest endpoint")
     simulate.add_argument("--url", default="http://127.0.0.1:8080", help="https://... when ingest serves TLS")
     simulate.add_argument("--token", help="bearer token (default: the first of DTI_INGEST_TOKENS)")
-    simulate.add_argument("--rate", type=float, default=200.0)
+    simulate.add_argument("--rate", type=float, help="events per second (default: the province's real "
+                                                      "volume in working hours, ~2/s)")
 
     dlq = commands.add_parser("dlq", help="the dead letters: list them, or replay the ones not replayed yet "
                                           "(once the cause is fixed) to the events topic")
@@ -168,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
 
         settings = settings.with_overrides(data_dir=args.data_dir, ingest={"port": args.http_port},
                                            ranking={"port": args.grpc_port}, console={"port": args.console_port})
-        return run_up(settings, None if args.no_simulator else args.simulator_rate, args.kafka_port)
+        from dti_pulse.simulator import REAL_RATE
+
+        return run_up(settings, None if args.no_simulator else args.simulator_rate or REAL_RATE, args.kafka_port)
     if args.command == "serve":
         from dti_pulse.bootstrap import StoreWiring, serve as run_serve
 
@@ -206,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print("dti-pulse simulate: give --token or set DTI_INGEST_TOKENS", file=sys.stderr)
             return 2
         try:
-            simulator.run(args.url, token, load_registry(settings.agencies_path), args.rate,
+            simulator.run(args.url, token, load_registry(settings.agencies_path), args.rate or simulator.REAL_RATE,
                           verify=str(settings.tls_ca) if settings.tls_ca else True)
         except KeyboardInterrupt:
             pass

@@ -1,4 +1,10 @@
-"""A bus simulator: plausible LGSP traffic (documents and dossiers) pushed to ingest over HTTP."""
+"""A bus simulator: plausible LGSP traffic (documents and dossiers) pushed to ingest over HTTP.
+
+Its mix follows the province's published year (docs/domain.md): about as many dossiers as
+documents sent, each document received by 2.2 agencies on average (1.07 M sent, 2.39 M
+received, 917 k dossiers). Those volumes come to about 1.4 events a second over the
+working hours of a year, which REAL_RATE rounds up: `up` feeds that by default; a higher
+--rate is a load test."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +20,8 @@ from dti_pulse.registry import COHORTS, Registry
 
 log = logging.getLogger(__name__)
 PROCEDURES = [f"1.0{n:05d}" for n in range(10700, 10760)]
+REAL_RATE = 2.0  # events a second: the province's volume in working hours
+RECIPIENTS = ((1, 0.40), (2, 0.25), (3, 0.10), (4, 0.25))  # how many agencies receive a document: 2.2 on average
 
 
 def _stamp(moment: datetime) -> str:
@@ -76,24 +84,27 @@ class BusSimulator:
 
     def document(self, now: datetime) -> list[dict]:
         rng = self.rng
-        sender, recipient = rng.sample(self.agencies_on(now), 2)
+        count = rng.choices([n for n, _ in RECIPIENTS], weights=[w for _, w in RECIPIENTS])[0]
+        sender, *recipients = rng.sample(self.agencies_on(now), 1 + count)
         sent_at = now - timedelta(seconds=rng.randrange(0, 3600))
         number = rng.randrange(1, 10**7)
         document_id = f"{sender},{sent_at:%Y/%m/%d},{number}/QĐ-UBND"
         electronic = rng.random() < 0.95
-        base = dict(document_id=document_id, from_agency=sender, to_agencies=[recipient], document_type="QĐ",
+        base = dict(document_id=document_id, from_agency=sender, to_agencies=recipients, document_type="QĐ",
                     promulgated_on=sent_at.date().isoformat(), business_type=0, classified=rng.random() < 0.02,
                     electronic=electronic)
         events = [self._event("document.sent", sent_at, sender, **base)]
         if electronic:
             events.append(self._event("document.signed", sent_at, sender, document_id=document_id,
                                       personal_signature=rng.random() < 0.98, agency_signature=rng.random() < 0.99))
-        received_at = min(now, sent_at + timedelta(seconds=rng.randrange(1, 120)))
-        due = (received_at + timedelta(days=rng.choice([3, 7, 15]))).date().isoformat()
-        events.append(self._event("document.received", received_at, recipient, **base, due_date=due))
-        if rng.random() < 0.6:
-            events.append(self._event("document.status", min(now, received_at + timedelta(minutes=rng.randrange(1, 300))),
-                                      recipient, document_id=document_id, status_code="06"))
+        for recipient in recipients:
+            received_at = min(now, sent_at + timedelta(seconds=rng.randrange(1, 120)))
+            due = (received_at + timedelta(days=rng.choice([3, 7, 15]))).date().isoformat()
+            events.append(self._event("document.received", received_at, recipient, **base, due_date=due))
+            if rng.random() < 0.6:
+                completed_at = min(now, received_at + timedelta(minutes=rng.randrange(1, 300)))
+                events.append(self._event("document.status", completed_at, recipient, document_id=document_id,
+                                          status_code="06"))
         return events
 
     def batch(self, size: int, now: datetime | None = None) -> list[dict]:
@@ -108,6 +119,7 @@ def run(url: str, token: str, registry: Registry, rate: float, batch_size: int =
         verify: str | bool = True) -> None:
     """Posts about `rate` events per second until stop() is true (forever by default)."""
     simulator = BusSimulator(registry)
+    batch_size = max(1, min(batch_size, round(rate)))  # at the real rate, a few events each second
     interval = batch_size / rate
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, verify=verify) as client:
         while not (stop and stop()):

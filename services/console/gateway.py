@@ -398,6 +398,6 @@ _MEDIA = {"csv": "text/csv; charset=utf-8",
 def _file(table: tuple, fmt: str, stem: str) -> Response:
     if fmt not in _MEDIA:
         raise BadParameter(f"format {fmt!r} is not one of {', '.join(_MEDIA)}")
-    body = exports.to_csv(*table) if fmt == "csv" else exports.to_xlsx(*table)
+    body = exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table)
     return Response(body, media_type=_MEDIA[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})

@@ -7,7 +7,7 @@ the same definitions; services/ranking/store.py runs them against ClickHouse.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
@@ -71,6 +71,9 @@ class Measure:
     # "in_period" (a document's sent_at, or received_at if it was not sent by this agency).
     tie: str = "received"
     judged: Judged | None = None  # set when the predicate depends on J
+    # Why a row of the ratio's denominator is not in this measure (Explain's reason when this
+    # is a ratio's numerator); empty: "not " + describes.
+    shortfall: str = ""
 
 
 _SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
@@ -115,6 +118,19 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
                                  judged=Judged("0", "has_due = 1 AND completed = 1 AND completed_at_ms <= due_at_ms",
                                                since="completed_at_ms")),
 }
+# Explain's reason for a row that misses a ratio's numerator, where "not " + describes
+# would say something else (the console shows the same texts, translated).
+_SHORTFALLS = {
+    "documents_electronic": "Not an electronic document",
+    "documents_on_time": "Not completed by its due date",
+    "documents_sent_agency_signed": "No valid agency signature",
+    "documents_sent_personal_signed": "No valid personal signature",
+    "dossiers_full_online_received_online": "Full-online procedure, not received online",
+    "dossiers_on_time": "Resolved after its due time (after pauses), or open past it",
+    "dossiers_paid_online": "Has a fee, not paid online",
+}
+MEASURE_DEFINITIONS = {name: replace(measure, shortfall=_SHORTFALLS.get(name, ""))
+                       for name, measure in MEASURE_DEFINITIONS.items()}
 
 ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
 
@@ -332,7 +348,7 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
             raise NotExplainable("only single-measure ratios or subtracted terms can be explained")
         counted = MEASURE_DEFINITIONS[numerator[0].measure]
         whole = MEASURE_DEFINITIONS[denominator[0].measure]
-        reasons = [(f"not:{numerator[0].measure}", f"not {counted.describes}",
+        reasons = [(f"not:{numerator[0].measure}", counted.shortfall or f"not {counted.describes}",
                     f"({whole.predicate}) AND NOT ({counted.predicate})")]
     return ExplainPlan(family, " OR ".join(f"({p})" for _, _, p in reasons), reasons)
 

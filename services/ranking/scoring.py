@@ -37,7 +37,9 @@ def _evaluate(terms, measures: Mapping[str, int]) -> int:
 
 
 def _ratio(ratio: Ratio, measures: Mapping[str, int]) -> tuple[int, int, float | None]:
-    numerator = _evaluate(ratio.numerator, measures)
+    # A numerator that subtracts (satisfaction: received - late - unsatisfied) goes below
+    # zero when a dossier is both late and unsatisfied: no rate is below 0.
+    numerator = max(0, _evaluate(ratio.numerator, measures))
     denominator = _evaluate(ratio.denominator, measures)
     return numerator, denominator, (numerator / denominator if denominator > 0 else None)
 
@@ -102,12 +104,14 @@ def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mappin
 
 
 def rank(scores: list[Score], rules: RuleSet) -> list[Score]:
-    """Total points descending; ties by the heavier groups' points, then agency code.
-    Agencies with no value at all come last."""
+    """By the fraction of the maximum that applies to each agency (an indicator with no value
+    leaves it), descending: an agency at 38 of 38 is ahead of one at 48 of 53. Ties by
+    points, then by the heavier groups' points, then agency code. Agencies with no value at
+    all come last."""
     order = rules.groups_by_weight()
 
     def key(score: Score):
-        return (score.fraction is None, -round(score.total_points, 9),
+        return (score.fraction is None, -round(score.fraction or 0.0, 9), -round(score.total_points, 9),
                 *(-round(score.group_points.get(g, 0.0), 9) for g in order), score.agency_code)
 
     ranked = sorted(scores, key=key)

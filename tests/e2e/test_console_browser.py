@@ -129,10 +129,17 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
                                                                                          "50 %"])
     page.locator("[data-testid=trend-day] canvas").wait_for()
     page.locator("[data-testid=trend-month] canvas").wait_for()
-    page.locator('tr[data-indicator="dossier_on_time_rate"]').click()
+    # An indicator row opens from the keyboard too.
+    page.locator('tr[data-indicator="dossier_on_time_rate"]').focus()
+    page.keyboard.press("Enter")
     explain = page.get_by_test_id("explain-list")
     explain.wait_for()
     assert explain.locator("li").count() == 1
+    # Facts as a person reads them: local dates, a channel and a level by name, no codes.
+    facts = explain.locator(".facts").first.inner_text()
+    assert re.search(r"Tiếp nhận: \d\d/\d\d/\d{4}", facts), facts
+    assert "Kênh: trực tuyến" in facts and "Mức độ dịch vụ: toàn trình" in facts, facts
+    assert "+07:00" not in facts and "full_online" not in facts, facts
     expect(live_rates.locator('tr[data-rate="dossier_on_time_rate"] td').nth(1)).to_have_text("50 %")  # kept
     late = explain.locator('li[data-id="HS-TRE-HAN"]')
     expect(late).to_contain_text("đã quá hạn mà chưa giải quyết")  # the reason, in the page's language
@@ -147,6 +154,17 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
         page.get_by_test_id("export-agency-xlsx").click()
     assert download.value.suggested_filename.startswith(f"agency-{AGENCY}-")
     assert errors == []
+
+    # On a phone the page fits its width: wide tables scroll inside their card.
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    log_in(phone, console_url)
+    phone.get_by_test_id("ranking-table").wait_for()
+    phone.screenshot(path=str(ARTIFACTS / "console-phone-vi.png"), full_page=True)
+    too_wide = phone.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > 392 && getComputedStyle(e).position !== 'fixed')
+        .filter((e) => !e.closest('.scroll, .card'))
+        .map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`).slice(0, 8)""")
+    assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390, too_wide
 
 
 def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server, browser):
@@ -176,4 +194,9 @@ def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server,
     expect(fresh).to_have_class(re.compile(r"\boffline\b"))
     expect(page.locator("main")).to_have_class(re.compile(r"\bstale\b"))
     page.screenshot(path=str(ARTIFACTS / "console-offline-vi.png"), full_page=True)
+    # Ranking back: the banner goes and the figures are live again, with no reload.
+    ranking_server.start_in_thread()
+    expect(banner).to_be_hidden(timeout=30_000)
+    expect(fresh).to_have_class(re.compile(r"\blive\b"))
+    expect(page.locator("main")).not_to_have_class(re.compile(r"\bstale\b"))
     assert errors == []

@@ -144,14 +144,17 @@ def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console):
     assert f'ranking-department-{scenario.PERIOD}.csv' in csv_vi.headers["content-disposition"]
     assert csv_vi.content.startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8
     lines = csv_vi.content.decode("utf-8-sig").splitlines()
-    assert lines[0].startswith("Hạng,Mã đơn vị,Đơn vị,Điểm") and len(lines) == 1 + 20
-    assert lines[1].startswith(f"1,{scenario.AGENCY},")
+    # As Excel set to vi-VN reads it: ';' between fields, ',' before decimals.
+    assert lines[0].startswith("Hạng;Mã đơn vị;Đơn vị;Điểm") and len(lines) == 1 + 20
+    assert lines[1].startswith(f"1;{scenario.AGENCY};")
+    assert f"{scenario.EXPECTED_TOTAL:.1f}".replace(".", ",")[:3] in lines[1].split(";")[3]
     assert console.get("/api/export/ranking.csv", params={**params, "lang": "en"}).text.lstrip("\ufeff").startswith(
         "Rank,Agency code,Agency,Points")
     xlsx = console.get("/api/export/ranking.xlsx", params=params)
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.content)).active
     rows = list(sheet.iter_rows(values_only=True))
     assert rows[2][:3] == ("Hạng", "Mã đơn vị", "Đơn vị") and rows[3][:2] == (1, scenario.AGENCY)
+    assert rows[1][0].startswith("Số liệu tính đến ")  # when the figures are from
     assert rows[3][3] == pytest.approx(scenario.EXPECTED_TOTAL, abs=1e-4)
     agency = console.get(f"/api/export/agencies/{scenario.AGENCY}.xlsx", params={"period": scenario.PERIOD})
     rows = list(openpyxl.load_workbook(io.BytesIO(agency.content)).active.iter_rows(values_only=True))

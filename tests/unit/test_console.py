@@ -148,16 +148,22 @@ def test_ranking_exports_keep_no_value_apart_from_zero_in_both_formats():
     ranking = {"cohort": "department", "period": "2026-11", "rules_version": "r1",
                "entries": [{"rank": 1, **_score("000.00.02.H56", 0.5, 10.0)},
                            {"rank": 2, **_score("000.00.03.H56", None, 0.0)}]}
+    ranking["computed_at"] = 1_795_000_000_000  # 2026-11-18 18:06:40 in Hà Nội
     table = exports.ranking_table(ranking, "vi")
-    rows = list(csv.reader(io.StringIO(exports.to_csv(*table).decode("utf-8-sig"))))
+    # Excel in vi-VN: ';' between fields, ',' before decimals.
+    rows = list(csv.reader(io.StringIO(exports.to_csv(table).decode("utf-8-sig")), delimiter=";"))
     assert rows[0][:7] == ["Hạng", "Mã đơn vị", "Đơn vị", "Điểm", "Điểm tối đa", "Chỉ số (0–1)", "Mức"]
     assert rows[0][7] == "Hồ sơ đúng hạn (tỷ lệ)"
-    assert rows[1][:7] == ["1", "000.00.02.H56", "Sở Nội vụ", "10.0", "20.0", "0.5", "Báo động"]
+    assert rows[1][:7] == ["1", "000.00.02.H56", "Sở Nội vụ", "10,0", "20,0", "0,5", "Báo động"]
     assert rows[2][5] == "" and rows[2][7] == ""  # no value: empty, not 0
-    sheet = openpyxl.load_workbook(io.BytesIO(exports.to_xlsx(*table))).active
+    english = list(csv.reader(io.StringIO(exports.to_csv(exports.ranking_table(ranking, "en")).decode("utf-8-sig"))))
+    assert english[1][3:6] == ["10.0", "20.0", "0.5"]
+    sheet = openpyxl.load_workbook(io.BytesIO(exports.to_xlsx(table))).active
     assert sheet["A1"].value.startswith("Bảng xếp hạng - Sở, ban, ngành - 2026-11")
+    assert sheet["A2"].value.startswith("Số liệu tính đến 18/11/2026 18:06; tạo lúc ")
     assert [c.value for c in sheet[4]][:6] == [1, "000.00.02.H56", "Sở Nội vụ", 10.0, 20.0, 0.5]
     assert sheet["F5"].value is None
+    assert sheet["H4"].number_format == "0.0%" and sheet["D4"].number_format == "0.00"  # ratio, points
 
 
 def test_every_string_the_page_and_exports_use_exists_in_both_languages():
@@ -222,3 +228,17 @@ def test_hash_password_prints_a_hash_the_console_accepts():
     empty = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "hash-password"], input="\n",
                            capture_output=True, text=True)
     assert empty.returncode == 2 and "empty password" in empty.stderr
+
+
+def test_explains_english_reasons_say_what_the_page_says():
+    """A row that misses a ratio's numerator is explained the same way by gRPC (English) and
+    the page: "Full-online procedure, not received online", never "not (of a full-online
+    procedure, received online)"."""
+    from services.ranking.measures import MEASURE_DEFINITIONS
+
+    english = exports.translations()["en"]
+    shortfalls = {key.removeprefix("reason.not:"): text for key, text in english.items()
+                  if key.startswith("reason.not:")}
+    assert len(shortfalls) >= 7
+    for measure, text in shortfalls.items():
+        assert MEASURE_DEFINITIONS[measure].shortfall == text

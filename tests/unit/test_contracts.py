@@ -181,3 +181,24 @@ def test_the_cluster_schema_is_applied_statement_by_statement_for_the_named_clus
     with pytest.raises(ValueError):
         cluster_schema.apply(client, "x'; DROP TABLE dossier_state; --")
 
+
+def test_the_simulator_never_dates_an_event_after_now_and_mixes_as_the_province_does():
+    from datetime import datetime, timedelta
+
+    from dti_pulse.config import DEFAULT_AGENCIES
+    from dti_pulse.localtime import LOCAL_TZ
+    from dti_pulse.registry import load_registry
+    from dti_pulse.simulator import BusSimulator
+
+    registry = load_registry(DEFAULT_AGENCIES)
+    now = datetime(2026, 11, 20, 10, 0, tzinfo=LOCAL_TZ)
+    events = []
+    for seed in range(20):
+        events += BusSimulator(registry, seed=seed).batch(500, now=now)
+    stamps = [datetime.fromisoformat(e[k]) for e in events for k in ("occurred_at", "received_at") if k in e]
+    assert max(stamps) <= now
+    assert min(stamps) > now - timedelta(days=11)
+    kinds = [e["type"] for e in events]
+    sent, received = kinds.count("document.sent"), kinds.count("document.received")
+    assert 1.9 < received / sent < 2.5  # 2.39 M received for 1.07 M sent
+    assert 0.7 < kinds.count("dossier.received") / sent < 1.3  # 917 k dossiers

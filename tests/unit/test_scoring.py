@@ -51,19 +51,55 @@ def test_bands_follow_the_rules_file():
 
 
 def test_ranking_breaks_ties_by_the_heavier_group_then_code():
-    # 10 points each: A in digital_government (20-point group), B in online_service (12).
-    a = score_agency("B-docs", "department", RULES, {"documents_total": 1, "documents_electronic": 1,
-                                                     "documents_sent_electronic": 1, "documents_sent_personal_signed": 1})
-    b = score_agency("A-online", "department", RULES, {"dossiers_full_online_procedures": 6,
-                                                       "dossiers_full_online_received_online": 5})
+    from services.ranking.scoring import Score
+
+    # The same fraction and points: the 20-point digital_government group outweighs online_service (12).
+    a = Score("B-docs", [], 10, 20, 0.5, "critical", {"digital_government": 10})
+    b = Score("A-online", [], 10, 20, 0.5, "critical", {"online_service": 10})
     nothing = score_agency("0-none", "department", RULES, {})
-    assert a.total_points == pytest.approx(10) and b.total_points == pytest.approx(10)
     ranked = rank([nothing, b, a], RULES)
     assert [s.agency_code for s in ranked] == ["B-docs", "A-online", "0-none"]
     assert [s.rank for s in ranked] == [1, 2, 3]
     same = [score_agency(code, "department", RULES, {"documents_total": 2, "documents_electronic": 1})
             for code in ("Z", "M")]
     assert [s.agency_code for s in rank(same, RULES)] == ["M", "Z"]
+
+
+def test_ranking_is_by_the_fraction_of_the_applicable_maximum_then_points():
+    # 38 of 38 (no documents) ahead of 48 of 53: the maxima differ, the fraction compares them.
+    full = score_agency("Z-full", "department", RULES, {"dossiers_received": 10, "dossiers_on_time": 10,
+                                                        "dossiers_full_online_procedures": 4,
+                                                        "dossiers_full_online_received_online": 4,
+                                                        "dossiers_with_fee": 1, "dossiers_paid_online": 1,
+                                                        "fee_procedures": 1, "fee_procedures_paid_online": 1,
+                                                        "fee_procedures_with_dossiers": 1})
+    more = score_agency("A-more", "department", RULES, {"dossiers_received": 10, "dossiers_on_time": 10,
+                                                        "dossiers_full_online_procedures": 4,
+                                                        "dossiers_full_online_received_online": 4,
+                                                        "dossiers_with_fee": 1, "dossiers_paid_online": 1,
+                                                        "fee_procedures": 1, "fee_procedures_paid_online": 1,
+                                                        "fee_procedures_with_dossiers": 1,
+                                                        "documents_total": 10, "documents_electronic": 10,
+                                                        "documents_sent_electronic": 10,
+                                                        "documents_sent_personal_signed": 10,
+                                                        "documents_sent_agency_signed": 10,
+                                                        "documents_due": 10, "documents_on_time": 5})
+    assert (full.total_points, full.max_points) == pytest.approx((48, 48))
+    assert more.total_points > full.total_points and more.fraction < full.fraction
+    assert [s.agency_code for s in rank([more, full], RULES)] == ["Z-full", "A-more"]
+    # Equal fractions: more points first.
+    from services.ranking.scoring import Score
+
+    small, large = (Score(code, [], points, points * 2, 0.5, "critical", {}) for code, points in (("A", 5), ("B", 10)))
+    assert [s.agency_code for s in rank([small, large], RULES)] == ["B", "A"]
+
+
+def test_a_rate_never_goes_below_zero():
+    # Both dossiers late, one also unsatisfied: 2 - 2 - 1 would be -1.
+    score = score_agency("A", "department", RULES, {"dossiers_received": 2, "dossiers_late": 2,
+                                                    "dossiers_rated_unsatisfied": 1})
+    satisfaction = by_code(score)["dossier_satisfaction"]
+    assert (satisfaction.numerator, satisfaction.ratio, satisfaction.points) == (0, 0.0, 0.0)
 
 
 RULE_HEAD = 'version = "t"\n'

@@ -29,6 +29,10 @@ function t(key, vars = {}) {
   return text;
 }
 
+function has(key) {
+  return key in (state.strings[state.lang] || {}) || key in (state.strings.en || {});
+}
+
 function h(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
@@ -48,6 +52,13 @@ const numberFormat = () => new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" :
 const fmtInt = (n) => numberFormat().format(n);
 const fmtPct = (r) => r === null || r === undefined ? "—" : `${(r * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: 1})} %`;
 const fmtNum = (x, digits = 2) => x === null || x === undefined ? "—" : x.toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {minimumFractionDigits: digits, maximumFractionDigits: digits});
+const fmtPoints = (x) => x === null || x === undefined ? "—" : x.toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: 2});
+// dd/mm/yyyy hh:mm in the province's time, whatever the browser's locale puts first
+const fmtDateTime = (iso) => {
+  const parts = Object.fromEntries(new Intl.DateTimeFormat("en-GB", {timeZone: LOCAL_TZ, day: "2-digit", month: "2-digit",
+    year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23"}).formatToParts(new Date(iso)).map((p) => [p.type, p.value]));
+  return `${parts.day}/${parts.month}/${parts.year} ${parts.hour}:${parts.minute}`;
+};
 const fmtTime = (ms) => new Date(ms).toLocaleTimeString(state.lang === "vi" ? "vi-VN" : "en-GB", {timeZone: LOCAL_TZ});
 
 async function api(path, options = {}) {
@@ -113,6 +124,24 @@ async function logout() {
   showLogin();
 }
 
+// An Explain fact as a person reads it: dates in local time, codes by name, yes / no.
+const YES_NO_FACTS = new Set(["has_fee", "paid", "paid_online", "rated", "satisfied", "electronic", "signed",
+  "personal_signature", "agency_signature"]);
+function factText(kind, key, value) {
+  if (value === "" || value === undefined) return null;
+  if (key.endsWith("_at") || key === "due_after_pauses") return fmtDateTime(value);
+  if (YES_NO_FACTS.has(key)) return value === "1" ? true : null;  // "Có phí", not "Có phí: có"; nothing when not
+  if (key === "paused_days" || key === "supplement_requests") return Number(value) ? fmtPoints(Number(value)) : null;
+  if (key === "last_status") {
+    if (value === "0") return null;
+    const code = kind === "document" ? value.padStart(2, "0") : value;
+    return has(`status.${kind}.${code}`) ? `${t(`status.${kind}.${code}`)} (${code})` : code;
+  }
+  if (key === "channel") return has(`channel.${value}`) ? t(`channel.${value}`) : value;
+  if (key === "service_level") return has(`level.${value}`) ? t(`level.${value}`) : value;
+  return value;
+}
+
 // ---------- live stream and freshness ----------
 function disconnect() {
   if (state.source) state.source.close();
@@ -125,7 +154,9 @@ function connect(params, handlers) {
   state.reachable = null;
   const source = new EventSource(`/api/stream?${new URLSearchParams(params)}`);
   state.source = source;
-  const live = () => { state.lastLiveAt = Date.now(); state.frozenAt = 0; renderFreshness(); };
+  // Live data proves ranking answers: a stall's banner clears with the next message, not
+  // with the next idle `status` (which never comes while data keeps arriving).
+  const live = () => { state.lastLiveAt = Date.now(); state.frozenAt = 0; state.reachable = true; renderFreshness(); };
   for (const [name, handler] of Object.entries(handlers)) {
     source.addEventListener(name, (message) => { handler(JSON.parse(message.data)); live(); });
   }
@@ -270,7 +301,8 @@ function renderActivity(activity) {
   activity = state.data.activity;
   const counters = document.getElementById("counters");
   if (!activity || !counters) return;
-  const current = activity.per_minute[activity.per_minute.length - 1]?.events || {};
+  const thisMinute = Math.floor(activity.computed_at / 60000) * 60000;
+  const current = activity.per_minute.find((m) => m.minute === thisMinute)?.events || {};
   const total = Object.values(activity.totals).reduce((a, b) => a + b, 0);
   counters.replaceChildren(
     h("div", {class: "counter"}, h("div", {class: "figure", id: "activity-total", "data-testid": "activity-total"}, fmtInt(total)),
@@ -289,9 +321,12 @@ function renderActivity(activity) {
 
 function drawActivityChart(container, activity) {
   if (!container || typeof uPlot === "undefined") return;
-  const x = activity.per_minute.map((m) => m.minute / 1000);
+  // Finished minutes only: the minute under way would make every line dive at its end.
+  const thisMinute = Math.floor(activity.computed_at / 60000) * 60000;
+  const minutes = activity.per_minute.filter((m) => m.minute < thisMinute);
+  const x = minutes.map((m) => m.minute / 1000);
   const series = MAIN_TYPES.map((type) => ({label: t(`type.${type}`), colour: TYPE_COLOURS[type],
-    values: activity.per_minute.map((m) => m.events[type] || 0)}));
+    values: minutes.map((m) => m.events[type] || 0)}));
   const existing = state.charts.find((c) => c.root.parentNode === container);
   if (existing && existing.series.length === series.length + 1 && existing.series[1].label === series[0].label) {
     existing.setData([x, ...series.map((s) => s.values)]);
@@ -331,7 +366,7 @@ function renderRanking(ranking) {
         h("td", {"data-testid": "rank"}, entry.rank),
         h("td", {class: "left"}, h("a", {href: `#/agency/${encodeURIComponent(entry.agency_code)}`}, entry.agency_name),
           h("div", {class: "muted"}, entry.agency_code)),
-        h("td", {"data-testid": "points", class: "figure"}, `${fmtNum(entry.total_points)} / ${fmtNum(entry.max_points, 0)}`),
+        h("td", {"data-testid": "points", class: "figure"}, `${fmtPoints(entry.total_points)} / ${fmtPoints(entry.max_points)}`),
         h("td", {"data-testid": "fraction", class: "figure"}, entry.fraction === null ? t("nodata") : fmtNum(entry.fraction, 3)),
         h("td", {}, entry.band ? h("span", {class: `band ${entry.band}`}, t(`band.${entry.band}`)) : ""),
         rates.map((code) => rateCell(byCode[code])));
@@ -422,13 +457,16 @@ function renderScore(score) {
   const rows = [];
   const add = (indicator, depth) => {
     const picked = indicator.code === state.explainIndicator;
-    rows.push(h("tr", {class: `pick${picked ? " picked" : ""}`, "data-indicator": indicator.code,
-      onclick: () => { location.hash = `#/agency/${encodeURIComponent(score.agency_code)}/explain/${indicator.code}`; }},
+    const open = () => { location.hash = `#/agency/${encodeURIComponent(score.agency_code)}/explain/${indicator.code}`; };
+    const note = indicator.note ? (has(`note.${indicator.code}`) ? t(`note.${indicator.code}`) : indicator.note) : "";
+    rows.push(h("tr", {class: `pick${picked ? " picked" : ""}`, "data-indicator": indicator.code, tabindex: "0",
+      role: "link", "aria-label": t("explain.title", {i: t(`ind.${indicator.code}`)}), onclick: open,
+      onkeydown: (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); } }},
       h("td", {class: "left", style: `padding-left:${0.5 + depth * 1.2}rem`}, t(`ind.${indicator.code}`),
-        indicator.note ? h("div", {class: "muted"}, indicator.note) : ""),
+        note ? h("div", {class: "muted"}, note) : ""),
       h("td", {class: "left muted"}, t(`group.${indicator.group}`)),
       h("td", {}, fmtInt(indicator.numerator)), h("td", {}, fmtInt(indicator.denominator)),
-      rateCell(indicator), h("td", {class: "figure"}, `${fmtNum(indicator.points)} / ${fmtNum(indicator.max_points, 0)}`)));
+      rateCell(indicator), h("td", {class: "figure"}, `${fmtPoints(indicator.points)} / ${fmtPoints(indicator.max_points)}`)));
     for (const component of indicator.components) add(component, depth + 1);
   };
   score.indicators.forEach((i) => add(i, 0));
@@ -438,7 +476,7 @@ function renderScore(score) {
     h("tbody", {}, rows,
       h("tr", {}, h("td", {class: "left"}, h("strong", {}, t("agency.total"))), h("td", {}), h("td", {}), h("td", {}),
         h("td", {"data-testid": "agency-fraction"}, score.fraction === null ? t("nodata") : fmtNum(score.fraction, 3)),
-        h("td", {class: "figure"}, h("strong", {}, `${fmtNum(score.total_points)} / ${fmtNum(score.max_points, 0)}`),
+        h("td", {class: "figure"}, h("strong", {}, `${fmtPoints(score.total_points)} / ${fmtPoints(score.max_points)}`),
           " ", score.band ? h("span", {class: `band ${score.band}`}, t(`band.${score.band}`)) : "")))));
 }
 
@@ -482,10 +520,11 @@ async function loadExplain(code, indicator, pageToken) {
     list.append(h("li", {id: anchor, "data-id": item.id},
       `${t(`explain.kind.${item.kind}`)} `,
       h("a", {href: `#/agency/${encodeURIComponent(code)}/explain/${indicator}/${encodeURIComponent(item.id)}`}, h("code", {}, item.id)),
-      " — ", item.reasons.map((text, i) => t(`reason.${item.reason_codes[i]}`) === `reason.${item.reason_codes[i]}`
-        ? text : t(`reason.${item.reason_codes[i]}`)).join("; "),
-      h("div", {class: "facts"}, Object.entries(item.facts).filter(([, v]) => v !== "" && v !== "0")
-        .map(([k, v]) => `${t(`fact.${k}`)}: ${v}`).join(" · "))));
+      " — ", item.reasons.map((text, i) => has(`reason.${item.reason_codes[i]}`)
+        ? t(`reason.${item.reason_codes[i]}`) : text).join("; "),
+      h("div", {class: "facts"}, Object.entries(item.facts).map(([k, v]) => [k, factText(item.kind, k, v)])
+        .filter(([, v]) => v !== null).map(([k, v]) => v === true ? t(`fact.${k}`) : `${t(`fact.${k}`)}: ${v}`)
+        .join(" · "))));
   }
   if (page.next_page_token) {
     container.append(h("button", {id: "explain-more", type: "button",
