@@ -105,6 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     simulate.add_argument("--rate", type=float, help="events per second (default: the province's real "
                                                       "volume in working hours, ~2/s)")
 
+    load = commands.add_parser("load", help="past events (JSONL, CSV, Parquet) through ingest's validation to "
+                                            "Kafka; resumable, and loading again adds nothing")
+    load.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    load.add_argument("--source", help="the source the events came from, as the bus's token names it (default: "
+                                       "the first of DTI_INGEST_TOKENS, else lgsp)")
+    load.add_argument("--restart", action="store_true", help="ignore the checkpoints: read every file from its start")
+
+    sample = commands.add_parser("sample-year", help="write a year of the province's traffic at its real volumes "
+                                                     "as JSONL, for `dti-pulse load`")
+    sample.add_argument("year", type=int)
+    sample.add_argument("--out", type=Path, required=True)
+    sample.add_argument("--scale", type=float, default=1.0, help="a fraction of the real volumes (default 1)")
+
     dlq = commands.add_parser("dlq", help="the dead letters: list them, or replay the ones not replayed yet "
                                           "(once the cause is fixed) to the events topic")
     dlq.add_argument("action", choices=["list", "replay"])
@@ -188,6 +201,18 @@ def main(argv: list[str] | None = None) -> int:
         from dti_pulse import schema
 
         return schema.main(settings.effective_clickhouse_dsn, args.cluster, args.wait, args.timeout)
+    if args.command == "load":
+        from dti_pulse.bootstrap import load_files
+
+        return load_files(settings, args.files, args.source, args.restart)
+    if args.command == "sample-year":
+        from dti_pulse.registry import load_registry
+        from dti_pulse.simulator import sample_year
+
+        with open(args.out, "wb") as out:
+            written = sample_year(args.year, out, load_registry(settings.agencies_path), args.scale)
+        print(f"dti-pulse sample-year: {written:,} events of {args.year} in {args.out}")
+        return 0
     if args.command == "dlq":
         from dti_pulse import dead_letters
 

@@ -11,7 +11,7 @@ import logging
 import random
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import httpx
 
@@ -21,6 +21,7 @@ from dti_pulse.registry import COHORTS, Registry
 log = logging.getLogger(__name__)
 PROCEDURES = [f"1.0{n:05d}" for n in range(10700, 10760)]
 REAL_RATE = 2.0  # events a second: the province's volume in working hours
+YEAR_DOCUMENTS_SENT, YEAR_DOSSIERS = 1_070_000, 917_000  # the province's published year (docs/domain.md)
 RECIPIENTS = ((1, 0.40), (2, 0.25), (3, 0.10), (4, 0.25))  # how many agencies receive a document: 2.2 on average
 
 
@@ -55,12 +56,16 @@ class BusSimulator:
                 "occurred_at": _stamp(at), "agency_code": agency, **fields}
 
     def dossier(self, now: datetime) -> list[dict]:
-        rng, agency = self.rng, self.rng.choice(self.agencies_on(now))
+        rng = self.rng
         dossier_id = f"H56.{rng.randrange(10**12):012d}"
         due_days = rng.choice([1, 3, 5, 10])
         late = rng.random() < 0.07  # resolved two hours after its due time, which has passed
         received_at = now - timedelta(days=due_days if late else 0, hours=3 if late else 0,
                                       seconds=rng.randrange(0, 3600))
+        # In service from its receipt to now (a late dossier was received days before now,
+        # perhaps before 1 July 2025, when the districts ended and the communes began).
+        then = set(self.agencies_on(received_at))
+        agency = rng.choice([code for code in self.agencies_on(now) if code in then])
         due_at = received_at + timedelta(days=due_days)
         full_online = rng.random() < 0.6
         has_fee = rng.random() < 0.4
@@ -131,3 +136,27 @@ def run(url: str, token: str, registry: Registry, rate: float, batch_size: int =
             except httpx.HTTPError as exc:
                 log.warning("ingest unreachable: %s", exc)
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
+
+
+def sample_year(year: int, out, registry, scale: float = 1.0, seed: int = 2025) -> int:
+    """A year of the province's traffic at its real volumes (x scale), as JSONL: documents
+    sent and dossiers received spread over the working hours of the year's weekdays, each
+    with its life cycle (docs/domain.md). Returns the events written."""
+    import orjson
+
+    rng = random.Random(seed)
+    simulator = BusSimulator(registry, seed=seed)
+    days = [date(year, 1, 1) + timedelta(days=n) for n in range((date(year + 1, 1, 1) - date(year, 1, 1)).days)]
+    weekdays = [d for d in days if d.weekday() < 5]
+    written = 0
+    for day in weekdays:
+        for make, yearly in ((simulator.document, YEAR_DOCUMENTS_SENT), (simulator.dossier, YEAR_DOSSIERS)):
+            expected = yearly * scale / len(weekdays)
+            count = int(expected) + (rng.random() < expected - int(expected))
+            for _ in range(count):
+                moment = datetime(day.year, day.month, day.day, 8, tzinfo=LOCAL_TZ) + timedelta(
+                    seconds=rng.randrange(9 * 3600))
+                for event in make(moment):
+                    out.write(orjson.dumps(event) + b"\n")
+                    written += 1
+    return written
