@@ -307,7 +307,32 @@ def build_ranking(settings: Settings):
     return RankingServer(service, settings.ranking.host, settings.ranking.port, settings.ranking.tokens, credentials,
                          scopes=settings.ranking.token_scopes,
                          watch_interval_s=settings.tuning.watch_interval_s,
-                         monitor=pipeline_monitor(settings))
+                         monitor=pipeline_monitor(settings), alerts=alert_loop(settings, service))
+
+
+def alert_loop(settings: Settings, service):
+    """Ranking's alert loop from DTI_ALERT_*: its rules (a malformed file stops the start
+    with its reason), and a notice by webhook and / or e-mail where configured."""
+    from services.ranking.alerting import AlertLoop, MailNotifier, WebhookNotifier
+    from services.ranking.alerts import AlertRulesError, load_alert_rules
+
+    alerts = settings.alerts
+    if alerts.interval_s <= 0:
+        return None
+    indicators = {i.code for rules in service.rules.rulesets().values() for i in rules.indicators}
+    try:
+        rules = load_alert_rules(alerts.rules, indicators)
+    except AlertRulesError as exc:
+        raise SystemExit(f"alert rules refused: {exc}") from None
+    notifiers = []
+    if alerts.webhook_url:
+        notifiers.append(WebhookNotifier(alerts.webhook_url))
+    if alerts.smtp_host:
+        if not alerts.mail_to:
+            raise SystemExit("DTI_ALERT_SMTP_HOST is set but DTI_ALERT_MAIL_TO names no recipient")
+        notifiers.append(MailNotifier(alerts.smtp_host, alerts.smtp_port, alerts.mail_from, list(alerts.mail_to),
+                                      alerts.smtp_username, alerts.smtp_password, alerts.smtp_starttls))
+    return AlertLoop(service, rules, notifiers, alerts.interval_s)
 
 
 def pipeline_monitor(settings: Settings):

@@ -12,6 +12,7 @@ from dti_pulse.scopes import parse_scopes
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_AGENCIES = PACKAGE_DIR / "data" / "agencies-thanh-hoa.csv"
 DEFAULT_RULES_DIR = PACKAGE_DIR.parent / "services" / "ranking" / "rules"
+DEFAULT_ALERT_RULES = PACKAGE_DIR.parent / "services" / "ranking" / "alert-rules.toml"
 DEFAULT_CONSOLE_ASSETS = PACKAGE_DIR.parent / "services" / "console" / "web" / "node_modules"
 
 
@@ -78,6 +79,25 @@ class IngestSettings:
     port: int = variable("DTI_HTTP_PORT", 8080)
     # an event may say it happened at most this far ahead of the clock
     max_future_s: float = variable("DTI_INGEST_MAX_FUTURE_S", 86_400.0)
+
+
+def parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Where ranking's alert loop reads its rules and sends its notices (docs/operations.md, Alerts)."""
+    rules: Path = variable("DTI_ALERT_RULES", DEFAULT_ALERT_RULES, Path)
+    interval_s: float = variable("DTI_ALERT_INTERVAL_S", 60.0)  # 0: no alert loop
+    webhook_url: str = variable("DTI_ALERT_WEBHOOK_URL", "")
+    smtp_host: str = variable("DTI_ALERT_SMTP_HOST", "")
+    smtp_port: int = variable("DTI_ALERT_SMTP_PORT", 25)
+    smtp_username: str = variable("DTI_ALERT_SMTP_USERNAME", "")
+    smtp_password: str = variable("DTI_ALERT_SMTP_PASSWORD", "")
+    smtp_starttls: bool = variable("DTI_ALERT_SMTP_STARTTLS", False, parse_bool)
+    mail_from: str = variable("DTI_ALERT_MAIL_FROM", "dti-pulse@localhost")
+    mail_to: tuple[str, ...] = variable("DTI_ALERT_MAIL_TO", None, parse_list, default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     ranking: RankingSettings = field(default_factory=RankingSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     tuning: Tuning = field(default_factory=Tuning)
 
     @property
@@ -227,7 +248,7 @@ class Settings:
         return replace(self, **values)
 
 
-GROUPS = ("ingest", "ranking", "console", "tuning")
+GROUPS = ("ingest", "ranking", "console", "alerts", "tuning")
 
 
 def _variables() -> dict[str, tuple[str | None, str, object]]:
@@ -255,7 +276,7 @@ OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
 
 _SECRET_VARIABLES = {"DTI_KAFKA_PASSWORD", "DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS",
                      "DTI_GRPC_TOKENS", "DTI_CONSOLE_VIEWERS", "DTI_CONSOLE_TOKENS", "DTI_CONSOLE_SECRET",
-                     "DTI_RANKING_TOKEN"}
+                     "DTI_RANKING_TOKEN", "DTI_ALERT_SMTP_PASSWORD"}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -296,6 +317,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             value = ",".join(f"{source}={token}" for token, source in value.items())
         elif convert is parse_scopes:
             value = ",".join(f"{source}={'|'.join(patterns)}" for source, patterns in value.items())
+        elif convert is parse_list:
+            value = ",".join(value)
         elif convert is parse_viewers:
             value = ",".join(f"{name}={encoded}" for name, encoded in value.items())
         env[name] = "" if value is None else str(value)

@@ -68,6 +68,26 @@ class Registry:
         """Agencies of one kind valid at some point between the two days."""
         return [a for a in self._by_code.values() if a.kind == kind and a.overlaps(first_day, last_day)]
 
+    def has_members(self, code: str) -> bool:
+        """Whether some agency lies under this one (its `parent`, or a parent's parent...)."""
+        return any(self._under(agency, code) for agency in self._by_code.values())
+
+    def members(self, code: str, first_day: date, last_day: date) -> list[Agency]:
+        """The scored agencies (COHORTS) under `code`, at any depth, valid at some point between
+        the two days: what a total (the province, a subtree) is summed over."""
+        return [a for a in self._by_code.values()
+                if a.kind in COHORTS and a.overlaps(first_day, last_day) and self._under(a, code)]
+
+    def _under(self, agency: Agency, ancestor: str) -> bool:
+        seen = set()
+        parent = agency.parent
+        while parent and parent not in seen:
+            if parent == ancestor:
+                return True
+            seen.add(parent)
+            parent = getattr(self._by_code.get(parent), "parent", "")
+        return False
+
 
 def _parse_date(raw: str, where: str) -> date:
     try:

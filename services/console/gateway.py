@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 audit_log = logging.getLogger("dti_pulse.audit")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "dti_console_session"
-COHORTS = ("department", "commune", "district")
+COHORTS = ("department", "commune", "district", "province")  # the province: its total (ranking's totals)
 _GRPC_STATUS = {grpc.StatusCode.INVALID_ARGUMENT: (400, "Bad Request"), grpc.StatusCode.NOT_FOUND: (404, "Not Found"),
                 grpc.StatusCode.UNAVAILABLE: (503, "Service Unavailable"),
                 grpc.StatusCode.DEADLINE_EXCEEDED: (504, "Gateway Timeout")}
@@ -252,6 +252,9 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
                                                   request.query_params.get("page_token", ""),
                                                   int_param(request, "page_size", 50, 1, 1000)))
 
+    async def alerts(request: Request) -> Response:
+        return json_response(await client.alerts(request.query_params.get("agency", "")))
+
     async def activity(request: Request) -> Response:
         return json_response(await client.activity(request.query_params.get("agency", ""),
                                                    int_param(request, "minutes", 60, 1, 1440)))
@@ -347,6 +350,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         Route("/api/agencies/{code}/trend", api(trend)),
         Route("/api/agencies/{code}/explain", api(explain)),
         Route("/api/activity", api(activity)),
+        Route("/api/alerts", api(alerts)),
         Route("/api/stream", stream),
         Route("/api/export/ranking.{format:str}", api(export_ranking)),
         Route("/api/export/agencies/{code}.{format:str}", api(export_agency)),

@@ -97,6 +97,13 @@ def rules_json(response) -> dict:
                          for v in response.versions]}
 
 
+def alerts_json(answer) -> dict:
+    return {"alerts": [{"rule": a.rule, "severity": a.severity, "agency_code": a.agency_code,
+                        "agency_name": a.agency_name, "message": a.message, "value": a.value,
+                        "threshold": a.threshold, "since": _ms(a.since)} for a in answer.alerts],
+            "evaluated_at": _ms(answer.evaluated_at) if answer.HasField("evaluated_at") else None}
+
+
 def pipeline_json(status) -> dict:
     """Which part of the pipeline does not work (GetPipelineStatus), for the console's banner."""
     return {"store": "ok" if status.store_reachable else "unreachable",

@@ -86,8 +86,9 @@ def _without_clock(message):
 
 class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
     def __init__(self, service: RankingService, watch_interval_s: float = 1.0, cache_size: int = 4096,
-                 monitor: PipelineMonitor | None = None):
+                 monitor: PipelineMonitor | None = None, alerts=None):
         self.monitor = monitor
+        self.alerts = alerts  # services/ranking/alerting.AlertLoop, or None
         self.service = service
         self.watch_interval_s = watch_interval_s
         self._answers: OrderedDict[tuple, tuple] = OrderedDict()
@@ -259,6 +260,18 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this ranking server watches no pipeline")
         return pipeline_status_message(self.monitor.snapshot)
 
+    async def ListAlerts(self, request, context):
+        if self.alerts is None:
+            return ranking_pb2.AlertList()  # no rules loaded: nothing can fire
+        firing, evaluated_at = self.alerts.firing()
+        answer = ranking_pb2.AlertList(alerts=[
+            ranking_pb2.Alert(rule=a.rule, severity=a.severity, agency_code=a.agency_code, agency_name=a.agency_name,
+                              message=a.message, value=a.value, threshold=a.threshold, since=_timestamp(since))
+            for a, since in firing if not request.agency_code or a.agency_code == request.agency_code])
+        if evaluated_at is not None:
+            answer.evaluated_at.CopyFrom(_timestamp(evaluated_at))
+        return answer
+
     async def WatchAgencyScore(self, request, context):
         async for message in self._watch(self.GetAgencyScore, request, context):
             yield message
@@ -287,11 +300,12 @@ class RankingServer:
                  credentials: grpc.ServerCredentials | None = None, scopes: Mapping | None = None,
                  grace_s: float = 5.0,
                  watch_interval_s: float = 1.0, monitor: PipelineMonitor | None = None,
-                 monitor_interval_s: float = 2.0):
+                 monitor_interval_s: float = 2.0, alerts=None):
         self.service, self.address, self.grace_s = service, f"{host}:{port}", grace_s
         self.authenticator = BearerTokenInterceptor(tokens, (SERVICE_NAME,), scopes)
         self.credentials = credentials  # None: plain TCP
         self.monitor = monitor
+        self.alerts = alerts
         self._probes = (BackgroundLoop("pipeline-health", monitor.check, monitor_interval_s,
                                        "pipeline probe failed") if monitor else None)
         metrics.ranking()  # shown from the start
@@ -308,7 +322,7 @@ class RankingServer:
     async def serve(self) -> None:
         self.service.store.refresh_in_background()
         server = grpc.aio.server(interceptors=[metrics.grpc_metrics_interceptor(), self.authenticator])
-        servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor)
+        servicer = RankingServicer(self.service, self.watch_interval_s, monitor=self.monitor, alerts=self.alerts)
         ranking_pb2_grpc.add_RankingServiceServicer_to_server(servicer, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -334,6 +348,8 @@ class RankingServer:
         try:
             for name in health_names:
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            if self.alerts:
+                self.alerts.start()
             if self.monitor:
                 self._probes.start()
                 follow_health = asyncio.create_task(self._follow_health(health_servicer))
@@ -381,6 +397,8 @@ class RankingServer:
             raise RuntimeError(f"ranking gRPC failed to start: {self._error}") from self._error
 
     def stop(self) -> None:
+        if self.alerts:
+            self.alerts.stop()
         if self._probes:
             self._probes.stop(5.0)
         if self._loop and self._stop and not self._loop.is_closed():

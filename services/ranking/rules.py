@@ -76,6 +76,11 @@ class RuleSet:
     def for_cohort(self, cohort: str) -> list[Indicator]:
         return [i for i in self.indicators if cohort in i.cohorts]
 
+    def for_cohorts(self, cohorts) -> list[Indicator]:
+        """The indicators that apply to any of these cohorts (a total over several), in order."""
+        wanted = set(cohorts)
+        return [i for i in self.indicators if wanted & set(i.cohorts)]
+
     def groups_by_weight(self) -> list[str]:
         """Groups, heaviest first: the order in which ties are broken (docs/domain.md, Ranking)."""
         return sorted(self.group_weights, key=lambda g: (-self.group_weights[g], g))

@@ -91,8 +91,10 @@ def band_of(fraction: float | None, rules: RuleSet) -> str:
     return "ok"
 
 
-def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mapping[str, int]) -> Score:
-    results = [score_indicator(i, measures) for i in rules.for_cohort(cohort)]
+def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mapping[str, int],
+                 indicators: list[Indicator] | None = None) -> Score:
+    """indicators: those of the cohort unless given (a total: those of its members' cohorts)."""
+    results = [score_indicator(i, measures) for i in (rules.for_cohort(cohort) if indicators is None else indicators)]
     valued = [r for r in results if r.points is not None]
     total = sum(r.points for r in valued)
     maximum = sum(r.max_points for r in valued)

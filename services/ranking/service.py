@@ -110,8 +110,9 @@ class RankingService:
         is computed from ("measures" or "activity"; None when not known to be fresh: do not
         use a cache then), the judgement instant's bucket and the rules loaded. An answer
         about one agency's measures depends on that agency's writes only."""
-        if agency_code and depends_on == "measures":
-            version = self.store.fresh_measures_stamp([agency_code])
+        total = agency_code and getattr(self.registry.get(agency_code), "kind", "") not in ("", *COHORTS)
+        if agency_code and not total and depends_on == "measures":
+            version = self.store.fresh_measures_stamp([agency_code])  # a total depends on all its members' writes
         else:
             version = self.store.fresh_version()
             version = getattr(version, depends_on) if version is not None else None
@@ -153,24 +154,57 @@ class RankingService:
         return judged_at if as_of_ms is not None else period.end_ms
 
     def _scored_agency(self, agency_code: str) -> Agency:
+        """An agency scored on its own rows (a member of a cohort)."""
         agency = self.registry.get(agency_code)
         if agency is None:
             raise NotFound(f"unknown agency {agency_code!r}")
         if agency.kind not in COHORTS:
+            if self.registry.has_members(agency_code):
+                raise BadRequest(f"{agency_code!r} ({agency.kind}) is scored as the total of its agencies, which "
+                                 "has no rows of its own to list: ask about one of them")
             raise BadRequest(f"agency {agency_code!r} is a {agency.kind}; only {', '.join(COHORTS)} are scored")
         return agency
+
+    def _subject(self, agency_code: str) -> Agency:
+        """An agency to score: a cohort's member, or one with agencies under it (the province,
+        a subtree), scored as the total over them."""
+        agency = self.registry.get(agency_code)
+        if agency is not None and agency.kind not in COHORTS and self.registry.has_members(agency_code):
+            return agency
+        return self._scored_agency(agency_code)
+
+    def _is_total(self, agency: Agency) -> bool:
+        return agency.kind not in COHORTS
+
+    def _subject_measures(self, agency: Agency, period: Period, judged_at: int,
+                          as_of_ms: int | None) -> tuple[dict[str, int], list[Indicator] | None]:
+        """(measures, indicators to score them by: None for the cohort's). A total sums its
+        members' numerators and denominators (agencies valid in the period), so that its
+        rates are the province's, and is scored by every indicator of its members' cohorts."""
+        if not self._is_total(agency):
+            return self._agency_measures(agency, period, judged_at, as_of_ms), None
+        members = self.registry.members(agency.code, period.first_day, period.last_day)
+        counted = (self.store.measures([m.code for m in members], period.start_ms,
+                                       self._window_end(period, judged_at, as_of_ms), judged_at, as_of_ms)
+                   if members else {})
+        total: dict[str, int] = {}
+        for counts in counted.values():
+            for name, value in counts.items():
+                total[name] = total.get(name, 0) + value
+        rules_cohorts = sorted({m.kind for m in members}) or list(COHORTS)
+        return total, rules_cohorts
 
     def compare(self, agency_code: str, period_label: str, versions: list[str],
                 as_of_ms: int | None = None) -> list[ScoredAgency]:
         """The same measures scored under each rules version, in the order asked."""
-        agency = self._scored_agency(agency_code)
+        agency = self._subject(agency_code)
         period = self._period(period_label)
         if not versions:
             raise BadRequest("name at least one rules version")
         rulesets = [self._rules(v) for v in versions]
         now, judged_at = self._judged_at(period, as_of_ms)
-        measures = self._agency_measures(agency, period, judged_at, as_of_ms)
-        return [_scored(agency, period, rules, measures, now) for rules in rulesets]
+        measures, cohorts = self._subject_measures(agency, period, judged_at, as_of_ms)
+        return [_scored(agency, period, rules, measures, now, cohorts) for rules in rulesets]
 
     def _cohort(self, kind: str, period: Period) -> dict[str, Agency]:
         """The cohort's agencies by code, in the registry's order: a ranking's measures are
@@ -195,8 +229,11 @@ class RankingService:
 
     def ranking(self, cohort: str, period_label: str, rules_version: str = "",
                 as_of_ms: int | None = None) -> RankingResult:
+        totals = sorted({a.kind for a in self.registry.all() if a.kind not in COHORTS and self.registry.has_members(a.code)})
+        if cohort in totals:
+            return self._ranking_of_totals(cohort, period_label, rules_version, as_of_ms)
         if cohort not in COHORTS:
-            raise BadRequest(f"cohort {cohort!r} is not one of {', '.join(COHORTS)}")
+            raise BadRequest(f"cohort {cohort!r} is not one of {', '.join((*COHORTS, *totals))}")
         period, rules = self._period(period_label), self._rules(rules_version)
         agencies = self._cohort(cohort, period)
         now, judged_at = self._judged_at(period, as_of_ms)
@@ -206,6 +243,20 @@ class RankingService:
         scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in agencies], rules)
         entries = [ScoredAgency(agencies[s.agency_code], cohort, period, rules, s, now) for s in scores]
         return RankingResult(cohort, period, rules, entries, now)
+
+    def _ranking_of_totals(self, kind: str, period_label: str, rules_version: str,
+                           as_of_ms: int | None) -> RankingResult:
+        """The agencies of a kind that has agencies under it (provinces), each as its total."""
+        period, rules = self._period(period_label), self._rules(rules_version)
+        now, judged_at = self._judged_at(period, as_of_ms)
+        agencies = {a.code: a for a in self.registry.cohort(kind, period.first_day, period.last_day)
+                    if self.registry.has_members(a.code)}
+        scores = []
+        for agency in agencies.values():
+            measures, cohorts = self._subject_measures(agency, period, judged_at, as_of_ms)
+            scores.append(score_agency(agency.code, kind, rules, measures, rules.for_cohorts(cohorts)))
+        entries = [ScoredAgency(agencies[s.agency_code], kind, period, rules, s, now) for s in rank(scores, rules)]
+        return RankingResult(kind, period, rules, entries, now)
 
     def explain(self, agency_code: str, indicator_code: str, period_label: str, rules_version: str = "",
                 as_of_ms: int | None = None, offset: int = 0, limit: int = 50) -> Explanation:
@@ -235,7 +286,7 @@ class RankingService:
     def trend(self, agency_code: str, granularity: str, points: int = 0, rules_version: str = "") -> list[ScoredAgency]:
         """The agency's score for each of its last days or months, oldest first: each point
         is the same score GetAgencyScore gives for that period."""
-        agency = self._scored_agency(agency_code)
+        agency = self._subject(agency_code)
         if granularity not in TREND_GRANULARITIES:
             raise BadRequest(f"granularity {granularity!r} is not one of {', '.join(TREND_GRANULARITIES)}")
         points = points or TREND_GRANULARITIES[granularity]
@@ -247,8 +298,8 @@ class RankingService:
         for label in trend_labels(granularity, points, today):
             period = self._period(label)
             now, judged_at = self._judged_at(period, None)
-            measures = self._agency_measures(agency, period, judged_at, None)
-            points_scored.append(_scored(agency, period, rules, measures, now))
+            measures, cohorts = self._subject_measures(agency, period, judged_at, None)
+            points_scored.append(_scored(agency, period, rules, measures, now, cohorts))
         return points_scored
 
     def activity(self, agency_code: str = "", minutes: int = 0) -> ActivityResult:
@@ -274,10 +325,27 @@ class RankingService:
         return ActivityResult(agency_code, minutes, list(by_minute.items()), totals,
                               agencies if not agency_code else [], last, now)
 
+    def last_events(self, minutes: int) -> dict[str, tuple[str, str, int]]:
+        """Each scored agency that sent events in the last `minutes` (at most a day): (name,
+        cohort, when its newest event arrived)."""
+        minutes = min(max(1, minutes), MAX_ACTIVITY_MINUTES)
+        now = self.clock_ms()
+        end = now - now % 60_000 + 60_000
+        _, per_agency_rows = self.store.activity(None, end - minutes * 60_000, end)
+        found = {}
+        for code, _, latest in per_agency_rows:
+            agency = self.registry.get(code)
+            if agency is not None and agency.kind in COHORTS and latest is not None:
+                found[code] = (agency.name, agency.kind, latest)
+        return found
 
-def _scored(agency: Agency, period: Period, rules: RuleSet, measures: dict[str, int], now_ms: int) -> ScoredAgency:
-    return ScoredAgency(agency, agency.kind, period, rules, score_agency(agency.code, agency.kind, rules, measures),
-                        now_ms)
+
+def _scored(agency: Agency, period: Period, rules: RuleSet, measures: dict[str, int], now_ms: int,
+            total_of: list[str] | None = None) -> ScoredAgency:
+    """total_of: the cohorts of the agencies a total sums (None: the agency on its own)."""
+    indicators = rules.for_cohorts(total_of) if total_of is not None else None
+    return ScoredAgency(agency, agency.kind, period, rules,
+                        score_agency(agency.code, agency.kind, rules, measures, indicators), now_ms)
 
 
 def _explained_ratio(indicator: Indicator):

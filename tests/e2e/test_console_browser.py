@@ -20,8 +20,12 @@ AGENCY = "000.00.11.H56"
 @pytest.fixture
 def stack(private_broker, topic_names, services, tmp_path):
     events_topic, dlq_topic = topic_names
+    rules = tmp_path / "alerts.toml"
+    rules.write_text('[[rules]]\nname = "dossiers-late"\nkind = "below"\nindicator = "dossier_on_time_rate"\n'
+                     'threshold = 0.9\nmin_denominator = 2\nseverity = "critical"\n')
     env = service_env(tmp_path, private_broker.bootstrap, events_topic, dlq_topic,
-                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}")
+                      DTI_CONSOLE_VIEWERS=f"operator={hash_password(CONSOLE_PASSWORD, iterations=1000)}",
+                      DTI_ALERT_RULES=str(rules), DTI_ALERT_INTERVAL_S="1")
     up = services("up", ["up", "--no-simulator", "--data-dir", str(tmp_path / "data"),
                          "--http-port", env["DTI_HTTP_PORT"], "--grpc-port", env["DTI_GRPC_PORT"],
                          "--console-port", env["DTI_CONSOLE_PORT"]], env)
@@ -110,6 +114,16 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     assert page.get_by_test_id("count-dossier.received").inner_text() == "2"
     assert row.get_by_test_id("fraction").inner_text() != "chưa có dữ liệu"
     assert row.locator(".band").count() == 1  # coloured band
+    # The province's headline: its totals this period, beside the year it published.
+    headline = page.get_by_test_id("headline")
+    expect(headline.locator('[data-headline="dossier_on_time_rate.count"] .figure')).to_have_text("2", timeout=15_000)
+    expect(headline.locator('[data-headline="dossier_on_time_rate"] .figure')).to_have_text("50 %")
+    expect(headline.locator('[data-headline="doc_personal_sign_rate"]')).to_contain_text("Công bố năm 2022: 98,72 %")
+    # The late dossier (1 of 2 on time) fires the alert rule; the page shows it without a reload.
+    alerts = page.get_by_test_id("alerts")
+    expect(alerts.locator('li[data-rule="dossiers-late"]')).to_contain_text(
+        "hồ sơ đúng hạn 50 %, dưới 90 %", timeout=30_000)
+    expect(alerts).to_contain_text("Nghiêm trọng")
     page.screenshot(path=str(ARTIFACTS / "console-ranking-vi.png"), full_page=True)
 
     # English, without a reload; then back.

@@ -129,6 +129,10 @@ def test_the_api_serves_the_ranking_services_answers(console):
     assert len(trend["points"]) == 12 and trend["points"][-1]["period"] == meta["periods"]["month"]
     activity = console.get("/api/activity").json()
     assert sum(activity["totals"].values()) == len(scenario.EVENTS)
+    # A ranking with no alert loop has nothing firing, and says it never looked.
+    assert console.get("/api/alerts").json() == {"alerts": [], "evaluated_at": None}
+    province = console.get("/api/ranking", params={"cohort": "province", "period": scenario.PERIOD}).json()
+    assert [e["agency_code"] for e in province["entries"]] == ["000.00.00.H56"]
     bad = console.get("/api/ranking", params={"cohort": "ministry"})
     assert bad.status_code == 400 and "ministry" in bad.json()["detail"]
     assert console.get("/api/agencies/000.99.99.H56").status_code == 404

@@ -166,6 +166,34 @@ def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_the_province_is_the_total_of_its_agencies(stub):
+    province = "000.00.00.H56"
+    members = [entry.score for cohort in ("department", "commune", "district")
+               for entry in stub.ListRanking(ranking_pb2.ListRankingRequest(cohort=cohort, period=scenario.PERIOD)).entries]
+    total = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=province, period=scenario.PERIOD))
+    assert total.cohort == "province" and total.agency_name.startswith("Ủy ban nhân dân tỉnh")
+    by_code = {i.code: i for i in total.indicators}
+    assert by_code, "the total is scored by its members' indicators"
+    for code, indicator in by_code.items():
+        if indicator.components:
+            continue  # composite: its head is its first component's ratio
+        summed = [(i.numerator, i.denominator) for s in members for i in s.indicators if i.code == code]
+        assert (indicator.numerator, indicator.denominator) == tuple(map(sum, zip(*summed))), code
+    # Two agencies have documents between them: the province counts each side once per agency.
+    assert by_code["doc_electronic_rate"].denominator == sum(
+        i.denominator for s in members for i in s.indicators if i.code == "doc_electronic_rate") > 0
+    # The provinces ranked by their totals; explaining a total is asking about its agencies.
+    provinces = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="province", period=scenario.PERIOD))
+    assert [e.score.agency_code for e in provinces.entries] == [province]
+    assert provinces.entries[0].score.fraction == pytest.approx(total.fraction)
+    with pytest.raises(grpc.RpcError) as refused:
+        stub.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+            agency_code=province, indicator_code="dossier_on_time_rate", period=scenario.PERIOD))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "total" in refused.value.details()
+    trend = stub.GetAgencyTrend(ranking_pb2.GetAgencyTrendRequest(agency_code=province, granularity="month", points=2))
+    assert len(trend.points) == 2
+
+
 def _expected_activity(raw_events) -> dict[str, int]:
     expected: dict[str, int] = {}
     for raw in raw_events:

@@ -42,3 +42,7 @@ def test_operations_documents_every_tuning_knob():
     tuning = set(VARIABLE_GROUPS["tuning"]) | {name for name, group in OTHER_VARIABLES.items() if group == "tuning"}
     operations = REPO / "docs" / "operations.md"
     assert documented(operations, "## Tuning") == tuning
+
+
+def test_operations_documents_the_alert_settings():
+    assert documented(REPO / "docs" / "operations.md", "## Alerts") == set(VARIABLE_GROUPS["alerts"])

@@ -113,3 +113,18 @@ def test_json_logs_are_one_object_a_line(tmp_path):
     assert applied[0]["level"] == "INFO" and applied[0]["logger"] == "dti_pulse.schema"
     with pytest.raises(ConfigError, match="DTI_LOG_FORMAT"):
         load_settings({"DTI_LOG_FORMAT": "xml"})
+
+
+def test_the_province_is_the_parent_of_every_scored_agency_valid_in_a_period():
+    from datetime import date
+
+    from dti_pulse.config import DEFAULT_AGENCIES
+    from dti_pulse.registry import COHORTS, load_registry
+
+    registry = load_registry(DEFAULT_AGENCIES)
+    province = next(a for a in registry.all() if a.kind == "province")
+    assert registry.has_members(province.code) and not registry.has_members("000.00.05.H56")
+    for first, last in ((date(2025, 1, 1), date(2025, 12, 31)), (date(2026, 11, 1), date(2026, 11, 30))):
+        expected = {a.code for kind in COHORTS for a in registry.cohort(kind, first, last)}
+        assert {a.code for a in registry.members(province.code, first, last)} == expected
+    assert len(registry.members(province.code, date(2026, 11, 1), date(2026, 11, 30))) == 32  # no districts

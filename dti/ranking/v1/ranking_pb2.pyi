@@ -9,6 +9,40 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ListAlertsRequest(_message.Message):
+    __slots__ = ("agency_code",)
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    def __init__(self, agency_code: _Optional[str] = ...) -> None: ...
+
+class Alert(_message.Message):
+    __slots__ = ("rule", "severity", "agency_code", "agency_name", "message", "value", "threshold", "since")
+    RULE_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    rule: str
+    severity: str
+    agency_code: str
+    agency_name: str
+    message: str
+    value: float
+    threshold: float
+    since: _timestamp_pb2.Timestamp
+    def __init__(self, rule: _Optional[str] = ..., severity: _Optional[str] = ..., agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., message: _Optional[str] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AlertList(_message.Message):
+    __slots__ = ("alerts", "evaluated_at")
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATED_AT_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[Alert]
+    evaluated_at: _timestamp_pb2.Timestamp
+    def __init__(self, alerts: _Optional[_Iterable[_Union[Alert, _Mapping]]] = ..., evaluated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class GetPipelineStatusRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

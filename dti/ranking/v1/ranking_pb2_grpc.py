@@ -89,6 +89,11 @@ class RankingServiceStub:
                 request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.SerializeToString,
                 response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.FromString,
                 _registered_method=True)
+        self.ListAlerts = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/ListAlerts',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.FromString,
+                _registered_method=True)
 
 
 class RankingServiceServicer:
@@ -173,6 +178,13 @@ class RankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAlerts(self, request, context):
+        """The alerts firing now (rules in DTI_ALERT_RULES), the most severe and newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +242,11 @@ def add_RankingServiceServicer_to_server(servicer, server):
                     servicer.GetPipelineStatus,
                     request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.FromString,
                     response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.SerializeToString,
+            ),
+            'ListAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAlerts,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -529,6 +546,33 @@ class RankingService:
             '/dti.ranking.v1.RankingService/GetPipelineStatus',
             dti_dot_ranking_dot_v1_dot_ranking__pb2.GetPipelineStatusRequest.SerializeToString,
             dti_dot_ranking_dot_v1_dot_ranking__pb2.PipelineStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/ListAlerts',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,7 +50,7 @@ function h(tag, attrs = {}, ...children) {
 
 const numberFormat = () => new Intl.NumberFormat(state.lang === "vi" ? "vi-VN" : "en-GB");
 const fmtInt = (n) => numberFormat().format(n);
-const fmtPct = (r) => r === null || r === undefined ? "—" : `${(r * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: 1})} %`;
+const fmtPct = (r, digits = 1) => r === null || r === undefined ? "—" : `${(r * 100).toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: digits})} %`;
 const fmtNum = (x, digits = 2) => x === null || x === undefined ? "—" : x.toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {minimumFractionDigits: digits, maximumFractionDigits: digits});
 const fmtPoints = (x) => x === null || x === undefined ? "—" : x.toLocaleString(state.lang === "vi" ? "vi-VN" : "en-GB", {maximumFractionDigits: 2});
 // dd/mm/yyyy hh:mm in the province's time, whatever the browser's locale puts first
@@ -277,8 +277,12 @@ function rankingView() {
   const cohortSelect = h("select", {id: "cohort", "data-testid": "cohort", onchange: (e) => {
     state.cohort = e.target.value; localStorage.setItem("dti.cohort", state.cohort); state.data.ranking = null; rankingView();
   }}, state.meta.cohorts.map((c) => h("option", {value: c, selected: c === state.cohort}, t(`cohort.${c}`))));
-  const periods = periodSelect(() => { state.data.ranking = null; rankingView(); });
+  const periods = periodSelect(() => {
+    state.data.ranking = null; state.data.headline = null; state.headlineAskedAt = 0; rankingView();
+  });
   view.replaceChildren(
+    h("section", {class: "card", id: "headline", "data-testid": "headline"}),
+    h("section", {class: "card", id: "alerts", "data-testid": "alerts", hidden: true}),
     h("section", {class: "card"}, h("h2", {}, t("activity.title")),
       h("div", {class: "counters", id: "counters"}),
       h("div", {class: "grid2"},
@@ -292,8 +296,71 @@ function rankingView() {
       h("div", {id: "ranking"})));
   renderActivity(state.data.activity);
   renderRanking(state.data.ranking);
+  renderHeadline(state.data.headline);
+  renderAlerts(state.data.alerts);
+  loadHeadline();
   connect({cohort: state.cohort, period: state.period, minutes: 60},
-          {ranking: renderRanking, activity: renderActivity});
+          {ranking: (ranking) => { renderRanking(ranking); loadHeadline(); }, activity: renderActivity});
+}
+
+// ---------- the province headline: its totals this period, beside the year it published ----------
+const HEADLINE = [  // [label, indicator, what of it]: counts, then rates
+  ["headline.documents", "doc_electronic_rate", "denominator"], ["ind.doc_electronic_rate", "doc_electronic_rate", "ratio"],
+  ["ind.doc_personal_sign_rate", "doc_personal_sign_rate", "ratio"], ["ind.doc_agency_sign_rate", "doc_agency_sign_rate", "ratio"],
+  ["headline.dossiers", "dossier_on_time_rate", "denominator"], ["ind.dossier_on_time_rate", "dossier_on_time_rate", "ratio"]];
+const PUBLISHED_KEY = {"headline.documents": "documents", "headline.dossiers": "dossiers"};
+
+async function loadHeadline() {
+  clearTimeout(state.headlineTimer);
+  if (!document.getElementById("headline")) return;  // another view now
+  // Alerts are judged on ranking's own clock, not at each data change: looked at every 10 s too.
+  state.headlineTimer = setTimeout(() => { state.headlineAskedAt = 0; loadHeadline(); }, 10000);
+  const now = Date.now();
+  if (state.headlineAskedAt && now - state.headlineAskedAt < 5000) return;  // at most every 5 s under live traffic
+  state.headlineAskedAt = now;
+  try {
+    const [provinces, published, alerts] = await Promise.all([
+      api(`/api/ranking?${new URLSearchParams({cohort: "province", period: state.period})}`),
+      state.published || fetch("/static/published.json").then((r) => r.json()), api("/api/alerts")]);
+    state.published = published;
+    renderHeadline(provinces.entries[0] || null);
+    renderAlerts(alerts);
+  } catch (error) { /* the ranking below says what is wrong */ }
+}
+
+// The alerts firing (ranking's alert rules), most severe and newest first.
+function renderAlerts(alerts) {
+  state.data.alerts = alerts || state.data.alerts;
+  alerts = state.data.alerts;
+  const container = document.getElementById("alerts");
+  if (!container || !alerts) return;
+  container.hidden = !alerts.alerts.length;
+  container.replaceChildren(h("h2", {}, t("alerts.title", {n: alerts.alerts.length})),
+    h("ul", {class: "alerts"}, alerts.alerts.map((a) => h("li", {class: a.severity, "data-rule": a.rule},
+      h("span", {class: `band ${a.severity === "critical" ? "critical" : "warning"}`}, t(`alerts.severity.${a.severity}`)), " ",
+      h("a", {href: `#/agency/${encodeURIComponent(a.agency_code)}`}, a.agency_name), " — ",
+      has(`alerts.rule.${a.rule}`) ? t(`alerts.rule.${a.rule}`, {v: fmtPct(a.value), t: fmtPct(a.threshold), m: fmtInt(Math.round(a.value))}) : a.message,
+      h("small", {class: "muted"}, ` (${t("alerts.since", {t: fmtDateTime(a.since)})})`)))));
+}
+
+function renderHeadline(total) {
+  state.data.headline = total || state.data.headline;
+  total = state.data.headline;
+  const container = document.getElementById("headline");
+  if (!container || !total) return;
+  const byCode = Object.fromEntries(total.indicators.map((i) => [i.code, i]));
+  const reference = (state.published || {})[total.agency_code];
+  container.replaceChildren(h("h2", {}, t("headline.title", {a: total.agency_name, p: total.period})),
+    h("div", {class: "counters"}, HEADLINE.map(([label, code, what]) => {
+      const indicator = byCode[code];
+      const value = indicator ? indicator[what] : null;
+      const shown = what === "ratio" ? fmtPct(value) : fmtInt(value ?? 0);
+      const before = reference ? reference[PUBLISHED_KEY[label] || code] : undefined;
+      return h("div", {class: "counter", "data-headline": code + (what === "ratio" ? "" : ".count")},
+        h("div", {class: "figure"}, shown), h("div", {class: "label"}, t(label)),
+        before === undefined ? "" : h("small", {}, t("headline.published", {y: reference.year,
+          v: what === "ratio" ? fmtPct(before, 2) : fmtInt(before)})));  // as published
+    })));
 }
 
 function renderActivity(activity) {

@@ -1,0 +1,128 @@
+"""The alert loop: every DTI_ALERT_INTERVAL_S it judges the alert rules against this month's
+scores and the live activity, and sends a notice when an alert fires and when it recovers,
+by webhook (JSON POST) and by e-mail (SMTP). A notice that could not be delivered is tried
+again at the next round; the alerts firing answer ListAlerts (and the console)."""
+from __future__ import annotations
+
+import logging
+import smtplib
+import threading
+import time
+from datetime import datetime
+from email.message import EmailMessage
+from typing import Callable, Protocol
+
+import httpx
+
+from dti_pulse.localtime import LOCAL_TZ
+from services.ranking.alerts import Alert, AlertBook, AlertRule, IndexHistory, below, drop, silent
+from services.ranking.background import BackgroundLoop
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    name: str
+
+    def send(self, event: str, alert: Alert, since_ms: int) -> None: ...  # event: "fired" | "recovered"; raises
+
+
+def notice(event: str, alert: Alert, since_ms: int) -> dict:
+    return {"event": event, "rule": alert.rule, "severity": alert.severity, "agency_code": alert.agency_code,
+            "agency_name": alert.agency_name, "message": alert.message, "value": alert.value,
+            "threshold": alert.threshold,
+            "since": datetime.fromtimestamp(since_ms / 1000, LOCAL_TZ).isoformat(timespec="seconds")}
+
+
+class WebhookNotifier:
+    name = "webhook"
+
+    def __init__(self, url: str, timeout_s: float = 10.0):
+        self.url, self.timeout_s = url, timeout_s
+
+    def send(self, event: str, alert: Alert, since_ms: int) -> None:
+        response = httpx.post(self.url, json=notice(event, alert, since_ms), timeout=self.timeout_s)
+        response.raise_for_status()
+
+
+class MailNotifier:
+    name = "mail"
+
+    def __init__(self, host: str, port: int, sender: str, recipients: list[str], username: str = "",
+                 password: str = "", starttls: bool = False, timeout_s: float = 10.0):
+        self.host, self.port, self.sender, self.recipients = host, port, sender, recipients
+        self.username, self.password, self.starttls, self.timeout_s = username, password, starttls, timeout_s
+
+    def send(self, event: str, alert: Alert, since_ms: int) -> None:
+        facts = notice(event, alert, since_ms)
+        message = EmailMessage()
+        state = "CẢNH BÁO" if event == "fired" else "Đã trở lại bình thường"
+        message["Subject"] = f"[dti-pulse] {state}: {alert.agency_name} ({alert.agency_code}) – {alert.rule}"
+        message["From"], message["To"] = self.sender, ", ".join(self.recipients)
+        message.set_content("\n".join([
+            f"{state} / {'Alert' if event == 'fired' else 'Recovered'}: {alert.rule} ({alert.severity})",
+            f"{alert.agency_name} ({alert.agency_code})", alert.message, f"Since: {facts['since']}"]))
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
+            if self.starttls:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.send_message(message)
+
+
+class AlertLoop:
+    def __init__(self, service, rules: list[AlertRule], notifiers: list[Notifier], interval_s: float = 60.0,
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+        self.service, self.rules, self.notifiers, self.clock_ms = service, rules, notifiers, clock_ms
+        self.book = AlertBook()
+        self.history = IndexHistory(max((r.window_minutes for r in rules if r.kind == "drop"), default=0))
+        self.undelivered: list[tuple[Notifier, str, Alert, int]] = []
+        self.evaluated_at_ms: int | None = None
+        self._lock = threading.Lock()
+        self._loop = BackgroundLoop("alerts", self.evaluate, interval_s, "alert evaluation failed")
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop(5.0)
+
+    def evaluate(self) -> tuple[list[Alert], list[Alert]]:
+        """One round: judge every rule, note what fired and recovered, send the notices."""
+        now = self.clock_ms()
+        month = datetime.fromtimestamp(now / 1000, LOCAL_TZ).strftime("%Y-%m")
+        found: list[Alert] = []
+        cohorts = sorted({c for rule in self.rules if rule.kind in ("below", "drop") for c in rule.cohorts})
+        scored = []
+        for cohort in cohorts:
+            for entry in self.service.ranking(cohort, month).entries:
+                scored.append((entry.agency.code, entry.agency.name, cohort, entry.score))
+                if entry.score.fraction is not None:
+                    self.history.add(entry.agency.code, now, entry.score.fraction)
+        for rule in self.rules:
+            if rule.kind == "below":
+                found += below(rule, [(c, n, k, s.indicators) for c, n, k, s in scored])
+            elif rule.kind == "drop":
+                found += drop(rule, [(c, n, k, s.fraction) for c, n, k, s in scored], self.history, now)
+            else:
+                found += silent(rule, self.service.last_events(rule.lookback_minutes), now)
+        with self._lock:
+            fired, recovered = self.book.update(found, now)
+            self.evaluated_at_ms = now
+            since = {alert.key: at for alert, at in self.book.firing()}
+        pending, self.undelivered = self.undelivered, []
+        pending += [(n, "fired", a, since[a.key]) for a in fired for n in self.notifiers]
+        pending += [(n, "recovered", a, now) for a in recovered for n in self.notifiers]
+        for notifier, event, alert, at in pending:
+            try:
+                notifier.send(event, alert, at)
+            except Exception as exc:
+                log.warning("alert notice by %s not delivered (tried again next round): %s", notifier.name, exc)
+                self.undelivered.append((notifier, event, alert, at))
+        if fired or recovered:
+            log.info("alerts: %d fired, %d recovered, %d firing", len(fired), len(recovered), len(since))
+        return fired, recovered
+
+    def firing(self) -> tuple[list[tuple[Alert, int]], int | None]:
+        with self._lock:
+            return self.book.firing(), self.evaluated_at_ms
