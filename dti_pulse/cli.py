@@ -53,6 +53,28 @@ def _version() -> str:
         return "unknown"
 
 
+def check_registry(path: Path) -> int:
+    from datetime import date
+
+    from dti_pulse.registry import COHORTS, RegistryError, load_registry
+
+    try:
+        registry = load_registry(path)
+    except (OSError, RegistryError) as exc:
+        print(f"dti-pulse registry: {exc}", file=sys.stderr)
+        return 1
+    problems = registry.problems()
+    for problem in problems:
+        print(f"{path}: {problem}", file=sys.stderr)
+    today = date.today()
+    in_service = {kind: len(registry.cohort(kind, today, today)) for kind in COHORTS}
+    merged = sum(1 for a in registry.all() if a.successor)
+    print(f"{path}: {len(registry)} agencies; in service today: "
+          + ", ".join(f"{n} {kind}s" for kind, n in in_service.items()) + f"; {merged} merged into a successor"
+          + (f"; {len(problems)} problem(s)" if problems else "; no problem"))
+    return 1 if problems else 0
+
+
 def needs_clickhouse(args) -> bool:
     if args.command == "serve":
         return bool({t.strip() for t in args.targets.split(",")} & {"aggregator", "ranking", "store"})
@@ -140,10 +162,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="the gRPC health service name (default: RankingService; '' for all)")
     probe.add_argument("--timeout", type=float, default=3.0)
 
+    registry = commands.add_parser("registry", help="`registry check FILE`: read a new agency registry as the "
+                                                    "services would, and say what is wrong with it")
+    registry.add_argument("action", choices=["check"])
+    registry.add_argument("file", type=Path)
+
     commands.add_parser("hash-password", help="read a console password (prompt or stdin), print its hash "
                                               "for DTI_CONSOLE_VIEWERS")
 
     args = parser.parse_args(argv)
+    if args.command == "registry":
+        return check_registry(args.file)
     if args.command == "hash-password":
         import getpass
 

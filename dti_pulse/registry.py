@@ -10,7 +10,8 @@ from dti_pulse.localtime import LOCAL_TZ
 
 KINDS = ("province", "department", "commune", "district")
 COHORTS = ("department", "commune", "district")
-HEADER = ["code", "name", "kind", "parent", "valid_from", "valid_to"]
+HEADER = ["code", "name", "kind", "parent", "valid_from", "valid_to", "successor"]
+OPTIONAL = ("successor",)  # a file without the column reads as if it were empty
 
 
 class RegistryError(ValueError):
@@ -25,6 +26,7 @@ class Agency:
     parent: str
     valid_from: date
     valid_to: date | None  # inclusive; None = still valid
+    successor: str = ""  # the agency it merged into when it ended: its history rolls into that one
 
     # [start, end) of the validity interval in Unix ms, for the per-event check in ingest
     valid_from_ms: float = field(init=False, repr=False, compare=False)
@@ -78,6 +80,46 @@ class Registry:
         return [a for a in self._by_code.values()
                 if a.kind in COHORTS and a.overlaps(first_day, last_day) and self._under(a, code)]
 
+    def predecessors(self, code: str, first_day: date, last_day: date) -> list[Agency]:
+        """The agencies merged into `code` (at any remove) that were in service at some point
+        between the two days: their history is the successor's."""
+        return [a for a in self._by_code.values()
+                if a.successor and a.overlaps(first_day, last_day) and self._merged_into(a, code)]
+
+    def _merged_into(self, agency: Agency, successor: str) -> bool:
+        seen, current = set(), agency.successor
+        while current and current not in seen:
+            if current == successor:
+                return True
+            seen.add(current)
+            current = getattr(self._by_code.get(current), "successor", "")
+        return False
+
+    def problems(self) -> list[str]:
+        """What is wrong across agencies (one row at a time is checked as it is read): a
+        parent or successor that is not in the file, a cycle, a successor named by an agency
+        still in service, or one not in service the day after the merger."""
+        found = []
+        for agency in self._by_code.values():
+            for role in ("parent", "successor"):
+                other = getattr(agency, role)
+                if other and other not in self._by_code:
+                    found.append(f"{agency.code}: {role} {other} is not in the registry")
+            if agency.successor:
+                successor = self._by_code.get(agency.successor)
+                if agency.valid_to is None:
+                    found.append(f"{agency.code}: has a successor but no valid_to (when did it merge?)")
+                elif successor is not None and not successor.valid_on(agency.valid_to + timedelta(days=1)):
+                    found.append(f"{agency.code}: successor {agency.successor} is not in service on "
+                                 f"{agency.valid_to + timedelta(days=1)}, the day after the merger")
+                elif successor is not None and successor.kind != agency.kind:
+                    found.append(f"{agency.code}: successor {agency.successor} is a {successor.kind}, not a {agency.kind}")
+                if self._merged_into(agency, agency.code):
+                    found.append(f"{agency.code}: its successors lead back to it")
+            if agency.parent and self._under(agency, agency.code):
+                found.append(f"{agency.code}: its parents lead back to it")
+        return found
+
     def _under(self, agency: Agency, ancestor: str) -> bool:
         seen = set()
         parent = agency.parent
@@ -101,17 +143,19 @@ def load_registry(path: Path | str) -> Registry:
     agencies: list[Agency] = []
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header] != HEADER:
-            raise RegistryError(f"{path}:1: header must be {','.join(HEADER)}")
+        header = [h.strip() for h in next(reader, None) or []]
+        columns = len(header)
+        if header not in (HEADER, HEADER[:-len(OPTIONAL)]):
+            raise RegistryError(f"{path}:1: header must be {','.join(HEADER)} (successor may be left out)")
         seen = set()
         for line_no, row in enumerate(reader, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
             where = f"{path}:{line_no}"
-            if len(row) != len(HEADER):
-                raise RegistryError(f"{where}: expected {len(HEADER)} columns, got {len(row)}")
-            code, name, kind, parent, valid_from, valid_to = (cell.strip() for cell in row)
+            if len(row) != columns:
+                raise RegistryError(f"{where}: expected {columns} columns, got {len(row)}")
+            code, name, kind, parent, valid_from, valid_to, successor = [cell.strip() for cell in row] + [""] * (
+                len(HEADER) - columns)
             if not code or not name:
                 raise RegistryError(f"{where}: code and name are required")
             if kind not in KINDS:
@@ -123,5 +167,5 @@ def load_registry(path: Path | str) -> Registry:
             end = _parse_date(valid_to, where) if valid_to else None
             if end is not None and end < start:
                 raise RegistryError(f"{where}: valid_to is before valid_from")
-            agencies.append(Agency(code, name, kind, parent, start, end))
+            agencies.append(Agency(code, name, kind, parent, start, end, successor))
     return Registry(agencies)

@@ -260,7 +260,7 @@ def wait_for_child(stack: Stack, marker: str, timeout_s: float = 60) -> int:
 
 
 def broker_killed(stack: Stack) -> Row:
-    row, agency = Row("kill -9 of the broker mid-stream"), "000.00.04.H56"
+    row, agency = Row("kill -9 of the broker mid-stream"), "000.00.13.H56"
     parts = batches("BRK", agency, 600)
     sender = Sender(stack, row)
     for batch in parts[:len(parts) // 2]:
@@ -319,7 +319,7 @@ def poison(stack: Stack) -> Row:
 
     from dti.events.v1.events_pb2 import Event
 
-    row, agency = Row("poison records on the topic"), "000.00.08.H56"
+    row, agency = Row("poison records on the topic"), "000.00.15.H56"
     poisoned = [None, b"", b"\xfa\x3e\x03abc", b"\x08\x96\x01 garbage"]
     for changes in ({"occurred_at_ms": -(2 ** 63)}, {"agency_code": "999.99.99.H56"}, {"status": 99},
                     {"dossier_id": "x" * 900_000}):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Callable, Protocol
 
 from dti_pulse.localtime import LOCAL_TZ
@@ -112,7 +112,9 @@ class RankingService:
         about one agency's measures depends on that agency's writes only."""
         total = agency_code and getattr(self.registry.get(agency_code), "kind", "") not in ("", *COHORTS)
         if agency_code and not total and depends_on == "measures":
-            version = self.store.fresh_measures_stamp([agency_code])  # a total depends on all its members' writes
+            # its own writes, and those of the agencies merged into it (their history is its)
+            merged = [p.code for p in self.registry.predecessors(agency_code, date.min, date.max)]
+            version = self.store.fresh_measures_stamp([agency_code, *merged])  # a total depends on all its members' writes
         else:
             version = self.store.fresh_version()
             version = getattr(version, depends_on) if version is not None else None
@@ -187,10 +189,7 @@ class RankingService:
         counted = (self.store.measures([m.code for m in members], period.start_ms,
                                        self._window_end(period, judged_at, as_of_ms), judged_at, as_of_ms)
                    if members else {})
-        total: dict[str, int] = {}
-        for counts in counted.values():
-            for name, value in counts.items():
-                total[name] = total.get(name, 0) + value
+        total = _summed(counted.values())
         rules_cohorts = sorted({m.kind for m in members}) or list(COHORTS)
         return total, rules_cohorts
 
@@ -217,11 +216,14 @@ class RankingService:
         of the table: after a change, one agency costs a fraction of its cohort to count,
         and a quiet agency of a busy cohort next to nothing)."""
         end_ms = self._window_end(period, judged_at, as_of_ms)
+        # A merged agency's history is its successor's (registry `successor`).
+        own = [agency.code, *(p.code for p in self.registry.predecessors(agency.code, period.first_day,
+                                                                          period.last_day))]
         codes = list(self._cohort(agency.kind, period))
         cohort = self.store.cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
-        if cohort is not None:
-            return cohort.get(agency.code, {})
-        return self.store.measures([agency.code], period.start_ms, end_ms, judged_at, as_of_ms).get(agency.code, {})
+        if cohort is None:
+            cohort = self.store.measures(own, period.start_ms, end_ms, judged_at, as_of_ms)
+        return _summed(cohort.get(code, {}) for code in own)
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -240,9 +242,26 @@ class RankingService:
         measures = (self.store.measures(list(agencies), period.start_ms, self._window_end(period, judged_at, as_of_ms),
                                         judged_at, as_of_ms)
                     if agencies else {})
-        scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in agencies], rules)
+        measures = self._merged_into_successors(agencies, measures)
+        scores = rank([score_agency(code, cohort, rules, measures.get(code, {})) for code in measures], rules)
         entries = [ScoredAgency(agencies[s.agency_code], cohort, period, rules, s, now) for s in scores]
         return RankingResult(cohort, period, rules, entries, now)
+
+    def _merged_into_successors(self, agencies: dict[str, Agency], measures: dict) -> dict[str, dict[str, int]]:
+        """The cohort's measures with each merged agency's added to its successor's, and the
+        merged agency left out where its successor is in the cohort too (as it is in the
+        period of the merger and after)."""
+        def final(code: str) -> str:
+            seen = set()
+            while (successor := agencies[code].successor) in agencies and successor not in seen:
+                seen.add(code)
+                code = successor
+            return code
+
+        folded: dict[str, list] = {}
+        for code in agencies:
+            folded.setdefault(final(code), []).append(measures.get(code, {}))
+        return {code: _summed(parts) for code, parts in folded.items()}
 
     def _ranking_of_totals(self, kind: str, period_label: str, rules_version: str,
                            as_of_ms: int | None) -> RankingResult:
@@ -338,6 +357,14 @@ class RankingService:
             if agency is not None and agency.kind in COHORTS and latest is not None:
                 found[code] = (agency.name, agency.kind, latest)
         return found
+
+
+def _summed(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in counts:
+        for name, value in part.items():
+            total[name] = total.get(name, 0) + value
+    return total
 
 
 def _scored(agency: Agency, period: Period, rules: RuleSet, measures: dict[str, int], now_ms: int,

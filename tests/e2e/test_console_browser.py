@@ -14,7 +14,7 @@ from tests import scenario
 from tests.conftest import ARTIFACTS, CONSOLE_PASSWORD, poll, service_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
-AGENCY = "000.00.11.H56"
+AGENCY = "000.00.14.H56"
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     # The ranking of the departments for this month, live.
     table = page.get_by_test_id("ranking-table")
     table.wait_for()
-    assert table.locator("tbody tr").count() == 20
+    assert table.locator("tbody tr").count() == 15
     page.get_by_text("Bảng xếp hạng và tỷ lệ trực tiếp").wait_for()
     expect(page.get_by_test_id("fresh")).to_have_class(re.compile(r"\blive\b"))
     row = table.locator(f'tr[data-agency="{AGENCY}"]')

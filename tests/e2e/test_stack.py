@@ -95,7 +95,7 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
         score_of(stub, scenario.AGENCY, period="October")
     assert bad_period.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=scenario.PERIOD))
-    assert ranking.entries[0].score.agency_code == scenario.AGENCY and len(ranking.entries) == 20
+    assert ranking.entries[0].score.agency_code == scenario.AGENCY and len(ranking.entries) == 15
 
     # The broker goes away: 503 with Retry-After, and nothing of that batch is ever published.
     private_broker.stop()

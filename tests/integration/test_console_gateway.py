@@ -149,7 +149,7 @@ def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console):
     assert csv_vi.content.startswith(b"\xef\xbb\xbf")  # Excel reads it as UTF-8
     lines = csv_vi.content.decode("utf-8-sig").splitlines()
     # As Excel set to vi-VN reads it: ';' between fields, ',' before decimals.
-    assert lines[0].startswith("Hạng;Mã đơn vị;Đơn vị;Điểm") and len(lines) == 1 + 20
+    assert lines[0].startswith("Hạng;Mã đơn vị;Đơn vị;Điểm") and len(lines) == 1 + 15
     assert lines[1].startswith(f"1;{scenario.AGENCY};")
     assert f"{scenario.EXPECTED_TOTAL:.1f}".replace(".", ",")[:3] in lines[1].split(";")[3]
     assert console.get("/api/export/ranking.csv", params={**params, "lang": "en"}).text.lstrip("\ufeff").startswith(

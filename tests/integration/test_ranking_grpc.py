@@ -133,7 +133,7 @@ def test_as_of_reproduces_what_the_service_knew_then(stub, clean_chdb):
 
 
 def test_watch_pushes_a_new_score_when_events_change_it(stub, clean_chdb):
-    agency = "000.00.11.H56"
+    agency = "000.00.17.H56"
     stream = stub.WatchAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=scenario.PERIOD),
                                    timeout=30)
     first = next(stream)
@@ -154,16 +154,36 @@ def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
 
     assert size("district", "2025-Q2") == 27 and size("district", "2025-Q3") == 0
     assert size("commune", "2025-Q2") == 0 and size("commune", "2025-Q3") == 12
-    assert size("department", "2026") == 20
+    assert size("department", "2026") == 15  # 5 merged into others in March 2025
     ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=scenario.PERIOD))
     first = ranking.entries[0]
     assert (first.rank, first.score.agency_code) == (1, scenario.AGENCY)
     assert first.score.band == "critical" and 0 < first.score.fraction < 0.8
-    assert [e.rank for e in ranking.entries] == list(range(1, 21))
+    assert [e.rank for e in ranking.entries] == list(range(1, 16))
     assert not ranking.entries[-1].score.HasField("fraction")  # no data: ranked last, no value
     with pytest.raises(grpc.RpcError) as bad:
         stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="ministry", period="2026"))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_merged_departments_history_rolls_into_its_successor(stub, clean_chdb):
+    """Sở Kế hoạch và Đầu tư (000.00.04) merged into Sở Tài chính (000.00.05) on 1 March 2025:
+    its January 2025 dossier counts for Sở Tài chính, which alone is ranked."""
+    merged, successor = "000.00.04.H56", "000.00.05.H56"
+    before = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=successor, period="2025-01"))
+    assert {i.code: i.denominator for i in before.indicators}["dossier_on_time_rate"] == 0
+    received = {"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": "2025-01-10T09:00:00+07:00",
+                "agency_code": merged, "dossier_id": "KHDT-1", "procedure_code": "1.010708", "channel": 2,
+                "service_level": "full_online", "received_at": "2025-01-10T09:00:00+07:00",
+                "due_at": "2025-01-13T17:00:00+07:00"}
+    fold(clean_chdb, [received])
+    after = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=successor, period="2025-01"))
+    assert {i.code: i.denominator for i in after.indicators}["dossier_on_time_rate"] == 1
+    ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period="2025-Q1"))
+    codes = [e.score.agency_code for e in ranking.entries]
+    assert merged not in codes and successor in codes and len(codes) == 15
+    own = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=merged, period="2025-01"))
+    assert {i.code: i.denominator for i in own.indicators}["dossier_on_time_rate"] == 1  # its own page still shows it
 
 
 def test_the_province_is_the_total_of_its_agencies(stub):
@@ -311,7 +331,7 @@ def test_a_signalled_write_wakes_a_watch_at_once(clean_chdb, rules_dir):
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=60)
     server.start_in_thread()
     try:
-        agency = "000.00.11.H56"
+        agency = "000.00.17.H56"
         stream = ranking_stub(server.port).WatchAgencyScore(
             ranking_pb2.GetAgencyScoreRequest(agency_code=agency, period=scenario.PERIOD), timeout=20)
         assert next(stream).indicators[0].denominator == 0
@@ -337,7 +357,7 @@ def test_the_next_minutes_score_is_counted_before_the_minute_turns(clean_chdb, r
     from tests.factories import dossier_received, ms
     from tests.fakes import DeadLetters
 
-    agency, period = "000.00.11.H56", "2026-10-05"
+    agency, period = "000.00.17.H56", "2026-10-05"
     batch = EventBatch(events=[dossier_received("DUE-0930", "2026-10-05 08:00", "2026-10-05 09:30:30",
                                                 agency=agency)]).SerializeToString()
     asyncio.run(Aggregator(ClickHouseStateStore(clean_chdb), DeadLetters()).process([batch]))

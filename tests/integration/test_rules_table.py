@@ -11,7 +11,7 @@ from services.ranking.store import ClickHouseMeasures
 from tests.conftest import fold
 
 pytestmark = pytest.mark.integration
-AGENCY = "000.00.12.H56"
+AGENCY = "000.00.16.H56"
 _n = itertools.count()
 
 CASES = [

@@ -78,7 +78,7 @@ def test_a_source_sends_only_for_the_agencies_it_owns():
 
     scope = SourceScope(parse_scopes("portal=000.00.05.*|000.00.07.H56, bus=*"))
     assert scope.allows("portal", "000.00.05.H56") and scope.allows("portal", "000.00.07.H56")
-    assert not scope.allows("portal", "000.00.08.H56") and not scope.allows("stranger", "000.00.05.H56")
+    assert not scope.allows("portal", "000.00.19.H56") and not scope.allows("stranger", "000.00.05.H56")
     assert scope.allows("bus", "anything") and SourceScope().allows("anyone", "any")
     with pytest.raises(ValueError, match="name=CODE"):
         parse_scopes("portal=")
@@ -87,12 +87,12 @@ def test_a_source_sends_only_for_the_agencies_it_owns():
 
     publisher = FakePublisher()
     ingest = IngestService(load_registry(DEFAULT_AGENCIES), publisher, 100, sources=scope)
-    own, foreign = apology(), {**apology(), "agency_code": "000.00.08.H56"}
+    own, foreign = apology(), {**apology(), "agency_code": "000.00.19.H56"}
     body = json.dumps({"events": [own, foreign]}).encode()
     assert ingest.valid_batch(body, "portal") is None  # the fast path leaves the refusal to the per-event one
     result = asyncio.run(ingest.ingest([own, foreign], "portal"))
     assert result.accepted == 1 and result.rejected == [
-        {"index": 1, "reason": "source 'portal' may not send events for agency '000.00.08.H56'"}]
+        {"index": 1, "reason": "source 'portal' may not send events for agency '000.00.19.H56'"}]
     assert [e.agency_code for e in publisher.published] == ["000.00.05.H56"]
     assert len(ingest.valid_batch(json.dumps({"events": [own]}).encode(), "portal")) == 1
     assert asyncio.run(ingest.ingest([own], "stranger")).rejected[0]["reason"].startswith("source 'stranger'")
