@@ -68,3 +68,89 @@ def main(what: str, subject: str, period: str, settings: Settings, as_json: bool
         return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
     print(MessageToJson(answer, preserving_proto_field_name=True, indent=None) if as_json else text)
     return 0
+
+
+def reconcile_rows(stub, rows: list[dict], tolerance_pp: float, explain_items: int = 5) -> list[dict]:
+    """Each published figure (agency_code, period, indicator, published: a rate in % or 0–1)
+    beside ours; where they differ by more than tolerance_pp percentage points, the items
+    that cost the agency points on that indicator (ExplainIndicator), as leads."""
+    results = []
+    scores: dict[tuple[str, str], ranking_pb2.AgencyScore] = {}
+    for row in rows:
+        code, period, indicator_code = row["agency_code"], row["period"], row["indicator"]
+        published = float(row["published"])
+        published = published / 100 if published > 1 else published
+        key = (code, period)
+        if key not in scores:
+            scores[key] = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=code, period=period),
+                                              timeout=30)
+        found = next((i for i in _flattened(scores[key].indicators) if i.code == indicator_code), None)
+        ours = found.ratio if found is not None and found.HasField("ratio") else None
+        result = {"agency_code": code, "period": period, "indicator": indicator_code, "published": published,
+                  "ours": ours, "numerator": found.numerator if found else None,
+                  "denominator": found.denominator if found else None,
+                  "difference_pp": None if ours is None else round((ours - published) * 100, 2), "leads": []}
+        result["differs"] = ours is None or abs(result["difference_pp"]) > tolerance_pp
+        if result["differs"] and found is not None and scores[key].cohort != "province":
+            try:
+                page = stub.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+                    agency_code=code, indicator_code=indicator_code, period=period, page_size=explain_items),
+                    timeout=30)
+                result["leads"] = [{"id": item.id, "reasons": list(item.reasons)} for item in page.items]
+                result["leads_total"] = page.total_items
+            except grpc.RpcError as exc:  # an indicator that counts procedures has no items to list
+                result["leads_note"] = exc.details()
+        results.append(result)
+    return results
+
+
+def _flattened(indicators):
+    for indicator in indicators:
+        yield indicator
+        yield from _flattened(indicator.components)
+
+
+def reconcile_table(results: list[dict], tolerance_pp: float) -> str:
+    lines = [f"{'agency':<16} {'period':<8} {'indicator':<32} {'published':>10} {'ours':>10} {'diff (pp)':>10}"]
+    for r in results:
+        ours = "—" if r["ours"] is None else f"{r['ours'] * 100:.2f} %"
+        diff = "—" if r["difference_pp"] is None else f"{r['difference_pp']:+.2f}"
+        flag = "  <- differs" if r["differs"] else ""
+        lines.append(f"{r['agency_code']:<16} {r['period']:<8} {r['indicator']:<32} {r['published'] * 100:>8.2f} % "
+                     f"{ours:>10} {diff:>10}{flag}")
+        if r["leads"]:
+            lines.append(f"    ours: {r['numerator']:,} of {r['denominator']:,}; items that cost points "
+                         f"({r.get('leads_total', len(r['leads'])):,}), first: "
+                         + "; ".join(f"{lead['id']} ({', '.join(lead['reasons'])})" for lead in r["leads"]))
+    differing = sum(r["differs"] for r in results)
+    lines.append(f"{len(results)} figures, {differing} differ by more than {tolerance_pp:g} percentage points")
+    return "\n".join(lines)
+
+
+def reconcile(path, settings: Settings, tolerance_pp: float, as_json: bool, token: str | None) -> int:
+    """`dti-pulse reconcile FILE`: the portal's published figures (CSV: agency_code, period,
+    indicator, published) beside ours. Exit 0 when all agree within the tolerance, 3 when
+    some differ."""
+    import csv
+    import json
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            rows = list(csv.DictReader(file))
+    except OSError as exc:
+        print(f"dti-pulse reconcile: {exc}", file=sys.stderr)
+        return 2
+    missing = {"agency_code", "period", "indicator", "published"} - set(rows[0] if rows else ())
+    if missing:
+        print(f"dti-pulse reconcile: {path}: columns missing: {', '.join(sorted(missing))}", file=sys.stderr)
+        return 2
+    try:
+        results = reconcile_rows(_stub(settings, token), rows, tolerance_pp)
+    except grpc.RpcError as exc:
+        print(f"dti-pulse reconcile: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+    except ValueError as exc:
+        print(f"dti-pulse reconcile: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(results, ensure_ascii=False) if as_json else reconcile_table(results, tolerance_pp))
+    return 3 if any(r["differs"] for r in results) else 0

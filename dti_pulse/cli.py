@@ -154,6 +154,13 @@ def main(argv: list[str] | None = None) -> int:
         ask.add_argument("--json", action="store_true", help="the gRPC answer as JSON")
         ask.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
 
+    reconcile = commands.add_parser("reconcile", help="the portal's published figures (CSV: agency_code, period, "
+                                                      "indicator, published) beside ours, with leads where they differ")
+    reconcile.add_argument("file", type=Path)
+    reconcile.add_argument("--tolerance", type=float, default=0.5, help="percentage points (default 0.5)")
+    reconcile.add_argument("--json", action="store_true")
+    reconcile.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
+
     probe = commands.add_parser("probe", help="exit 0 when a part answers healthy (container healthchecks): "
                                               "`probe http URL` (200) or `probe grpc HOST:PORT [SERVICE]` (SERVING)")
     probe.add_argument("kind", choices=["http", "grpc"])
@@ -249,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                                  settings.events_topic, args.json, settings.kafka_security)
     if args.command == "probe":
         return probe_health(args.kind, args.target, args.service, args.timeout, settings)
+    if args.command == "reconcile":
+        from dti_pulse import ask
+
+        return ask.reconcile(args.file, settings, args.tolerance, args.json, args.token)
     if args.command in ("score", "ranking"):
         from dti_pulse import ask
 

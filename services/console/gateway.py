@@ -216,7 +216,10 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
             record(request, "login-failed", None, via="kiosk")
             return problem(401, "Unauthorized", "unknown or missing token")
         record(request, "login", name, via="kiosk")
-        return with_session(Response(status_code=303, headers={"Location": "/", "Cache-Control": "no-store"}),
+        # ?rotate=N: the wall view (large type, no tools), cohorts in turn every N seconds
+        rotate = request.query_params.get("rotate", "")
+        location = f"/#/wall/{int(rotate)}" if rotate.isdigit() and 5 <= int(rotate) <= 3600 else "/"
+        return with_session(Response(status_code=303, headers={"Location": location, "Cache-Control": "no-store"}),
                             auth.issue(name))
 
     async def logout(request: Request) -> Response:
@@ -251,6 +254,9 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         return json_response(await client.explain(request.path_params["code"], indicator, period_of(request),
                                                   request.query_params.get("page_token", ""),
                                                   int_param(request, "page_size", 50, 1, 1000)))
+
+    async def due(request: Request) -> Response:
+        return json_response(await client.due(request.path_params["code"], int_param(request, "within_hours", 0, 0, 168)))
 
     async def alerts(request: Request) -> Response:
         return json_response(await client.alerts(request.query_params.get("agency", "")))
@@ -349,6 +355,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         Route("/api/agencies/{code}", api(agency)),
         Route("/api/agencies/{code}/trend", api(trend)),
         Route("/api/agencies/{code}/explain", api(explain)),
+        Route("/api/agencies/{code}/due", api(due)),
         Route("/api/activity", api(activity)),
         Route("/api/alerts", api(alerts)),
         Route("/api/stream", stream),

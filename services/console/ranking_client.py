@@ -85,6 +85,10 @@ class RankingClient:
         return views.activity_json(await self.stub.GetActivity(
             pb.GetActivityRequest(agency_code=agency_code, minutes=minutes), timeout=self.timeout_s))
 
+    async def due(self, agency_code: str, within_hours: int = 0) -> dict:
+        return views.due_json(await self.stub.ListDueDossiers(
+            pb.ListDueDossiersRequest(agency_code=agency_code, within_hours=within_hours), timeout=self.timeout_s))
+
     async def alerts(self, agency_code: str = "") -> dict:
         return views.alerts_json(await self.stub.ListAlerts(pb.ListAlertsRequest(agency_code=agency_code),
                                                             timeout=self.timeout_s))

@@ -97,6 +97,14 @@ def rules_json(response) -> dict:
                          for v in response.versions]}
 
 
+def due_json(answer) -> dict:
+    return {"agency_code": answer.agency_code, "agency_name": answer.agency_name, "overdue": answer.overdue,
+            "due_soon": answer.due_soon, "computed_at": _ms(answer.computed_at),
+            "dossiers": [{"dossier_id": d.dossier_id, "procedure_code": d.procedure_code,
+                          "received_at": _ms(d.received_at), "due_at": _ms(d.due_at), "state": d.state,
+                          "last_status": d.last_status} for d in answer.dossiers]}
+
+
 def alerts_json(answer) -> dict:
     return {"alerts": [{"rule": a.rule, "severity": a.severity, "agency_code": a.agency_code,
                         "agency_name": a.agency_name, "message": a.message, "value": a.value,

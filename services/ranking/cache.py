@@ -302,6 +302,9 @@ class CachedMeasures:
                 return None
             return entry[2]
 
+    def due_dossiers(self, *args, **kwargs):
+        return self.store.due_dossiers(*args, **kwargs)
+
     def explain(self, *args, **kwargs):
         return self.store.explain(*args, **kwargs)
 

@@ -272,6 +272,16 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             answer.evaluated_at.CopyFrom(_timestamp(evaluated_at))
         return answer
 
+    async def ListDueDossiers(self, request, context):
+        agency, rows, now = await self._call(context, self.service.due_dossiers, request.agency_code,
+                                             request.within_hours)
+        dossiers = [ranking_pb2.DueDossier(dossier_id=i, procedure_code=p, received_at=_timestamp(r),
+                                           due_at=_timestamp(d), state="overdue" if d < now else "due_soon",
+                                           last_status=status) for i, p, r, d, status in rows]
+        overdue = sum(d.state == "overdue" for d in dossiers)
+        return ranking_pb2.DueDossiers(agency_code=agency.code, agency_name=agency.name, dossiers=dossiers,
+                                       overdue=overdue, due_soon=len(dossiers) - overdue, computed_at=_timestamp(now))
+
     async def WatchAgencyScore(self, request, context):
         async for message in self._watch(self.GetAgencyScore, request, context):
             yield message

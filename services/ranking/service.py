@@ -25,6 +25,7 @@ class Measures(Protocol):
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
+    def due_dossiers(self, agency_code: str, now_ms: int, within_ms: int) -> list[tuple]: ...
     # Work it keeps up from threads of its own (the day snapshots, the data version): started
     # with the server, stopped before the process closes ClickHouse.
     def refresh_in_background(self) -> None: ...
@@ -343,6 +344,16 @@ class RankingService:
         last = max((latest for _, _, latest in per_agency_rows), default=None)
         return ActivityResult(agency_code, minutes, list(by_minute.items()), totals,
                               agencies if not agency_code else [], last, now)
+
+    def due_dossiers(self, agency_code: str, within_hours: int = 0) -> tuple[Agency, list[tuple], int]:
+        """The early warning of one agency: its open dossiers already overdue or due within
+        `within_hours` (default 24, at most a week), soonest first; (agency, rows, now)."""
+        agency = self._scored_agency(agency_code)
+        within_hours = within_hours or 24
+        if not 0 < within_hours <= 168:
+            raise BadRequest("within_hours must be 1..168")
+        now = self.clock_ms()
+        return agency, self.store.due_dossiers(agency.code, now, within_hours * 3_600_000), now
 
     def last_events(self, minutes: int) -> dict[str, tuple[str, str, int]]:
         """Each scored agency that sent events in the last `minutes` (at most a day): (name,

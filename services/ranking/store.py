@@ -84,6 +84,22 @@ class ClickHouseMeasures:
         return ([(int(m), t, int(n)) for m, t, n in per_minute],
                 [(code, int(n), int(last)) for code, n, last in per_agency])
 
+    def due_dossiers(self, agency_code: str, now_ms: int, within_ms: int, limit: int = 500) -> list[tuple]:
+        """One agency's open dossiers due by now + within_ms, soonest first (overdue ones
+        first): (id, procedure, received_at_ms, due_ms, last status). Dossiers waiting for the
+        citizen (a supplement or a financial obligation requested) are on the citizen's clock
+        and left out; so is a dossier received more than 400 days ago."""
+        start = now_ms - 400 * DAY_MS
+        parameters = {**period_parameters([agency_code], start, now_ms + 1, now_ms), "until": now_ms + within_ms}
+        with measure_sources(self.client, [agency_code], start, now_ms + 1, None) as sources:
+            rows_sql = bind(bind(ROWS["dossier"], UNGATED), sources)
+            rows = self.client.query(
+                f"SELECT entity_id, procedure_code, received_at_ms, due_effective_ms, last_status FROM ({rows_sql}) "
+                "WHERE has_end = 0 AND last_status NOT IN (5, 6, 7) AND due_effective_ms > 0 "
+                f"AND due_effective_ms <= {{until:Int64}} ORDER BY due_effective_ms, entity_id LIMIT {int(limit)}",
+                parameters=parameters).result_rows
+        return [(i, p, int(r), int(d), int(s)) for i, p, r, d, s in rows]
+
     def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list[tuple[str, list[str], dict]]]:
         """(total, [(entity_id, [(reason code, reason)], facts)]) of one agency's rows that cost points, by id."""

@@ -141,6 +141,9 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     live_rates = page.get_by_test_id("live-rates")  # today, this month, this year side by side
     expect(live_rates.locator('tr[data-rate="dossier_on_time_rate"] td')).to_have_text(["Hồ sơ đúng hạn", "50 %", "50 %",
                                                                                          "50 %"])
+    # The early warning: the late dossier is open past its due time.
+    expect(page.get_by_test_id("due-counts")).to_have_text("1 hồ sơ quá hạn, 0 hồ sơ sắp đến hạn")
+    expect(page.locator('[data-testid=due-list] tr[data-dossier="HS-TRE-HAN"]')).to_contain_text("quá hạn")
     page.locator("[data-testid=trend-day] canvas").wait_for()
     page.locator("[data-testid=trend-month] canvas").wait_for()
     # An indicator row opens from the keyboard too.
@@ -213,4 +216,19 @@ def test_the_page_says_when_its_figures_stop_being_live(console, ranking_server,
     expect(banner).to_be_hidden(timeout=30_000)
     expect(fresh).to_have_class(re.compile(r"\blive\b"))
     expect(page.locator("main")).not_to_have_class(re.compile(r"\bstale\b"))
+    assert errors == []
+
+
+def test_a_wall_screen_rotates_the_cohorts_in_large_type(console, ranking_server, browser):
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{console.base_url}/kiosk?token=screen-token&rotate=5")  # no login prompt after the token
+    expect(page.locator("body")).to_have_class(re.compile(r"\bwall\b"))
+    page.get_by_test_id("ranking-table").wait_for()
+    assert page.get_by_test_id("cohort").input_value() == "department"
+    expect(page.get_by_test_id("cohort")).to_have_value("commune", timeout=15_000)
+    expect(page.get_by_test_id("ranking-table")).to_be_visible()
+    assert page.locator("#login").is_hidden() and page.get_by_test_id("cohort").is_hidden()
+    page.screenshot(path=str(ARTIFACTS / "console-wall-vi.png"))
     assert errors == []

@@ -53,6 +53,9 @@ def test_a_wall_screen_link_swaps_its_token_for_a_session(console):
     assert response.status_code == 303 and response.headers["location"] == "/"
     assert console.get("/api/session").json() == {"user": "wall"}
     assert console.get("/api/ranking").status_code == 200
+    wall = console.get("/kiosk", params={"token": "screen-token", "rotate": "20"})
+    assert wall.status_code == 303 and wall.headers["location"] == "/#/wall/20"
+    assert console.get("/kiosk", params={"token": "screen-token", "rotate": "x"}).headers["location"] == "/"
 
 
 def test_password_guessing_is_slowed_down(console):

@@ -1,9 +1,10 @@
 """The ranking gRPC service in this process over a real chDB: explain, what-if, rules
 listing and reload, as_of, and watch streams."""
+import json
 import shutil
 import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import grpc
 import pytest
@@ -19,7 +20,7 @@ from services.ranking.cache import CachedMeasures
 from services.ranking.service import RankingService
 from services.ranking.store import ClickHouseMeasures
 from tests import scenario
-from tests.conftest import GRPC_TOKEN, fold, now_ms, ranking_stub
+from tests.conftest import GRPC_TOKEN, fold, now_ms, poll, ranking_stub
 
 pytestmark = pytest.mark.integration
 REGISTRY = load_registry(DEFAULT_AGENCIES)
@@ -176,14 +177,43 @@ def test_a_merged_departments_history_rolls_into_its_successor(stub, clean_chdb)
                 "agency_code": merged, "dossier_id": "KHDT-1", "procedure_code": "1.010708", "channel": 2,
                 "service_level": "full_online", "received_at": "2025-01-10T09:00:00+07:00",
                 "due_at": "2025-01-13T17:00:00+07:00"}
-    fold(clean_chdb, [received])
-    after = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=successor, period="2025-01"))
-    assert {i.code: i.denominator for i in after.indicators}["dossier_on_time_rate"] == 1
+    fold(clean_chdb, [received])  # a writer that does not signal: seen within the version poll's TTL
+    poll(lambda: {i.code: i.denominator for i in stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(
+        agency_code=successor, period="2025-01")).indicators}["dossier_on_time_rate"] == 1, timeout_s=10,
+         what="the merged department's dossier in its successor's score")
     ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period="2025-Q1"))
     codes = [e.score.agency_code for e in ranking.entries]
     assert merged not in codes and successor in codes and len(codes) == 15
     own = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=merged, period="2025-01"))
     assert {i.code: i.denominator for i in own.indicators}["dossier_on_time_rate"] == 1  # its own page still shows it
+
+
+def test_the_early_warning_lists_open_dossiers_overdue_or_due_soon(stub, clean_chdb):
+    agency, now = "000.00.13.H56", datetime.now(LOCAL_TZ).replace(microsecond=0)
+
+    def dossier(dossier_id, received_hours_ago, due_in_hours, status=None):
+        received = now - timedelta(hours=received_hours_ago)
+        events = [{"event_id": str(uuid.uuid4()), "type": "dossier.received", "occurred_at": received.isoformat(),
+                   "agency_code": agency, "dossier_id": dossier_id, "procedure_code": "1.010708", "channel": 2,
+                   "service_level": "full_online", "received_at": received.isoformat(),
+                   "due_at": (now + timedelta(hours=due_in_hours)).isoformat()}]
+        if status:
+            events.append({"event_id": str(uuid.uuid4()), "type": "dossier.status", "agency_code": agency,
+                           "occurred_at": (received + timedelta(minutes=5)).isoformat(), "dossier_id": dossier_id,
+                           "status": status})
+        return events
+
+    fold(clean_chdb, [*dossier("QUA-HAN", 48, -1, status=4), *dossier("SAP-DEN-HAN", 1, 10),
+                      *dossier("CON-XA", 1, 72), *dossier("CHO-BO-SUNG", 48, -2, status=5),
+                      *dossier("DA-GIAI-QUYET", 48, -3, status=9)], ingested_at_ms=now_ms())
+    due = stub.ListDueDossiers(ranking_pb2.ListDueDossiersRequest(agency_code=agency))
+    assert [(d.dossier_id, d.state) for d in due.dossiers] == [("QUA-HAN", "overdue"), ("SAP-DEN-HAN", "due_soon")]
+    assert (due.overdue, due.due_soon) == (1, 1) and due.dossiers[0].last_status == 4
+    week = stub.ListDueDossiers(ranking_pb2.ListDueDossiersRequest(agency_code=agency, within_hours=168))
+    assert [d.dossier_id for d in week.dossiers] == ["QUA-HAN", "SAP-DEN-HAN", "CON-XA"]
+    with pytest.raises(grpc.RpcError) as bad:
+        stub.ListDueDossiers(ranking_pb2.ListDueDossiersRequest(agency_code=agency, within_hours=1000))
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_the_province_is_the_total_of_its_agencies(stub):
@@ -537,3 +567,27 @@ def test_probe_says_whether_ranking_and_an_http_service_are_healthy(ranking_serv
         assert probe("http", f"{base}/other").returncode == 1
     finally:
         server.shutdown()
+
+
+def test_reconcile_puts_the_portals_figures_beside_ours_with_leads(ranking_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    numerator, denominator, _ = scenario.EXPECTED["dossier_on_time_rate"]
+    ours = numerator / denominator
+    published = tmp_path / "portal.csv"
+    published.write_text("agency_code,period,indicator,published\n"
+                         f"{scenario.AGENCY},{scenario.PERIOD},dossier_on_time_rate,{ours * 100 + 5:.2f}\n"
+                         f"{scenario.AGENCY},{scenario.PERIOD},dossier_on_time_rate,{ours:.4f}\n")
+    env = {**os.environ, "DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_RANKING_TOKEN": GRPC_TOKEN}
+    done = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "reconcile", str(published), "--json"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3, done.stderr  # some differ
+    differing, agreeing = json.loads(done.stdout)
+    assert differing["differs"] and differing["difference_pp"] == pytest.approx(-5.0)
+    assert {lead["id"] for lead in differing["leads"]} == scenario.EXPECTED_COSTS["dossier_on_time_rate"]
+    assert not agreeing["differs"] and agreeing["leads"] == []
+    table = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "reconcile", str(published)], env=env,
+                           capture_output=True, text=True, timeout=120).stdout
+    assert "<- differs" in table and "2 figures, 1 differ" in table

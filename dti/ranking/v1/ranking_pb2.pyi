@@ -9,6 +9,46 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ListDueDossiersRequest(_message.Message):
+    __slots__ = ("agency_code", "within_hours")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    WITHIN_HOURS_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    within_hours: int
+    def __init__(self, agency_code: _Optional[str] = ..., within_hours: _Optional[int] = ...) -> None: ...
+
+class DueDossier(_message.Message):
+    __slots__ = ("dossier_id", "procedure_code", "received_at", "due_at", "state", "last_status")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    PROCEDURE_CODE_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    procedure_code: str
+    received_at: _timestamp_pb2.Timestamp
+    due_at: _timestamp_pb2.Timestamp
+    state: str
+    last_status: int
+    def __init__(self, dossier_id: _Optional[str] = ..., procedure_code: _Optional[str] = ..., received_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., due_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[str] = ..., last_status: _Optional[int] = ...) -> None: ...
+
+class DueDossiers(_message.Message):
+    __slots__ = ("agency_code", "agency_name", "dossiers", "overdue", "due_soon", "computed_at")
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DOSSIERS_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    DUE_SOON_FIELD_NUMBER: _ClassVar[int]
+    COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    agency_code: str
+    agency_name: str
+    dossiers: _containers.RepeatedCompositeFieldContainer[DueDossier]
+    overdue: int
+    due_soon: int
+    computed_at: _timestamp_pb2.Timestamp
+    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., dossiers: _Optional[_Iterable[_Union[DueDossier, _Mapping]]] = ..., overdue: _Optional[int] = ..., due_soon: _Optional[int] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
 class ListAlertsRequest(_message.Message):
     __slots__ = ("agency_code",)
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]

@@ -94,6 +94,11 @@ class RankingServiceStub:
                 request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.SerializeToString,
                 response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.FromString,
                 _registered_method=True)
+        self.ListDueDossiers = channel.unary_unary(
+                '/dti.ranking.v1.RankingService/ListDueDossiers',
+                request_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListDueDossiersRequest.SerializeToString,
+                response_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.DueDossiers.FromString,
+                _registered_method=True)
 
 
 class RankingServiceServicer:
@@ -185,6 +190,14 @@ class RankingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDueDossiers(self, request, context):
+        """The early warning of one agency: its open dossiers overdue ("quá hạn") or due within
+        the next hours ("sắp đến hạn"), soonest first; those waiting for the citizen are left out.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RankingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +260,11 @@ def add_RankingServiceServicer_to_server(servicer, server):
                     servicer.ListAlerts,
                     request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.FromString,
                     response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.SerializeToString,
+            ),
+            'ListDueDossiers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDueDossiers,
+                    request_deserializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.ListDueDossiersRequest.FromString,
+                    response_serializer=dti_dot_ranking_dot_v1_dot_ranking__pb2.DueDossiers.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -573,6 +591,33 @@ class RankingService:
             '/dti.ranking.v1.RankingService/ListAlerts',
             dti_dot_ranking_dot_v1_dot_ranking__pb2.ListAlertsRequest.SerializeToString,
             dti_dot_ranking_dot_v1_dot_ranking__pb2.AlertList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDueDossiers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dti.ranking.v1.RankingService/ListDueDossiers',
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.ListDueDossiersRequest.SerializeToString,
+            dti_dot_ranking_dot_v1_dot_ranking__pb2.DueDossiers.FromString,
             options,
             channel_credentials,
             insecure,

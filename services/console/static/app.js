@@ -303,6 +303,27 @@ function rankingView() {
           {ranking: (ranking) => { renderRanking(ranking); loadHeadline(); }, activity: renderActivity});
 }
 
+// ---------- early warning: open dossiers overdue (quá hạn) or due within 24 h (sắp đến hạn) ----------
+async function loadDue(code) {
+  let due;
+  try {
+    due = await api(`/api/agencies/${encodeURIComponent(code)}/due`);
+  } catch (error) { return; }  // a province total has none of its own
+  const container = document.getElementById("due");
+  if (!container || due.agency_code !== code) return;
+  container.replaceChildren(h("h2", {}, t("due.title")),
+    h("p", {"data-testid": "due-counts"}, t("due.counts", {o: fmtInt(due.overdue), s: fmtInt(due.due_soon)})),
+    due.dossiers.length ? h("table", {"data-testid": "due-list"},
+      h("thead", {}, h("tr", {}, h("th", {class: "left"}, t("due.dossier")), h("th", {class: "left"}, t("due.state")),
+        h("th", {}, t("fact.received_at")), h("th", {}, t("fact.due_after_pauses")), h("th", {class: "left"}, t("fact.last_status")))),
+      h("tbody", {}, due.dossiers.map((d) => h("tr", {"data-dossier": d.dossier_id, class: d.state},
+        h("td", {class: "left"}, h("code", {}, d.dossier_id)),
+        h("td", {class: `left rate ${d.state === "overdue" ? "critical" : "warning"}`}, t(`due.${d.state}`)),
+        h("td", {}, fmtDateTime(d.received_at)), h("td", {}, fmtDateTime(d.due_at)),
+        h("td", {class: "left"}, factText("dossier", "last_status", String(d.last_status)) || "—")))))
+      : h("p", {class: "muted"}, t("due.none")));
+}
+
 // ---------- the province headline: its totals this period, beside the year it published ----------
 const HEADLINE = [  // [label, indicator, what of it]: counts, then rates
   ["headline.documents", "doc_electronic_rate", "denominator"], ["ind.doc_electronic_rate", "doc_electronic_rate", "ratio"],
@@ -455,6 +476,7 @@ function agencyView(code, indicator) {
     h("section", {class: "card"}, h("h2", {id: "indicators-title"}), h("div", {id: "indicators"}),
       h("p", {class: "muted"}, t("agency.explain_hint"))),
     h("section", {class: "card"}, h("h2", {}, t("agency.live_rates")), h("div", {id: "live-rates"})),
+    h("section", {class: "card", id: "due", "data-testid": "due"}),
     h("section", {class: "card explain", id: "explain", "data-testid": "explain"}),
     h("div", {class: "grid2"},
       h("section", {class: "card"}, h("h2", {}, t("agency.trend_days")), h("div", {class: "chart", id: "trend-day", "data-testid": "trend-day"})),
@@ -470,10 +492,11 @@ function agencyView(code, indicator) {
       .catch((e) => showProblem(e.message));
   }
   if (indicator) loadExplain(code, indicator, "");
+  loadDue(code);
   if (state.data.liveRates?.code === code) renderLiveRates();  // what is known now, then fresh
   loadLiveRates(code);
   connect({agency: code, period: state.period, minutes: 60}, {score: (score) => {
-    renderScore(score); loadLiveRates(code);
+    renderScore(score); loadLiveRates(code); loadDue(code);
   }, activity: (a) => {
     state.data.activity = a; drawActivityChart(document.getElementById("agency-activity-chart"), a); renderFreshness();
   }});
@@ -605,6 +628,18 @@ async function loadExplain(code, indicator, pageToken) {
 function route() {
   if (!state.user || !state.meta) return;
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  const wall = parts[0] === "wall";
+  document.body.classList.toggle("wall", wall);
+  clearInterval(state.rotation);
+  if (wall) {
+    // A wall screen: the ranking view in large type, each cohort in turn every N seconds.
+    const seconds = Math.max(5, Number(parts[1]) || 30);
+    const cohorts = state.meta.cohorts.filter((c) => c !== "province");
+    state.rotation = setInterval(() => {
+      const next = cohorts[(cohorts.indexOf(state.cohort) + 1) % cohorts.length];
+      state.cohort = next; state.data.ranking = null; rankingView();
+    }, seconds * 1000);
+  }
   if (parts[0] === "agency" && parts[1]) agencyView(parts[1], parts[2] === "explain" ? parts[3] : null);
   else rankingView();
 }
