@@ -36,10 +36,11 @@ $(KAFKA): deploy/kafka/pom.xml
 install: $(INSTALLED) $(ASSETS) $(KAFKA)
 
 # Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no
-# browser), and kcat, a Kafka client of another lineage, to check the broker speaks Kafka.
+# browser), kcat, a Kafka client of another lineage, to check the broker speaks Kafka, and
+# poppler-utils, to render the PDF report to PNG in its test.
 browser:
-	@[ -x $(CHROMIUM) ] && command -v kcat >/dev/null || { $(SUDO) apt-get update -qq && \
-		$(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation kcat >/dev/null; }
+	@[ -x $(CHROMIUM) ] && command -v kcat >/dev/null && command -v pdftoppm >/dev/null || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-liberation fonts-dejavu-core kcat poppler-utils >/dev/null; }
 
 # What the deployment checks run (tests/integration/test_deploy.py): Debian's prometheus
 # (promtool) and docker-compose (config only); dclint and Strimzi's resource validators from

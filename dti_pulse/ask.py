@@ -154,3 +154,31 @@ def reconcile(path, settings: Settings, tolerance_pp: float, as_json: bool, toke
         return 2
     print(json.dumps(results, ensure_ascii=False) if as_json else reconcile_table(results, tolerance_pp))
     return 3 if any(r["differs"] for r in results) else 0
+
+
+def report(cohort: str, period: str, out_dir, lang: str, settings: Settings, token: str | None) -> int:
+    """`dti-pulse report COHORT PERIOD --out DIR`: the cohort's ranking for the period as the
+    province files it, XLSX and PDF (cron or a Kubernetes CronJob runs it each month)."""
+    from pathlib import Path
+
+    from services.console import exports, views
+    from services.console.reports import ReportError, ranking_pdf
+
+    try:
+        answer = _stub(settings, token).ListRanking(ranking_pb2.ListRankingRequest(cohort=cohort, period=period),
+                                                    timeout=60)
+    except grpc.RpcError as exc:
+        print(f"dti-pulse report: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+    data = views.ranking_json(answer)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"ranking-{data['cohort']}-{data['period']}-{lang}"
+    try:
+        stem.with_suffix(".pdf").write_bytes(ranking_pdf(data, lang))
+    except ReportError as exc:
+        print(f"dti-pulse report: {exc}", file=sys.stderr)
+        return 2
+    stem.with_suffix(".xlsx").write_bytes(exports.to_xlsx(exports.ranking_table(data, lang)))
+    print(f"dti-pulse report: {stem}.pdf, {stem}.xlsx ({len(data['entries'])} agencies)")
+    return 0

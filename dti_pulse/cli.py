@@ -161,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     reconcile.add_argument("--json", action="store_true")
     reconcile.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
 
+    report = commands.add_parser("report", help="a cohort's ranking for a period as the province files it "
+                                                "(PDF and XLSX), e.g. `dti-pulse report department previous_month`")
+    report.add_argument("cohort")
+    report.add_argument("period", help="YYYY-MM, YYYY-Qn, YYYY, or previous_month, previous_quarter...")
+    report.add_argument("--out", type=Path, default=Path("reports"))
+    report.add_argument("--lang", choices=["vi", "en"], default="vi")
+    report.add_argument("--token", help="bearer token (default: DTI_RANKING_TOKEN, else the first DTI_GRPC_TOKENS)")
+
     probe = commands.add_parser("probe", help="exit 0 when a part answers healthy (container healthchecks): "
                                               "`probe http URL` (200) or `probe grpc HOST:PORT [SERVICE]` (SERVING)")
     probe.add_argument("kind", choices=["http", "grpc"])
@@ -256,6 +264,12 @@ def main(argv: list[str] | None = None) -> int:
                                  settings.events_topic, args.json, settings.kafka_security)
     if args.command == "probe":
         return probe_health(args.kind, args.target, args.service, args.timeout, settings)
+    if args.command == "report":
+        from dti_pulse import ask
+
+        from services.console.views import resolve_period
+
+        return ask.report(args.cohort, resolve_period(args.period), args.out, args.lang, settings, args.token)
     if args.command == "reconcile":
         from dti_pulse import ask
 

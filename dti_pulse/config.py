@@ -271,7 +271,7 @@ _ENV = _variables()
 VARIABLE_GROUPS: dict[str, tuple[str, ...]] = {
     group or "system": tuple(name for name, (g, _, _) in _ENV.items() if g == group) for group in (None, *GROUPS)}
 # Read where Settings are not (the broker launcher), documented with the tuning group.
-OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning"}
+OTHER_VARIABLES = {"DTI_KAFKA_LIBS": "tuning", "DTI_REPORT_FONT": "tuning"}  # the PDF report's font: services/console/reports.py
 
 
 _SECRET_VARIABLES = {"DTI_KAFKA_PASSWORD", "DTI_CLICKHOUSE_PASSWORD", "DTI_CLICKHOUSE_DSN", "DTI_INGEST_TOKENS",

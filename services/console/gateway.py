@@ -269,7 +269,14 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         fmt, lang = request.path_params["format"], lang_of(request)
         data = await client.ranking(cohort_of(request), period_of(request))
         record(request, "export", viewer(request), what=f"ranking {data['cohort']} {data['period']}", format=fmt)
-        return _file(exports.ranking_table(data, lang), fmt, f"ranking-{data['cohort']}-{data['period']}")
+        stem = f"ranking-{data['cohort']}-{data['period']}"
+        if fmt == "pdf":  # the report as the province files it (reports.py)
+            from services.console.reports import ranking_pdf
+
+            body = await asyncio.to_thread(ranking_pdf, data, lang)
+            return Response(body, media_type="application/pdf",
+                            headers={"Content-Disposition": f'attachment; filename="{stem}.pdf"'})
+        return _file(exports.ranking_table(data, lang), fmt, stem)
 
     async def export_agency(request: Request) -> Response:
         fmt, lang = request.path_params["format"], lang_of(request)

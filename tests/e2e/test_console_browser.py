@@ -167,6 +167,14 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     expect(page.get_by_test_id("agency-fraction")).not_to_have_text("chưa có dữ liệu")
 
     # Export links carry the session and give files.
+    # The ranking's report, as the province files it, from a second tab of the same session.
+    ranking_page = browser.new_context(storage_state=page.context.storage_state(), accept_downloads=True).new_page()
+    ranking_page.goto(console_url)
+    with ranking_page.expect_download() as report:
+        ranking_page.get_by_test_id("export-pdf").click()
+    assert report.value.suggested_filename.startswith("ranking-department-")
+    assert open(report.value.path(), "rb").read(5) == b"%PDF-"
+    ranking_page.close()
     with page.expect_download() as download:
         page.get_by_test_id("export-agency-xlsx").click()
     assert download.value.suggested_filename.startswith(f"agency-{AGENCY}-")

@@ -143,7 +143,30 @@ def test_the_api_serves_the_ranking_services_answers(console):
     assert console.get(f"/api/agencies/{scenario.AGENCY}/explain").status_code == 400
 
 
-def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console):
+def assert_report_renders(pdf: bytes, work) -> None:
+    """The PDF as poppler reads it: its text in Vietnamese, and a page rendered to PNG that
+    holds a table (dark pixels), not a blank page."""
+    import shutil
+    import subprocess
+
+    from PIL import Image
+
+    if not shutil.which("pdftoppm"):
+        pytest.fail("pdftoppm is missing: `make browser` installs Debian's poppler-utils")
+    (work / "report.pdf").write_bytes(pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(work / "report.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "BẢNG XẾP HẠNG" in text and "THÁNG 10/2026" in text and "Số liệu tính đến" in text, text[:500]
+    assert "Sở Tài chính" in text and "60,0 %" in text  # the scenario's agency, its on-time rate
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(work / "report.pdf"),
+                    str(work / "page")], check=True)
+    page = Image.open(next(work.glob("page*.png"))).convert("L")
+    assert page.width > page.height  # A4 landscape
+    dark = sum(1 for value in page.getdata() if value < 128)
+    assert dark > page.width * page.height * 0.01, dark
+
+
+def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console, tmp_path):
     logged_in(console)
     params = {"cohort": "department", "period": scenario.PERIOD}
     csv_vi = console.get("/api/export/ranking.csv", params=params)
@@ -169,7 +192,10 @@ def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console):
     numerator, denominator, points = scenario.EXPECTED["dossier_on_time_rate"]
     assert by_code["dossier_on_time_rate"][3:5] == (numerator, denominator)
     assert by_code["dossier_on_time_rate"][6] == pytest.approx(points)
-    assert console.get("/api/export/ranking.pdf", params=params).status_code == 400
+    report = console.get("/api/export/ranking.pdf", params=params)
+    assert report.status_code == 200 and report.headers["content-type"] == "application/pdf"
+    assert_report_renders(report.content, tmp_path)
+    assert console.get(f"/api/export/agencies/{scenario.AGENCY}.pdf", params=params).status_code == 400
     assert console.get("/api/export/ranking.csv", params={**params, "lang": "fr"}).status_code == 400
 
 
@@ -273,3 +299,20 @@ def test_the_page_and_its_libraries_are_served_locally(console):
         assert console.get(path).status_code == 200, path
     for path in ("/", "/static/app.js", "/static/app.css", "/vendor/font/400.css"):
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", console.get(path).text), path
+
+
+def test_the_report_command_writes_the_months_pdf_and_xlsx(ranking_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import GRPC_TOKEN
+
+    env = {**os.environ, "DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_RANKING_TOKEN": GRPC_TOKEN}
+    done = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "report", "department", scenario.PERIOD,
+                           "--out", str(tmp_path / "reports")], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    stem = tmp_path / "reports" / f"ranking-department-{scenario.PERIOD}-vi"
+    assert_report_renders(stem.with_suffix(".pdf").read_bytes(), tmp_path)
+    sheet = openpyxl.load_workbook(stem.with_suffix(".xlsx")).active
+    assert sheet["B4"].value == scenario.AGENCY

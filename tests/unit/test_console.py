@@ -242,3 +242,12 @@ def test_explains_english_reasons_say_what_the_page_says():
     assert len(shortfalls) >= 7
     for measure, text in shortfalls.items():
         assert MEASURE_DEFINITIONS[measure].shortfall == text
+
+
+def test_report_periods_are_named_as_the_province_writes_them():
+    from services.console.reports import period_name
+
+    assert period_name("2026-12", "vi") == "Tháng 12/2026" and period_name("2026-12", "en") == "December 2026"
+    assert period_name("2026-Q4", "vi") == "Quý IV/2026" and period_name("2026-Q1", "en") == "Q1 2026"
+    assert period_name("2026", "vi") == "Năm 2026"
+    assert period_name("2026-12-03", "vi") == "Ngày 03/12/2026"

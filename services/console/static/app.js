@@ -250,8 +250,8 @@ function periodLabel(alias) {
 
 // Today / this month / this year, shared by both views and remembered.
 // A download of a file the gateway makes (CSV or XLSX), for the current period and language.
-function exportLinks(testId, path, params = {}) {
-  return ["csv", "xlsx"].map((fmt) => h("a", {class: "button", "data-testid": `${testId}-${fmt}`, download: "",
+function exportLinks(testId, path, params = {}, formats = ["csv", "xlsx"]) {
+  return formats.map((fmt) => h("a", {class: "button", "data-testid": `${testId}-${fmt}`, download: "",
     href: `${path}.${fmt}?${new URLSearchParams({...params, period: state.period, lang: state.lang})}`}, t(`export.${fmt}`)));
 }
 
@@ -292,7 +292,7 @@ function rankingView() {
       h("div", {class: "tools"}, h("h2", {}, t("ranking.title")),
         h("label", {}, `${t("cohort.label")} `, cohortSelect), h("label", {}, `${t("period.label")} `, periods),
         h("span", {class: "spacer"}), h("span", {class: "muted", id: "rules"}),
-        exportLinks("export", "/api/export/ranking", {cohort: state.cohort})),
+        exportLinks("export", "/api/export/ranking", {cohort: state.cohort}, ["csv", "xlsx", "pdf"])),
       h("div", {id: "ranking"})));
   renderActivity(state.data.activity);
   renderRanking(state.data.ranking);

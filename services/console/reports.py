@@ -1,0 +1,108 @@
+"""The monthly / quarterly report as the province files it: a cohort's ranking for a period,
+in PDF (A4 landscape) beside the XLSX of exports.py, titled with the period's Vietnamese
+name ("Tháng 12/2026", "Quý IV/2026"), when it was generated and by which rules. Built from
+the same JSON the page shows. No I/O but the font file.
+
+The font must carry Vietnamese (Liberation Sans does not: its boxes replace ẢẾẠ): DejaVu
+Sans (Debian's fonts-dejavu-core), or DTI_REPORT_FONT naming a TTF whose bold face sits
+beside it as *-Bold.ttf.
+"""
+from __future__ import annotations
+
+import io
+import os
+from datetime import datetime
+from pathlib import Path
+
+from services.console.exports import Table, _t, ranking_table
+
+FONT_CANDIDATES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",)  # Debian's fonts-dejavu-core
+QUARTERS = {"1": "I", "2": "II", "3": "III", "4": "IV"}
+
+
+class ReportError(RuntimeError):
+    pass
+
+
+def period_name(label: str, lang: str) -> str:
+    """`2026-12` -> "Tháng 12/2026" (vi) / "December 2026"; `2026-Q4` -> "Quý IV/2026" / "Q4 2026";
+    `2026` -> "Năm 2026" / "Year 2026"; a day -> "Ngày 03/12/2026" / "3 December 2026"."""
+    vietnamese = lang == "vi"
+    if len(label) == 4 and label.isdigit():
+        return f"Năm {label}" if vietnamese else f"Year {label}"
+    if "-Q" in label:
+        year, quarter = label.split("-Q")
+        return f"Quý {QUARTERS[quarter]}/{year}" if vietnamese else f"Q{quarter} {year}"
+    if len(label) == 7:
+        moment = datetime.strptime(label, "%Y-%m")
+        return f"Tháng {moment.month}/{moment.year}" if vietnamese else moment.strftime("%B %Y")
+    if len(label) == 10:
+        moment = datetime.strptime(label, "%Y-%m-%d")
+        return f"Ngày {moment:%d/%m/%Y}" if vietnamese else f"{moment.day} {moment:%B %Y}"
+    return label  # last:Nd and the like
+
+
+def _fonts() -> tuple[str, str]:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    wanted = os.environ.get("DTI_REPORT_FONT")
+    regular = next((p for p in ([wanted] if wanted else FONT_CANDIDATES) if p and Path(p).exists()), None)
+    if regular is None:
+        raise ReportError("no font with Vietnamese glyphs: install fonts-dejavu-core (apt-get) or set DTI_REPORT_FONT "
+                          "to a TTF file")
+    bold = regular.replace("-Regular.ttf", "-Bold.ttf").replace("Sans.ttf", "Sans-Bold.ttf")
+    if "report" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("report", regular))
+        pdfmetrics.registerFont(TTFont("report-bold", bold if Path(bold).exists() else regular))
+    return "report", "report-bold"
+
+
+def _cell(value, kind: str, lang: str) -> str:
+    if value is None or value == "":
+        return "—"
+    if kind == "ratio":
+        text = f"{value * 100:.1f} %"
+    elif kind == "points":
+        text = f"{value:.2f}"
+    elif kind == "int":
+        text = f"{value:,}"
+    else:
+        return str(value)
+    return text.replace(",", " ").replace(".", ",") if lang == "vi" else text
+
+
+def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
+    """The ranking of a cohort for a period, one row an agency: rank, agency, points, index,
+    band, then each indicator's rate."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table as PdfTable, TableStyle
+
+    regular, bold = _fonts()
+    table: Table = ranking_table(ranking, lang, now)
+    title = (f"{_t(lang, 'export.ranking').upper()} – {_t(lang, 'cohort.' + ranking['cohort']).upper()} – "
+             f"{period_name(ranking['period'], lang).upper()}")
+    # rank, code, agency, points, max, index, band, then the rates (the points per indicator stay in the XLSX)
+    keep = [0, 2, 3, 4, 5, 6] + [i for i, kind in enumerate(table.kinds) if kind == "ratio"]
+    header = [table.header[i].replace(f" ({_t(lang, 'col.ratio')})", "") for i in keep]
+    text = ParagraphStyle("cell", fontName=regular, fontSize=7, leading=8.5)
+    head = ParagraphStyle("head", parent=text, fontName=bold, textColor=colors.HexColor("#1b2433"))
+    rows = [[Paragraph(h, head) for h in header]]
+    for row in table.rows:
+        rows.append([Paragraph(_cell(row[i], table.kinds[i], lang), text) for i in keep])
+    widths = [10 * mm, 62 * mm, 14 * mm, 14 * mm, 14 * mm, 18 * mm]
+    rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(keep) - len(widths))
+    grid = PdfTable(rows, colWidths=widths + [rest] * (len(keep) - len(widths)), repeatRows=1)
+    grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
+                              ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa4b2")),
+                              ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(buffer, pagesize=landscape(A4), leftMargin=10 * mm, rightMargin=10 * mm,
+                                 topMargin=10 * mm, bottomMargin=10 * mm, title=title, author="dti-pulse")
+    heading = ParagraphStyle("title", fontName=bold, fontSize=13, leading=16)
+    small = ParagraphStyle("small", fontName=regular, fontSize=8, leading=10, textColor=colors.HexColor("#5d6b82"))
+    document.build([Paragraph(title, heading), Paragraph(table.as_of, small), Spacer(1, 4 * mm), grid])
+    return buffer.getvalue()
