@@ -21,6 +21,12 @@ def _stub(settings: Settings, token: str | None) -> ranking_pb2_grpc.RankingServ
                                                                ranking_client_tls(settings)))
 
 
+def _refused(command: str, exc: grpc.RpcError) -> int:
+    """Ranking's refusal, said: exit 1 when it could not be reached (try again), 2 otherwise."""
+    print(f"dti-pulse {command}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+    return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+
+
 def _points(value: float | None, maximum: float) -> str:
     return "—" if value is None else f"{value:.2f} / {maximum:g}"
 
@@ -64,8 +70,7 @@ def main(what: str, subject: str, period: str, settings: Settings, as_json: bool
             answer = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort=subject, period=period), timeout=30)
             text = ranking_table(answer)
     except grpc.RpcError as exc:
-        print(f"dti-pulse {what}: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+        return _refused(what, exc)
     print(MessageToJson(answer, preserving_proto_field_name=True, indent=None) if as_json else text)
     return 0
 
@@ -147,8 +152,7 @@ def reconcile(path, settings: Settings, tolerance_pp: float, as_json: bool, toke
     try:
         results = reconcile_rows(_stub(settings, token), rows, tolerance_pp)
     except grpc.RpcError as exc:
-        print(f"dti-pulse reconcile: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+        return _refused("reconcile", exc)
     except ValueError as exc:
         print(f"dti-pulse reconcile: {path}: {exc}", file=sys.stderr)
         return 2
@@ -168,8 +172,7 @@ def report(cohort: str, period: str, out_dir, lang: str, settings: Settings, tok
         answer = _stub(settings, token).ListRanking(ranking_pb2.ListRankingRequest(cohort=cohort, period=period),
                                                     timeout=60)
     except grpc.RpcError as exc:
-        print(f"dti-pulse report: {exc.code().name}: {exc.details()}", file=sys.stderr)
-        return 1 if exc.code() == grpc.StatusCode.UNAVAILABLE else 2
+        return _refused("report", exc)
     data = views.ranking_json(answer)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,18 +39,24 @@ def tune_gc(young_threshold: int) -> None:
         gc.set_threshold(young_threshold, middle, old)
 
 
-def build_ingest(settings: Settings):
-    from services.ingest.http import create_app
+def ingest_service(settings: Settings):
+    """Ingest's use case and its Kafka publisher, as the HTTP entrypoint and `dti-pulse load` use them."""
     from services.ingest.publisher import KafkaPublisher
     from services.ingest.service import IngestService
+    from services.ingest.sources import SourceScope
 
     publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic, settings.tuning.ingest_delivery_timeout_ms,
                                security=settings.kafka_security)
-    from services.ingest.sources import SourceScope
-
     service = IngestService(load_registry(settings.agencies_path), publisher, settings.tuning.ingest_dedup_capacity,
                             max_future_ms=int(settings.ingest.max_future_s * 1000),
                             sources=SourceScope(settings.ingest.source_agencies))
+    return service, publisher
+
+
+def build_ingest(settings: Settings):
+    from services.ingest.http import create_app
+
+    service, publisher = ingest_service(settings)
     return create_app(service, settings.ingest.tokens, publisher.ready, settings.tuning.ingest_max_body_bytes,
                       settings.tuning.ingest_max_events, on_shutdown=publisher.close,
                       connection_max_age_s=settings.tuning.ingest_connection_max_age_s)
@@ -63,9 +69,7 @@ def load_files(settings: Settings, files: list[Path], source: str | None, restar
     from tqdm import tqdm
 
     from services.ingest.backfill import Loader, LoadError, summary
-    from services.ingest.publisher import KafkaPublisher, NotAcknowledged
-    from services.ingest.service import IngestService
-    from services.ingest.sources import SourceScope
+    from services.ingest.publisher import NotAcknowledged
 
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
@@ -73,11 +77,7 @@ def load_files(settings: Settings, files: list[Path], source: str | None, restar
         return 2
     source = source or next(iter(settings.ingest.tokens.values()), "lgsp")
     ensure_service_topics(settings)
-    publisher = KafkaPublisher(settings.kafka_bootstrap, settings.events_topic,
-                               settings.tuning.ingest_delivery_timeout_ms, security=settings.kafka_security)
-    service = IngestService(load_registry(settings.agencies_path), publisher, settings.tuning.ingest_dedup_capacity,
-                            max_future_ms=int(settings.ingest.max_future_s * 1000),
-                            sources=SourceScope(settings.ingest.source_agencies))
+    service, publisher = ingest_service(settings)
     bars: dict[Path, tqdm] = {}
 
     def progress(done: int, total: int | None, path: Path) -> None:

@@ -53,6 +53,22 @@ class Agency:
 class Registry:
     def __init__(self, agencies: list[Agency]):
         self._by_code = {a.code: a for a in agencies}
+        # The registry does not change once read: each agency's parents and successors, at any
+        # remove, are walked once here, not at every lookup (rankings and cached answers ask).
+        self._ancestors = {a.code: self._chain(a, "parent") for a in agencies}
+        self._successors = {a.code: self._chain(a, "successor") for a in agencies}
+        self._with_members = {code for chain in self._ancestors.values() for code in chain}
+        self.total_kinds = tuple(sorted({a.kind for a in agencies if a.kind not in COHORTS
+                                         and a.code in self._with_members}))
+
+    def _chain(self, agency: Agency, link: str) -> list[str]:
+        """The codes reached by following `link` (parent or successor) from an agency, in
+        order, stopping at an unknown code or where the chain comes round again."""
+        chain, current = [], getattr(agency, link)
+        while current and current not in chain:
+            chain.append(current)
+            current = getattr(self._by_code.get(current), link, "")
+        return chain
 
     def __contains__(self, code: str) -> bool:
         return code in self._by_code
@@ -72,28 +88,19 @@ class Registry:
 
     def has_members(self, code: str) -> bool:
         """Whether some agency lies under this one (its `parent`, or a parent's parent...)."""
-        return any(self._under(agency, code) for agency in self._by_code.values())
+        return code in self._with_members
 
     def members(self, code: str, first_day: date, last_day: date) -> list[Agency]:
         """The scored agencies (COHORTS) under `code`, at any depth, valid at some point between
         the two days: what a total (the province, a subtree) is summed over."""
         return [a for a in self._by_code.values()
-                if a.kind in COHORTS and a.overlaps(first_day, last_day) and self._under(a, code)]
+                if a.kind in COHORTS and a.overlaps(first_day, last_day) and code in self._ancestors[a.code]]
 
     def predecessors(self, code: str, first_day: date, last_day: date) -> list[Agency]:
         """The agencies merged into `code` (at any remove) that were in service at some point
         between the two days: their history is the successor's."""
         return [a for a in self._by_code.values()
-                if a.successor and a.overlaps(first_day, last_day) and self._merged_into(a, code)]
-
-    def _merged_into(self, agency: Agency, successor: str) -> bool:
-        seen, current = set(), agency.successor
-        while current and current not in seen:
-            if current == successor:
-                return True
-            seen.add(current)
-            current = getattr(self._by_code.get(current), "successor", "")
-        return False
+                if a.overlaps(first_day, last_day) and code in self._successors[a.code]]
 
     def problems(self) -> list[str]:
         """What is wrong across agencies (one row at a time is checked as it is read): a
@@ -114,21 +121,11 @@ class Registry:
                                  f"{agency.valid_to + timedelta(days=1)}, the day after the merger")
                 elif successor is not None and successor.kind != agency.kind:
                     found.append(f"{agency.code}: successor {agency.successor} is a {successor.kind}, not a {agency.kind}")
-                if self._merged_into(agency, agency.code):
+                if agency.code in self._successors[agency.code]:
                     found.append(f"{agency.code}: its successors lead back to it")
-            if agency.parent and self._under(agency, agency.code):
+            if agency.code in self._ancestors[agency.code]:
                 found.append(f"{agency.code}: its parents lead back to it")
         return found
-
-    def _under(self, agency: Agency, ancestor: str) -> bool:
-        seen = set()
-        parent = agency.parent
-        while parent and parent not in seen:
-            if parent == ancestor:
-                return True
-            seen.add(parent)
-            parent = getattr(self._by_code.get(parent), "parent", "")
-        return False
 
 
 def _parse_date(raw: str, where: str) -> date:

@@ -273,9 +273,7 @@ def create_app(client: RankingClient, auth: Authenticator, assets: VendorAssets,
         if fmt == "pdf":  # the report as the province files it (reports.py)
             from services.console.reports import ranking_pdf
 
-            body = await asyncio.to_thread(ranking_pdf, data, lang)
-            return Response(body, media_type="application/pdf",
-                            headers={"Content-Disposition": f'attachment; filename="{stem}.pdf"'})
+            return _attachment(await asyncio.to_thread(ranking_pdf, data, lang), fmt, stem)
         return _file(exports.ranking_table(data, lang), fmt, stem)
 
     async def export_agency(request: Request) -> Response:
@@ -413,9 +411,12 @@ _MEDIA = {"csv": "text/csv; charset=utf-8",
           "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _file(table: tuple, fmt: str, stem: str) -> Response:
+def _file(table: exports.Table, fmt: str, stem: str) -> Response:
     if fmt not in _MEDIA:
         raise BadParameter(f"format {fmt!r} is not one of {', '.join(_MEDIA)}")
-    body = exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table)
-    return Response(body, media_type=_MEDIA[fmt],
+    return _attachment(exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table), fmt, stem)
+
+
+def _attachment(body: bytes, fmt: str, stem: str) -> Response:
+    return Response(body, media_type={**_MEDIA, "pdf": "application/pdf"}[fmt],
                     headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})

@@ -111,11 +111,12 @@ class RankingService:
         is computed from ("measures" or "activity"; None when not known to be fresh: do not
         use a cache then), the judgement instant's bucket and the rules loaded. An answer
         about one agency's measures depends on that agency's writes only."""
-        total = agency_code and getattr(self.registry.get(agency_code), "kind", "") not in ("", *COHORTS)
-        if agency_code and not total and depends_on == "measures":
+        subject = self.registry.get(agency_code) if agency_code else None
+        # A total depends on all its members' writes: the whole version, below.
+        if agency_code and not (subject and self._is_total(subject)) and depends_on == "measures":
             # its own writes, and those of the agencies merged into it (their history is its)
             merged = [p.code for p in self.registry.predecessors(agency_code, date.min, date.max)]
-            version = self.store.fresh_measures_stamp([agency_code, *merged])  # a total depends on all its members' writes
+            version = self.store.fresh_measures_stamp([agency_code, *merged])
         else:
             version = self.store.fresh_version()
             version = getattr(version, depends_on) if version is not None else None
@@ -232,11 +233,10 @@ class RankingService:
 
     def ranking(self, cohort: str, period_label: str, rules_version: str = "",
                 as_of_ms: int | None = None) -> RankingResult:
-        totals = sorted({a.kind for a in self.registry.all() if a.kind not in COHORTS and self.registry.has_members(a.code)})
-        if cohort in totals:
+        if cohort in self.registry.total_kinds:
             return self._ranking_of_totals(cohort, period_label, rules_version, as_of_ms)
         if cohort not in COHORTS:
-            raise BadRequest(f"cohort {cohort!r} is not one of {', '.join((*COHORTS, *totals))}")
+            raise BadRequest(f"cohort {cohort!r} is not one of {', '.join((*COHORTS, *self.registry.total_kinds))}")
         period, rules = self._period(period_label), self._rules(rules_version)
         agencies = self._cohort(cohort, period)
         now, judged_at = self._judged_at(period, as_of_ms)
