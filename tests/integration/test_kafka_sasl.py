@@ -77,7 +77,9 @@ def test_every_kafka_client_logs_in_with_scram(scram_broker, topic_names, servic
     request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD)
     score = poll(lambda: (s := stub.GetAgencyScore(request)) and s.total_points == pytest.approx(
         scenario.EXPECTED_TOTAL) and s, timeout_s=90, what="the scenario scored through SCRAM")
-    status = poll(lambda: (s := stub.GetPipelineStatus(ranking_pb2.GetPipelineStatusRequest())) and s.broker_reachable
+    # Not the snapshot before the monitor's first look (kafka_watched is false until it has looked).
+    status = poll(lambda: (s := stub.GetPipelineStatus(ranking_pb2.GetPipelineStatusRequest())) and s.kafka_watched
+                  and s.broker_reachable
                   and s.aggregator_lag == 0 and s, timeout_s=30, what="ranking's Kafka watch logged in")
     assert score.agency_code == scenario.AGENCY and status.kafka_watched and not status.problems
 
