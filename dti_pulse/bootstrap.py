@@ -29,7 +29,7 @@ def tune_gc(young_threshold: int) -> None:
     collection, and collect the young generation every young_threshold allocations instead
     of 700. A collection pauses the whole process (ranking's answers too), for as long as the
     objects it walks: at 50,000, the young collections walked ~30,000 of grpc's per-call
-    garbage cycles and paused the core process 50-120 ms (bench/README.md, 2026-11-30).
+    garbage cycles and paused the core process 50-120 ms (bench/README.md).
     Reference counting still frees everything that is not a cycle at once. 0 keeps
     Python's threshold."""
     gc.collect()

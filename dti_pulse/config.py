@@ -178,7 +178,7 @@ class Settings:
     clickhouse_password: str = variable("DTI_CLICKHOUSE_PASSWORD", "")  # a server's, kept out of the DSN
     agencies_path: Path = variable("DTI_AGENCIES", DEFAULT_AGENCIES)
     rules_dir: Path = variable("DTI_RULES_DIR", DEFAULT_RULES_DIR)
-    rules_version: str = variable("DTI_RULES_VERSION", "dti-pulse-2025")
+    rules_version: str = variable("DTI_RULES_VERSION", "dti-pulse-2026")
     # TLS for what this process serves (ingest, console: HTTPS; ranking: gRPC over TLS), and
     # the CA it trusts as a client of ranking; a client CA makes ranking require client certs.
     tls_cert: Path | None = variable("DTI_TLS_CERT", None, Path)

@@ -17,6 +17,8 @@ BODY_FIELD = {
     "dossier.paid": "dossier_paid",
     "dossier.rated": "dossier_rated",
     "dossier.apology": "dossier_apology",
+    "dossier.synced": "dossier_synced",
+    "dossier.result": "dossier_result",
 }
 EVENT_TYPES = tuple(BODY_FIELD)
 # The body field -> the kind of entity it is about ("dossier" or "document").
@@ -27,7 +29,7 @@ ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 # with dossier.status split so that resolutions (status 9) show on their own.
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
-                  "dossier.apology")
+                  "dossier.apology", "dossier.synced", "dossier.result")
 _TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 

@@ -19,7 +19,7 @@ def column_names(columns_sql: str) -> list[str]:
 
 # Columns shared by the state tables: written by the aggregator, read by ranking. Their
 # order is the order of the summary tuples in dti_pulse/state.py, then the blob.
-DOSSIER_COLUMNS = """
+DOSSIER_COLUMNS_V1 = """
     dossier_id String,
     agency_code LowCardinality(String),
     procedure_code String,
@@ -44,6 +44,18 @@ DOSSIER_COLUMNS = """
     event_count UInt32,
     events_blob String CODEC(ZSTD(1))
 """
+# Added by migration 7, after apology_count (Decision-766 transparency and digitisation).
+DOSSIER_DIGITAL_COLUMNS = """
+    digitized_on_receipt UInt8,
+    reused_digitized_data UInt8,
+    citizen_data_used UInt8,
+    synced UInt8,
+    result_issued UInt8,
+    result_electronic UInt8,
+    result_shared UInt8,
+"""
+DOSSIER_COLUMNS = DOSSIER_COLUMNS_V1.replace("    event_count UInt32,\n",
+                                             DOSSIER_DIGITAL_COLUMNS.lstrip("\n") + "    event_count UInt32,\n")
 
 DOCUMENT_COLUMNS = """
     document_id String,
@@ -161,7 +173,7 @@ def _rebuilt_state_table(table: str, family: str, columns: str, id_column: str, 
 
 def _state_tables_rebuilt(placed: str, sorting_key: str) -> list[str]:
     return [
-        *_rebuilt_state_table("dossier_state", "dossier", DOSSIER_COLUMNS, "dossier_id",
+        *_rebuilt_state_table("dossier_state", "dossier", DOSSIER_COLUMNS_V1, "dossier_id",
                               "INDEX dossier_id_lookup dossier_id TYPE bloom_filter(0.01) GRANULARITY 1",
                               placed, sorting_key),
         *_rebuilt_state_table("document_state", "document", DOCUMENT_COLUMNS, "document_id",
@@ -181,7 +193,7 @@ def _state_tables_rebuilt(placed: str, sorting_key: str) -> list[str]:
 # document.
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (1, "entity state tables", [
-        f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS}, "
+        f"CREATE TABLE IF NOT EXISTS dossier_state ({DOSSIER_COLUMNS_V1}, "
         "INDEX dossier_id_lookup dossier_id TYPE bloom_filter(0.01) GRANULARITY 1) "
         "ENGINE = ReplacingMergeTree(event_count) ORDER BY (agency_code, dossier_id)",
         f"CREATE TABLE IF NOT EXISTS document_state ({DOCUMENT_COLUMNS}, "
@@ -219,6 +231,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # live activity they were counted in (a row of negative counts; readers sum()).
     (6, "live activity counts that can be withdrawn", [
         "ALTER TABLE activity_minute MODIFY COLUMN events Int64",
+    ]),
+    # What a dossier says of its digitisation, its sync to the national portal and its
+    # result (Decision-766 transparency and digitisation groups); 0 for the states before.
+    (7, "dossier digitisation, portal sync and result", [
+        "ALTER TABLE dossier_state " + ", ".join(
+            f"ADD COLUMN IF NOT EXISTS {line.strip().rstrip(',')} DEFAULT 0 AFTER {previous}"
+            for previous, line in zip(["apology_count", *column_names(DOSSIER_DIGITAL_COLUMNS)],
+                                      DOSSIER_DIGITAL_COLUMNS.strip().splitlines())),
     ]),
 ]
 

@@ -85,6 +85,15 @@ class BusSimulator:
             if rng.random() < 0.3:
                 events.append(self._event("dossier.rated", at, agency, dossier_id=dossier_id,
                                           satisfied=rng.random() < 0.95))
+            events.append(self._event("dossier.result", at, agency, dossier_id=dossier_id,
+                                      electronic=rng.random() < 0.8, shared_for_reuse=rng.random() < 0.7))
+        # Digitisation and the sync to the national portal (Decision-766), drawn last so
+        # that the draws above stay those of a given seed.
+        events[0].update(digitized_on_receipt=rng.random() < 0.85, reused_digitized_data=rng.random() < 0.4,
+                         citizen_data_used=rng.random() < 0.6)
+        if rng.random() < 0.97:
+            synced_at = min(now, received_at + timedelta(minutes=rng.randrange(1, 15)))
+            events.append(self._event("dossier.synced", synced_at, agency, dossier_id=dossier_id))
         return events
 
     def document(self, now: datetime) -> list[dict]:

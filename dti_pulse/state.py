@@ -18,6 +18,7 @@ from dti_pulse.schema import TWO_DAYS, UNPLACED
 ACCEPTED, NOT_ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED = 2, 3, 4, 5
 FINANCIAL_OBLIGATION, WITHDRAWN, STOPPED, RESULT_RETURNED = 6, 7, 8, 10
 _SHOWS_ACCEPTANCE = frozenset({ACCEPTED, IN_PROCESS, SUPPLEMENT_REQUESTED, FINANCIAL_OBLIGATION})
+_ISSUES_RESULT = frozenset({RESOLVED, RESULT_RETURNED})
 
 DOCUMENT_COMPLETED = "06"
 DOCUMENT_RECALL_AGREED = "15"
@@ -45,6 +46,14 @@ class DossierSummary(NamedTuple):
     rated: int
     satisfied: int
     apology_count: int
+    # Decision-766 transparency and digitisation groups (docs/domain.md, Indicators)
+    digitized_on_receipt: int
+    reused_digitized_data: int
+    citizen_data_used: int
+    synced: int  # reached the national portal
+    result_issued: int  # resolved (status 9 or 10) or a dossier.result
+    result_electronic: int
+    result_shared: int  # its digitised data went to the citizen's store
     event_count: int
 
 
@@ -133,6 +142,7 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
     paid = paid_online = 0
     rated = satisfied = 0
     apologies = 0
+    synced = result_issued = result_electronic = result_shared = 0
     ordered = chronological(events)
     for event in ordered:
         kind = event.WhichOneof("body")
@@ -147,6 +157,12 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
             rated, satisfied = 1, int(event.dossier_rated.satisfied)
         elif kind == "dossier_apology":
             apologies += 1
+        elif kind == "dossier_synced":
+            synced = 1
+        elif kind == "dossier_result":
+            # The latest result stands (a corrected result replaces the first).
+            result_issued, result_electronic = 1, int(event.dossier_result.electronic)
+            result_shared = int(event.dossier_result.shared_for_reuse)
         else:
             raise ValueError(f"event {event.event_id} of type {kind} does not belong to a dossier")
     end_at, paused, supplements = processing_end(statuses) if statuses else (None, 0, 0)
@@ -156,14 +172,20 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
                                                               body.channel, body.service_level)
         received_at, due_at, has_fee = body.received_at_ms, body.due_at_ms, int(body.has_fee)
         due_effective = due_at + paused
+        digitized, reused, citizen_data = (int(body.digitized_on_receipt), int(body.reused_digitized_data),
+                                           int(body.citizen_data_used))
     else:
         agency_code, procedure_code, channel, service_level = ordered[-1].agency_code, "", 0, ""
         received_at = due_at = due_effective = has_fee = 0
+        digitized = reused = citizen_data = 0
+    if any(status in _ISSUES_RESULT for _, status in statuses):
+        result_issued = 1
     return _new_summary(DossierSummary, (
         dossier_id, agency_code, procedure_code, channel, service_level,
         int(received is not None), received_at, due_at, due_effective, has_fee,
         int(end_at is not None), end_at or 0, paused, supplements, int(supplements > 1),
-        statuses[-1][1] if statuses else 0, paid, paid_online, rated, satisfied, apologies, len(ordered),
+        statuses[-1][1] if statuses else 0, paid, paid_online, rated, satisfied, apologies,
+        digitized, reused, citizen_data, synced, result_issued, result_electronic, result_shared, len(ordered),
     ))
 
 

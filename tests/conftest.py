@@ -181,7 +181,7 @@ def ranking_server(clean_chdb):
 
     fold(clean_chdb, scenario.EVENTS, ingested_at_ms=now_ms())
     service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
-                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
+                             scenario.RULES_VERSION, CachedMeasures(ClickHouseMeasures(clean_chdb)))
     # Its pipeline is the store alone (no Kafka here); a test may swap the probe to fail it.
     monitor = PipelineMonitor(lambda: clean_chdb.query("SELECT 1"))
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=0.2,

@@ -21,12 +21,27 @@ def _event(at: str, agency: str, event_id: str | None) -> Event:
 
 
 def dossier_received(dossier_id, received, due, agency="000.00.05.H56", procedure="1.010708", channel=2,
-                     level="full_online", fee=False, event_id=None) -> Event:
+                     level="full_online", fee=False, event_id=None, digitized=False, reused=False,
+                     citizen_data=False) -> Event:
     event = _event(received, agency, event_id)
     event.dossier_received.SetInParent()
     body = event.dossier_received
     body.dossier_id, body.procedure_code, body.channel, body.service_level = dossier_id, procedure, channel, level
     body.received_at_ms, body.due_at_ms, body.has_fee = ms(received), ms(due), fee
+    body.digitized_on_receipt, body.reused_digitized_data, body.citizen_data_used = digitized, reused, citizen_data
+    return event
+
+
+def dossier_synced(dossier_id, at, agency="000.00.05.H56") -> Event:
+    event = _event(at, agency, None)
+    event.dossier_synced.dossier_id = dossier_id
+    return event
+
+
+def dossier_result(dossier_id, electronic, shared, at, agency="000.00.05.H56") -> Event:
+    event = _event(at, agency, None)
+    event.dossier_result.dossier_id = dossier_id
+    event.dossier_result.electronic, event.dossier_result.shared_for_reuse = electronic, shared
     return event
 
 

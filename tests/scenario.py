@@ -8,6 +8,7 @@ import uuid
 AGENCY = "000.00.05.H56"
 OTHER = "000.00.07.H56"
 PERIOD = "2026-10"
+RULES_VERSION = "dti-pulse-2026"
 
 
 def _id(n: int) -> str:
@@ -22,9 +23,19 @@ def _event(n, kind, when, agency=AGENCY, **fields):
     return {"event_id": _id(n), "type": kind, "occurred_at": _at(when), "agency_code": agency, **fields}
 
 
-def _received(n, dossier, when, due, level, channel, fee, procedure="1.010708"):
+def _received(n, dossier, when, due, level, channel, fee, procedure="1.010708", digitized=False, reused=False,
+              citizen_data=False):
     return _event(n, "dossier.received", when, dossier_id=dossier, procedure_code=procedure, channel=channel,
-                  service_level=level, received_at=_at(when), due_at=_at(due), has_fee=fee)
+                  service_level=level, received_at=_at(when), due_at=_at(due), has_fee=fee,
+                  digitized_on_receipt=digitized, reused_digitized_data=reused, citizen_data_used=citizen_data)
+
+
+def _synced(n, dossier, when):
+    return _event(n, "dossier.synced", when, dossier_id=dossier)
+
+
+def _result(n, dossier, when, electronic, shared):
+    return _event(n, "dossier.result", when, dossier_id=dossier, electronic=electronic, shared_for_reuse=shared)
 
 
 def _status(n, dossier, status, when):
@@ -39,8 +50,12 @@ def _doc(n, kind, document, when, agency=AGENCY, **fields):
 
 
 EVENTS = [
-    # D1: full-online via the online channel, fee paid online, resolved on time, rated satisfied
-    _received(1, "D1", "10-01T09:00", "10-03T17:00", "full_online", 2, True),
+    # D1: full-online via the online channel, fee paid online, resolved on time, rated satisfied;
+    # digitised, reusing data, from the population database; synced; electronic result shared
+    _received(1, "D1", "10-01T09:00", "10-03T17:00", "full_online", 2, True, digitized=True, reused=True,
+              citizen_data=True),
+    _synced(45, "D1", "10-01T09:05"),
+    _result(46, "D1", "10-02T10:00", electronic=True, shared=True),
     _status(2, "D1", 2, "10-01T10:00"),
     _status(3, "D1", 9, "10-02T10:00"),
     _event(4, "dossier.paid", "10-02T10:05", dossier_id="D1", online=True),
@@ -49,9 +64,13 @@ EVENTS = [
     _status(7, "D2", 9, "10-08T10:00"),
     _status(6, "D2", 2, "10-05T10:00"),
     _received(8, "D2", "10-05T09:00", "10-06T17:00", "partial", 1, False),
+    _synced(47, "D2", "10-05T09:10"),  # its result is the status 9 alone: issued, not electronic
     # D3: full-online procedure filed in person; waits 3 days for the citizen, so on time; fee paid
-    # in cash; rated unsatisfied
-    _received(9, "D3", "10-10T08:00", "10-12T17:00", "full_online", 1, True, procedure="1.010709"),
+    # in cash; rated unsatisfied; digitised, from the population database, never synced; an
+    # electronic result not shared
+    _received(9, "D3", "10-10T08:00", "10-12T17:00", "full_online", 1, True, procedure="1.010709", digitized=True,
+              citizen_data=True),
+    _result(48, "D3", "10-14T15:00", electronic=True, shared=False),
     _status(10, "D3", 2, "10-10T09:00"),
     _status(11, "D3", 5, "10-11T09:00"),
     _status(12, "D3", 4, "10-14T09:00"),
@@ -59,7 +78,8 @@ EVENTS = [
     _event(14, "dossier.paid", "10-14T15:10", dossier_id="D3", online=False),
     _event(15, "dossier.rated", "10-15T08:00", dossier_id="D3", satisfied=False),
     # D4: still open at the end of October and not yet due: on time
-    _received(16, "D4", "10-20T09:00", "11-30T17:00", "full_online", 2, True),
+    _received(16, "D4", "10-20T09:00", "11-30T17:00", "full_online", 2, True, digitized=True),
+    _synced(49, "D4", "10-20T09:01"),
     _status(17, "D4", 2, "10-20T10:00"),
     # D5: two supplement requests: late whatever the dates
     _received(18, "D5", "10-25T08:00", "10-27T17:00", "partial", 1, False),
@@ -68,10 +88,13 @@ EVENTS = [
     _status(21, "D5", 4, "10-26T10:00"),
     _status(22, "D5", 5, "10-27T08:00"),
     _status(23, "D5", 9, "10-27T09:00"),
+    _result(50, "D5", "10-27T09:00", electronic=False, shared=True),  # paper: nothing digitised to share
     # D6: statuses but no received event: not tied to any period
     _status(24, "D6", 9, "10-02T08:00"),
+    _synced(51, "D6", "10-02T08:05"),
     # D7: received in September: another period
-    _received(25, "D7", "09-30T23:30", "10-02T17:00", "partial", 1, False),
+    _received(25, "D7", "09-30T23:30", "10-02T17:00", "partial", 1, False, digitized=True),
+    _synced(52, "D7", "10-01T08:00"),
     # Documents sent by the department
     _doc(30, "document.sent", "H56.05,2026/10/02,1/CV", "10-02T08:00"),
     _event(31, "document.signed", "10-02T08:01", document_id="H56.05,2026/10/02,1/CV",
@@ -105,6 +128,12 @@ EXPECTED = {  # code: (numerator, denominator, points)
     "dossier_full_online_rate": (2, 3, 12 * 2 / 3),
     "dossier_online_payment": (1, 3, 6 * 1 / 3 + min(2, 2.5 * 1 / 2) + 2.5 * 2 / 2),
     "dossier_satisfaction": (2, 5, min(6, 6 * (2 / 5) / 0.9)),
+    "dossier_sync_rate": (3, 5, 6 * 3 / 5),  # D1, D2, D4
+    "dossier_electronic_result_rate": (2, 4, 6 * 2 / 4),  # D1, D3 of D1, D2, D3, D5 (D4 open)
+    "dossier_digitized_rate": (3, 5, 4 * 3 / 5),  # D1, D3, D4
+    "dossier_reused_data_rate": (1, 5, min(2, 2 * (1 / 5) / 0.8)),  # D1; full at 80 %
+    "dossier_shared_for_reuse_rate": (1, 3, 4 * 1 / 3),  # D1 of the digitised D1, D3, D4
+    "dossier_citizen_data_rate": (2, 5, 2 * 2 / 5),  # D1, D3
     "doc_electronic_rate": (5, 6, 5 * 5 / 6),
     "doc_personal_sign_rate": (1, 2, 5 * 1 / 2),
     "doc_agency_sign_rate": (2, 2, 5.0),
@@ -115,6 +144,9 @@ EXPECTED_MEASURES = {
     "dossiers_full_online_procedures": 3, "dossiers_full_online_received_online": 2,
     "dossiers_with_fee": 3, "dossiers_paid_online": 1, "fee_procedures": 2, "fee_procedures_paid_online": 1,
     "fee_procedures_with_dossiers": 2, "dossiers_rated_unsatisfied": 1,
+    "dossiers_synced": 3, "dossiers_digitized": 3, "dossiers_reusing_data": 1, "dossiers_citizen_data": 2,
+    "dossiers_with_result": 4, "dossiers_result_electronic": 2, "dossiers_digitized_any": 3,
+    "dossiers_shared_for_reuse": 1,
     "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
     "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
 }
@@ -124,10 +156,17 @@ EXPECTED_COSTS = {
     "dossier_satisfaction": {"D2", "D3", "D5"},
     "dossier_online_payment": {"D3", "D4"},  # fee-bearing, not paid online
     "dossier_full_online_rate": {"D3"},  # full-online procedure filed in person
+    "dossier_sync_rate": {"D3", "D5"},
+    "dossier_electronic_result_rate": {"D2", "D5"},
+    "dossier_digitized_rate": {"D2", "D5"},
+    "dossier_reused_data_rate": {"D2", "D3", "D4", "D5"},
+    "dossier_shared_for_reuse_rate": {"D3", "D4"},
+    "dossier_citizen_data_rate": {"D2", "D4", "D5"},
     "doc_electronic_rate": {"H56.05,2026/10/04,3/CV"},
     "doc_personal_sign_rate": {"H56.05,2026/10/03,2/CV"},
     "doc_agency_sign_rate": set(),
     "doc_on_time_rate": {"H56.07,2026/10/07,10/CV"},
 }
 EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
-EXPECTED_MAX = 68.0
+EXPECTED_MAX = 92.0  # 766: 72 of its 100 points measurable from the events; DTI documents: 20
+EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items() if code.startswith("dossier_"))

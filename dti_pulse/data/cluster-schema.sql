@@ -21,6 +21,13 @@ CREATE TABLE IF NOT EXISTS dossier_state_local ON CLUSTER '__CLUSTER__'
     `rated` UInt8,
     `satisfied` UInt8,
     `apology_count` UInt16,
+    `digitized_on_receipt` UInt8 DEFAULT 0,
+    `reused_digitized_data` UInt8 DEFAULT 0,
+    `citizen_data_used` UInt8 DEFAULT 0,
+    `synced` UInt8 DEFAULT 0,
+    `result_issued` UInt8 DEFAULT 0,
+    `result_electronic` UInt8 DEFAULT 0,
+    `result_shared` UInt8 DEFAULT 0,
     `event_count` UInt32,
     `events_blob` String CODEC(ZSTD(1)),
     `is_deleted` UInt8 DEFAULT 0,
@@ -119,4 +126,4 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/day_measure_defi
 ORDER BY applied_at
 SETTINGS index_granularity = 8192;
 
-INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(6) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);
+INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(7) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);

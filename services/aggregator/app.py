@@ -57,7 +57,7 @@ async def adaptive_take(stream, max_messages: int, window_s: float, linger_s: fl
     max_bytes (0: none) also ends a batch at the message that brings it there. The fold
     holds the event loop (and with it the consumer's heartbeats) for its whole batch, and
     under a backlog a batch is whatever came during the previous fold: 100-400k events and
-    up to 3.9 s held on 2026-11-30; 10,000 messages of ~125 events (a 1,000-event request
+    up to 3.9 s held in a measured run; 10,000 messages of ~125 events (a 1,000-event request
     over 8 partitions) would hold it 15-30 s, past the consumer's 10 s session timeout."""
     buffer: list = []
     buffered_bytes = 0

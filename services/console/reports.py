@@ -88,15 +88,17 @@ def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
     # rank, code, agency, points, max, index, band, then the rates (the points per indicator stay in the XLSX)
     keep = [0, 2, 3, 4, 5, 6] + [i for i, kind in enumerate(table.kinds) if kind == "ratio"]
     header = [table.header[i].replace(f" ({_t(lang, 'col.ratio')})", "") for i in keep]
-    text = ParagraphStyle("cell", fontName=regular, fontSize=7, leading=8.5)
+    text = ParagraphStyle("cell", fontName=regular, fontSize=6.5, leading=8)
     head = ParagraphStyle("head", parent=text, fontName=bold, textColor=colors.HexColor("#1b2433"))
     rows = [[Paragraph(h, head) for h in header]]
     for row in table.rows:
         rows.append([Paragraph(_cell(row[i], table.kinds[i], lang), text) for i in keep])
-    widths = [10 * mm, 62 * mm, 14 * mm, 14 * mm, 14 * mm, 18 * mm]
+    widths = [9 * mm, 50 * mm, 13 * mm, 12 * mm, 12 * mm, 16 * mm]
     rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(keep) - len(widths))
     grid = PdfTable(rows, colWidths=widths + [rest] * (len(keep) - len(widths)), repeatRows=1)
-    grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
+    # The full 766 index has 14 rates beside the totals: narrow padding keeps "60,0 %" on one line.
+    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+                              ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
                               ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa4b2")),
                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     buffer = io.BytesIO()

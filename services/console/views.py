@@ -51,6 +51,8 @@ def score_json(score) -> dict:
         "total_points": score.total_points, "max_points": score.max_points,
         "fraction": score.fraction if score.HasField("fraction") else None, "band": score.band,
         "rules_version": score.rules_version, "computed_at": _ms(score.computed_at),
+        "indices": [{"index": i.index, "points": i.points, "max_points": i.max_points,
+                     "index_max_points": i.index_max_points} for i in score.indices],
     }
 
 

@@ -32,7 +32,8 @@ from services.ingest.service import IngestService
 log = logging.getLogger(__name__)
 CHUNK = 5_000  # records a chunk: ~5 Kafka requests over 8 partitions, a few ms to validate
 FORMATS = ("jsonl", "csv", "parquet")
-_FLAGS = {"has_fee", "online", "satisfied", "electronic", "classified", "personal_signature", "agency_signature"}
+_FLAGS = {"has_fee", "online", "satisfied", "electronic", "classified", "personal_signature", "agency_signature",
+          "digitized_on_receipt", "reused_digitized_data", "citizen_data_used", "shared_for_reuse"}
 _INTEGERS = {"channel", "status", "business_type"}
 
 

@@ -35,7 +35,7 @@ class RecycledConnections:
     Worker processes share one listening socket, and a connection stays with the worker
     that accepted it. Clients that open their connections at once (the bus's pool, a
     load generator) could all land on one worker and keep it busy while the other idled:
-    2 workers then took no more than 1 (bench/README.md, 2026-11-30, sixth session). A
+    2 workers then took no more than 1 (bench/README.md). A
     new connection is accepted by whichever worker is waiting, so recycled connections
     drift to the idle one. max_age_s <= 0 keeps connections for good."""
 

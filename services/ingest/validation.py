@@ -241,6 +241,9 @@ def _dossier_received(raw: dict, body) -> None:
     body.received_at_ms = received_at_ms
     body.due_at_ms = due_at_ms
     body.has_fee = _flag(raw, "has_fee", required=False, default=False)
+    body.digitized_on_receipt = _flag(raw, "digitized_on_receipt", required=False, default=False)
+    body.reused_digitized_data = _flag(raw, "reused_digitized_data", required=False, default=False)
+    body.citizen_data_used = _flag(raw, "citizen_data_used", required=False, default=False)
 
 
 def _dossier_status(raw: dict, body) -> None:
@@ -258,8 +261,14 @@ def _dossier_rated(raw: dict, body) -> None:
     body.satisfied = _flag(raw, "satisfied")
 
 
-def _dossier_apology(raw: dict, body) -> None:
+def _dossier_id_only(raw: dict, body) -> None:
     body.dossier_id = _text(raw, "dossier_id")
+
+
+def _dossier_result(raw: dict, body) -> None:
+    body.dossier_id = _text(raw, "dossier_id")
+    body.electronic = _flag(raw, "electronic")
+    body.shared_for_reuse = _flag(raw, "shared_for_reuse", required=False, default=False)
 
 
 _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
@@ -271,7 +280,9 @@ _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "dossier.status": _dossier_status,
     "dossier.paid": _dossier_paid,
     "dossier.rated": _dossier_rated,
-    "dossier.apology": _dossier_apology,
+    "dossier.apology": _dossier_id_only,
+    "dossier.synced": _dossier_id_only,
+    "dossier.result": _dossier_result,
 }
 _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
@@ -369,6 +380,9 @@ class _DossierReceived(_Typed, tag="dossier.received"):
     due_at: str
     channel: Union[Annotated[int, msgspec.Meta(ge=1, le=3)], None] = None
     has_fee: Union[bool, None] = None
+    digitized_on_receipt: Union[bool, None] = None
+    reused_digitized_data: Union[bool, None] = None
+    citizen_data_used: Union[bool, None] = None
 
 
 class _DossierStatus(_Typed, tag="dossier.status"):
@@ -388,6 +402,16 @@ class _DossierRated(_Typed, tag="dossier.rated"):
 
 class _DossierApology(_Typed, tag="dossier.apology"):
     dossier_id: _Text
+
+
+class _DossierSynced(_Typed, tag="dossier.synced"):
+    dossier_id: _Text
+
+
+class _DossierResult(_Typed, tag="dossier.result"):
+    dossier_id: _Text
+    electronic: bool
+    shared_for_reuse: Union[bool, None] = None
 
 
 def _typed_document_transfer(typed, body) -> None:
@@ -436,6 +460,9 @@ def _typed_dossier_received(typed, body) -> None:
     body.received_at_ms = received_at_ms
     body.due_at_ms = due_at_ms
     body.has_fee = bool(typed.has_fee)
+    body.digitized_on_receipt = bool(typed.digitized_on_receipt)
+    body.reused_digitized_data = bool(typed.reused_digitized_data)
+    body.citizen_data_used = bool(typed.citizen_data_used)
 
 
 def _typed_dossier_status(typed, body) -> None:
@@ -453,8 +480,14 @@ def _typed_dossier_rated(typed, body) -> None:
     body.satisfied = typed.satisfied
 
 
-def _typed_dossier_apology(typed, body) -> None:
+def _typed_dossier_id_only(typed, body) -> None:
     body.dossier_id = _checked_text(typed.dossier_id)
+
+
+def _typed_dossier_result(typed, body) -> None:
+    body.dossier_id = _checked_text(typed.dossier_id)
+    body.electronic = typed.electronic
+    body.shared_for_reuse = bool(typed.shared_for_reuse)
 
 
 # Each type's struct -> the oneof field of its body and its builder; the type's name is the
@@ -468,7 +501,9 @@ _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for t
     (_DossierStatus, _typed_dossier_status),
     (_DossierPaid, _typed_dossier_paid),
     (_DossierRated, _typed_dossier_rated),
-    (_DossierApology, _typed_dossier_apology),
+    (_DossierApology, _typed_dossier_id_only),
+    (_DossierSynced, _typed_dossier_id_only),
+    (_DossierResult, _typed_dossier_result),
 )}
 _TypedEvent = Union[tuple(_TYPED_BUILDERS)]
 
@@ -591,6 +626,7 @@ _BODY_CHECKS: dict[str, Callable] = {
     "document_sent": _check_transfer, "document_received": _check_transfer, "document_signed": _check_signed,
     "document_status": _check_document_status, "dossier_status": _check_dossier_status,
     "dossier_paid": _check_dossier, "dossier_rated": _check_dossier, "dossier_apology": _check_dossier,
+    "dossier_synced": _check_dossier, "dossier_result": _check_dossier,
 }
 
 

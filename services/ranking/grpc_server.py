@@ -52,7 +52,9 @@ def agency_score_message(scored: ScoredAgency) -> ranking_pb2.AgencyScore:
         period=scored.period.label, period_start=_timestamp(scored.period.start_ms),
         period_end=_timestamp(scored.period.end_ms), indicators=[_indicator(i) for i in score.indicators],
         total_points=score.total_points, max_points=score.max_points, band=score.band,
-        rules_version=scored.rules.version, computed_at=_timestamp(scored.computed_at_ms))
+        rules_version=scored.rules.version, computed_at=_timestamp(scored.computed_at_ms),
+        indices=[ranking_pb2.IndexTotal(index=i.index, points=i.points, max_points=i.max_points,
+                                        index_max_points=i.index_max_points) for i in score.indices])
     if score.fraction is not None:
         message.fraction = score.fraction
     return message

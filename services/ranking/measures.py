@@ -16,7 +16,8 @@ from dti_pulse.schema import DAY_MEASURE_COLUMNS, TWO_DAYS, column_names, place_
 # Rows of a family tied to the period, with the derived flags the predicates use.
 _DOSSIER_ROWS = """
     SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
-        rated, satisfied, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
+        rated, satisfied, synced, digitized_on_receipt, reused_digitized_data, citizen_data_used, result_issued,
+        result_electronic, result_shared, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
         supplement_count, last_status,
         -- docs/domain.md, Indicators: resolved by the (pause-adjusted) due time, or still open and not yet due
         late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
@@ -76,6 +77,7 @@ class Measure:
     shortfall: str = ""
 
 
+_DIGITIZED = "(digitized_on_receipt = 1 OR (result_issued = 1 AND result_electronic = 1))"
 _SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
 _PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
 
@@ -99,6 +101,17 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
     "fee_procedures_with_dossiers": Measure("dossier", "has_fee = 1", "fee-bearing procedures with dossiers",
                                             distinct="procedure_code"),
     "dossiers_rated_unsatisfied": Measure("dossier", "rated = 1 AND satisfied = 0", "rated unsatisfied"),
+    # Decision-766 transparency and digitisation (docs/domain.md, Indicators)
+    "dossiers_synced": Measure("dossier", "synced = 1", "synced to the national portal"),
+    "dossiers_digitized": Measure("dossier", "digitized_on_receipt = 1", "digitised when received"),
+    "dossiers_reusing_data": Measure("dossier", "reused_digitized_data = 1", "reused data digitised before"),
+    "dossiers_citizen_data": Measure("dossier", "citizen_data_used = 1", "used the national population database"),
+    "dossiers_with_result": Measure("dossier", "result_issued = 1", "with a result issued"),
+    "dossiers_result_electronic": Measure("dossier", "result_issued = 1 AND result_electronic = 1",
+                                          "with an electronic result"),
+    "dossiers_digitized_any": Measure("dossier", _DIGITIZED, "digitised (components or result)"),
+    "dossiers_shared_for_reuse": Measure("dossier", f"{_DIGITIZED} AND result_shared = 1",
+                                         "digitised and shared to the citizen's store"),
     "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
                                tie="in_period"),
     "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
@@ -128,6 +141,12 @@ _SHORTFALLS = {
     "dossiers_full_online_received_online": "Full-online procedure, not received online",
     "dossiers_on_time": "Resolved after its due time (after pauses), or open past it",
     "dossiers_paid_online": "Has a fee, not paid online",
+    "dossiers_synced": "Not synced to the national portal",
+    "dossiers_digitized": "Components not digitised when received",
+    "dossiers_reusing_data": "Did not reuse data digitised before",
+    "dossiers_citizen_data": "Did not use the national population database",
+    "dossiers_result_electronic": "Result not issued electronically",
+    "dossiers_shared_for_reuse": "Digitised, not shared to the citizen's store",
 }
 MEASURE_DEFINITIONS = {name: replace(measure, shortfall=_SHORTFALLS.get(name, ""))
                        for name, measure in MEASURE_DEFINITIONS.items()}
@@ -141,7 +160,10 @@ FACTS = {
                 ("paused_days", "round(paused_ms / 86400000, 2)"), ("supplement_requests", "supplement_count"),
                 ("last_status", "last_status"), ("service_level", "service_level"), ("channel", "channel"),
                 ("has_fee", "has_fee"), ("paid", "paid"), ("paid_online", "paid_online"),
-                ("rated", "rated"), ("satisfied", "satisfied")],
+                ("rated", "rated"), ("satisfied", "satisfied"), ("synced", "synced"),
+                ("digitized_on_receipt", "digitized_on_receipt"), ("reused_digitized_data", "reused_digitized_data"),
+                ("citizen_data_used", "citizen_data_used"), ("result_issued", "result_issued"),
+                ("result_electronic", "result_electronic"), ("result_shared", "result_shared")],
     "document": [("sent_at", "if(sent = 1, sent_at_ms, 0)"), ("received_at", "if(received = 1, received_at_ms, 0)"),
                  ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
                  ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),

@@ -23,6 +23,8 @@ MEASURES = frozenset({
     "dossiers_with_fee", "dossiers_paid_online",
     "fee_procedures", "fee_procedures_paid_online", "fee_procedures_with_dossiers",
     "dossiers_rated_unsatisfied",
+    "dossiers_synced", "dossiers_digitized", "dossiers_reusing_data", "dossiers_citizen_data",
+    "dossiers_with_result", "dossiers_result_electronic", "dossiers_digitized_any", "dossiers_shared_for_reuse",
     "documents_total", "documents_electronic",
     "documents_sent_electronic", "documents_sent_personal_signed", "documents_sent_agency_signed",
     "documents_due", "documents_on_time",
@@ -61,6 +63,7 @@ class Indicator:
     cohorts: tuple[str, ...]
     full_points_when_empty: bool
     note: str = ""
+    index: str = ""  # the published index it counts in ("766", "dti"), one of the file's [indices]
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,9 @@ class RuleSet:
     warning_below: float
     source: str
     group_weights: dict[str, float] = field(default_factory=dict)
+    # The published scale of each index (766 is out of 100), which the indicators the events
+    # can measure may not fill.
+    indices: dict[str, float] = field(default_factory=dict)
 
     def for_cohort(self, cohort: str) -> list[Indicator]:
         return [i for i in self.indicators if cohort in i.cohorts]
@@ -152,6 +158,12 @@ def parse_rules(text: str, source: str) -> RuleSet:
     raw_indicators = data.get("indicators")
     if not isinstance(raw_indicators, list) or not raw_indicators:
         raise RulesError(f"{source}:1: at least one [[indicators]] table is required")
+    raw_indices = data.get("indices", {})
+    where_indices = f"{source}:{_line_of(text, '[indices')}"
+    if not isinstance(raw_indices, dict) or not all(isinstance(v, dict) for v in raw_indices.values()):
+        raise RulesError(f"{where_indices}: [indices.NAME] tables with max_points are expected")
+    indices = {name: _number(table, "max_points", f"{where_indices}: index {name!r}")
+               for name, table in raw_indices.items()}
     indicators, seen, weights = [], set(), {}
     for raw in raw_indicators:
         code = raw.get("code")
@@ -186,10 +198,20 @@ def parse_rules(text: str, source: str) -> RuleSet:
             ratio, components = None, tuple(_ratio(p, where) for p in parts)
         else:
             ratio, components = _ratio({"code": code, **raw}, where), ()
+        index = raw.get("index", "")
+        if indices and index not in indices:
+            raise RulesError(f"{where}: index {index!r} is not one of the file's [indices]: {', '.join(indices)}")
         indicators.append(Indicator(code, group, max_points, shape, ratio, components, threshold, cohorts,
-                                    when_empty == "full", str(raw.get("note", ""))))
+                                    when_empty == "full", str(raw.get("note", "")), index))
         weights[group] = weights.get(group, 0.0) + max_points
-    return RuleSet(version, str(data.get("title", "")), tuple(indicators), critical, warning, source, weights)
+    for name, maximum in indices.items():
+        for cohort in COHORTS:
+            counted = sum(i.max_points for i in indicators if i.index == name and cohort in i.cohorts)
+            if counted > maximum + 1e-9:
+                raise RulesError(f"{where_indices}: index {name!r} is out of {maximum:g} points, but its "
+                                 f"indicators of cohort {cohort!r} add up to {counted:g}")
+    return RuleSet(version, str(data.get("title", "")), tuple(indicators), critical, warning, source, weights,
+                   indices)
 
 
 class RulesCatalog:

@@ -21,6 +21,15 @@ class IndicatorResult:
 
 
 @dataclass
+class IndexTotal:
+    """One published index within a score (the 766 index apart from the DTI documents)."""
+    index: str
+    points: float
+    max_points: float  # over its indicators that have a value
+    index_max_points: float  # the published scale (766: 100)
+
+
+@dataclass
 class Score:
     agency_code: str
     indicators: list[IndicatorResult]
@@ -30,6 +39,7 @@ class Score:
     band: str
     group_points: dict[str, float]
     rank: int = 0
+    indices: list[IndexTotal] = field(default_factory=list)
 
 
 def _evaluate(terms, measures: Mapping[str, int]) -> int:
@@ -102,7 +112,11 @@ def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mappin
     groups: dict[str, float] = {}
     for r in valued:
         groups[r.group] = groups.get(r.group, 0.0) + r.points
-    return Score(agency_code, results, total, maximum, fraction, band_of(fraction, rules), groups)
+    index_of = {i.code: i.index for i in rules.indicators}
+    indices = [IndexTotal(name, sum(r.points for r in valued if index_of.get(r.code) == name),
+                          sum(r.max_points for r in valued if index_of.get(r.code) == name), scale)
+               for name, scale in rules.indices.items()]
+    return Score(agency_code, results, total, maximum, fraction, band_of(fraction, rules), groups, indices=indices)
 
 
 def rank(scores: list[Score], rules: RuleSet) -> list[Score]:

@@ -161,6 +161,10 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     late = explain.locator('li[data-id="HS-TRE-HAN"]')
     expect(late).to_contain_text("đã quá hạn mà chưa giải quyết")  # the reason, in the page's language
     expect(late).to_contain_text("Hạn:")
+    # The 766 index apart on its scale of 100, the DTI documents apart.
+    expect(page.get_by_test_id("index-766")).to_contain_text("Chỉ số 766")
+    expect(page.get_by_test_id("index-766")).to_contain_text("(thang 100 điểm)")
+    expect(page.get_by_test_id("index-dti")).to_contain_text("(thang 20 điểm)")
     page.screenshot(path=str(ARTIFACTS / "console-agency-vi.png"), full_page=True)
     page.get_by_test_id("period").select_option("year")  # the agency's rates for the year
     expect(page.locator("#indicators-title")).to_have_text(f"Chỉ tiêu kỳ {datetime.now(LOCAL_TZ).year}")

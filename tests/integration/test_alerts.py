@@ -74,7 +74,7 @@ def test_an_alert_fires_once_is_listed_and_recovers_once(clean_chdb, receivers):
     october = int(datetime(2026, 10, 20, 10, tzinfo=LOCAL_TZ).timestamp() * 1000)
     clock = {"ms": october}
     service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
-                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)),
+                             scenario.RULES_VERSION, CachedMeasures(ClickHouseMeasures(clean_chdb)),
                              clock_ms=lambda: clock["ms"])
     rule = AlertRule(name="dossiers-late", kind="below", indicator="dossier_on_time_rate", threshold=0.9,
                      min_denominator=5, severity="critical")

@@ -37,7 +37,7 @@ def test_scenario_measures_are_exact_and_survive_redelivery(clean_chdb):
                                                        period.judged_at_ms(10**15))
     assert measures[scenario.AGENCY] == scenario.EXPECTED_MEASURES
 
-    service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2025", ClickHouseMeasures(clean_chdb))
+    service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), scenario.RULES_VERSION, ClickHouseMeasures(clean_chdb))
     scored = service.agency_score(scenario.AGENCY, scenario.PERIOD)
     got = {i.code: (i.numerator, i.denominator, i.points) for i in scored.score.indicators}
     for code, (numerator, denominator, points) in scenario.EXPECTED.items():
@@ -143,11 +143,11 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
     now = int(time.time() * 1000)
     agency = "000.00.05.H56"
     row = DossierSummary("NOW-1", agency, "1.0", 2, "full_online", 1, now, now + 86_400_000, now + 86_400_000,
-                         0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1)
+                         0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
     ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, (now + 25_200_000) // 86_400_000)})
     today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
     for snapshots in (True, False):
-        service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2025",
+        service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2026",
                                  ClickHouseMeasures(clean_chdb, day_snapshots=snapshots))
         for period in (today, today[:7]):
             scored = service.agency_score(agency, period)
@@ -212,7 +212,7 @@ def test_a_day_mark_no_table_can_hold_never_stalls_the_write(clean_chdb):
 
     agency = "000.00.05.H56"
     row = DossierSummary("DAY-OK", agency, "1.0", 2, "full_online", 1, 1_790_000_000_000, 1_790_086_400_000,
-                         1_790_086_400_000, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 1)
+                         1_790_086_400_000, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
     impossible = (agency, (-(2 ** 63) + 25_200_000) // 86_400_000)
     ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, 20_717), impossible})
     assert clean_chdb.query("SELECT count() FROM dossier_state FINAL WHERE dossier_id = 'DAY-OK'").result_rows == [(1,)]

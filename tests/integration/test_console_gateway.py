@@ -114,7 +114,7 @@ def test_the_api_serves_the_ranking_services_answers(console):
     logged_in(console)
     meta = console.get("/api/meta").json()
     assert meta["periods"]["month"] == datetime.now(LOCAL_TZ).strftime("%Y-%m") and meta["backend"] == "ok"
-    assert meta["rules"]["default_version"] == "dti-pulse-2025" and "dossier.resolved" in meta["activity_types"]
+    assert meta["rules"]["default_version"] == "dti-pulse-2026" and "dossier.resolved" in meta["activity_types"]
     assert {(v["critical_below"], v["warning_below"]) for v in meta["rules"]["versions"]} == {(0.8, 0.9)}
     ranking = console.get("/api/ranking", params={"cohort": "department", "period": scenario.PERIOD}).json()
     first = ranking["entries"][0]

@@ -50,7 +50,9 @@ def random_dossier(rng: random.Random, dossier_id: str, around_ms: int, event_co
         dossier_id, rng.choice(AGENCIES), f"1.{rng.randint(1, 6)}", rng.choice([1, 2, 3]),
         rng.choice(["full_online", "partial"]), int(rng.random() < 0.95), received, due, due + paused, has_fee,
         int(has_end), end, paused, rng.choice([0, 0, 1, 2]), 0, 9 if has_end else 4, has_fee,
-        int(has_fee and rng.random() < 0.5), int(rng.random() < 0.4), int(rng.random() < 0.7), 0, event_count)
+        int(has_fee and rng.random() < 0.5), int(rng.random() < 0.4), int(rng.random() < 0.7), 0,
+        *(int(rng.random() < 0.5) for _ in range(4)), int(has_end), int(has_end and rng.random() < 0.6),
+        int(rng.random() < 0.5), event_count)
 
 
 def late_forced(summary: DossierSummary) -> DossierSummary:

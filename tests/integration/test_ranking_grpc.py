@@ -30,9 +30,9 @@ REGISTRY = load_registry(DEFAULT_AGENCIES)
 def rules_dir(tmp_path):
     directory = tmp_path / "rules"
     directory.mkdir()
-    shutil.copy(DEFAULT_RULES_DIR / "dti-pulse-2025.toml", directory)
-    what_if = (DEFAULT_RULES_DIR / "dti-pulse-2025.toml").read_text(encoding="utf-8")
-    what_if = what_if.replace('version = "dti-pulse-2025"', 'version = "what-if-progress-30"')
+    shutil.copy(DEFAULT_RULES_DIR / "dti-pulse-2026.toml", directory)
+    what_if = (DEFAULT_RULES_DIR / "dti-pulse-2026.toml").read_text(encoding="utf-8")
+    what_if = what_if.replace('version = "dti-pulse-2026"', 'version = "what-if-progress-30"')
     what_if = what_if.replace('group = "progress"\nmax_points = 20', 'group = "progress"\nmax_points = 30')
     (directory / "what-if.toml").write_text(what_if, encoding="utf-8")
     return directory
@@ -41,7 +41,7 @@ def rules_dir(tmp_path):
 @pytest.fixture
 def stub(clean_chdb, rules_dir):
     fold(clean_chdb, scenario.EVENTS)
-    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026",
                              CachedMeasures(ClickHouseMeasures(clean_chdb)))
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=0.2)
     server.start_in_thread()
@@ -86,11 +86,11 @@ def test_explain_lists_exactly_what_costs_points_with_the_deciding_facts(stub):
 
 def test_what_if_scores_the_same_aggregates_under_other_rules(stub):
     response = stub.CompareRules(ranking_pb2.CompareRulesRequest(
-        agency_code=scenario.AGENCY, period=scenario.PERIOD, rules_versions=["dti-pulse-2025", "what-if-progress-30"]))
+        agency_code=scenario.AGENCY, period=scenario.PERIOD, rules_versions=["dti-pulse-2026", "what-if-progress-30"]))
     current, what_if = response.scores
-    assert (current.rules_version, what_if.rules_version) == ("dti-pulse-2025", "what-if-progress-30")
+    assert (current.rules_version, what_if.rules_version) == ("dti-pulse-2026", "what-if-progress-30")
     progress = {s.rules_version: {i.code: i for i in s.indicators}["dossier_on_time_rate"] for s in response.scores}
-    assert progress["dti-pulse-2025"].points == pytest.approx(12.0)
+    assert progress["dti-pulse-2026"].points == pytest.approx(12.0)
     assert progress["what-if-progress-30"].points == pytest.approx(18.0)
     assert what_if.total_points - current.total_points == pytest.approx(6.0)
     with pytest.raises(grpc.RpcError) as missing:
@@ -103,7 +103,7 @@ def test_a_broken_rules_file_is_refused_and_its_last_good_version_keeps_serving(
     (rules_dir / "what-if.toml").write_text('version = "what-if-progress-30"\n[[indicators]]\ncode = \ngroup = "g"\n',
                                           encoding="utf-8")
     listing = stub.ListRules(ranking_pb2.ListRulesRequest())
-    assert {v.version for v in listing.versions} == {"dti-pulse-2025", "what-if-progress-30"}
+    assert {v.version for v in listing.versions} == {"dti-pulse-2026", "what-if-progress-30"}
     assert len(listing.errors) == 1 and "what-if.toml" in listing.errors[0] and "line 3" in listing.errors[0]
     request = ranking_pb2.GetAgencyScoreRequest(agency_code=scenario.AGENCY, period=scenario.PERIOD,
                                                 rules_version="what-if-progress-30")
@@ -328,7 +328,7 @@ def test_an_agency_scores_the_same_from_its_own_rows_as_from_its_cohorts_ranking
             counted.append(len(agency_codes))
             return super().measures(agency_codes, *args, **kwargs)
 
-    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026",
                              CachedMeasures(CountingMeasures(clean_chdb)))
     own = service.agency_score(scenario.AGENCY, scenario.PERIOD)
     assert counted == [1]  # nothing cached: the agency's own rows
@@ -356,7 +356,7 @@ def test_a_signalled_write_wakes_a_watch_at_once(clean_chdb, rules_dir):
     from tests.fakes import DeadLetters
 
     signal = WriteSignal()
-    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026",
                              CachedMeasures(ClickHouseMeasures(clean_chdb), version_ttl_s=60, changes=signal))
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"}, watch_interval_s=60)
     server.start_in_thread()
@@ -401,9 +401,9 @@ def test_the_next_minutes_score_is_counted_before_the_minute_turns(clean_chdb, r
 
     measures = CachedMeasures(CountingMeasures(clean_chdb), version_ttl_s=60, judge_step_ms=60_000,
                               warm_lead_ms=10_000, wall_clock_ms=lambda: wall[0])
-    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025", measures,
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026", measures,
                              clock_ms=lambda: wall[0])
-    uncached = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+    uncached = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026",
                               ClickHouseMeasures(clean_chdb), clock_ms=lambda: wall[0])
 
     def on_time(scored):
@@ -472,7 +472,7 @@ def test_a_scoped_token_sees_only_its_agencies_and_cohorts(clean_chdb, rules_dir
     from dti_pulse.grpc_channel import ranking_channel
 
     fold(clean_chdb, scenario.EVENTS)
-    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2025",
+    service = RankingService(REGISTRY, RulesCatalog(rules_dir, check_every_s=0), "dti-pulse-2026",
                              CachedMeasures(ClickHouseMeasures(clean_chdb)))
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "operator", "dept-5-token": "dept-5"},
                            scopes={"dept-5": ("000.00.05.*", "cohort:department")}, watch_interval_s=0.2)

@@ -6,14 +6,22 @@ import time
 import pytest
 
 from dti_pulse.localtime import DAY_MS
-from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MIGRATIONS, SPAN_DAYS, column_names, migrate,
-                              place_span, span_sql)
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS_V1, DOSSIER_DIGITAL_COLUMNS,
+                              MIGRATIONS, SPAN_DAYS, column_names, migrate, place_span, span_sql)
 from dti_pulse.state import DocumentSummary, DossierSummary, placement
 from services.aggregator.store import ClickHouseStateStore
 from tests.integration.test_day_snapshots import random_document, random_dossier, span_start_ms, store_states
 
 pytestmark = pytest.mark.integration
 SORTED_BY_DAY, SORTED_BY_SPAN = 4, 5
+DIGITAL = column_names(DOSSIER_DIGITAL_COLUMNS)
+
+
+def before_digitisation(summary):
+    """A dossier state as a release before migration 7 kept it: no digitisation columns."""
+    if not isinstance(summary, DossierSummary):
+        return summary
+    return summary._replace(**{name: 0 for name in DIGITAL})
 
 
 def old_release_states(client, rng, now_ms):
@@ -27,13 +35,15 @@ def old_release_states(client, rng, now_ms):
         documents.append(random_document(rng, f"O{i}", "000.00.05.H56", now_ms, 1))
         if rng.random() < 0.3:
             documents.append(random_document(rng, f"O{i}", "000.00.05.H56", now_ms, 2))
-    client.insert("dossier_state", [(*s, b"e") for s in dossiers], column_names=column_names(DOSSIER_COLUMNS))
+    v1 = column_names(DOSSIER_COLUMNS_V1)
+    client.insert("dossier_state", [(*(getattr(s, name) for name in v1[:-1]), b"e") for s in dossiers],
+                  column_names=v1)
     client.insert("document_state", [(*s, b"e") for s in documents], column_names=column_names(DOCUMENT_COLUMNS))
     newest = {}
     for s in dossiers + documents:
         key = (type(s).__name__, s[0], s[1])
         if key not in newest or s.event_count > newest[key].event_count:
-            newest[key] = s
+            newest[key] = before_digitisation(s)
     return newest
 
 
@@ -42,8 +52,11 @@ def states_before(client, rng, migration: int):
     now_ms = int(time.time() * 1000)
     if migration <= SORTED_BY_DAY:
         return old_release_states(client, rng, now_ms)
-    # From migration 4 on, a state that moved left a tombstone where it sat.
-    return {(type(s).__name__, s[0], s[1]): s
+    # From migration 4 on, a state that moved left a tombstone where it sat. Written through
+    # today's store, whose rows have the columns of migration 7 (added here as it adds them);
+    # the rebuild keeps the columns the release before it had.
+    client.command(next(m[2] for m in MIGRATIONS if m[0] == 7)[0])
+    return {(type(s).__name__, s[0], s[1]): before_digitisation(s)
             for s in store_states(ClickHouseStateStore(client), rng, now_ms, 150, "m")}
 
 

@@ -83,7 +83,7 @@ def tls_ranking(clean_chdb, pki):
 
     fold(clean_chdb, scenario.EVENTS)
     service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
-                             "dti-pulse-2025", CachedMeasures(ClickHouseMeasures(clean_chdb)))
+                             scenario.RULES_VERSION, CachedMeasures(ClickHouseMeasures(clean_chdb)))
     cert, key = pki["server"]
     server = RankingServer(service, "127.0.0.1", free_port(), {GRPC_TOKEN: "test"},
                            server_credentials(cert, key, client_ca=pki["ca"]), watch_interval_s=0.5)

@@ -190,7 +190,7 @@ def test_an_answer_about_one_agency_is_stamped_with_that_agencys_writes_only():
     signal = WriteSignal()
     cache = CachedMeasures(PerAgencyStore(), version_ttl_s=60, clock=lambda: 0.0, changes=signal)
     service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
-                             "dti-pulse-2025", cache, clock_ms=lambda: 0)
+                             "dti-pulse-2026", cache, clock_ms=lambda: 0)
     assert service.cache_stamp("measures", "A") is None  # no version read yet: no cached answers
     cache.measures(["A"], 0, 10, 10)
     stamps = service.cache_stamp("measures", "A"), service.cache_stamp("measures")

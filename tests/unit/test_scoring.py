@@ -116,6 +116,12 @@ RULE_HEAD = 'version = "t"\n'
      "'threshold' is required"),
     (RULE_HEAD + '[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = -1\nnumerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n',
      "'max_points' must be a non-negative number"),
+    (RULE_HEAD + '[indices.766]\nmax_points = 100\n[[indicators]]\ncode = "x"\nindex = "dti"\ngroup = "g"\n'
+     'max_points = 5\nnumerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n',
+     "index 'dti' is not one of the file's [indices]: 766"),
+    (RULE_HEAD + '[indices.766]\nmax_points = 4\n[[indicators]]\ncode = "x"\nindex = "766"\ngroup = "g"\n'
+     'max_points = 5\nnumerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n',
+     "t.toml:2: index '766' is out of 4 points, but its indicators of cohort 'department' add up to 5"),
 ])
 def test_malformed_rules_are_refused_with_file_line_and_problem(text, message):
     with pytest.raises(RulesError) as refused:
@@ -160,3 +166,21 @@ def test_rules_catalog_reloads_keeps_the_last_good_version_and_drops_removed_fil
     path.unlink()
     clock[0] += 2
     assert catalog.rulesets() == {}
+
+
+def test_each_published_index_is_totalled_apart_on_its_own_scale():
+    rules = load_rules_dir(DEFAULT_RULES_DIR)[0]["dti-pulse-2026"]
+    # Every dossier indicator of 2026 counts in the 766 index, every document one in DTI.
+    assert {i.code for i in rules.indicators if i.index == "766"} == \
+        {i.code for i in rules.indicators if i.code.startswith("dossier_")}
+    measures = {"dossiers_received": 10, "dossiers_on_time": 5, "dossiers_synced": 10,
+                "documents_total": 4, "documents_electronic": 2}
+    score = score_agency("A", "department", rules, measures)
+    indices = {i.index: (i.points, i.max_points, i.index_max_points) for i in score.indices}
+    on_time, synced = 20 * 0.5, 6.0
+    # Satisfaction (6), digitised (4), reused (2, full at 80 %) and population data (2) have
+    # dossiers received as denominator, so they count with 0 points; no result, no fee,
+    # no full-online procedure: those leave the maximum.
+    assert indices["766"] == pytest.approx((on_time + synced + min(6, 6 * 1.0 / 0.9), 20 + 6 + 6 + 4 + 2 + 2, 100))
+    assert indices["dti"] == pytest.approx((5 * 0.5, 5, 20))
+    assert score.total_points == pytest.approx(indices["766"][0] + indices["dti"][0])

@@ -1,7 +1,8 @@
 from hypothesis import given, settings, strategies as st
 
 from dti_pulse.state import processing_end, summarize_document, summarize_dossier, state_key
-from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_status, document_signed,
+from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_result, dossier_status,
+                             dossier_synced, document_signed,
                              document_status, document_transfer, ms)
 
 HOUR = 3600 * 1000
@@ -139,17 +140,20 @@ def test_processing_end_follows_the_rules_as_written(statuses):
 def test_every_summary_field_sits_under_its_name():
     # The summaries are built positionally for speed: each value must land in its own field.
     dossier = summarize_dossier("D9", [
-        dossier_received("D9", "2026-10-10 08:00", "2026-10-12 17:00", fee=True, channel=3),
+        dossier_received("D9", "2026-10-10 08:00", "2026-10-12 17:00", fee=True, channel=3, reused=True),
         dossier_status("D9", 2, "2026-10-10 09:00"), dossier_status("D9", 5, "2026-10-10 10:00"),
         dossier_status("D9", 4, "2026-10-10 12:00"), dossier_status("D9", 9, "2026-10-11 08:00"),
-        dossier_paid("D9", True, "2026-10-11 08:30"), dossier_rated("D9", True, "2026-10-11 09:00")])
+        dossier_paid("D9", True, "2026-10-11 08:30"), dossier_rated("D9", True, "2026-10-11 09:00"),
+        dossier_synced("D9", "2026-10-10 08:05"), dossier_result("D9", False, True, "2026-10-11 08:00")])
     assert dossier._asdict() == {
         "dossier_id": "D9", "agency_code": "000.00.05.H56", "procedure_code": "1.010708",
         "channel": 3, "service_level": "full_online", "has_received": 1,
         "received_at_ms": ms("2026-10-10 08:00"), "due_at_ms": ms("2026-10-12 17:00"),
         "due_effective_ms": ms("2026-10-12 19:00"), "has_fee": 1, "has_end": 1, "end_at_ms": ms("2026-10-11 08:00"),
         "paused_ms": 2 * HOUR, "supplement_count": 1, "late_forced": 0, "last_status": 9, "paid": 1,
-        "paid_online": 1, "rated": 1, "satisfied": 1, "apology_count": 0, "event_count": 7}
+        "paid_online": 1, "rated": 1, "satisfied": 1, "apology_count": 0, "digitized_on_receipt": 0,
+        "reused_digitized_data": 1, "citizen_data_used": 0, "synced": 1, "result_issued": 1, "result_electronic": 0,
+        "result_shared": 1, "event_count": 9}
     document = summarize_document("DOC9", "000.00.05.H56", [
         document_transfer("document_received", "DOC9", "2026-10-07 08:00", due_at="2026-10-08 23:59",
                           classified=True, business_type=2),
@@ -161,3 +165,14 @@ def test_every_summary_field_sits_under_its_name():
         "business_type": 2, "has_due": 1, "due_at_ms": ms("2026-10-08 23:59"), "signed": 1,
         "personal_signature": 0, "agency_signature": 1, "completed": 1, "completed_at_ms": ms("2026-10-09 08:00"),
         "last_status": "15", "recalled": 1, "event_count": 4}
+
+
+def test_a_result_is_issued_by_status_9_or_10_or_its_event_and_the_latest_result_stands():
+    received = dossier_received("R1", "2026-10-10 08:00", "2026-10-12 17:00", digitized=True)
+    assert summarize_dossier("R1", [received]).result_issued == 0
+    returned = summarize_dossier("R1", [received, dossier_status("R1", 10, "2026-10-11 08:00")])
+    assert (returned.result_issued, returned.result_electronic) == (1, 0)
+    corrected = summarize_dossier("R1", [dossier_result("R1", True, True, "2026-10-11 09:00"), received,
+                                         dossier_result("R1", False, False, "2026-10-11 08:00")])
+    assert (corrected.result_issued, corrected.result_electronic, corrected.result_shared) == (1, 1, 1)
+    assert summarize_dossier("R1", [dossier_synced("R1", "2026-10-10 08:01")]).synced == 1

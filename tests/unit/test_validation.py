@@ -39,6 +39,24 @@ def test_dossier_received_maps_every_field():
     assert body.due_at_ms - body.received_at_ms == (2 * 24 + 8) * 3600 * 1000
 
 
+def test_digitisation_sync_and_result_map_every_field():
+    received = validate(event("dossier.received", dossier_id="H56.1", procedure_code="1.0", service_level="partial",
+                              received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00",
+                              digitized_on_receipt=True, citizen_data_used=True)).dossier_received
+    assert (received.digitized_on_receipt, received.reused_digitized_data, received.citizen_data_used) == \
+        (True, False, True)
+    assert validate(event("dossier.synced", dossier_id="H56.1")).WhichOneof("body") == "dossier_synced"
+    result = validate(event("dossier.result", dossier_id="H56.1", electronic=False))
+    assert result.WhichOneof("body") == "dossier_result"
+    assert (result.dossier_result.electronic, result.dossier_result.shared_for_reuse) == (False, False)
+    with pytest.raises(Invalid, match="missing field 'electronic'"):
+        validate(event("dossier.result", dossier_id="H56.1"))
+    with pytest.raises(Invalid, match="digitized_on_receipt"):
+        validate(event("dossier.received", dossier_id="H56.1", procedure_code="1.0", service_level="partial",
+                       received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00",
+                       digitized_on_receipt="yes"))
+
+
 def test_channel_defaults_to_in_person_and_electronic_to_true():
     parsed = validate(event("dossier.received", dossier_id="H56.1", procedure_code="1.0", service_level="partial",
                             received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00"))
@@ -161,8 +179,11 @@ def test_event_id_is_canonicalised():
 
 VALID = [
     event("dossier.received", dossier_id="H56.1", procedure_code="1.010708", channel=2, service_level="full_online",
-          received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00", has_fee=True),
+          received_at="2026-10-01T09:00:00+07:00", due_at="2026-10-03T17:00:00+07:00", has_fee=True,
+          digitized_on_receipt=True, reused_digitized_data=False, citizen_data_used=True),
     event("dossier.status", dossier_id="H56.1", status=9),
+    event("dossier.synced", dossier_id="H56.1"),
+    event("dossier.result", dossier_id="H56.1", electronic=True, shared_for_reuse=True),
     event("dossier.paid", dossier_id="H56.1", online=True),
     event("dossier.rated", dossier_id="H56.1", satisfied=False),
     event("dossier.apology", dossier_id="H56.1"),

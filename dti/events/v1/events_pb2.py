@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ti/events/v1/events.proto\x12\rdti.events.v1\"\xe5\x01\n\x10\x44ocumentTransfer\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rom_agency\x18\x02 \x01(\t\x12\x13\n\x0bto_agencies\x18\x03 \x03(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\t\x12\x16\n\x0epromulgated_on\x18\x05 \x01(\t\x12\x16\n\tdue_at_ms\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rbusiness_type\x18\x07 \x01(\x05\x12\x12\n\nclassified\x18\x08 \x01(\x08\x12\x12\n\nelectronic\x18\t \x01(\x08\x42\x0c\n\n_due_at_ms\"[\n\x0e\x44ocumentSigned\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x1a\n\x12personal_signature\x18\x02 \x01(\x08\x12\x18\n\x10\x61gency_signature\x18\x03 \x01(\x08\":\n\x0e\x44ocumentStatus\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\t\"\xa1\x01\n\x0f\x44ossierReceived\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\x12\x15\n\rservice_level\x18\x04 \x01(\t\x12\x16\n\x0ereceived_at_ms\x18\x05 \x01(\x03\x12\x11\n\tdue_at_ms\x18\x06 \x01(\x03\x12\x0f\n\x07has_fee\x18\x07 \x01(\x08\"3\n\rDossierStatus\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\x05\"1\n\x0b\x44ossierPaid\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\"5\n\x0c\x44ossierRated\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x11\n\tsatisfied\x18\x02 \x01(\x08\"$\n\x0e\x44ossierApology\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"\xfa\x04\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x02 \x01(\x03\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x16\n\x0eingested_at_ms\x18\x05 \x01(\x03\x12\x38\n\rdocument_sent\x18\n \x01(\x0b\x32\x1f.dti.events.v1.DocumentTransferH\x00\x12<\n\x11\x64ocument_received\x18\x0b \x01(\x0b\x32\x1f.dti.events.v1.DocumentTransferH\x00\x12\x38\n\x0f\x64ocument_signed\x18\x0c \x01(\x0b\x32\x1d.dti.events.v1.DocumentSignedH\x00\x12\x38\n\x0f\x64ocument_status\x18\r \x01(\x0b\x32\x1d.dti.events.v1.DocumentStatusH\x00\x12:\n\x10\x64ossier_received\x18\x0e \x01(\x0b\x32\x1e.dti.events.v1.DossierReceivedH\x00\x12\x36\n\x0e\x64ossier_status\x18\x0f \x01(\x0b\x32\x1c.dti.events.v1.DossierStatusH\x00\x12\x32\n\x0c\x64ossier_paid\x18\x10 \x01(\x0b\x32\x1a.dti.events.v1.DossierPaidH\x00\x12\x34\n\rdossier_rated\x18\x11 \x01(\x0b\x32\x1b.dti.events.v1.DossierRatedH\x00\x12\x38\n\x0f\x64ossier_apology\x18\x12 \x01(\x0b\x32\x1d.dti.events.v1.DossierApologyH\x00\x42\x06\n\x04\x62ody\"2\n\nEventBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.dti.events.v1.Eventb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x64ti/events/v1/events.proto\x12\rdti.events.v1\"\xe5\x01\n\x10\x44ocumentTransfer\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66rom_agency\x18\x02 \x01(\t\x12\x13\n\x0bto_agencies\x18\x03 \x03(\t\x12\x15\n\rdocument_type\x18\x04 \x01(\t\x12\x16\n\x0epromulgated_on\x18\x05 \x01(\t\x12\x16\n\tdue_at_ms\x18\x06 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rbusiness_type\x18\x07 \x01(\x05\x12\x12\n\nclassified\x18\x08 \x01(\x08\x12\x12\n\nelectronic\x18\t \x01(\x08\x42\x0c\n\n_due_at_ms\"[\n\x0e\x44ocumentSigned\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x1a\n\x12personal_signature\x18\x02 \x01(\x08\x12\x18\n\x10\x61gency_signature\x18\x03 \x01(\x08\":\n\x0e\x44ocumentStatus\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0bstatus_code\x18\x02 \x01(\t\"\xf9\x01\n\x0f\x44ossierReceived\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x02 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x03 \x01(\x05\x12\x15\n\rservice_level\x18\x04 \x01(\t\x12\x16\n\x0ereceived_at_ms\x18\x05 \x01(\x03\x12\x11\n\tdue_at_ms\x18\x06 \x01(\x03\x12\x0f\n\x07has_fee\x18\x07 \x01(\x08\x12\x1c\n\x14\x64igitized_on_receipt\x18\x08 \x01(\x08\x12\x1d\n\x15reused_digitized_data\x18\t \x01(\x08\x12\x19\n\x11\x63itizen_data_used\x18\n \x01(\x08\"3\n\rDossierStatus\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\x05\"1\n\x0b\x44ossierPaid\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0e\n\x06online\x18\x02 \x01(\x08\"5\n\x0c\x44ossierRated\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x11\n\tsatisfied\x18\x02 \x01(\x08\"$\n\x0e\x44ossierApology\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"#\n\rDossierSynced\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"Q\n\rDossierResult\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x12\n\nelectronic\x18\x02 \x01(\x08\x12\x18\n\x10shared_for_reuse\x18\x03 \x01(\x08\"\xea\x05\n\x05\x45vent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x02 \x01(\x03\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x16\n\x0eingested_at_ms\x18\x05 \x01(\x03\x12\x38\n\rdocument_sent\x18\n \x01(\x0b\x32\x1f.dti.events.v1.DocumentTransferH\x00\x12<\n\x11\x64ocument_received\x18\x0b \x01(\x0b\x32\x1f.dti.events.v1.DocumentTransferH\x00\x12\x38\n\x0f\x64ocument_signed\x18\x0c \x01(\x0b\x32\x1d.dti.events.v1.DocumentSignedH\x00\x12\x38\n\x0f\x64ocument_status\x18\r \x01(\x0b\x32\x1d.dti.events.v1.DocumentStatusH\x00\x12:\n\x10\x64ossier_received\x18\x0e \x01(\x0b\x32\x1e.dti.events.v1.DossierReceivedH\x00\x12\x36\n\x0e\x64ossier_status\x18\x0f \x01(\x0b\x32\x1c.dti.events.v1.DossierStatusH\x00\x12\x32\n\x0c\x64ossier_paid\x18\x10 \x01(\x0b\x32\x1a.dti.events.v1.DossierPaidH\x00\x12\x34\n\rdossier_rated\x18\x11 \x01(\x0b\x32\x1b.dti.events.v1.DossierRatedH\x00\x12\x38\n\x0f\x64ossier_apology\x18\x12 \x01(\x0b\x32\x1d.dti.events.v1.DossierApologyH\x00\x12\x36\n\x0e\x64ossier_synced\x18\x13 \x01(\x0b\x32\x1c.dti.events.v1.DossierSyncedH\x00\x12\x36\n\x0e\x64ossier_result\x18\x14 \x01(\x0b\x32\x1c.dti.events.v1.DossierResultH\x00\x42\x06\n\x04\x62ody\"2\n\nEventBatch\x12$\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x14.dti.events.v1.Eventb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,17 +38,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTSTATUS']._serialized_start=370
   _globals['_DOCUMENTSTATUS']._serialized_end=428
   _globals['_DOSSIERRECEIVED']._serialized_start=431
-  _globals['_DOSSIERRECEIVED']._serialized_end=592
-  _globals['_DOSSIERSTATUS']._serialized_start=594
-  _globals['_DOSSIERSTATUS']._serialized_end=645
-  _globals['_DOSSIERPAID']._serialized_start=647
-  _globals['_DOSSIERPAID']._serialized_end=696
-  _globals['_DOSSIERRATED']._serialized_start=698
-  _globals['_DOSSIERRATED']._serialized_end=751
-  _globals['_DOSSIERAPOLOGY']._serialized_start=753
-  _globals['_DOSSIERAPOLOGY']._serialized_end=789
-  _globals['_EVENT']._serialized_start=792
-  _globals['_EVENT']._serialized_end=1426
-  _globals['_EVENTBATCH']._serialized_start=1428
-  _globals['_EVENTBATCH']._serialized_end=1478
+  _globals['_DOSSIERRECEIVED']._serialized_end=680
+  _globals['_DOSSIERSTATUS']._serialized_start=682
+  _globals['_DOSSIERSTATUS']._serialized_end=733
+  _globals['_DOSSIERPAID']._serialized_start=735
+  _globals['_DOSSIERPAID']._serialized_end=784
+  _globals['_DOSSIERRATED']._serialized_start=786
+  _globals['_DOSSIERRATED']._serialized_end=839
+  _globals['_DOSSIERAPOLOGY']._serialized_start=841
+  _globals['_DOSSIERAPOLOGY']._serialized_end=877
+  _globals['_DOSSIERSYNCED']._serialized_start=879
+  _globals['_DOSSIERSYNCED']._serialized_end=914
+  _globals['_DOSSIERRESULT']._serialized_start=916
+  _globals['_DOSSIERRESULT']._serialized_end=997
+  _globals['_EVENT']._serialized_start=1000
+  _globals['_EVENT']._serialized_end=1746
+  _globals['_EVENTBATCH']._serialized_start=1748
+  _globals['_EVENTBATCH']._serialized_end=1798
 # @@protoc_insertion_point(module_scope)

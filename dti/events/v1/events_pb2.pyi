@@ -47,7 +47,7 @@ class DocumentStatus(_message.Message):
     def __init__(self, document_id: _Optional[str] = ..., status_code: _Optional[str] = ...) -> None: ...
 
 class DossierReceived(_message.Message):
-    __slots__ = ("dossier_id", "procedure_code", "channel", "service_level", "received_at_ms", "due_at_ms", "has_fee")
+    __slots__ = ("dossier_id", "procedure_code", "channel", "service_level", "received_at_ms", "due_at_ms", "has_fee", "digitized_on_receipt", "reused_digitized_data", "citizen_data_used")
     DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
     PROCEDURE_CODE_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,9 @@ class DossierReceived(_message.Message):
     RECEIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
     HAS_FEE_FIELD_NUMBER: _ClassVar[int]
+    DIGITIZED_ON_RECEIPT_FIELD_NUMBER: _ClassVar[int]
+    REUSED_DIGITIZED_DATA_FIELD_NUMBER: _ClassVar[int]
+    CITIZEN_DATA_USED_FIELD_NUMBER: _ClassVar[int]
     dossier_id: str
     procedure_code: str
     channel: int
@@ -62,7 +65,10 @@ class DossierReceived(_message.Message):
     received_at_ms: int
     due_at_ms: int
     has_fee: bool
-    def __init__(self, dossier_id: _Optional[str] = ..., procedure_code: _Optional[str] = ..., channel: _Optional[int] = ..., service_level: _Optional[str] = ..., received_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ..., has_fee: _Optional[bool] = ...) -> None: ...
+    digitized_on_receipt: bool
+    reused_digitized_data: bool
+    citizen_data_used: bool
+    def __init__(self, dossier_id: _Optional[str] = ..., procedure_code: _Optional[str] = ..., channel: _Optional[int] = ..., service_level: _Optional[str] = ..., received_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ..., has_fee: _Optional[bool] = ..., digitized_on_receipt: _Optional[bool] = ..., reused_digitized_data: _Optional[bool] = ..., citizen_data_used: _Optional[bool] = ...) -> None: ...
 
 class DossierStatus(_message.Message):
     __slots__ = ("dossier_id", "status")
@@ -94,8 +100,24 @@ class DossierApology(_message.Message):
     dossier_id: str
     def __init__(self, dossier_id: _Optional[str] = ...) -> None: ...
 
+class DossierSynced(_message.Message):
+    __slots__ = ("dossier_id",)
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    def __init__(self, dossier_id: _Optional[str] = ...) -> None: ...
+
+class DossierResult(_message.Message):
+    __slots__ = ("dossier_id", "electronic", "shared_for_reuse")
+    DOSSIER_ID_FIELD_NUMBER: _ClassVar[int]
+    ELECTRONIC_FIELD_NUMBER: _ClassVar[int]
+    SHARED_FOR_REUSE_FIELD_NUMBER: _ClassVar[int]
+    dossier_id: str
+    electronic: bool
+    shared_for_reuse: bool
+    def __init__(self, dossier_id: _Optional[str] = ..., electronic: _Optional[bool] = ..., shared_for_reuse: _Optional[bool] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology")
+    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +132,8 @@ class Event(_message.Message):
     DOSSIER_PAID_FIELD_NUMBER: _ClassVar[int]
     DOSSIER_RATED_FIELD_NUMBER: _ClassVar[int]
     DOSSIER_APOLOGY_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_SYNCED_FIELD_NUMBER: _ClassVar[int]
+    DOSSIER_RESULT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_ms: int
     agency_code: str
@@ -124,7 +148,9 @@ class Event(_message.Message):
     dossier_paid: DossierPaid
     dossier_rated: DossierRated
     dossier_apology: DossierApology
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ...) -> None: ...
+    dossier_synced: DossierSynced
+    dossier_result: DossierResult
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -345,7 +345,7 @@ class IndicatorScore(_message.Message):
     def __init__(self, code: _Optional[str] = ..., group: _Optional[str] = ..., numerator: _Optional[int] = ..., denominator: _Optional[int] = ..., ratio: _Optional[float] = ..., points: _Optional[float] = ..., max_points: _Optional[float] = ..., note: _Optional[str] = ..., components: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ...) -> None: ...
 
 class AgencyScore(_message.Message):
-    __slots__ = ("agency_code", "agency_name", "cohort", "period", "period_start", "period_end", "indicators", "total_points", "max_points", "fraction", "band", "rules_version", "computed_at")
+    __slots__ = ("agency_code", "agency_name", "cohort", "period", "period_start", "period_end", "indicators", "total_points", "max_points", "fraction", "band", "rules_version", "computed_at", "indices")
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
     AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
     COHORT_FIELD_NUMBER: _ClassVar[int]
@@ -359,6 +359,7 @@ class AgencyScore(_message.Message):
     BAND_FIELD_NUMBER: _ClassVar[int]
     RULES_VERSION_FIELD_NUMBER: _ClassVar[int]
     COMPUTED_AT_FIELD_NUMBER: _ClassVar[int]
+    INDICES_FIELD_NUMBER: _ClassVar[int]
     agency_code: str
     agency_name: str
     cohort: str
@@ -372,7 +373,20 @@ class AgencyScore(_message.Message):
     band: str
     rules_version: str
     computed_at: _timestamp_pb2.Timestamp
-    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., cohort: _Optional[str] = ..., period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indicators: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ..., total_points: _Optional[float] = ..., max_points: _Optional[float] = ..., fraction: _Optional[float] = ..., band: _Optional[str] = ..., rules_version: _Optional[str] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    indices: _containers.RepeatedCompositeFieldContainer[IndexTotal]
+    def __init__(self, agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ..., cohort: _Optional[str] = ..., period: _Optional[str] = ..., period_start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_end: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indicators: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ..., total_points: _Optional[float] = ..., max_points: _Optional[float] = ..., fraction: _Optional[float] = ..., band: _Optional[str] = ..., rules_version: _Optional[str] = ..., computed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indices: _Optional[_Iterable[_Union[IndexTotal, _Mapping]]] = ...) -> None: ...
+
+class IndexTotal(_message.Message):
+    __slots__ = ("index", "points", "max_points", "index_max_points")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
+    index: str
+    points: float
+    max_points: float
+    index_max_points: float
+    def __init__(self, index: _Optional[str] = ..., points: _Optional[float] = ..., max_points: _Optional[float] = ..., index_max_points: _Optional[float] = ...) -> None: ...
 
 class RankingEntry(_message.Message):
     __slots__ = ("rank", "score")

@@ -126,7 +126,8 @@ async function logout() {
 
 // An Explain fact as a person reads it: dates in local time, codes by name, yes / no.
 const YES_NO_FACTS = new Set(["has_fee", "paid", "paid_online", "rated", "satisfied", "electronic", "signed",
-  "personal_signature", "agency_signature"]);
+  "personal_signature", "agency_signature", "synced", "digitized_on_receipt", "reused_digitized_data",
+  "citizen_data_used", "result_issued", "result_electronic", "result_shared"]);
 function factText(kind, key, value) {
   if (value === "" || value === undefined) return null;
   if (key.endsWith("_at") || key === "due_after_pauses") return fmtDateTime(value);
@@ -567,7 +568,13 @@ function renderScore(score) {
       h("tr", {}, h("td", {class: "left"}, h("strong", {}, t("agency.total"))), h("td", {}), h("td", {}), h("td", {}),
         h("td", {"data-testid": "agency-fraction"}, score.fraction === null ? t("nodata") : fmtNum(score.fraction, 3)),
         h("td", {class: "figure"}, h("strong", {}, `${fmtPoints(score.total_points)} / ${fmtPoints(score.max_points)}`),
-          " ", score.band ? h("span", {class: `band ${score.band}`}, t(`band.${score.band}`)) : "")))));
+          " ", score.band ? h("span", {class: `band ${score.band}`}, t(`band.${score.band}`)) : "")),
+      // Each published index apart, on its own scale (766 is out of 100), as the province reports it.
+      ...(score.indices || []).map((index) => h("tr", {"data-testid": `index-${index.index}`},
+        h("td", {class: "left"}, t(`index.${index.index}`)), h("td", {}), h("td", {}), h("td", {}),
+        h("td", {}, index.max_points > 0 ? fmtNum(index.points / index.max_points, 3) : t("nodata")),
+        h("td", {class: "figure"}, `${fmtPoints(index.points)} / ${fmtPoints(index.max_points)} `,
+          h("span", {class: "muted"}, t("index.scale", {max: fmtPoints(index.index_max_points)}))))))));
 }
 
 function renderTrend(granularity, trend) {
