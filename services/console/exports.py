@@ -70,6 +70,13 @@ def ranking_table(ranking: dict, lang: str, now: datetime | None = None) -> Tabl
         name = _t(lang, f"ind.{code}")
         header += [f"{name} ({_t(lang, 'col.ratio')})", f"{name} ({_t(lang, 'col.points')})"]
         kinds += ["ratio", "points"]
+    # Each published index apart (766 out of 100, the DTI documents), as the province files them.
+    indices = [(i["index"], i["index_max_points"]) for i in (scores[0].get("indices", []) if scores else [])]
+    for index, scale in indices:
+        name = _t(lang, f"index.{index}")
+        header += [f"{name} ({_t(lang, 'col.points')})", f"{name} ({_t(lang, 'col.max_points')}, "
+                   f"{_t(lang, 'index.scale').replace('{max}', f'{scale:g}').strip('()')})"]
+        kinds += ["points", "points"]
     rows = []
     for entry in scores:
         by_code = {i["code"]: i for i in entry["indicators"]}
@@ -79,6 +86,10 @@ def ranking_table(ranking: dict, lang: str, now: datetime | None = None) -> Tabl
         for code in codes:
             indicator = by_code.get(code, {})
             row += [_round(indicator.get("ratio")), _round(indicator.get("points"))]
+        totals = {i["index"]: i for i in entry.get("indices", [])}
+        for index, _ in indices:
+            total = totals.get(index)
+            row += [round(total["points"], 4), round(total["max_points"], 4)] if total else [None, None]
         rows.append(row)
     title = (f"{_t(lang, 'export.ranking')} - {_t(lang, 'cohort.' + ranking['cohort'])} - {ranking['period']} "
              f"({ranking['rules_version']})")

@@ -186,6 +186,11 @@ def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console, tm
     assert rows[2][:3] == ("Hạng", "Mã đơn vị", "Đơn vị") and rows[3][:2] == (1, scenario.AGENCY)
     assert rows[1][0].startswith("Số liệu tính đến ")  # when the figures are from
     assert rows[3][3] == pytest.approx(scenario.EXPECTED_TOTAL, abs=1e-4)
+    # The 766 index and the DTI documents apart, in the last columns.
+    assert rows[2][-4:] == ("Chỉ số 766 (Điểm)", "Chỉ số 766 (Điểm tối đa, thang 100 điểm)",
+                            "Văn bản (DTI) (Điểm)", "Văn bản (DTI) (Điểm tối đa, thang 20 điểm)")
+    assert rows[3][-4:] == pytest.approx((scenario.EXPECTED_766, 72, scenario.EXPECTED_TOTAL - scenario.EXPECTED_766,
+                                          20), abs=1e-4)
     agency = console.get(f"/api/export/agencies/{scenario.AGENCY}.xlsx", params={"period": scenario.PERIOD})
     rows = list(openpyxl.load_workbook(io.BytesIO(agency.content)).active.iter_rows(values_only=True))
     by_code = {row[1]: row for row in rows[3:]}
