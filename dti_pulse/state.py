@@ -149,7 +149,10 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
         if kind == "dossier_received":
             received = event
         elif kind == "dossier_status":
-            statuses.append((event.occurred_at_ms, event.dossier_status.status))
+            status = event.dossier_status.status
+            statuses.append((event.occurred_at_ms, status))
+            if status in _ISSUES_RESULT:
+                result_issued = 1
         elif kind == "dossier_paid":
             paid = 1
             paid_online = paid_online or int(event.dossier_paid.online)
@@ -178,8 +181,6 @@ def summarize_dossier(dossier_id: str, events: Iterable[Event]) -> DossierSummar
         agency_code, procedure_code, channel, service_level = ordered[-1].agency_code, "", 0, ""
         received_at = due_at = due_effective = has_fee = 0
         digitized = reused = citizen_data = 0
-    if any(status in _ISSUES_RESULT for _, status in statuses):
-        result_issued = 1
     return _new_summary(DossierSummary, (
         dossier_id, agency_code, procedure_code, channel, service_level,
         int(received is not None), received_at, due_at, due_effective, has_fee,

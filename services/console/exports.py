@@ -36,7 +36,7 @@ def _as_of(lang: str, data: dict, rules_version: str, now: datetime | None = Non
 
     generated = now or datetime.now(LOCAL_TZ)
     computed = datetime.fromtimestamp(data["computed_at"] / 1000, LOCAL_TZ) if data.get("computed_at") else generated
-    return _t(lang, "export.as_of").format(t=local(computed), g=local(generated), v=rules_version)
+    return _t(lang, "export.as_of", t=local(computed), g=local(generated), v=rules_version)
 
 
 @lru_cache(maxsize=1)
@@ -45,9 +45,13 @@ def translations() -> dict:
     return orjson.loads((STATIC_DIR / "i18n.json").read_bytes())
 
 
-def _t(lang: str, key: str) -> str:
+def _t(lang: str, key: str, **values) -> str:
+    """The page's string in this language (English where it has none), {name} filled as app.js's t() does."""
     table = translations()
-    return table[lang].get(key) or table["en"].get(key) or key
+    text = table[lang].get(key) or table["en"].get(key) or key
+    for name, value in values.items():
+        text = text.replace(f"{{{name}}}", str(value))
+    return text
 
 
 def _indicator_codes(scores: list[dict]) -> list[str]:
@@ -75,7 +79,7 @@ def ranking_table(ranking: dict, lang: str, now: datetime | None = None) -> Tabl
     for index, scale in indices:
         name = _t(lang, f"index.{index}")
         header += [f"{name} ({_t(lang, 'col.points')})", f"{name} ({_t(lang, 'col.max_points')}, "
-                   f"{_t(lang, 'index.scale').replace('{max}', f'{scale:g}').strip('()')})"]
+                   f"{_t(lang, 'index.scale', max=f'{scale:g}').strip('()')})"]
         kinds += ["points", "points"]
     rows = []
     for entry in scores:

@@ -26,15 +26,25 @@ from pathlib import Path
 from typing import Iterator
 
 import orjson
+from google.protobuf.descriptor import FieldDescriptor
 
+from dti.events.v1.events_pb2 import Event
 from services.ingest.service import IngestService
 
 log = logging.getLogger(__name__)
 CHUNK = 5_000  # records a chunk: ~5 Kafka requests over 8 partitions, a few ms to validate
 FORMATS = ("jsonl", "csv", "parquet")
-_FLAGS = {"has_fee", "online", "satisfied", "electronic", "classified", "personal_signature", "agency_signature",
-          "digitized_on_receipt", "reused_digitized_data", "citizen_data_used", "shared_for_reuse"}
-_INTEGERS = {"channel", "status", "business_type"}
+
+
+def _body_fields_of_type(proto_type: int) -> frozenset[str]:
+    """The names of the event bodies' fields of one protobuf type: a CSV cell of such a
+    field is read as that type (the JSON names of flags and codes are the fields' own)."""
+    bodies = [field.message_type for field in Event.DESCRIPTOR.oneofs_by_name["body"].fields]
+    return frozenset(field.name for body in bodies for field in body.fields if field.type == proto_type)
+
+
+_FLAGS = _body_fields_of_type(FieldDescriptor.TYPE_BOOL)
+_INTEGERS = _body_fields_of_type(FieldDescriptor.TYPE_INT32)  # channel, status, business_type
 
 
 class LoadError(ValueError):

@@ -11,21 +11,23 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
-from dti_pulse.schema import DAY_MEASURE_COLUMNS, TWO_DAYS, column_names, place_span
+from dti_pulse.schema import DAY_MEASURE_COLUMNS, DOSSIER_DIGITAL_COLUMNS, TWO_DAYS, column_names, place_span
+
+# A dossier's flags of the 766 transparency and digitisation groups, each a 0/1 column.
+_DIGITAL_FLAGS = column_names(DOSSIER_DIGITAL_COLUMNS)
 
 # Rows of a family tied to the period, with the derived flags the predicates use.
-_DOSSIER_ROWS = """
+_DOSSIER_ROWS = f"""
     SELECT dossier_id AS entity_id, agency_code, service_level, channel, has_fee, paid, paid_online, procedure_code,
-        rated, satisfied, synced, digitized_on_receipt, reused_digitized_data, citizen_data_used, result_issued,
-        result_electronic, result_shared, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms, paused_ms,
-        supplement_count, last_status,
+        rated, satisfied, {", ".join(_DIGITAL_FLAGS)}, received_at_ms, due_at_ms, due_effective_ms, has_end, end_at_ms,
+        paused_ms, supplement_count, last_status,
         -- docs/domain.md, Indicators: resolved by the (pause-adjusted) due time, or still open and not yet due
-        late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {judged_at:Int64},
+        late_forced = 0 AND if(has_end = 1 AND end_at_ms <= {{judged_at:Int64}},
                                end_at_ms <= due_effective_ms,
-                               {judged_at:Int64} <= due_effective_ms) AS on_time
+                               {{judged_at:Int64}} <= due_effective_ms) AS on_time
     FROM __DOSSIERS__
-    WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
-        AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
+    WHERE has_received = 1 AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}}
+        AND agency_code IN {{agencies:Array(String)}} AND __RECEIVED_LIVE__
 """
 
 # Recall notices (business_type 1) are not documents of their own, and a document whose
@@ -160,10 +162,7 @@ FACTS = {
                 ("paused_days", "round(paused_ms / 86400000, 2)"), ("supplement_requests", "supplement_count"),
                 ("last_status", "last_status"), ("service_level", "service_level"), ("channel", "channel"),
                 ("has_fee", "has_fee"), ("paid", "paid"), ("paid_online", "paid_online"),
-                ("rated", "rated"), ("satisfied", "satisfied"), ("synced", "synced"),
-                ("digitized_on_receipt", "digitized_on_receipt"), ("reused_digitized_data", "reused_digitized_data"),
-                ("citizen_data_used", "citizen_data_used"), ("result_issued", "result_issued"),
-                ("result_electronic", "result_electronic"), ("result_shared", "result_shared")],
+                ("rated", "rated"), ("satisfied", "satisfied"), *((flag, flag) for flag in _DIGITAL_FLAGS)],
     "document": [("sent_at", "if(sent = 1, sent_at_ms, 0)"), ("received_at", "if(received = 1, received_at_ms, 0)"),
                  ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
                  ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),

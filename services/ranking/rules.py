@@ -11,24 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dti_pulse.registry import COHORTS
+from services.ranking.measures import MEASURE_DEFINITIONS
 
 log = logging.getLogger(__name__)
 
 SHAPES = ("linear", "capped", "sum")
 
-# What the aggregates can count (services/ranking/measures.py defines exactly these).
-MEASURES = frozenset({
-    "dossiers_received", "dossiers_on_time", "dossiers_late",
-    "dossiers_full_online_procedures", "dossiers_full_online_received_online",
-    "dossiers_with_fee", "dossiers_paid_online",
-    "fee_procedures", "fee_procedures_paid_online", "fee_procedures_with_dossiers",
-    "dossiers_rated_unsatisfied",
-    "dossiers_synced", "dossiers_digitized", "dossiers_reusing_data", "dossiers_citizen_data",
-    "dossiers_with_result", "dossiers_result_electronic", "dossiers_digitized_any", "dossiers_shared_for_reuse",
-    "documents_total", "documents_electronic",
-    "documents_sent_electronic", "documents_sent_personal_signed", "documents_sent_agency_signed",
-    "documents_due", "documents_on_time",
-})
+# What the aggregates can count: the measures services/ranking/measures.py defines.
+MEASURES = frozenset(MEASURE_DEFINITIONS)
 
 
 class RulesError(ValueError):

@@ -104,7 +104,8 @@ def band_of(fraction: float | None, rules: RuleSet) -> str:
 def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mapping[str, int],
                  indicators: list[Indicator] | None = None) -> Score:
     """indicators: those of the cohort unless given (a total: those of its members' cohorts)."""
-    results = [score_indicator(i, measures) for i in (rules.for_cohort(cohort) if indicators is None else indicators)]
+    chosen = rules.for_cohort(cohort) if indicators is None else indicators
+    results = [score_indicator(i, measures) for i in chosen]
     valued = [r for r in results if r.points is not None]
     total = sum(r.points for r in valued)
     maximum = sum(r.max_points for r in valued)
@@ -112,9 +113,9 @@ def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mappin
     groups: dict[str, float] = {}
     for r in valued:
         groups[r.group] = groups.get(r.group, 0.0) + r.points
-    index_of = {i.code: i.index for i in rules.indicators}
-    indices = [IndexTotal(name, sum(r.points for r in valued if index_of.get(r.code) == name),
-                          sum(r.max_points for r in valued if index_of.get(r.code) == name), scale)
+    in_index = {name: [r for i, r in zip(chosen, results) if i.index == name and r.points is not None]
+                for name in rules.indices}
+    indices = [IndexTotal(name, sum(r.points for r in in_index[name]), sum(r.max_points for r in in_index[name]), scale)
                for name, scale in rules.indices.items()]
     return Score(agency_code, results, total, maximum, fraction, band_of(fraction, rules), groups, indices=indices)
 
