@@ -154,7 +154,7 @@ def test_cohorts_follow_the_registry_validity_through_the_2025_reform(stub):
         return len(stub.ListRanking(ranking_pb2.ListRankingRequest(cohort=cohort, period=period)).entries)
 
     assert size("district", "2025-Q2") == 27 and size("district", "2025-Q3") == 0
-    assert size("commune", "2025-Q2") == 0 and size("commune", "2025-Q3") == 12
+    assert size("commune", "2025-Q2") == 0 and size("commune", "2025-Q3") == 166
     assert size("department", "2026") == 15  # 5 merged into others in March 2025
     ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period=scenario.PERIOD))
     first = ranking.entries[0]
