@@ -86,7 +86,7 @@ def explain_json(response) -> dict:
         "agency_code": response.agency_code, "period": response.period, "rules_version": response.rules_version,
         "indicator": indicator_json(response.indicator), "total_items": response.total_items,
         "items": [{"kind": i.kind, "id": i.id, "reasons": list(i.reasons), "reason_codes": list(i.reason_codes),
-                   "facts": dict(i.facts)}
+                   "facts": dict(i.facts), "agency_code": i.agency_code, "agency_name": i.agency_name}
                   for i in response.items],
         "next_page_token": response.next_page_token,
     }

@@ -195,8 +195,9 @@ class RankingServicer(ranking_pb2_grpc.RankingServiceServicer):
             next_page_token="" if result.next_offset is None else str(result.next_offset),
             items=[ranking_pb2.CostItem(kind=result.kind, id=entity_id, reasons=[text for _, text in reasons],
                                         reason_codes=[code for code, _ in reasons],
-                                        facts={k: _fact(k, v) for k, v in facts.items()})
-                   for entity_id, reasons, facts in result.items])
+                                        facts={k: _fact(k, v) for k, v in facts.items()},
+                                        agency_code=of.code, agency_name=of.name)
+                   for entity_id, of, reasons, facts in result.items])
 
     async def ListRules(self, request, context):
         rulesets = self.service.rules.rulesets()

@@ -22,7 +22,7 @@ class Measures(Protocol):
     front of it, services/ranking/cache.CachedMeasures)."""
     def measures(self, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                  as_of_ms: int | None = None, families=FAMILIES) -> dict[str, dict[str, int]]: ...
-    def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
+    def explain(self, plan: ExplainPlan, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
                 offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list]: ...
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]: ...
     def due_dossiers(self, agency_code: str, now_ms: int, within_ms: int) -> list[tuple]: ...
@@ -74,7 +74,7 @@ class Explanation:
     indicator: IndicatorResult
     kind: str
     total: int
-    items: list  # (entity_id, reasons, facts)
+    items: list  # (entity_id, Agency it is of, [(reason code, reason)], facts)
     next_offset: int | None
 
 
@@ -218,14 +218,18 @@ class RankingService:
         of the table: after a change, one agency costs a fraction of its cohort to count,
         and a quiet agency of a busy cohort next to nothing)."""
         end_ms = self._window_end(period, judged_at, as_of_ms)
-        # A merged agency's history is its successor's (registry `successor`).
-        own = [agency.code, *(p.code for p in self.registry.predecessors(agency.code, period.first_day,
-                                                                          period.last_day))]
+        own = self._own_codes(agency, period)
         codes = list(self._cohort(agency.kind, period))
         cohort = self.store.cached(codes, period.start_ms, end_ms, judged_at, as_of_ms) if agency.code in codes else None
         if cohort is None:
             cohort = self.store.measures(own, period.start_ms, end_ms, judged_at, as_of_ms)
         return _summed(cohort.get(code, {}) for code in own)
+
+    def _own_codes(self, agency: Agency, period: Period) -> list[str]:
+        """The agency and those merged into it in service during the period: a merged agency's
+        history is its successor's (registry `successor`)."""
+        return [agency.code, *(p.code for p in self.registry.predecessors(agency.code, period.first_day,
+                                                                           period.last_day))]
 
     def agency_score(self, agency_code: str, period_label: str, rules_version: str = "",
                      as_of_ms: int | None = None) -> ScoredAgency:
@@ -295,9 +299,11 @@ class RankingService:
             raise BadRequest(f"{indicator_code}: {exc}") from None
         _, judged_at = self._judged_at(period, as_of_ms)
         measures = self._agency_measures(agency, period, judged_at, as_of_ms)
-        total, items = self.store.explain(plan, agency.code, period.start_ms,
+        total, items = self.store.explain(plan, self._own_codes(agency, period), period.start_ms,
                                           self._window_end(period, judged_at, as_of_ms), judged_at, offset, limit,
                                           as_of_ms)
+        items = [(entity_id, self.registry.get(code) or agency, reasons, facts)
+                 for entity_id, code, reasons, facts in items]
         next_offset = offset + len(items) if offset + len(items) < total else None
         return Explanation(agency, period, rules, score_indicator(indicator, measures), plan.family, total, items,
                            next_offset)

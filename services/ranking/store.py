@@ -100,22 +100,25 @@ class ClickHouseMeasures:
                 parameters=parameters).result_rows
         return [(i, p, int(r), int(d), int(s)) for i, p, r, d, s in rows]
 
-    def explain(self, plan: ExplainPlan, agency_code: str, start_ms: int, end_ms: int, judged_at_ms: int,
-                offset: int, limit: int, as_of_ms: int | None = None) -> tuple[int, list[tuple[str, list[str], dict]]]:
-        """(total, [(entity_id, [(reason code, reason)], facts)]) of one agency's rows that cost points, by id."""
-        parameters = period_parameters([agency_code], start_ms, end_ms, judged_at_ms)
+    def explain(self, plan: ExplainPlan, agency_codes: list[str], start_ms: int, end_ms: int, judged_at_ms: int,
+                offset: int, limit: int, as_of_ms: int | None = None
+                ) -> tuple[int, list[tuple[str, str, list[tuple[str, str]], dict]]]:
+        """(total, [(entity_id, agency_code, [(reason code, reason)], facts)]) of these agencies'
+        rows that cost points, by id (then agency: a document has a row per side)."""
+        parameters = period_parameters(agency_codes, start_ms, end_ms, judged_at_ms)
         facts = ", ".join(f"{expression} AS {label}" for label, expression in FACTS[plan.family])
         flags = ", ".join(f"({predicate}) AS reason_{i}" for i, (_, _, predicate) in enumerate(plan.reasons))
-        with measure_sources(self.client, [agency_code], start_ms, end_ms, as_of_ms) as sources:
+        with measure_sources(self.client, agency_codes, start_ms, end_ms, as_of_ms) as sources:
             rows_sql = bind(bind(ROWS[plan.family], UNGATED), sources)
             total = self.client.query(f"SELECT count() FROM ({rows_sql}) WHERE {plan.predicate}",
                                       parameters=parameters).result_rows[0][0]
             result = self.client.query(
-                f"SELECT entity_id, {flags}, {facts} FROM ({rows_sql}) WHERE {plan.predicate} "
-                f"ORDER BY entity_id LIMIT {int(limit)} OFFSET {int(offset)}", parameters=parameters)
-        labels = result.column_names[1 + len(plan.reasons):]
+                f"SELECT entity_id, agency_code, {flags}, {facts} FROM ({rows_sql}) WHERE {plan.predicate} "
+                f"ORDER BY entity_id, agency_code LIMIT {int(limit)} OFFSET {int(offset)}", parameters=parameters)
+        first_fact = 2 + len(plan.reasons)
+        labels = result.column_names[first_fact:]
         items = []
         for row in result.result_rows:
-            reasons = [(code, text) for (code, text, _), flag in zip(plan.reasons, row[1:1 + len(plan.reasons)]) if flag]
-            items.append((row[0], reasons, dict(zip(labels, row[1 + len(plan.reasons):]))))
+            reasons = [(code, text) for (code, text, _), flag in zip(plan.reasons, row[2:first_fact]) if flag]
+            items.append((row[0], row[1], reasons, dict(zip(labels, row[first_fact:]))))
         return int(total), items

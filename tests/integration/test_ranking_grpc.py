@@ -186,6 +186,14 @@ def test_a_merged_departments_history_rolls_into_its_successor(stub, clean_chdb)
     assert merged not in codes and successor in codes and len(codes) == 15
     own = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=merged, period="2025-01"))
     assert {i.code: i.denominator for i in own.indicators}["dossier_on_time_rate"] == 1  # its own page still shows it
+    # The open dossier, long past its due time, costs the successor points: its Explain lists
+    # it, as the merged department's; the merged department's own Explain lists it as its own.
+    for asked in (successor, merged):
+        explained = stub.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
+            agency_code=asked, indicator_code="dossier_on_time_rate", period="2025-01"))
+        assert explained.total_items == 1, asked
+        item = explained.items[0]
+        assert (item.id, item.agency_code, item.agency_name) == ("KHDT-1", merged, "Sở Kế hoạch và Đầu tư")
 
 
 def test_the_early_warning_lists_open_dossiers_overdue_or_due_soon(stub, clean_chdb):

@@ -236,7 +236,7 @@ class ExplainIndicatorRequest(_message.Message):
     def __init__(self, agency_code: _Optional[str] = ..., indicator_code: _Optional[str] = ..., period: _Optional[str] = ..., rules_version: _Optional[str] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class CostItem(_message.Message):
-    __slots__ = ("kind", "id", "reasons", "facts", "reason_codes")
+    __slots__ = ("kind", "id", "reasons", "facts", "reason_codes", "agency_code", "agency_name")
     class FactsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -249,12 +249,16 @@ class CostItem(_message.Message):
     REASONS_FIELD_NUMBER: _ClassVar[int]
     FACTS_FIELD_NUMBER: _ClassVar[int]
     REASON_CODES_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_NAME_FIELD_NUMBER: _ClassVar[int]
     kind: str
     id: str
     reasons: _containers.RepeatedScalarFieldContainer[str]
     facts: _containers.ScalarMap[str, str]
     reason_codes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., facts: _Optional[_Mapping[str, str]] = ..., reason_codes: _Optional[_Iterable[str]] = ...) -> None: ...
+    agency_code: str
+    agency_name: str
+    def __init__(self, kind: _Optional[str] = ..., id: _Optional[str] = ..., reasons: _Optional[_Iterable[str]] = ..., facts: _Optional[_Mapping[str, str]] = ..., reason_codes: _Optional[_Iterable[str]] = ..., agency_code: _Optional[str] = ..., agency_name: _Optional[str] = ...) -> None: ...
 
 class ExplainIndicatorResponse(_message.Message):
     __slots__ = ("agency_code", "period", "rules_version", "indicator", "total_items", "items", "next_page_token")

@@ -617,6 +617,8 @@ async function loadExplain(code, indicator, pageToken) {
     list.append(h("li", {id: anchor, "data-id": item.id},
       `${t(`explain.kind.${item.kind}`)} `,
       h("a", {href: `#/agency/${encodeURIComponent(code)}/explain/${indicator}/${encodeURIComponent(item.id)}`}, h("code", {}, item.id)),
+      item.agency_code && item.agency_code !== code
+        ? h("span", {class: "muted", "data-testid": "merged-from"}, ` (${t("explain.merged_from", {a: item.agency_name || item.agency_code})})`) : "",
       " — ", item.reasons.map((text, i) => has(`reason.${item.reason_codes[i]}`)
         ? t(`reason.${item.reason_codes[i]}`) : text).join("; "),
       h("div", {class: "facts"}, Object.entries(item.facts).map(([k, v]) => [k, factText(item.kind, k, v)])
