@@ -313,8 +313,10 @@ def build_ranking(settings: Settings):
 def alert_loop(settings: Settings, service):
     """Ranking's alert loop from DTI_ALERT_*: its rules (a malformed file stops the start
     with its reason), and a notice by webhook and / or e-mail where configured."""
+    from dti_pulse.clickhouse import get_client
     from services.ranking.alerting import AlertLoop, MailNotifier, WebhookNotifier
     from services.ranking.alerts import AlertRulesError, load_alert_rules
+    from services.ranking.store import ClickHouseAlertRecords
 
     alerts = settings.alerts
     if alerts.interval_s <= 0:
@@ -332,7 +334,9 @@ def alert_loop(settings: Settings, service):
             raise SystemExit("DTI_ALERT_SMTP_HOST is set but DTI_ALERT_MAIL_TO names no recipient")
         notifiers.append(MailNotifier(alerts.smtp_host, alerts.smtp_port, alerts.mail_from, list(alerts.mail_to),
                                       alerts.smtp_username, alerts.smtp_password, alerts.smtp_starttls))
-    return AlertLoop(service, rules, notifiers, alerts.interval_s)
+    # On a connection of its own: the loop's thread never waits behind the lookups.
+    records = ClickHouseAlertRecords(get_client(settings.effective_clickhouse_dsn, "ranking-alerts", background=True))
+    return AlertLoop(service, rules, notifiers, alerts.interval_s, records=records)
 
 
 def pipeline_monitor(settings: Settings):

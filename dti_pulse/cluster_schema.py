@@ -8,9 +8,9 @@ then reports becomes
   sharded so that every row of an entity lands on one shard: ReplacingMergeTree's FINAL,
   which merges per shard, stays correct.
 
-The bookkeeping tables (schema_migrations, day_measure_definitions) are replicated to every
-node from one Keeper path, not sharded: one copy, so a migration is recorded once per
-cluster. Apply it once (`dti-pulse migrate --cluster NAME`, or the output of
+The bookkeeping tables (schema_migrations, day_measure_definitions, alert_state) are
+replicated to every node from one Keeper path, not sharded: one copy, so a migration is
+recorded once per cluster. Apply it once (`dti-pulse migrate --cluster NAME`, or the output of
 `dti-pulse cluster-schema` with `clickhouse-client --multiquery`): ON CLUSTER runs each
 statement on every node.
 
@@ -33,7 +33,7 @@ SHARDING = {
     "day_measures": "cityHash64(agency_code)",  # an (agency, day) row and its replacements together
     "activity_minute": "rand()",  # summed by readers: any shard will do
 }
-UNSHARDED = ("schema_migrations", "day_measure_definitions")
+UNSHARDED = ("schema_migrations", "day_measure_definitions", "alert_state")
 
 _ENGINE = re.compile(r"^ENGINE = (\w+)(?:\((.*)\))?$", re.MULTILINE)
 

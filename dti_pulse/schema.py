@@ -108,6 +108,16 @@ STATE_DAY_PAIRS_SQL = (
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
 MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
 
+ALERT_STATE_COLUMNS = """
+    rule String,
+    agency_code String,
+    firing UInt8,
+    since_ms Int64,
+    alert String,
+    owed Array(Tuple(String, String)),
+    version Int64 DEFAULT toUnixTimestamp64Micro(now64(6))
+"""
+
 # Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
 # and nobody has marked it dirty for SNAPSHOT_QUIET_MS (the aggregator's store, services/aggregator/store.py). A long quiet period
 # means few marks: a past day still being written is marked again every 30 s, not on
@@ -239,6 +249,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             f"ADD COLUMN IF NOT EXISTS {line.strip().rstrip(',')} DEFAULT 0 AFTER {previous}"
             for previous, line in zip(["apology_count", *column_names(DOSSIER_DIGITAL_COLUMNS)],
                                       DOSSIER_DIGITAL_COLUMNS.strip().splitlines())),
+    ]),
+    # The alerts firing, and the notices not yet delivered, kept across ranking's restarts
+    # (services/ranking/alerting.py): a restart neither notifies again what still holds nor
+    # forgets a notice it owes. A row per rule and agency, the newest version standing.
+    (8, "alert states", [
+        f"CREATE TABLE IF NOT EXISTS alert_state ({ALERT_STATE_COLUMNS}) "
+        "ENGINE = ReplacingMergeTree(version) ORDER BY (rule, agency_code)",
     ]),
 ]
 

@@ -126,4 +126,20 @@ ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/day_measure_defi
 ORDER BY applied_at
 SETTINGS index_granularity = 8192;
 
-INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(7) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);
+CREATE TABLE IF NOT EXISTS alert_state ON CLUSTER '__CLUSTER__'
+(
+    `rule` String,
+    `agency_code` String,
+    `firing` UInt8,
+    `since_ms` Int64,
+    `alert` String,
+    `owed` Array(Tuple(
+        String,
+        String)),
+    `version` Int64 DEFAULT toUnixTimestamp64Micro(now64(6))
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/alert_state', '{replica}', version)
+ORDER BY (rule, agency_code)
+SETTINGS index_granularity = 8192;
+
+INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(8) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);

@@ -1,7 +1,9 @@
 """The alert loop: every DTI_ALERT_INTERVAL_S it judges the alert rules against this month's
 scores and the live activity, and sends a notice when an alert fires and when it recovers,
 by webhook (JSON POST) and by e-mail (SMTP). A notice that could not be delivered is tried
-again at the next round; the alerts firing answer ListAlerts (and the console)."""
+again at the next round; the alerts firing answer ListAlerts (and the console). With a
+store of AlertRecords, what fires and the notices owed outlive the process: a restart
+neither notifies again what still holds nor forgets a notice it owes."""
 from __future__ import annotations
 
 import logging
@@ -15,10 +17,15 @@ from typing import Callable, Protocol
 import httpx
 
 from dti_pulse.localtime import LOCAL_TZ
-from services.ranking.alerts import Alert, AlertBook, AlertRule, IndexHistory, below, drop, silent
+from services.ranking.alerts import Alert, AlertBook, AlertRecord, AlertRule, IndexHistory, below, drop, silent
 from services.ranking.background import BackgroundLoop
 
 log = logging.getLogger(__name__)
+
+
+class AlertRecords(Protocol):
+    def load(self) -> list[AlertRecord]: ...  # the newest record of each alert
+    def save(self, records: list[AlertRecord]) -> None: ...
 
 
 class Notifier(Protocol):
@@ -72,8 +79,11 @@ class MailNotifier:
 
 class AlertLoop:
     def __init__(self, service, rules: list[AlertRule], notifiers: list[Notifier], interval_s: float = 60.0,
-                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000)):
+                 clock_ms: Callable[[], int] = lambda: int(time.time() * 1000), records: AlertRecords | None = None):
         self.service, self.rules, self.notifiers, self.clock_ms = service, rules, notifiers, clock_ms
+        self.records = records
+        self._restored = records is None
+        self._unsaved: dict[tuple[str, str], AlertRecord] = {}
         self.book = AlertBook()
         self.history = IndexHistory(max((r.window_minutes for r in rules if r.kind == "drop"), default=0))
         self.undelivered: list[tuple[Notifier, str, Alert, int]] = []
@@ -89,6 +99,8 @@ class AlertLoop:
 
     def evaluate(self) -> tuple[list[Alert], list[Alert]]:
         """One round: judge every rule, note what fired and recovered, send the notices."""
+        if not self._restored:
+            self._restore()  # raises while the store is away: the round is tried again, nothing sent
         now = self.clock_ms()
         month = datetime.fromtimestamp(now / 1000, LOCAL_TZ).strftime("%Y-%m")
         found: list[Alert] = []
@@ -119,9 +131,36 @@ class AlertLoop:
             except Exception as exc:
                 log.warning("alert notice by %s not delivered (tried again next round): %s", notifier.name, exc)
                 self.undelivered.append((notifier, event, alert, at))
+        if self.records is not None:
+            # The newest words of each alert whose record changes (fired last: they win).
+            changed = {a.key: a for a in (*(alert for _, _, alert, _ in pending), *recovered, *fired)}
+            self._unsaved.update((key, self._record(alert, since, now)) for key, alert in changed.items())
+            try:
+                self.records.save(list(self._unsaved.values()))
+                self._unsaved.clear()
+            except Exception as exc:  # kept, and saved with the next round's
+                log.warning("alert states not saved (tried again next round): %s", exc)
         if fired or recovered:
             log.info("alerts: %d fired, %d recovered, %d firing", len(fired), len(recovered), len(since))
         return fired, recovered
+
+    def _record(self, alert: Alert, since: dict, now: int) -> AlertRecord:
+        owed = tuple((n.name, event) for n, event, owed_alert, _ in self.undelivered if owed_alert.key == alert.key)
+        recovered_at = next((at for _, event, a, at in self.undelivered if a.key == alert.key and event == "recovered"),
+                            now)
+        firing = alert.key in since
+        return AlertRecord(alert, firing, since[alert.key] if firing else recovered_at, owed)
+
+    def _restore(self) -> None:
+        records = self.records.load()
+        notifiers = {n.name: n for n in self.notifiers}
+        with self._lock:
+            self.book.restore(records)
+        # A notice owed to a notifier no longer configured is dropped with the configuration.
+        self.undelivered = [(notifiers[name], event, r.alert, r.since_ms)
+                            for r in records for name, event in r.owed if name in notifiers]
+        self._restored = True
+        log.info("alerts restored: %d firing, %d notices owed", sum(r.firing for r in records), len(self.undelivered))
 
     def firing(self) -> tuple[list[tuple[Alert, int]], int | None]:
         with self._lock:

@@ -157,6 +157,16 @@ def silent(rule: AlertRule, last_event_ms: dict[str, tuple[str, str, int]], now_
     return found
 
 
+@dataclass(frozen=True)
+class AlertRecord:
+    """What the alert loop keeps of an alert across rounds and restarts: whether it fires
+    (since when; else when it recovered) and the notices still owed for it."""
+    alert: Alert
+    firing: bool
+    since_ms: int
+    owed: tuple[tuple[str, str], ...] = ()  # (notifier name, "fired" | "recovered")
+
+
 @dataclass
 class AlertBook:
     """The alerts firing now, each once: update() says which fired since the last look and
@@ -174,6 +184,10 @@ class AlertBook:
             since = self.active[key][1] if key in self.active else now_ms
             self.active[key] = (alert, since)  # the newest words, the first time it fired
         return fired, recovered
+
+    def restore(self, records: list[AlertRecord]) -> None:
+        """The alerts firing as a previous process left them: still firing is not news."""
+        self.active = {r.alert.key: (r.alert, r.since_ms) for r in records if r.firing}
 
     def firing(self) -> list[tuple[Alert, int]]:
         return sorted(self.active.values(), key=lambda pair: (pair[0].severity != "critical", -pair[1]))

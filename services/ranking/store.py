@@ -1,12 +1,15 @@
 """ClickHouse adapter of ranking: runs the measures of services/ranking/measures.py for a
 period (from the states, from the day snapshots of day_snapshots.py, or as of an instant
-through as_of.py), lists what Explain shows and the activity, and reads the data version.
+through as_of.py), lists what Explain shows and the activity, and reads the data version;
+and keeps the alert loop's records (ClickHouseAlertRecords).
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS
+from services.ranking.alerts import Alert, AlertRecord
 from services.ranking.as_of import measure_sources
 from services.ranking.day_snapshots import DaySnapshotKeeper, measures_from_day_snapshots
 from services.ranking.measures import (DataVersion, ExplainPlan, FACTS, FAMILIES, MEASURES_SQL, MINUTE_MS, ROWS,
@@ -122,3 +125,23 @@ class ClickHouseMeasures:
             reasons = [(code, text) for (code, text, _), flag in zip(plan.reasons, row[2:first_fact]) if flag]
             items.append((row[0], row[1], reasons, dict(zip(labels, row[first_fact:]))))
         return int(total), items
+
+
+class ClickHouseAlertRecords:
+    """The alert loop's records in alert_state (services/ranking/alerting.AlertRecords)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def load(self) -> list[AlertRecord]:
+        rows = self.client.query("SELECT alert, firing, since_ms, owed FROM alert_state FINAL "
+                                 "WHERE firing = 1 OR notEmpty(owed)").result_rows
+        return [AlertRecord(Alert(**json.loads(alert)), bool(firing), int(since), tuple(tuple(o) for o in owed))
+                for alert, firing, since, owed in rows]
+
+    def save(self, records: list[AlertRecord]) -> None:
+        if records:
+            self.client.insert("alert_state", [
+                (r.alert.rule, r.alert.agency_code, int(r.firing), r.since_ms,
+                 json.dumps(r.alert.__dict__, ensure_ascii=False), list(r.owed)) for r in records],
+                column_names=["rule", "agency_code", "firing", "since_ms", "alert", "owed"])

@@ -1,6 +1,7 @@
 """The alert loop on ranking over chDB (the October scenario): an alert fires once, by a real
 SMTP server (aiosmtpd) and a webhook that fails its first POST (the notice is sent again at
-the next round), shows in ListAlerts, and recovers once, with a notice of its own."""
+the next round), shows in ListAlerts, and recovers once, with a notice of its own; across
+restarts, with its records in ClickHouse, it neither notifies again nor forgets a notice owed."""
 import json
 import threading
 from datetime import datetime
@@ -20,7 +21,7 @@ from services.ranking.cache import CachedMeasures
 from services.ranking.grpc_server import RankingServer
 from services.ranking.rules import RulesCatalog
 from services.ranking.service import RankingService
-from services.ranking.store import ClickHouseMeasures
+from services.ranking.store import ClickHouseAlertRecords, ClickHouseMeasures
 from tests import scenario
 from tests.conftest import GRPC_TOKEN, fold, ranking_stub
 
@@ -113,3 +114,39 @@ def test_an_alert_fires_once_is_listed_and_recovers_once(clean_chdb, receivers):
         assert loop.evaluate() == ([], []) and len(mails) == 2
     finally:
         server.stop()
+
+
+def test_a_restart_neither_notifies_again_nor_forgets_a_notice_owed(clean_chdb, receivers):
+    """Each loop below is a new ranking process, with nothing of the last one but alert_state."""
+    smtp, webhook_url, mails = receivers
+    fold(clean_chdb, scenario.EVENTS)
+    clock = {"ms": int(datetime(2026, 10, 20, 10, tzinfo=LOCAL_TZ).timestamp() * 1000)}
+    october = clock["ms"]
+    service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
+                             scenario.RULES_VERSION, CachedMeasures(ClickHouseMeasures(clean_chdb)),
+                             clock_ms=lambda: clock["ms"])
+    rule = AlertRule(name="dossiers-late", kind="below", indicator="dossier_on_time_rate", threshold=0.9,
+                     min_denominator=5, severity="critical")
+
+    def started() -> AlertLoop:
+        notifiers = [WebhookNotifier(webhook_url), MailNotifier(smtp.hostname, smtp.port, "dti-pulse@tinh.gov.vn",
+                                                                ["trungtam@tinh.gov.vn"])]
+        return AlertLoop(service, [rule], notifiers, interval_s=3600, clock_ms=lambda: clock["ms"],
+                         records=ClickHouseAlertRecords(clean_chdb))
+
+    fired, _ = started().evaluate()
+    assert [a.agency_code for a in fired] == [scenario.AGENCY]
+    assert len(mails) == 1 and Webhook.received == []  # the webhook's notice is owed
+
+    clock["ms"] += 60_000
+    restarted = started()
+    assert restarted.evaluate() == ([], [])  # still firing: not news
+    assert len(mails) == 1 and [n["event"] for n in Webhook.received] == ["fired"]  # the owed notice
+    firing, _ = restarted.firing()
+    assert [(a.agency_code, since) for a, since in firing] == [(scenario.AGENCY, october)]
+
+    clock["ms"] = int(datetime(2026, 11, 2, 10, tzinfo=LOCAL_TZ).timestamp() * 1000)
+    fired, recovered = started().evaluate()
+    assert fired == [] and [a.agency_code for a in recovered] == [scenario.AGENCY]
+    assert [n["event"] for n in Webhook.received] == ["fired", "recovered"] and len(mails) == 2
+    assert started().evaluate() == ([], []) and len(mails) == 2 and len(Webhook.received) == 2
