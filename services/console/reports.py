@@ -73,8 +73,8 @@ def _cell(value, kind: str, lang: str) -> str:
 
 
 def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
-    """The ranking of a cohort for a period, one row an agency: rank, agency, points, index,
-    band, then each indicator's rate."""
+    """The ranking of a cohort for a period, one row an agency: rank, agency, points, each
+    published index's points, the 0-1 index, band, then each indicator's rate."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
@@ -85,17 +85,35 @@ def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
     table: Table = ranking_table(ranking, lang, now)
     title = (f"{_t(lang, 'export.ranking').upper()} – {_t(lang, 'cohort.' + ranking['cohort']).upper()} – "
              f"{period_name(ranking['period'], lang).upper()}")
-    # rank, code, agency, points, max, index, band, then the rates (the points per indicator stay in the XLSX)
-    keep = [0, 2, 3, 4, 5, 6] + [i for i, kind in enumerate(table.kinds) if kind == "ratio"]
-    header = [table.header[i].replace(f" ({_t(lang, 'col.ratio')})", "") for i in keep]
+    # rank, agency, points / max, each published index's points / its measured max (as the
+    # province files them: 766 on its 100-point scale, the DTI documents apart), the 0-1
+    # index, band, then the rates (the points per indicator stay in the XLSX).
+    indices = [(i["index"], i["index_max_points"]) for i in
+               (ranking["entries"][0].get("indices", []) if ranking["entries"] else [])]
+    first_index = len(table.header) - 2 * len(indices)  # ranking_table ends with each index's points, max
+    rates = [i for i, kind in enumerate(table.kinds) if kind == "ratio"]
+
+    def out_of(row, points: int) -> str:
+        if row[points] is None or not row[points + 1]:
+            return "—"  # nothing measured
+        maximum = row[points + 1]  # a whole number mostly (92, 72, 20): no ",00" to widen the column
+        return f"{_cell(row[points], 'points', lang)} / " + (
+            _cell(maximum, "points", lang) if maximum != int(maximum) else f"{int(maximum)}")
+
+    header = [table.header[0], table.header[2], table.header[3],
+              *(f"{_t(lang, f'index.{index}')} {_t(lang, 'index.scale', max=f'{scale:g}')}" for index, scale in indices),
+              table.header[5], table.header[6], *(table.header[i].replace(f" ({_t(lang, 'col.ratio')})", "") for i in rates)]
     text = ParagraphStyle("cell", fontName=regular, fontSize=6.5, leading=8)
     head = ParagraphStyle("head", parent=text, fontName=bold, textColor=colors.HexColor("#1b2433"))
     rows = [[Paragraph(h, head) for h in header]]
     for row in table.rows:
-        rows.append([Paragraph(_cell(row[i], table.kinds[i], lang), text) for i in keep])
-    widths = [9 * mm, 50 * mm, 13 * mm, 12 * mm, 12 * mm, 16 * mm]
-    rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(keep) - len(widths))
-    grid = PdfTable(rows, colWidths=widths + [rest] * (len(keep) - len(widths)), repeatRows=1)
+        cells = [_cell(row[0], "int", lang), row[2], out_of(row, 3),
+                 *(out_of(row, first_index + 2 * k) for k in range(len(indices))),
+                 _cell(row[5], "points", lang), _cell(row[6], "text", lang), *(_cell(row[i], "ratio", lang) for i in rates)]
+        rows.append([Paragraph(cell, text) for cell in cells])
+    widths = [9 * mm, 42 * mm, 14 * mm, *([14 * mm] * len(indices)), 10 * mm, 13 * mm]
+    rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(header) - len(widths))
+    grid = PdfTable(rows, colWidths=widths + [rest] * (len(header) - len(widths)), repeatRows=1)
     # The full 766 index has 14 rates beside the totals: narrow padding keeps "60,0 %" on one line.
     grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),

@@ -158,6 +158,13 @@ def assert_report_renders(pdf: bytes, work) -> None:
                           check=True).stdout
     assert "BẢNG XẾP HẠNG" in text and "THÁNG 10/2026" in text and "Số liệu tính đến" in text, text[:500]
     assert "Sở Tài chính" in text and "60,0 %" in text  # the scenario's agency, its on-time rate
+    # Its total, and each published index on its own scale: 766 (of 72 measured, scale 100), the DTI documents.
+    dti = scenario.EXPECTED_TOTAL - scenario.EXPECTED_766
+    for points, maximum in ((scenario.EXPECTED_TOTAL, scenario.EXPECTED_MAX), (scenario.EXPECTED_766, 72),
+                            (dti, 20)):
+        assert f"{points:.2f} / {maximum:g}".replace(".", ",") in text, (points, text[:1500])
+    assert "(DTI)" in text and "(thang 20" in text  # an index's name with its scale
+    assert "0,00 / 0" not in text  # an agency with no data has no index points, not zero of zero
     subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(work / "report.pdf"),
                     str(work / "page")], check=True)
     page = Image.open(next(work.glob("page*.png"))).convert("L")
