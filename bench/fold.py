@@ -33,7 +33,7 @@ class NothingKept:
     def document_day_pairs(self, document_ids):
         return set()
 
-    def write(self, dossier_rows, document_rows, day_pairs=(), changed=None):
+    def write(self, rows, day_pairs=(), changed=None):
         pass
 
     def write_activity(self, activity_rows):

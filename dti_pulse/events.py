@@ -19,17 +19,22 @@ BODY_FIELD = {
     "dossier.apology": "dossier_apology",
     "dossier.synced": "dossier_synced",
     "dossier.result": "dossier_result",
+    "petition.received": "petition_received",
+    "petition.answered": "petition_answered",
+    "petition.rated": "petition_rated",
 }
 EVENT_TYPES = tuple(BODY_FIELD)
-# The body field -> the kind of entity it is about ("dossier" or "document").
+# The body field -> the kind of entity it is about ("dossier", "document" or "petition").
 ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
+ENTITIES = tuple(dict.fromkeys(ENTITY_OF_BODY.values()))  # the entity families, each a state table
 
 
 # What the operations centre counts per minute (docs/domain.md, Events): the public event types,
 # with dossier.status split so that resolutions (status 9) show on their own.
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
-                  "dossier.apology", "dossier.synced", "dossier.result")
+                  "dossier.apology", "dossier.synced", "dossier.result", "petition.received",
+                  "petition.answered", "petition.rated")
 _TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 
@@ -42,14 +47,12 @@ def activity_type(event: Event) -> str:
 
 
 def entity_key(event: Event) -> tuple[str, str]:
-    """("dossier", id) or ("document", id): all events of one entity share a partition."""
+    """(entity kind, its id), e.g. ("dossier", id): all events of one entity share a partition."""
     field = event.WhichOneof("body")
     if field is None:
         raise ValueError("event has no body")
-    body = getattr(event, field)
-    if ENTITY_OF_BODY[field] == "dossier":
-        return "dossier", body.dossier_id
-    return "document", body.document_id
+    entity = ENTITY_OF_BODY[field]
+    return entity, getattr(getattr(event, field), f"{entity}_id")
 
 
 def _varint(value: int) -> bytes:

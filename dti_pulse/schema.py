@@ -80,6 +80,20 @@ DOCUMENT_COLUMNS = """
     events_blob String CODEC(ZSTD(1))
 """
 
+PETITION_COLUMNS = """
+    petition_id String,
+    agency_code LowCardinality(String),
+    has_received UInt8,
+    received_at_ms Int64,
+    due_at_ms Int64,
+    answered UInt8,
+    answered_at_ms Int64,
+    rated UInt8,
+    satisfied UInt8,
+    event_count UInt32,
+    events_blob String CODEC(ZSTD(1))
+"""
+
 ACTIVITY_COLUMNS = """
     minute_ms Int64,
     agency_code LowCardinality(String),
@@ -100,10 +114,11 @@ DAY_MEASURE_COLUMNS = """
     version Int64 DEFAULT toUnixTimestamp64Micro(now64(6))
 """
 
-# The (agency, local day) pairs every stored state counts on: a dossier on the day it was
-# received, a document side on the days it was sent and received.
+# The (agency, local day) pairs every stored state counts on: a dossier or a petition on the
+# day it was received, a document side on the days it was sent and received.
 STATE_DAY_PAIRS_SQL = (
     f"SELECT agency_code, {day_sql('received_at_ms')} AS day FROM dossier_state WHERE has_received = 1 "
+    f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM petition_state WHERE has_received = 1 "
     f"UNION DISTINCT SELECT agency_code, {day_sql('sent_at_ms')} FROM document_state WHERE sent = 1 "
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
 MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
@@ -134,6 +149,7 @@ UNPLACED = -1
 TWO_DAYS = -2
 PLACE_DAY_SQL = {
     "dossier": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
+    "petition": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
     "document": f"multiIf(sent = 1 AND received = 1 AND {day_sql('sent_at_ms')} != {day_sql('received_at_ms')}, "
                 f"{TWO_DAYS}, sent = 1, {day_sql('sent_at_ms')}, received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
 }
@@ -256,6 +272,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (8, "alert states", [
         f"CREATE TABLE IF NOT EXISTS alert_state ({ALERT_STATE_COLUMNS}) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY (rule, agency_code)",
+    ]),
+    # Citizens' petitions (Decision-766 satisfaction group), placed and sorted as the other
+    # states are since migration 5.
+    (9, "petition states", [
+        f"CREATE TABLE IF NOT EXISTS petition_state ({PETITION_COLUMNS}, is_deleted UInt8 DEFAULT 0, "
+        f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL['petition']}, place_span Int32 MATERIALIZED {PLACE_SPAN_SQL}, "
+        "INDEX petition_id_lookup petition_id TYPE bloom_filter(0.01) GRANULARITY 1) "
+        "ENGINE = ReplacingMergeTree(event_count, is_deleted) ORDER BY (place_span, agency_code, place_day, petition_id)",
     ]),
 ]
 

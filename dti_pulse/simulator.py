@@ -94,6 +94,23 @@ class BusSimulator:
         if rng.random() < 0.97:
             synced_at = min(now, received_at + timedelta(minutes=rng.randrange(1, 15)))
             events.append(self._event("dossier.synced", synced_at, agency, dossier_id=dossier_id))
+        if rng.random() < 0.01:  # a citizen's petition to the same agency, far rarer than dossiers
+            events += self.petition(agency, received_at, now)
+        return events
+
+    def petition(self, agency: str, received_at: datetime, now: datetime) -> list[dict]:
+        """A petition answered within its 10 days mostly (never after now), rated now and then."""
+        rng = self.rng
+        petition_id = f"PAKN.{rng.randrange(10**10):010d}"
+        due_at = received_at + timedelta(days=10)
+        events = [self._event("petition.received", received_at, agency, petition_id=petition_id,
+                              received_at=_stamp(received_at), due_at=_stamp(due_at))]
+        answered_at = received_at + timedelta(hours=rng.randrange(2, 24 * (10 if rng.random() < 0.9 else 14)))
+        if answered_at <= now:
+            events.append(self._event("petition.answered", answered_at, agency, petition_id=petition_id))
+            if rng.random() < 0.5:
+                events.append(self._event("petition.rated", answered_at, agency, petition_id=petition_id,
+                                          satisfied=rng.random() < 0.85))
         return events
 
     def document(self, now: datetime) -> list[dict]:

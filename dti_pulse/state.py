@@ -1,4 +1,4 @@
-"""Per-dossier and per-document state: pure functions of the set of an entity's events.
+"""Per-dossier, per-document and per-petition state: pure functions of the set of an entity's events.
 
 Because a summary depends only on the *set* of events (sorted by event time, then id),
 redelivered, duplicated, late and out-of-order events all give the same state
@@ -76,6 +76,19 @@ class DocumentSummary(NamedTuple):
     completed_at_ms: int
     last_status: str
     recalled: int
+    event_count: int
+
+
+class PetitionSummary(NamedTuple):
+    petition_id: str
+    agency_code: str
+    has_received: int
+    received_at_ms: int
+    due_at_ms: int
+    answered: int
+    answered_at_ms: int  # the first answer: a petition is handled once answered
+    rated: int
+    satisfied: int
     event_count: int
 
 
@@ -235,40 +248,67 @@ def summarize_document(document_id: str, agency_code: str, events: Iterable[Even
     ))
 
 
+def summarize_petition(petition_id: str, events: Iterable[Event]) -> PetitionSummary:
+    received = None
+    answered_at = None
+    rated = satisfied = 0
+    ordered = chronological(events)
+    for event in ordered:
+        kind = event.WhichOneof("body")
+        if kind == "petition_received":
+            received = event
+        elif kind == "petition_answered":
+            if answered_at is None:
+                answered_at = event.occurred_at_ms
+        elif kind == "petition_rated":
+            rated, satisfied = 1, int(event.petition_rated.satisfied)  # the latest word stands
+        else:
+            raise ValueError(f"event {event.event_id} of type {kind} does not belong to a petition")
+    if received is not None:
+        agency_code, received_at, due_at = (received.agency_code, received.petition_received.received_at_ms,
+                                            received.petition_received.due_at_ms)
+    else:
+        agency_code, received_at, due_at = ordered[-1].agency_code, 0, 0
+    return _new_summary(PetitionSummary, (
+        petition_id, agency_code, int(received is not None), received_at, due_at,
+        int(answered_at is not None), answered_at or 0, rated, satisfied, len(ordered),
+    ))
+
+
 # The body field -> a getter of its entity's id (one C call where two getattr cost more).
 _ENTITY_ID_OF_BODY = {field: attrgetter(f"{field}.{entity}_id") for field, entity in ENTITY_OF_BODY.items()}
 
 
 def state_key(event: Event) -> tuple:
-    """Which state an event belongs to: a dossier, or one agency's side of a document."""
+    """Which state an event belongs to: a dossier, a petition, or one agency's side of a document."""
     kind = event.WhichOneof("body")
     entity_id_of = _ENTITY_ID_OF_BODY.get(kind)
     if entity_id_of is None:
         raise ValueError("event has no body")
-    entity_id = entity_id_of(event)
-    if ENTITY_OF_BODY[kind] == "dossier":
-        if not entity_id:
-            raise ValueError("event has an empty dossier_id")
-        return ("dossier", entity_id)
+    entity_id, entity = entity_id_of(event), ENTITY_OF_BODY[kind]
     if not entity_id:
-        raise ValueError("event has an empty document_id")
-    return ("document", entity_id, event.agency_code)
+        raise ValueError(f"event has an empty {entity}_id")
+    if entity == "document":
+        return ("document", entity_id, event.agency_code)
+    return (entity, entity_id)
 
 
 def summarize(key: tuple, events: Iterable[Event]):
     if key[0] == "dossier":
         return summarize_dossier(key[1], events)
+    if key[0] == "petition":
+        return summarize_petition(key[1], events)
     return summarize_document(key[1], key[2], events)
 
 
 # Events that can move a state to other days or another agency (see day_pairs).
-PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_received"})
+PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_received", "petition_received"})
 
 
 def day_pairs(summary) -> list[tuple[str, int]]:
-    """The (agency, local day) pairs whose measures count this state: a dossier on the day it
-    was received, a document side on the days it was sent and received."""
-    if isinstance(summary, DossierSummary):
+    """The (agency, local day) pairs whose measures count this state: a dossier or a petition
+    on the day it was received, a document side on the days it was sent and received."""
+    if isinstance(summary, (DossierSummary, PetitionSummary)):
         return [(summary.agency_code, local_day(summary.received_at_ms))] if summary.has_received else []
     pairs = []
     if summary.sent:

@@ -45,6 +45,25 @@ def dossier_result(dossier_id, electronic, shared, at, agency="000.00.05.H56") -
     return event
 
 
+def petition_received(petition_id, received, due, agency="000.00.05.H56") -> Event:
+    event = _event(received, agency, None)
+    body = event.petition_received
+    body.petition_id, body.received_at_ms, body.due_at_ms = petition_id, ms(received), ms(due)
+    return event
+
+
+def petition_answered(petition_id, at, agency="000.00.05.H56") -> Event:
+    event = _event(at, agency, None)
+    event.petition_answered.petition_id = petition_id
+    return event
+
+
+def petition_rated(petition_id, satisfied, at, agency="000.00.05.H56") -> Event:
+    event = _event(at, agency, None)
+    event.petition_rated.petition_id, event.petition_rated.satisfied = petition_id, satisfied
+    return event
+
+
 def dossier_status(dossier_id, status, at, agency="000.00.05.H56", event_id=None) -> Event:
     event = _event(at, agency, event_id)
     event.dossier_status.dossier_id, event.dossier_status.status = dossier_id, status

@@ -36,14 +36,14 @@ class FakeStore:
         return {pair for key, row in self.rows.items() if key[0] == "document" and key[1] in set(document_ids)
                 for pair in day_pairs(summarize(key, decode_events(row[-1])))}
 
-    def write(self, dossier_rows, document_rows, day_pairs=(), changed=None):
+    def write(self, rows_by_family, day_pairs=(), changed=None):
         if self.fail_writes:
             self.fail_writes -= 1
             raise ConnectionError("ClickHouse away")
         self.writes += 1
-        if any(self.rejects(row) for row in (*dossier_rows, *document_rows)):
+        if any(self.rejects(row) for rows in rows_by_family.values() for row in rows):
             raise RowsRejected("dossier_state: value out of range")
-        for family, rows in (("dossier", dossier_rows), ("document", document_rows)):
+        for family, rows in rows_by_family.items():
             for row in rows:
                 # Rows are (*summary, is_deleted, events): a tombstone marks where a state sat
                 # before it moved, which a store keyed by id alone has no place for.

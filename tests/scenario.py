@@ -38,6 +38,10 @@ def _result(n, dossier, when, electronic, shared):
     return _event(n, "dossier.result", when, dossier_id=dossier, electronic=electronic, shared_for_reuse=shared)
 
 
+def _petition(n, petition, when, due):
+    return _event(n, "petition.received", when, petition_id=petition, received_at=_at(when), due_at=_at(due))
+
+
 def _status(n, dossier, status, when):
     return _event(n, "dossier.status", when, dossier_id=dossier, status=status)
 
@@ -95,6 +99,24 @@ EVENTS = [
     # D7: received in September: another period
     _received(25, "D7", "09-30T23:30", "10-02T17:00", "partial", 1, False, digitized=True),
     _synced(52, "D7", "10-01T08:00"),
+    # Petitions to the department. P1: answered on time, rated satisfied.
+    _petition(53, "P1", "10-03T08:00", "10-13T17:00"),
+    _event(54, "petition.answered", "10-10T09:00", petition_id="P1"),
+    _event(55, "petition.rated", "10-11T09:00", petition_id="P1", satisfied=True),
+    # P2: answered four days late, rated not satisfied (its rating arrives before its receipt)
+    _event(57, "petition.rated", "10-21T09:00", petition_id="P2", satisfied=False),
+    _petition(56, "P2", "10-06T08:00", "10-16T17:00"),
+    _event(58, "petition.answered", "10-20T09:00", petition_id="P2"),
+    # P3: never answered, past its due time at the end of October: late
+    _petition(59, "P3", "10-15T08:00", "10-25T17:00"),
+    # P4: open, not yet due at the end of October: on time; not rated
+    _petition(60, "P4", "10-28T08:00", "11-07T17:00"),
+    # P5: received in September (another period), answered in October
+    _petition(61, "P5", "09-28T08:00", "10-08T17:00"),
+    _event(62, "petition.answered", "10-02T09:00", petition_id="P5"),
+    # P6: an answer and a rating, no receipt: not tied to any period
+    _event(63, "petition.answered", "10-05T09:00", petition_id="P6"),
+    _event(64, "petition.rated", "10-06T09:00", petition_id="P6", satisfied=True),
     # Documents sent by the department
     _doc(30, "document.sent", "H56.05,2026/10/02,1/CV", "10-02T08:00"),
     _event(31, "document.signed", "10-02T08:01", document_id="H56.05,2026/10/02,1/CV",
@@ -134,6 +156,8 @@ EXPECTED = {  # code: (numerator, denominator, points)
     "dossier_reused_data_rate": (1, 5, min(2, 2 * (1 / 5) / 0.8)),  # D1; full at 80 %
     "dossier_shared_for_reuse_rate": (1, 3, 4 * 1 / 3),  # D1 of the digitised D1, D3, D4
     "dossier_citizen_data_rate": (2, 5, 2 * 2 / 5),  # D1, D3
+    "petition_on_time_rate": (2, 4, 6 * 2 / 4),  # P1, P4 of P1-P4
+    "petition_satisfaction_rate": (1, 2, 6 * 1 / 2),  # P1 of the rated P1, P2
     "doc_electronic_rate": (5, 6, 5 * 5 / 6),
     "doc_personal_sign_rate": (1, 2, 5 * 1 / 2),
     "doc_agency_sign_rate": (2, 2, 5.0),
@@ -147,6 +171,7 @@ EXPECTED_MEASURES = {
     "dossiers_synced": 3, "dossiers_digitized": 3, "dossiers_reusing_data": 1, "dossiers_citizen_data": 2,
     "dossiers_with_result": 4, "dossiers_result_electronic": 2, "dossiers_digitized_any": 3,
     "dossiers_shared_for_reuse": 1,
+    "petitions_received": 4, "petitions_on_time": 2, "petitions_rated": 2, "petitions_satisfied": 1,
     "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
     "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
 }
@@ -162,11 +187,14 @@ EXPECTED_COSTS = {
     "dossier_reused_data_rate": {"D2", "D3", "D4", "D5"},
     "dossier_shared_for_reuse_rate": {"D3", "D4"},
     "dossier_citizen_data_rate": {"D2", "D4", "D5"},
+    "petition_on_time_rate": {"P2", "P3"},
+    "petition_satisfaction_rate": {"P2"},
     "doc_electronic_rate": {"H56.05,2026/10/04,3/CV"},
     "doc_personal_sign_rate": {"H56.05,2026/10/03,2/CV"},
     "doc_agency_sign_rate": set(),
     "doc_on_time_rate": {"H56.07,2026/10/07,10/CV"},
 }
 EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
-EXPECTED_MAX = 92.0  # 766: 72 of its 100 points measurable from the events; DTI documents: 20
-EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items() if code.startswith("dossier_"))
+EXPECTED_766_MAX = 84.0  # of the 766 index's 100 points, those measurable from the events
+EXPECTED_MAX = EXPECTED_766_MAX + 20  # and the DTI documents' 20
+EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items() if code.startswith(("dossier_", "petition_")))

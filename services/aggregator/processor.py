@@ -18,10 +18,9 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.state import (DOCUMENT_RECALL_AGREED, PLACING_EVENTS, DossierSummary, day_pairs,
-                                       placement, state_key, summarize)
+from dti_pulse.state import DOCUMENT_RECALL_AGREED, PLACING_EVENTS, day_pairs, placement, state_key, summarize
 from dti_pulse.collector import collector_paused
-from dti_pulse.events import activity_type, encode_envelope
+from dti_pulse.events import ENTITIES, activity_type, encode_envelope
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +32,15 @@ class RowsRejected(Exception):
 
 class StateStore(Protocol):
     def load(self, keys) -> dict[tuple, bytes]: ...  # each stored key's events, as EventBatch bytes
-    def stored_ids(self): ...  # yields ("dossier" | "document", id) of every stored state
+    def stored_ids(self): ...  # yields (family, id) of every stored state
     def document_day_pairs(self, document_ids) -> set[tuple[str, int]]: ...  # every side's (agency, day) pairs
     # Rows: a summary's fields, then is_deleted (1 for a tombstone, see state_row), then the
     # events as EventBatch bytes.
     # day_pairs: the (agency, day) pairs whose day snapshots the rows change (marked dirty)
     # changed: family -> the agencies whose counts of that family the rows change (told to ranking)
     # Idempotent (a state row rewritten is the same state); raises RowsRejected for rows it cannot hold.
-    def write(self, dossier_rows: list, document_rows: list, day_pairs: set, changed: dict) -> None: ...
+    # rows: family ("dossier", "document", "petition") -> its rows
+    def write(self, rows: dict[str, list], day_pairs: set, changed: dict) -> None: ...
     def write_activity(self, activity_rows: list) -> None: ...
 
 
@@ -61,12 +61,11 @@ class BatchStats:
 @dataclass
 class PreparedBatch:
     stats: BatchStats
-    dossier_rows: list
-    document_rows: list
+    rows: dict  # family -> its state rows
     updates: dict
     activity_rows: list
     day_pairs: set
-    changed: dict  # family ("dossier" | "document") -> the agencies whose counts of it the batch changes
+    changed: dict  # family -> the agencies whose counts of it the batch changes
     fresh: dict  # state key -> its new events (EventBatch bytes), for the dead letters if its row is rejected
     tombstones: dict  # state key -> the tombstone of where its stored row sat, written with its new row
     # The new events of states the store refused, counted in activity_rows beside their write:
@@ -87,7 +86,7 @@ def tombstone_row(previous, current) -> tuple | None:
 
 
 def row_key(family: str, row: tuple) -> tuple:
-    return ("dossier", row[0]) if family == "dossier" else ("document", row[0], row[1])
+    return ("document", row[0], row[1]) if family == "document" else (family, row[0])
 
 
 class ActivityCounter:
@@ -159,7 +158,7 @@ class KeyFilter:
 def filter_key(key: tuple) -> tuple:
     # Documents are looked up by document_id (all agencies' sides at once): ("document", id),
     # as StateStore.stored_ids yields it.
-    return key if key[0] == "dossier" else key[:2]
+    return key[:2]
 
 
 class EntityCache:
@@ -270,9 +269,10 @@ class Aggregator:
                 incoming[key].append(event)
 
         known_envelopes = await self._known_envelopes(list(incoming))
-        dossier_rows, document_rows, updates, fresh_payloads, tombstones = [], [], {}, {}, {}
+        rows: dict[str, list] = {family: [] for family in ENTITIES}
+        updates, fresh_payloads, tombstones = {}, {}, {}
         touched_days: set[tuple[str, int]] = set()
-        changed: dict[str, set[str]] = {"dossier": set(), "document": set()}
+        changed: dict[str, set[str]] = {family: set() for family in ENTITIES}
         recalled_documents, new_entities = [], []
         activity = ActivityCounter()
         for key, events in incoming.items():
@@ -324,7 +324,7 @@ class Aggregator:
             fresh_payloads[key] = encode_envelope([event.SerializeToString() for event in fresh])
             merged = envelope + fresh_payloads[key]
             row = state_row(summary, merged)
-            (dossier_rows if isinstance(summary, DossierSummary) else document_rows).append(row)
+            rows[key[0]].append(row)
             updates[key] = merged
             self._unwritten[key] = merged
             if not known:
@@ -338,14 +338,14 @@ class Aggregator:
             touched_days |= sides
             changed["document"].update(agency for agency, _ in sides)
         stats.states_written = len(updates)
-        return PreparedBatch(stats, dossier_rows, document_rows, updates, activity.rows(), touched_days, changed,
-                             fresh_payloads, tombstones)
+        return PreparedBatch(stats, rows, updates, activity.rows(), touched_days, changed, fresh_payloads, tombstones)
 
     async def commit(self, prepared: "PreparedBatch") -> None:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         writes = []
-        if prepared.dossier_rows or prepared.document_rows:
-            writes.append(self._write_states(prepared, prepared.dossier_rows, prepared.document_rows))
+        if any(prepared.rows.values()):
+            writes.append(self._write_states(prepared, [(family, row) for family, rows in prepared.rows.items()
+                                                        for row in rows]))
         # Beside the states (the store gives it a connection of its own: the next batch's
         # states wait for this commit), in a call of its own so a retry never counts twice.
         # A crash after the states are written loses this batch from the live activity
@@ -362,28 +362,27 @@ class Aggregator:
             if self._unwritten.get(key) is merged:
                 del self._unwritten[key]
 
-    async def _write_states(self, prepared: "PreparedBatch", dossier_rows: list, document_rows: list) -> None:
+    async def _write_states(self, prepared: "PreparedBatch", rows: list[tuple[str, tuple]]) -> None:
         """Writes the rows; when the store rejects some, finds them by halving (a rejection
         is rare, and the halves are written again: writes are idempotent) and sends each
         rejected state's new events to the dead letters, so the rest of the partition goes
         on. Its stored state stays as it was. (In a batch already prepared, the same state's
         row carries the same value: its events follow these to the dead letters.) A state's
         tombstone is written in the same insert as its row, never without it."""
-        def with_tombstones(family, rows):
-            return [*rows, *(prepared.tombstones[key] for row in rows
-                             if (key := row_key(family, row)) in prepared.tombstones)]
-
+        by_family: dict[str, list] = {}
+        for family, row in rows:  # each row, and the tombstone of where its state sat
+            written = by_family.setdefault(family, [])
+            written.append(row)
+            if (key := row_key(family, row)) in prepared.tombstones:
+                written.append(prepared.tombstones[key])
         try:
-            await self._retrying(self.store.write, with_tombstones("dossier", dossier_rows),
-                                 with_tombstones("document", document_rows), prepared.day_pairs, prepared.changed)
+            await self._retrying(self.store.write, by_family, prepared.day_pairs, prepared.changed)
             return
         except RowsRejected as exc:
             rejection = exc
-        rows = [*(("dossier", row) for row in dossier_rows), *(("document", row) for row in document_rows)]
         if len(rows) > 1:
             for half in (rows[:len(rows) // 2], rows[len(rows) // 2:]):
-                await self._write_states(prepared, [row for family, row in half if family == "dossier"],
-                                         [row for family, row in half if family == "document"])
+                await self._write_states(prepared, half)
             return
         family, row = rows[0]
         key = row_key(family, row)

@@ -189,7 +189,7 @@ class StoreServer:
                 write = request.write
                 changed = ({family: set(agencies.codes) for family, agencies in write.changed.items()}
                            if write.changed_known else None)
-                store.write(rows_of(write.dossier_rows), rows_of(write.document_rows), pairs_of(write.day_pairs),
+                store.write({family: rows_of(rows) for family, rows in write.rows.items()}, pairs_of(write.day_pairs),
                             changed)
             elif call == "write_activity":
                 store.write_activity(rows_of(request.write_activity.rows))
@@ -272,11 +272,12 @@ class RemoteStateStore:
         request.document_day_pairs.document_ids.extend(document_ids)
         return pairs_of(self._call(request).day_pairs)
 
-    def write(self, dossier_rows: list, document_rows: list, day_pairs=(), changed=None) -> None:
+    def write(self, rows: dict[str, list], day_pairs=(), changed=None) -> None:
         request = pb.Request()
         write = request.write
-        rows_message(dossier_rows, write.dossier_rows)
-        rows_message(document_rows, write.document_rows)
+        for family, family_rows in rows.items():
+            if family_rows:
+                rows_message(family_rows, write.rows[family])
         pairs_message(day_pairs, write.day_pairs)
         write.changed_known = changed is not None
         for family, agencies in (changed or {}).items():

@@ -8,13 +8,17 @@ from concurrent.futures import ThreadPoolExecutor
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
 from dti_pulse.localtime import day_sql, local_day
-from dti_pulse.schema import (ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS,
-                              column_names)
+from dti_pulse.schema import (ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, SNAPSHOT_DELAY_MS,
+                              SNAPSHOT_QUIET_MS, column_names)
 from services.aggregator.processor import RowsRejected
 
-# The aggregator's rows (processor.state_row): the summary, the tombstone flag, the events.
-DOSSIER_NAMES = [*column_names(DOSSIER_COLUMNS)[:-1], "is_deleted", "events_blob"]
-DOCUMENT_NAMES = [*column_names(DOCUMENT_COLUMNS)[:-1], "is_deleted", "events_blob"]
+# Each family's table, and the columns of the aggregator's rows (processor.state_row): the
+# summary, the tombstone flag, the events.
+STATE_TABLES = {family: (f"{family}_state", [*column_names(columns)[:-1], "is_deleted", "events_blob"])
+                for family, columns in (("dossier", DOSSIER_COLUMNS), ("document", DOCUMENT_COLUMNS),
+                                        ("petition", PETITION_COLUMNS))}
+# A state keyed by its id alone (a document's is its id and agency: a row per side).
+_BY_ID = ("dossier", "petition")
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 # The server's error codes that blame the rows sent, not the server: retrying the same rows
 # cannot help. Any other error (the server away, too many parts, memory, a table not yet
@@ -43,18 +47,20 @@ class ClickHouseStateStore:
 
     def load(self, keys) -> dict[tuple, bytes]:
         """The stored events of these state keys, as EventBatch bytes (absent keys are left out)."""
-        dossier_ids = [k[1] for k in keys if k[0] == "dossier"]
         document_ids = list({k[1] for k in keys if k[0] == "document"})
         found: dict[tuple, bytes] = {}
-        if dossier_ids:
+        for family in _BY_ID:
+            ids = [k[1] for k in keys if k[0] == family]
+            if not ids:
+                continue
             # A state that moved (another agency or day) has a row, and a tombstone, where it
             # sat before: the largest event set not in a tombstone is the current one.
             result = self.client.query(
-                "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
-                "WHERE dossier_id IN {ids:Array(String)} AND is_deleted = 0 GROUP BY dossier_id",
-                parameters={"ids": dossier_ids}, column_formats={"blob": "bytes"})
-            for dossier_id, blob in result.result_rows:
-                found[("dossier", dossier_id)] = blob
+                f"SELECT {family}_id, argMax(events_blob, event_count) AS blob FROM {family}_state "
+                f"WHERE {family}_id IN {{ids:Array(String)}} AND is_deleted = 0 GROUP BY {family}_id",
+                parameters={"ids": ids}, column_formats={"blob": "bytes"})
+            for entity_id, blob in result.result_rows:
+                found[(family, entity_id)] = blob
         if document_ids:
             result = self.client.query(
                 "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
@@ -65,9 +71,8 @@ class ClickHouseStateStore:
         return found
 
     def stored_ids(self):
-        for kind, table, column in (("dossier", "dossier_state", "dossier_id"),
-                                    ("document", "document_state", "document_id")):
-            with self.client.query_column_block_stream(f"SELECT DISTINCT {column} FROM {table}") as blocks:
+        for kind in STATE_TABLES:
+            with self.client.query_column_block_stream(f"SELECT DISTINCT {kind}_id FROM {kind}_state") as blocks:
                 for block in blocks:
                     for entity_id in block[0]:
                         yield kind, entity_id
@@ -99,7 +104,7 @@ class ClickHouseStateStore:
         if marks:
             self.client.insert("day_measures", marks, column_names=["agency_code", "day", "dirty"])
 
-    def write(self, dossier_rows: list, document_rows: list, day_pairs=(), changed=None) -> None:
+    def write(self, rows: dict[str, list], day_pairs=(), changed=None) -> None:
         """Writes states, with their days marked dirty first: a reader counts a dirty day from
         the states. Ranking rebuilds a day only once it has been over for SNAPSHOT_DELAY_MS
         and unmarked for SNAPSHOT_QUIET_MS, so a day needs no new mark while this process's
@@ -120,10 +125,11 @@ class ClickHouseStateStore:
             self._mark_dirty(unmarked)
             marked.update(dict.fromkeys(unmarked, now))
 
-        def insert(family, client, table, rows, names):
-            if rows:
+        def insert(family, client):
+            table, names = STATE_TABLES[family]
+            if rows.get(family):
                 try:
-                    client.insert(table, rows, column_names=names)
+                    client.insert(table, rows[family], column_names=names)
                 except DatabaseError as exc:
                     # DataError: a value its column cannot hold, found before the rows are sent.
                     if not isinstance(exc, DataError) and exc.code not in ROWS_AT_FAULT:
@@ -135,10 +141,10 @@ class ClickHouseStateStore:
             if changed is not None and changed.get(family):
                 self.on_write("measures", {family: changed[family]})
 
-        documents = self._document_writer.submit(insert, "document", self.document_client, "document_state",
-                                                 document_rows, DOCUMENT_NAMES)
+        documents = self._document_writer.submit(insert, "document", self.document_client)
         try:
-            insert("dossier", self.client, "dossier_state", dossier_rows, DOSSIER_NAMES)
+            insert("dossier", self.client)
+            insert("petition", self.client)  # few: after the dossiers, on their connection
         finally:
             documents.result()
         written = time.monotonic()

@@ -62,7 +62,7 @@ def _cell(value, kind: str, lang: str) -> str:
     if value is None or value == "":
         return "—"
     if kind == "ratio":
-        text = f"{value * 100:.1f} %"
+        text = f"{value * 100:.1f}%"  # no space: "100,0%" fits the narrow columns of 16 rates
     elif kind == "points":
         text = f"{value:.2f}"
     elif kind == "int":
@@ -111,10 +111,10 @@ def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
                  *(out_of(row, first_index + 2 * k) for k in range(len(indices))),
                  _cell(row[5], "points", lang), _cell(row[6], "text", lang), *(_cell(row[i], "ratio", lang) for i in rates)]
         rows.append([Paragraph(cell, text) for cell in cells])
-    widths = [9 * mm, 42 * mm, 14 * mm, *([14 * mm] * len(indices)), 10 * mm, 13 * mm]
+    widths = [9 * mm, 36 * mm, 16 * mm, *([14 * mm] * len(indices)), 10 * mm, 13 * mm]
     rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(header) - len(widths))
     grid = PdfTable(rows, colWidths=widths + [rest] * (len(header) - len(widths)), repeatRows=1)
-    # The full 766 index has 14 rates beside the totals: narrow padding keeps "60,0 %" on one line.
+    # The 766 index has 16 rates beside the totals: narrow padding keeps "100,0%" on one line.
     grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
                               ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa4b2")),

@@ -55,6 +55,7 @@ class Invalid(ValueError):
 
 
 _TRANSFERS = frozenset({"document_sent", "document_received"})
+_RECEIPTS = frozenset({"dossier_received", "petition_received"})  # their received_at is checked against the clock
 
 
 def _check_parties(body, registry: Registry) -> None:
@@ -271,6 +272,25 @@ def _dossier_result(raw: dict, body) -> None:
     body.shared_for_reuse = _flag(raw, "shared_for_reuse", required=False, default=False)
 
 
+def _petition_received(raw: dict, body) -> None:
+    body.petition_id = _text(raw, "petition_id")
+    received_at_ms = parse_instant_ms(_require(raw, "received_at"), "received_at")
+    due_at_ms = parse_instant_ms(_require(raw, "due_at"), "due_at")
+    if due_at_ms < received_at_ms:
+        raise Invalid("field 'due_at' is before 'received_at'")
+    body.received_at_ms = received_at_ms
+    body.due_at_ms = due_at_ms
+
+
+def _petition_id_only(raw: dict, body) -> None:
+    body.petition_id = _text(raw, "petition_id")
+
+
+def _petition_rated(raw: dict, body) -> None:
+    body.petition_id = _text(raw, "petition_id")
+    body.satisfied = _flag(raw, "satisfied")
+
+
 _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "document.sent": _document_transfer,
     "document.received": _document_transfer,
@@ -283,6 +303,9 @@ _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "dossier.apology": _dossier_id_only,
     "dossier.synced": _dossier_id_only,
     "dossier.result": _dossier_result,
+    "petition.received": _petition_received,
+    "petition.answered": _petition_id_only,
+    "petition.rated": _petition_rated,
 }
 _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
@@ -316,7 +339,7 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int, lat
     # Every body sets its non-empty id first, which marks the oneof as present.
     body = getattr(event, field)
     build(raw, body)
-    if field == "dossier_received":
+    if field in _RECEIPTS:
         check_instant_ms(body.received_at_ms, "received_at", latest_ms)
     elif field in _TRANSFERS:
         _check_parties(body, registry)
@@ -414,6 +437,21 @@ class _DossierResult(_Typed, tag="dossier.result"):
     shared_for_reuse: Union[bool, None] = None
 
 
+class _PetitionReceived(_Typed, tag="petition.received"):
+    petition_id: _Text
+    received_at: str
+    due_at: str
+
+
+class _PetitionAnswered(_Typed, tag="petition.answered"):
+    petition_id: _Text
+
+
+class _PetitionRated(_Typed, tag="petition.rated"):
+    petition_id: _Text
+    satisfied: bool
+
+
 def _typed_document_transfer(typed, body) -> None:
     body.document_id = _checked_text(typed.document_id)
     body.from_agency = _checked_text(typed.from_agency)
@@ -490,6 +528,25 @@ def _typed_dossier_result(typed, body) -> None:
     body.shared_for_reuse = bool(typed.shared_for_reuse)
 
 
+def _typed_petition_received(typed, body) -> None:
+    body.petition_id = _checked_text(typed.petition_id)
+    received_at_ms = parse_instant_ms(typed.received_at, "received_at")
+    due_at_ms = parse_instant_ms(typed.due_at, "due_at")
+    if due_at_ms < received_at_ms:
+        raise _GiveUp
+    body.received_at_ms = received_at_ms
+    body.due_at_ms = due_at_ms
+
+
+def _typed_petition_id_only(typed, body) -> None:
+    body.petition_id = _checked_text(typed.petition_id)
+
+
+def _typed_petition_rated(typed, body) -> None:
+    body.petition_id = _checked_text(typed.petition_id)
+    body.satisfied = typed.satisfied
+
+
 # Each type's struct -> the oneof field of its body and its builder; the type's name is the
 # struct's tag.
 _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for typed, build in (
@@ -504,6 +561,9 @@ _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for t
     (_DossierApology, _typed_dossier_id_only),
     (_DossierSynced, _typed_dossier_id_only),
     (_DossierResult, _typed_dossier_result),
+    (_PetitionReceived, _typed_petition_received),
+    (_PetitionAnswered, _typed_petition_id_only),
+    (_PetitionRated, _typed_petition_rated),
 )}
 _TypedEvent = Union[tuple(_TYPED_BUILDERS)]
 
@@ -551,7 +611,7 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
                               source=source, ingested_at_ms=ingested_at_ms)
             field, build = builders[typed.__class__]
             build(typed, getattr(event, field))
-            if field == "dossier_received" and event.dossier_received.received_at_ms > latest_ms:
+            if field in _RECEIPTS and getattr(event, field).received_at_ms > latest_ms:
                 return None
             if field in _TRANSFERS:
                 transfer = getattr(event, field)
@@ -612,6 +672,18 @@ def _check_dossier_received(body, latest_ms: int) -> None:
         raise Invalid("field 'due_at' is before 'received_at'")
 
 
+def _check_petition_received(body, latest_ms: int) -> None:
+    _stored_text(body.petition_id, "petition_id")
+    check_instant_ms(body.received_at_ms, "received_at", latest_ms)
+    check_instant_ms(body.due_at_ms, "due_at")
+    if body.due_at_ms < body.received_at_ms:
+        raise Invalid("field 'due_at' is before 'received_at'")
+
+
+def _check_petition(body) -> None:
+    _stored_text(body.petition_id, "petition_id")
+
+
 def _check_dossier_status(body) -> None:
     _stored_text(body.dossier_id, "dossier_id")
     if body.status not in DOSSIER_STATUSES:
@@ -627,7 +699,10 @@ _BODY_CHECKS: dict[str, Callable] = {
     "document_status": _check_document_status, "dossier_status": _check_dossier_status,
     "dossier_paid": _check_dossier, "dossier_rated": _check_dossier, "dossier_apology": _check_dossier,
     "dossier_synced": _check_dossier, "dossier_result": _check_dossier,
+    "petition_answered": _check_petition, "petition_rated": _check_petition,
 }
+# The receipts: their received_at may not be in the future either (checked with the clock).
+_RECEIPT_CHECKS = {"dossier_received": _check_dossier_received, "petition_received": _check_petition_received}
 
 
 def check_event(event: Event, registry: Registry, latest_ms: int) -> None:
@@ -648,8 +723,8 @@ def check_event(event: Event, registry: Registry, latest_ms: int) -> None:
     field = event.WhichOneof("body")
     if field is None:
         raise Invalid("the event has no body of a known type")
-    if field == "dossier_received":
-        _check_dossier_received(event.dossier_received, latest_ms)
+    if field in _RECEIPT_CHECKS:
+        _RECEIPT_CHECKS[field](getattr(event, field), latest_ms)
     else:
         _BODY_CHECKS[field](getattr(event, field))
         if field in _TRANSFERS:

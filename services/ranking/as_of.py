@@ -10,9 +10,14 @@ import contextlib
 import uuid
 
 from dti_pulse.events import decode_events
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, column_names
 from dti_pulse.state import summarize
 from services.ranking.measures import LIVE_SOURCES, PLACED, period_parameters
+
+_RECALL_COLUMNS = """
+    document_id String,
+    recalled UInt8
+"""
 
 
 @contextlib.contextmanager
@@ -23,11 +28,12 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
         yield LIVE_SOURCES
         return
     window = period_parameters(agency_codes, start_ms, end_ms, 0)
-    dossiers = client.query(
-        "SELECT dossier_id, argMax(events_blob, event_count) AS blob FROM dossier_state "
+    # Dossiers and petitions count on the day they were received.
+    received = {family: client.query(
+        f"SELECT {family}_id, argMax(events_blob, event_count) AS blob FROM {family}_state "
         f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 AND has_received = 1 "
-        "AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64} GROUP BY dossier_id",
-        parameters=window, column_formats={"blob": "bytes"}).result_rows
+        f"AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}} GROUP BY {family}_id",
+        parameters=window, column_formats={"blob": "bytes"}).result_rows for family in ("dossier", "petition")}
     documents = client.query(
         "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
         f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 "
@@ -43,24 +49,25 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
         known = [e for e in decode_events(blob) if e.ingested_at_ms <= as_of_ms]
         return summarize(key, known) if known else None
 
-    dossier_rows = [(*summary, b"") for dossier_id, blob in dossiers
-                    if (summary := as_of(("dossier", dossier_id), blob)) is not None]
+    received_rows = {family: [(*summary, b"") for entity_id, blob in found
+                              if (summary := as_of((family, entity_id), blob)) is not None]
+                     for family, found in received.items()}
     document_rows = [(*summary, b"") for document_id, agency, blob in documents
                      if (summary := as_of(("document", document_id, agency), blob)) is not None]
     recalled = [(summary.document_id, 1) for document_id, agency, blob in recalls
                 if (summary := as_of(("document", document_id, agency), blob)) is not None and summary.recalled]
     suffix = uuid.uuid4().hex
     tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
-              "__RECALLS__": f"as_of_recalls_{suffix}"}
+              "__PETITIONS__": f"as_of_petitions_{suffix}", "__RECALLS__": f"as_of_recalls_{suffix}"}
+    contents = ((tables["__DOSSIERS__"], DOSSIER_COLUMNS, received_rows["dossier"]),
+                (tables["__DOCUMENTS__"], DOCUMENT_COLUMNS, document_rows),
+                (tables["__PETITIONS__"], PETITION_COLUMNS, received_rows["petition"]),
+                (tables["__RECALLS__"], _RECALL_COLUMNS, recalled))
     try:
-        client.command(f"CREATE TABLE {tables['__DOSSIERS__']} ({DOSSIER_COLUMNS}) ENGINE = Memory")
-        client.command(f"CREATE TABLE {tables['__DOCUMENTS__']} ({DOCUMENT_COLUMNS}) ENGINE = Memory")
-        client.command(f"CREATE TABLE {tables['__RECALLS__']} (document_id String, recalled UInt8) ENGINE = Memory")
-        for table, rows, names in ((tables["__DOSSIERS__"], dossier_rows, column_names(DOSSIER_COLUMNS)),
-                                   (tables["__DOCUMENTS__"], document_rows, column_names(DOCUMENT_COLUMNS)),
-                                   (tables["__RECALLS__"], recalled, ["document_id", "recalled"])):
+        for table, columns, rows in contents:
+            client.command(f"CREATE TABLE {table} ({columns}) ENGINE = Memory")
             if rows:
-                client.insert(table, rows, column_names=names)
+                client.insert(table, rows, column_names=column_names(columns))
         yield tables
     finally:
         for table in tables.values():

@@ -53,6 +53,18 @@ _DOCUMENT_ROWS = f"""
 """
 
 
+# A citizen's petition, tied to the period by the time it was received.
+_PETITION_ROWS = """
+    SELECT petition_id AS entity_id, agency_code, received_at_ms, due_at_ms, answered, answered_at_ms, rated, satisfied,
+        -- docs/domain.md, Indicators: answered by its due time, or still open and not yet due
+        if(answered = 1 AND answered_at_ms <= {judged_at:Int64}, answered_at_ms <= due_at_ms,
+           {judged_at:Int64} <= due_at_ms) AS on_time
+    FROM __PETITIONS__
+    WHERE has_received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64}
+        AND agency_code IN {agencies:Array(String)} AND __RECEIVED_LIVE__
+"""
+
+
 @dataclass(frozen=True)
 class Judged:
     """A measure that depends on the instant J items are judged at, in the form a day
@@ -66,7 +78,7 @@ class Judged:
 
 @dataclass(frozen=True)
 class Measure:
-    family: str  # "dossier" or "document"
+    family: str  # "dossier", "document" or "petition"
     predicate: str  # SQL over one row of the family
     describes: str  # what a row in this measure is, for Explain
     distinct: str = ""  # count distinct values of this column instead of rows
@@ -82,6 +94,7 @@ class Measure:
 _DIGITIZED = "(digitized_on_receipt = 1 OR (result_issued = 1 AND result_electronic = 1))"
 _SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
 _PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
+_ANSWERED_ON_TIME = "answered = 1 AND answered_at_ms <= due_at_ms"
 
 
 MEASURE_DEFINITIONS: dict[str, Measure] = {
@@ -114,6 +127,12 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
     "dossiers_digitized_any": Measure("dossier", _DIGITIZED, "digitised (components or result)"),
     "dossiers_shared_for_reuse": Measure("dossier", f"{_DIGITIZED} AND result_shared = 1",
                                          "digitised and shared to the citizen's store"),
+    # Citizens' petitions (Decision-766 satisfaction group)
+    "petitions_received": Measure("petition", "1", "received in the period"),
+    "petitions_on_time": Measure("petition", "on_time", "answered by its due time, or open and not yet due",
+                                 judged=Judged(_ANSWERED_ON_TIME, f"NOT ({_ANSWERED_ON_TIME})", until="due_at_ms")),
+    "petitions_rated": Measure("petition", "rated = 1", "rated by the petitioner"),
+    "petitions_satisfied": Measure("petition", "rated = 1 AND satisfied = 1", "rated satisfied"),
     "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
                                tie="in_period"),
     "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
@@ -149,11 +168,13 @@ _SHORTFALLS = {
     "dossiers_citizen_data": "Did not use the national population database",
     "dossiers_result_electronic": "Result not issued electronically",
     "dossiers_shared_for_reuse": "Digitised, not shared to the citizen's store",
+    "petitions_on_time": "Answered after its due time, or open past it",
+    "petitions_satisfied": "Rated not satisfied",
 }
 MEASURE_DEFINITIONS = {name: replace(measure, shortfall=_SHORTFALLS.get(name, ""))
                        for name, measure in MEASURE_DEFINITIONS.items()}
 
-ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS}
+ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS, "petition": _PETITION_ROWS}
 
 # What Explain shows of a row, per family: (label, SQL expression).
 FACTS = {
@@ -167,8 +188,10 @@ FACTS = {
                  ("electronic", "electronic"), ("signed", "signed"), ("personal_signature", "personal_signature"),
                  ("agency_signature", "agency_signature"), ("due_at", "if(has_due = 1, due_at_ms, 0)"),
                  ("completed_at", "if(completed = 1, completed_at_ms, 0)"), ("last_status", "last_status")],
+    "petition": [("received_at", "received_at_ms"), ("due_at", "due_at_ms"),
+                 ("answered_at", "if(answered = 1, answered_at_ms, 0)"), ("rated", "rated"), ("satisfied", "satisfied")],
 }
-INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at"}
+INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at", "answered_at"}
 
 
 def bind(sql: str, sources: dict[str, str]) -> str:
@@ -220,6 +243,7 @@ _PLACED_TOKEN = " AND __PLACED__"
 # fails); a state that moved left a tombstone, the newest version of where it was.
 LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
+                "__PETITIONS__": f"petition_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__RECALLS__": "document_state"}
 LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
                       for family in ROWS}
@@ -240,6 +264,9 @@ _SNAPSHOT_COUNTED_DOCUMENTS = bind(_COUNTED_DOCUMENTS, {"__RECALLS__": LIVE_SOUR
 _SNAPSHOT_ROWS = {
     ("dossier", "received"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
+        WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
+    ("petition", "received"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM petition_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
         WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
     ("document", "in_period"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
@@ -358,7 +385,7 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     if any(m.distinct for m in measures):
         raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
     if len({m.family for m in measures}) != 1:
-        raise NotExplainable("this ratio mixes dossiers and documents")
+        raise NotExplainable("this ratio mixes dossiers, documents or petitions")
     family = measures[0].family
     subtracted = [t.measure for t in numerator if t.sign < 0]
     if subtracted:

@@ -1,7 +1,7 @@
 """Measures -> indicator points -> totals and ranks (docs/domain.md, Indicators, Ranking). No I/O."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from services.ranking.rules import Indicator, Ratio, RuleSet
@@ -106,6 +106,10 @@ def score_agency(agency_code: str, cohort: str, rules: RuleSet, measures: Mappin
     """indicators: those of the cohort unless given (a total: those of its members' cohorts)."""
     chosen = rules.for_cohort(cohort) if indicators is None else indicators
     results = [score_indicator(i, measures) for i in chosen]
+    if all(r.ratio is None for r in results):
+        # Full points for an empty indicator (the portal's 6 when there were no petitions)
+        # stand beside what was measured: with nothing measured there is no score.
+        results = [replace(r, points=None) for r in results]
     valued = [r for r in results if r.points is not None]
     total = sum(r.points for r in valued)
     maximum = sum(r.max_points for r in valued)

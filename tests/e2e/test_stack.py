@@ -67,7 +67,7 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
     assert score.rules_version == "dti-pulse-2026" and score.cohort == "department"
     # The 766 index apart on its published scale of 100, the DTI documents apart.
     indices = {i.index: (i.points, i.max_points, i.index_max_points) for i in score.indices}
-    assert indices["766"] == pytest.approx((scenario.EXPECTED_766, 72, 100))
+    assert indices["766"] == pytest.approx((scenario.EXPECTED_766, scenario.EXPECTED_766_MAX, 100))
     assert indices["dti"] == pytest.approx((scenario.EXPECTED_TOTAL - scenario.EXPECTED_766, 20, 20))
 
     # A mixed batch: the valid events count, the invalid ones come back with reasons.

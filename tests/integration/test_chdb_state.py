@@ -144,7 +144,7 @@ def test_a_dossier_received_this_minute_counts_at_once(clean_chdb):
     agency = "000.00.05.H56"
     row = DossierSummary("NOW-1", agency, "1.0", 2, "full_online", 1, now, now + 86_400_000, now + 86_400_000,
                          0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
-    ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, (now + 25_200_000) // 86_400_000)})
+    ClickHouseStateStore(clean_chdb).write({"dossier": [state_row(row, b"")]}, {(agency, (now + 25_200_000) // 86_400_000)})
     today = datetime.now(LOCAL_TZ).strftime("%Y-%m-%d")
     for snapshots in (True, False):
         service = RankingService(REGISTRY, RulesCatalog(DEFAULT_RULES_DIR), "dti-pulse-2026",
@@ -214,7 +214,7 @@ def test_a_day_mark_no_table_can_hold_never_stalls_the_write(clean_chdb):
     row = DossierSummary("DAY-OK", agency, "1.0", 2, "full_online", 1, 1_790_000_000_000, 1_790_086_400_000,
                          1_790_086_400_000, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1)
     impossible = (agency, (-(2 ** 63) + 25_200_000) // 86_400_000)
-    ClickHouseStateStore(clean_chdb).write([state_row(row, b"")], [], {(agency, 20_717), impossible})
+    ClickHouseStateStore(clean_chdb).write({"dossier": [state_row(row, b"")]}, {(agency, 20_717), impossible})
     assert clean_chdb.query("SELECT count() FROM dossier_state FINAL WHERE dossier_id = 'DAY-OK'").result_rows == [(1,)]
     marked = clean_chdb.query(f"SELECT day FROM day_measures WHERE agency_code = '{agency}' AND dirty = 1").result_rows
     assert (20_717,) in marked and len(marked) == 1

@@ -157,10 +157,10 @@ def assert_report_renders(pdf: bytes, work) -> None:
     text = subprocess.run(["pdftotext", "-layout", str(work / "report.pdf"), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "BẢNG XẾP HẠNG" in text and "THÁNG 10/2026" in text and "Số liệu tính đến" in text, text[:500]
-    assert "Sở Tài chính" in text and "60,0 %" in text  # the scenario's agency, its on-time rate
-    # Its total, and each published index on its own scale: 766 (of 72 measured, scale 100), the DTI documents.
+    assert "Sở Tài chính" in text and "60,0%" in text  # the scenario's agency, its on-time rate
+    # Its total, and each published index on its own scale: 766 (of what is measured, scale 100), the DTI documents.
     dti = scenario.EXPECTED_TOTAL - scenario.EXPECTED_766
-    for points, maximum in ((scenario.EXPECTED_TOTAL, scenario.EXPECTED_MAX), (scenario.EXPECTED_766, 72),
+    for points, maximum in ((scenario.EXPECTED_TOTAL, scenario.EXPECTED_MAX), (scenario.EXPECTED_766, scenario.EXPECTED_766_MAX),
                             (dti, 20)):
         assert f"{points:.2f} / {maximum:g}".replace(".", ",") in text, (points, text[:1500])
     assert "(DTI)" in text and "(thang 20" in text  # an index's name with its scale
@@ -196,7 +196,7 @@ def test_exports_are_the_ranking_and_the_indicators_as_csv_and_excel(console, tm
     # The 766 index and the DTI documents apart, in the last columns.
     assert rows[2][-4:] == ("Chỉ số 766 (Điểm)", "Chỉ số 766 (Điểm tối đa, thang 100 điểm)",
                             "Văn bản (DTI) (Điểm)", "Văn bản (DTI) (Điểm tối đa, thang 20 điểm)")
-    assert rows[3][-4:] == pytest.approx((scenario.EXPECTED_766, 72, scenario.EXPECTED_TOTAL - scenario.EXPECTED_766,
+    assert rows[3][-4:] == pytest.approx((scenario.EXPECTED_766, scenario.EXPECTED_766_MAX, scenario.EXPECTED_TOTAL - scenario.EXPECTED_766,
                                           20), abs=1e-4)
     agency = console.get(f"/api/export/agencies/{scenario.AGENCY}.xlsx", params={"period": scenario.PERIOD})
     rows = list(openpyxl.load_workbook(io.BytesIO(agency.content)).active.iter_rows(values_only=True))

@@ -11,9 +11,9 @@ import pytest
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from services.aggregator.processor import state_row, tombstone_row
-from dti_pulse.state import DocumentSummary, DossierSummary, day_pairs
+from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, SPAN_DAYS, place_span
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, SPAN_DAYS, place_span
 from services.ranking.measures import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, bind
 from services.ranking.day_snapshots import DaySnapshotKeeper
 from services.ranking.store import ClickHouseMeasures
@@ -76,6 +76,16 @@ def random_document(rng: random.Random, document_id: str, agency: str, around_ms
         "06" if completed else "03", recalled, event_count)
 
 
+def random_petition(rng: random.Random, petition_id: str, around_ms: int, event_count: int) -> PetitionSummary:
+    received = around_ms + rng.randint(-40 * DAY_MS, 3 * DAY_MS)
+    due = edgy(rng, received + rng.choice([0, 5, 10]) * DAY_MS)
+    answered = rng.random() < 0.6
+    answered_at = rng.choice([due, edgy(rng, received + rng.randint(0, 15 * DAY_MS))]) if answered else 0
+    rated = int(answered and rng.random() < 0.5)
+    return PetitionSummary(petition_id, rng.choice(AGENCIES), int(rng.random() < 0.95), received, due, int(answered),
+                           answered_at, rated, int(rated and rng.random() < 0.6), event_count)
+
+
 def span_start_ms(now_ms: int) -> int:
     """The first instant of the span of days (the tables' first sorting column) now falls in."""
     return place_span(local_day(now_ms)) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
@@ -83,7 +93,12 @@ def span_start_ms(now_ms: int) -> int:
 
 def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> list:
     """Stores random states, some in two versions; returns the newest version of each."""
-    dossiers, documents = [], []
+    dossiers, documents, petitions = [], [], []
+    for i in range(count // 2):
+        first = random_petition(rng, f"{prefix}P{i}", around_ms, 1)
+        petitions.append(first)
+        if rng.random() < 0.3:  # a later version, maybe on another day
+            petitions.append(random_petition(rng, f"{prefix}P{i}", around_ms, 2)._replace(agency_code=first.agency_code))
     for i in range(count):
         first = late_forced(random_dossier(rng, f"{prefix}D{i}", around_ms, 1))
         dossiers.append(first)
@@ -103,18 +118,19 @@ def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int
     # to another place with a tombstone where the previous one sat.
     previous = {}
     for version in (1, 2):
-        rows_d, rows_o = [], []
-        for s in dossiers + documents:
+        rows_by_family = {"dossier": [], "document": [], "petition": []}
+        for s in dossiers + documents + petitions:
             if s.event_count != version:
                 continue
             key = (type(s), s[0], s[1])
-            rows = rows_d if isinstance(s, DossierSummary) else rows_o
+            rows = rows_by_family[{DossierSummary: "dossier", DocumentSummary: "document",
+                                   PetitionSummary: "petition"}[type(s)]]
             rows.append(state_row(s, b""))
             if key in previous and (tombstone := tombstone_row(previous[key], s)) is not None:
                 rows.append(tombstone)
             previous[key] = s
-        pairs = {p for s in dossiers + documents if s.event_count <= version for p in day_pairs(s)}
-        store.write(rows_d, rows_o, pairs)
+        pairs = {p for s in dossiers + documents + petitions if s.event_count <= version for p in day_pairs(s)}
+        store.write(rows_by_family, pairs)
     return list(previous.values())
 
 
@@ -230,11 +246,14 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
               + store_states(store, rng, around_span_start, 300, "s"))
     moved = clean_chdb.query("SELECT count() FROM dossier_state WHERE is_deleted = 1").result_rows[0][0]
     assert moved > 0
-    tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents", "__RECALLS__": "newest_documents"}
-    clean_chdb.command(f"CREATE TABLE newest_dossiers ({DOSSIER_COLUMNS}) ENGINE = Memory")
-    clean_chdb.command(f"CREATE TABLE newest_documents ({DOCUMENT_COLUMNS}) ENGINE = Memory")
+    tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents",
+              "__PETITIONS__": "newest_petitions", "__RECALLS__": "newest_documents"}
+    newest_tables = (("newest_dossiers", DOSSIER_COLUMNS, DossierSummary),
+                     ("newest_documents", DOCUMENT_COLUMNS, DocumentSummary),
+                     ("newest_petitions", PETITION_COLUMNS, PetitionSummary))
     try:
-        for table, family in (("newest_dossiers", DossierSummary), ("newest_documents", DocumentSummary)):
+        for table, columns, family in newest_tables:
+            clean_chdb.command(f"CREATE TABLE {table} ({columns}) ENGINE = Memory")
             clean_chdb.insert(table, [(*s, b"") for s in newest if isinstance(s, family)])
         states = ClickHouseMeasures(clean_chdb, day_snapshots=False)
         for start, end, judged_at in itertools.chain(judgement_instants(rng, now_ms, now_ms, 40),
@@ -251,8 +270,8 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
             for agency in AGENCIES:
                 assert got.get(agency, zero) == expected.get(agency, zero), (start, end, judged_at, agency)
     finally:
-        clean_chdb.command("DROP TABLE IF EXISTS newest_dossiers")
-        clean_chdb.command("DROP TABLE IF EXISTS newest_documents")
+        for table, _, _ in newest_tables:
+            clean_chdb.command(f"DROP TABLE IF EXISTS {table}")
 
 
 def test_a_day_being_written_is_not_rebuilt_until_it_has_been_quiet(clean_chdb):
@@ -273,6 +292,6 @@ def test_the_aggregator_marks_a_day_once_while_its_mark_is_recent(clean_chdb):
     today = late_forced(random_dossier(rng, "M2", now_ms, 1))._replace(has_received=1, received_at_ms=now_ms)
     for version in (1, 2, 3):
         rows = [state_row(s._replace(event_count=version), b"") for s in (past, today)]
-        store.write(rows, [], {pair for s in (past, today) for pair in day_pairs(s)})
+        store.write({"dossier": rows}, {pair for s in (past, today) for pair in day_pairs(s)})
     assert clean_chdb.query("SELECT count() FROM day_measures").result_rows[0][0] == 2
     assert clean_chdb.query("SELECT count() FROM day_measures FINAL WHERE dirty = 1").result_rows[0][0] == 2

@@ -53,8 +53,7 @@ def test_events_of_one_entity_share_a_partition_and_arrive_in_envelopes(broker, 
     assert sorted(e.event_id for _, e in found) == sorted(e["event_id"] for e in scenario.EVENTS)
     partitions_by_entity = {}
     for partition, event in found:
-        body = getattr(event, event.WhichOneof("body"))
-        entity = getattr(body, "dossier_id", None) or body.document_id
+        entity = entity_key(event)  # (kind, id): a petition's, a dossier's or a document's
         partitions_by_entity.setdefault(entity, set()).add(partition)
         assert event.source == "lgsp" and event.ingested_at_ms > 0
     assert all(len(p) == 1 for p in partitions_by_entity.values()), partitions_by_entity

@@ -202,3 +202,4 @@ def test_the_simulator_never_dates_an_event_after_now_and_mixes_as_the_province_
     sent, received = kinds.count("document.sent"), kinds.count("document.received")
     assert 1.9 < received / sent < 2.5  # 2.39 M received for 1.07 M sent
     assert 0.7 < kinds.count("dossier.received") / sent < 1.3  # 917 k dossiers
+    assert 0 < kinds.count("petition.received") < kinds.count("dossier.received") / 20  # petitions: far fewer

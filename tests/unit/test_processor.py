@@ -191,7 +191,7 @@ def test_each_family_is_signalled_once_its_own_insert_is_done():
 
     dossier_client, document_client = Client(), Client(wait_for=dossiers_told)
     store = ClickHouseStateStore(dossier_client, on_write, document_client=document_client)
-    store.write([("D1",)], [("O1",)], changed={"dossier": {"A"}, "document": {"B"}})
+    store.write({"dossier": [("D1",)], "document": [("O1",)]}, changed={"dossier": {"A"}, "document": {"B"}})
     assert signals == [("measures", {"dossier": {"A"}}), ("measures", {"document": {"B"}})]
     assert dossier_client.tables == ["dossier_state"] and document_client.tables == ["document_state"]
 
@@ -212,7 +212,7 @@ def test_only_a_server_error_that_blames_the_rows_refuses_them(code, rows_at_fau
 
     store = ClickHouseStateStore(RefusingClient())
     with pytest.raises(RowsRejected if rows_at_fault else DatabaseError) as raised:
-        store.write([("D1",)], [])
+        store.write({"dossier": [("D1",)]})
     assert isinstance(raised.value, RowsRejected) == rows_at_fault
 
 

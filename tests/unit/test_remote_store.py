@@ -69,7 +69,7 @@ def test_rows_the_store_rejects_come_back_as_rows_rejected_and_other_failures_as
     store.write_activity([])  # the fold process's store exists from here
     stores[0].rejects = lambda row: True
     with pytest.raises(RowsRejected, match="out of range"):
-        store.write([("D1", 0, b"")], [], set(), {})
+        store.write({"dossier": [("D1", 0, b"")]}, set(), {})
     stores[0].load = lambda keys: 1 / 0
     with pytest.raises(StoreUnavailable, match="ZeroDivisionError"):
         store.load([("dossier", "D1")])
@@ -103,7 +103,7 @@ def test_calls_at_once_run_at_once(served):
         release.wait(5)
 
     stores[0].write = blocking_write
-    writer = threading.Thread(target=store.write, args=([], [], set(), {}))
+    writer = threading.Thread(target=store.write, args=({}, set(), {}))
     writer.start()
     entered.wait(5)  # the write is inside the store
     assert store.load([("dossier", "D1")]) == {}

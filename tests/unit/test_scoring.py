@@ -138,11 +138,16 @@ def test_a_bad_file_does_not_stop_the_good_ones(tmp_path):
     assert len(errors) == 1 and "bad.toml" in errors[0]
 
 
-def test_full_points_when_empty_is_honoured():
+def test_full_points_when_empty_stand_beside_what_was_measured():
     text = RULE_HEAD + ('[[indicators]]\ncode = "x"\ngroup = "g"\nmax_points = 4\nwhen_empty = "full"\n'
+                        'numerator = "petitions_on_time"\ndenominator = "petitions_received"\n'
+                        '[[indicators]]\ncode = "y"\ngroup = "g"\nmax_points = 2\n'
                         'numerator = "dossiers_on_time"\ndenominator = "dossiers_received"\n')
     rules = parse_rules(text, "t.toml")
-    assert score_agency("A", "department", rules, {}).indicators[0].points == 4.0
+    score = score_agency("A", "department", rules, {"dossiers_received": 2, "dossiers_on_time": 1})
+    assert [i.points for i in score.indicators] == [4.0, 1.0] and score.fraction == 5 / 6  # no petitions: full
+    nothing = score_agency("A", "department", rules, {})
+    assert [i.points for i in nothing.indicators] == [None, None] and nothing.fraction is None  # no score at all
 
 
 def test_rules_catalog_reloads_keeps_the_last_good_version_and_drops_removed_files(tmp_path):
@@ -170,9 +175,9 @@ def test_rules_catalog_reloads_keeps_the_last_good_version_and_drops_removed_fil
 
 def test_each_published_index_is_totalled_apart_on_its_own_scale():
     rules = load_rules_dir(DEFAULT_RULES_DIR)[0]["dti-pulse-2026"]
-    # Every dossier indicator of 2026 counts in the 766 index, every document one in DTI.
+    # Every dossier and petition indicator of 2026 counts in the 766 index, every document one in DTI.
     assert {i.code for i in rules.indicators if i.index == "766"} == \
-        {i.code for i in rules.indicators if i.code.startswith("dossier_")}
+        {i.code for i in rules.indicators if i.code.startswith(("dossier_", "petition_"))}
     measures = {"dossiers_received": 10, "dossiers_on_time": 5, "dossiers_synced": 10,
                 "documents_total": 4, "documents_electronic": 2}
     score = score_agency("A", "department", rules, measures)
@@ -180,7 +185,8 @@ def test_each_published_index_is_totalled_apart_on_its_own_scale():
     on_time, synced = 20 * 0.5, 6.0
     # Satisfaction (6), digitised (4), reused (2, full at 80 %) and population data (2) have
     # dossiers received as denominator, so they count with 0 points; no result, no fee,
-    # no full-online procedure: those leave the maximum.
-    assert indices["766"] == pytest.approx((on_time + synced + min(6, 6 * 1.0 / 0.9), 20 + 6 + 6 + 4 + 2 + 2, 100))
+    # no full-online procedure: those leave the maximum. No petitions: 6 + 6, as the portal gives.
+    assert indices["766"] == pytest.approx((on_time + synced + min(6, 6 * 1.0 / 0.9) + 12,
+                                            20 + 6 + 6 + 4 + 2 + 2 + 12, 100))
     assert indices["dti"] == pytest.approx((5 * 0.5, 5, 20))
     assert score.total_points == pytest.approx(indices["766"][0] + indices["dti"][0])

@@ -1,9 +1,11 @@
 from hypothesis import given, settings, strategies as st
 
-from dti_pulse.state import processing_end, summarize_document, summarize_dossier, state_key
+from dti_pulse.state import (day_pairs, placement, processing_end, state_key, summarize, summarize_document,
+                             summarize_dossier)
+from dti_pulse.localtime import local_day
 from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_result, dossier_status,
-                             dossier_synced, document_signed,
-                             document_status, document_transfer, ms)
+                             dossier_synced, document_signed, document_status, document_transfer, ms,
+                             petition_answered, petition_rated, petition_received)
 
 HOUR = 3600 * 1000
 
@@ -176,3 +178,22 @@ def test_a_result_is_issued_by_status_9_or_10_or_its_event_and_the_latest_result
                                          dossier_result("R1", False, False, "2026-10-11 08:00")])
     assert (corrected.result_issued, corrected.result_electronic, corrected.result_shared) == (1, 1, 1)
     assert summarize_dossier("R1", [dossier_synced("R1", "2026-10-10 08:01")]).synced == 1
+
+
+def test_a_petition_is_answered_at_its_first_answer_and_its_latest_rating_stands():
+    events = [petition_received("P1", "2026-10-05 08:00", "2026-10-15 17:00", agency="000.00.13.H56"),
+              petition_answered("P1", "2026-10-16 09:00", agency="000.00.13.H56"),
+              petition_answered("P1", "2026-10-12 09:00", agency="000.00.13.H56"),  # delivered late, happened first
+              petition_rated("P1", False, "2026-10-17 09:00", agency="000.00.13.H56"),
+              petition_rated("P1", True, "2026-10-18 09:00", agency="000.00.13.H56")]
+    key = state_key(events[0])
+    assert key == ("petition", "P1") and all(state_key(e) == key for e in events)
+    petition = summarize(key, reversed(events))
+    assert petition._asdict() == {
+        "petition_id": "P1", "agency_code": "000.00.13.H56", "has_received": 1,
+        "received_at_ms": ms("2026-10-05 08:00"), "due_at_ms": ms("2026-10-15 17:00"), "answered": 1,
+        "answered_at_ms": ms("2026-10-12 09:00"), "rated": 1, "satisfied": 1, "event_count": 5}
+    day = local_day(ms("2026-10-05 08:00"))
+    assert day_pairs(petition) == [("000.00.13.H56", day)] and placement(petition) == ("000.00.13.H56", day)
+    unplaced = summarize(key, [petition_answered("P1", "2026-10-12 09:00")])
+    assert unplaced.has_received == 0 and day_pairs(unplaced) == [] and placement(unplaced)[1] < 0

@@ -116,8 +116,32 @@ class DossierResult(_message.Message):
     shared_for_reuse: bool
     def __init__(self, dossier_id: _Optional[str] = ..., electronic: _Optional[bool] = ..., shared_for_reuse: _Optional[bool] = ...) -> None: ...
 
+class PetitionReceived(_message.Message):
+    __slots__ = ("petition_id", "received_at_ms", "due_at_ms")
+    PETITION_ID_FIELD_NUMBER: _ClassVar[int]
+    RECEIVED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    petition_id: str
+    received_at_ms: int
+    due_at_ms: int
+    def __init__(self, petition_id: _Optional[str] = ..., received_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ...) -> None: ...
+
+class PetitionAnswered(_message.Message):
+    __slots__ = ("petition_id",)
+    PETITION_ID_FIELD_NUMBER: _ClassVar[int]
+    petition_id: str
+    def __init__(self, petition_id: _Optional[str] = ...) -> None: ...
+
+class PetitionRated(_message.Message):
+    __slots__ = ("petition_id", "satisfied")
+    PETITION_ID_FIELD_NUMBER: _ClassVar[int]
+    SATISFIED_FIELD_NUMBER: _ClassVar[int]
+    petition_id: str
+    satisfied: bool
+    def __init__(self, petition_id: _Optional[str] = ..., satisfied: _Optional[bool] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result")
+    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result", "petition_received", "petition_answered", "petition_rated")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +158,9 @@ class Event(_message.Message):
     DOSSIER_APOLOGY_FIELD_NUMBER: _ClassVar[int]
     DOSSIER_SYNCED_FIELD_NUMBER: _ClassVar[int]
     DOSSIER_RESULT_FIELD_NUMBER: _ClassVar[int]
+    PETITION_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    PETITION_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    PETITION_RATED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_ms: int
     agency_code: str
@@ -150,7 +177,10 @@ class Event(_message.Message):
     dossier_apology: DossierApology
     dossier_synced: DossierSynced
     dossier_result: DossierResult
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ...) -> None: ...
+    petition_received: PetitionReceived
+    petition_answered: PetitionAnswered
+    petition_rated: PetitionRated
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ..., petition_received: _Optional[_Union[PetitionReceived, _Mapping]] = ..., petition_answered: _Optional[_Union[PetitionAnswered, _Mapping]] = ..., petition_rated: _Optional[_Union[PetitionRated, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -24,13 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64ti/store/v1/store.proto\x12\x0c\x64ti.store.v1\"\x1b\n\x05Hello\x12\x12\n\nfold_index\x18\x01 \x01(\r\"G\n\x06\x43olumn\x12\x10\n\x08integers\x18\x01 \x03(\x12\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05\x62lobs\x18\x03 \x03(\x0c\x12\r\n\x05reals\x18\x04 \x03(\x01\"<\n\x04Rows\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.dti.store.v1.Column\"4\n\x04Keys\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\".\n\x08\x44\x61yPairs\x12\x14\n\x0c\x61gency_codes\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x03(\x05\"\x19\n\x08\x41gencies\x12\r\n\x05\x63odes\x18\x01 \x03(\t\"/\n\x0bLoadRequest\x12 \n\x04keys\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Keys\"\x12\n\x10StoredIdsRequest\"/\n\x17\x44ocumentDayPairsRequest\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\xa7\x02\n\x0cWriteRequest\x12(\n\x0c\x64ossier_rows\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Rows\x12)\n\rdocument_rows\x18\x02 \x01(\x0b\x32\x12.dti.store.v1.Rows\x12)\n\tday_pairs\x18\x03 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\x12\x15\n\rchanged_known\x18\x04 \x01(\x08\x12\x38\n\x07\x63hanged\x18\x05 \x03(\x0b\x32\'.dti.store.v1.WriteRequest.ChangedEntry\x1a\x46\n\x0c\x43hangedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.dti.store.v1.Agencies:\x02\x38\x01\"8\n\x14WriteActivityRequest\x12 \n\x04rows\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Rows\"\xa2\x02\n\x07Request\x12)\n\x04load\x18\x01 \x01(\x0b\x32\x19.dti.store.v1.LoadRequestH\x00\x12\x34\n\nstored_ids\x18\x02 \x01(\x0b\x32\x1e.dti.store.v1.StoredIdsRequestH\x00\x12\x43\n\x12\x64ocument_day_pairs\x18\x03 \x01(\x0b\x32%.dti.store.v1.DocumentDayPairsRequestH\x00\x12+\n\x05write\x18\x04 \x01(\x0b\x32\x1a.dti.store.v1.WriteRequestH\x00\x12<\n\x0ewrite_activity\x18\x05 \x01(\x0b\x32\".dti.store.v1.WriteActivityRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xd7\x01\n\x05Reply\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.dti.store.v1.Reply.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\x12 \n\x04keys\x18\x03 \x01(\x0b\x32\x12.dti.store.v1.Keys\x12\x0e\n\x06\x65vents\x18\x04 \x03(\x0c\x12)\n\tday_pairs\x18\x05 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\"4\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04MORE\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64ti/store/v1/store.proto\x12\x0c\x64ti.store.v1\"\x1b\n\x05Hello\x12\x12\n\nfold_index\x18\x01 \x01(\r\"G\n\x06\x43olumn\x12\x10\n\x08integers\x18\x01 \x03(\x12\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05\x62lobs\x18\x03 \x03(\x0c\x12\r\n\x05reals\x18\x04 \x03(\x01\"<\n\x04Rows\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.dti.store.v1.Column\"4\n\x04Keys\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\".\n\x08\x44\x61yPairs\x12\x14\n\x0c\x61gency_codes\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x03(\x05\"\x19\n\x08\x41gencies\x12\r\n\x05\x63odes\x18\x01 \x03(\t\"/\n\x0bLoadRequest\x12 \n\x04keys\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Keys\"\x12\n\x10StoredIdsRequest\"/\n\x17\x44ocumentDayPairsRequest\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\xd3\x02\n\x0cWriteRequest\x12\x32\n\x04rows\x18\x06 \x03(\x0b\x32$.dti.store.v1.WriteRequest.RowsEntry\x12)\n\tday_pairs\x18\x03 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\x12\x15\n\rchanged_known\x18\x04 \x01(\x08\x12\x38\n\x07\x63hanged\x18\x05 \x03(\x0b\x32\'.dti.store.v1.WriteRequest.ChangedEntry\x1a?\n\tRowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.dti.store.v1.Rows:\x02\x38\x01\x1a\x46\n\x0c\x43hangedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.dti.store.v1.Agencies:\x02\x38\x01J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03\"8\n\x14WriteActivityRequest\x12 \n\x04rows\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Rows\"\xa2\x02\n\x07Request\x12)\n\x04load\x18\x01 \x01(\x0b\x32\x19.dti.store.v1.LoadRequestH\x00\x12\x34\n\nstored_ids\x18\x02 \x01(\x0b\x32\x1e.dti.store.v1.StoredIdsRequestH\x00\x12\x43\n\x12\x64ocument_day_pairs\x18\x03 \x01(\x0b\x32%.dti.store.v1.DocumentDayPairsRequestH\x00\x12+\n\x05write\x18\x04 \x01(\x0b\x32\x1a.dti.store.v1.WriteRequestH\x00\x12<\n\x0ewrite_activity\x18\x05 \x01(\x0b\x32\".dti.store.v1.WriteActivityRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xd7\x01\n\x05Reply\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.dti.store.v1.Reply.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\x12 \n\x04keys\x18\x03 \x01(\x0b\x32\x12.dti.store.v1.Keys\x12\x0e\n\x06\x65vents\x18\x04 \x03(\x0c\x12)\n\tday_pairs\x18\x05 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\"4\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04MORE\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dti.store.v1.store_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_WRITEREQUEST_ROWSENTRY']._loaded_options = None
+  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_options = b'8\001'
   _globals['_WRITEREQUEST_CHANGEDENTRY']._loaded_options = None
   _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_options = b'8\001'
   _globals['_HELLO']._serialized_start=42
@@ -52,15 +54,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_start=404
   _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_end=451
   _globals['_WRITEREQUEST']._serialized_start=454
-  _globals['_WRITEREQUEST']._serialized_end=749
-  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_start=679
-  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_end=749
-  _globals['_WRITEACTIVITYREQUEST']._serialized_start=751
-  _globals['_WRITEACTIVITYREQUEST']._serialized_end=807
-  _globals['_REQUEST']._serialized_start=810
-  _globals['_REQUEST']._serialized_end=1100
-  _globals['_REPLY']._serialized_start=1103
-  _globals['_REPLY']._serialized_end=1318
-  _globals['_REPLY_STATUS']._serialized_start=1266
-  _globals['_REPLY_STATUS']._serialized_end=1318
+  _globals['_WRITEREQUEST']._serialized_end=793
+  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_start=646
+  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_end=709
+  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_start=711
+  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_end=781
+  _globals['_WRITEACTIVITYREQUEST']._serialized_start=795
+  _globals['_WRITEACTIVITYREQUEST']._serialized_end=851
+  _globals['_REQUEST']._serialized_start=854
+  _globals['_REQUEST']._serialized_end=1144
+  _globals['_REPLY']._serialized_start=1147
+  _globals['_REPLY']._serialized_end=1362
+  _globals['_REPLY_STATUS']._serialized_start=1310
+  _globals['_REPLY_STATUS']._serialized_end=1362
 # @@protoc_insertion_point(module_scope)

@@ -74,7 +74,14 @@ class DocumentDayPairsRequest(_message.Message):
     def __init__(self, document_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class WriteRequest(_message.Message):
-    __slots__ = ("dossier_rows", "document_rows", "day_pairs", "changed_known", "changed")
+    __slots__ = ("rows", "day_pairs", "changed_known", "changed")
+    class RowsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Rows
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Rows, _Mapping]] = ...) -> None: ...
     class ChangedEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,17 +89,15 @@ class WriteRequest(_message.Message):
         key: str
         value: Agencies
         def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Agencies, _Mapping]] = ...) -> None: ...
-    DOSSIER_ROWS_FIELD_NUMBER: _ClassVar[int]
-    DOCUMENT_ROWS_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
     DAY_PAIRS_FIELD_NUMBER: _ClassVar[int]
     CHANGED_KNOWN_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
-    dossier_rows: Rows
-    document_rows: Rows
+    rows: _containers.MessageMap[str, Rows]
     day_pairs: DayPairs
     changed_known: bool
     changed: _containers.MessageMap[str, Agencies]
-    def __init__(self, dossier_rows: _Optional[_Union[Rows, _Mapping]] = ..., document_rows: _Optional[_Union[Rows, _Mapping]] = ..., day_pairs: _Optional[_Union[DayPairs, _Mapping]] = ..., changed_known: _Optional[bool] = ..., changed: _Optional[_Mapping[str, Agencies]] = ...) -> None: ...
+    def __init__(self, rows: _Optional[_Mapping[str, Rows]] = ..., day_pairs: _Optional[_Union[DayPairs, _Mapping]] = ..., changed_known: _Optional[bool] = ..., changed: _Optional[_Mapping[str, Agencies]] = ...) -> None: ...
 
 class WriteActivityRequest(_message.Message):
     __slots__ = ("rows",)
