@@ -31,6 +31,7 @@ SHARDING = {
     "dossier_state": "cityHash64(dossier_id)",  # every version and tombstone of a dossier together
     "document_state": "cityHash64(document_id)",  # every side of a document together
     "petition_state": "cityHash64(petition_id)",
+    "publication_state": "cityHash64(publication_id)",
     "day_measures": "cityHash64(agency_code)",  # an (agency, day) row and its replacements together
     "activity_minute": "rand()",  # summed by readers: any shard will do
 }

@@ -22,9 +22,11 @@ BODY_FIELD = {
     "petition.received": "petition_received",
     "petition.answered": "petition_answered",
     "petition.rated": "petition_rated",
+    "publication.due": "publication_due",
+    "publication.done": "publication_done",
 }
 EVENT_TYPES = tuple(BODY_FIELD)
-# The body field -> the kind of entity it is about ("dossier", "document" or "petition").
+# The body field -> the kind of entity it is about ("dossier", "document", "petition", "publication").
 ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 ENTITIES = tuple(dict.fromkeys(ENTITY_OF_BODY.values()))  # the entity families, each a state table
 
@@ -34,7 +36,7 @@ ENTITIES = tuple(dict.fromkeys(ENTITY_OF_BODY.values()))  # the entity families,
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
                   "dossier.apology", "dossier.synced", "dossier.result", "petition.received",
-                  "petition.answered", "petition.rated")
+                  "petition.answered", "petition.rated", "publication.due", "publication.done")
 _TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 

@@ -94,6 +94,20 @@ PETITION_COLUMNS = """
     events_blob String CODEC(ZSTD(1))
 """
 
+PUBLICATION_COLUMNS = """
+    publication_id String,
+    agency_code LowCardinality(String),
+    procedure_code String,
+    change LowCardinality(String),
+    has_decided UInt8,
+    decided_at_ms Int64,
+    due_at_ms Int64,
+    published UInt8,
+    published_at_ms Int64,
+    event_count UInt32,
+    events_blob String CODEC(ZSTD(1))
+"""
+
 ACTIVITY_COLUMNS = """
     minute_ms Int64,
     agency_code LowCardinality(String),
@@ -115,10 +129,12 @@ DAY_MEASURE_COLUMNS = """
 """
 
 # The (agency, local day) pairs every stored state counts on: a dossier or a petition on the
-# day it was received, a document side on the days it was sent and received.
+# day it was received, a publication on the day it was decided, a document side on the days
+# it was sent and received.
 STATE_DAY_PAIRS_SQL = (
     f"SELECT agency_code, {day_sql('received_at_ms')} AS day FROM dossier_state WHERE has_received = 1 "
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM petition_state WHERE has_received = 1 "
+    f"UNION DISTINCT SELECT agency_code, {day_sql('decided_at_ms')} FROM publication_state WHERE has_decided = 1 "
     f"UNION DISTINCT SELECT agency_code, {day_sql('sent_at_ms')} FROM document_state WHERE sent = 1 "
     f"UNION DISTINCT SELECT agency_code, {day_sql('received_at_ms')} FROM document_state WHERE received = 1")
 MARK_ALL_DAYS_DIRTY_SQL = f"INSERT INTO day_measures (agency_code, day, dirty) SELECT agency_code, day, 1 FROM ({STATE_DAY_PAIRS_SQL})"
@@ -150,6 +166,7 @@ TWO_DAYS = -2
 PLACE_DAY_SQL = {
     "dossier": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
     "petition": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
+    "publication": f"if(has_decided = 1, {day_sql('decided_at_ms')}, {UNPLACED})",
     "document": f"multiIf(sent = 1 AND received = 1 AND {day_sql('sent_at_ms')} != {day_sql('received_at_ms')}, "
                 f"{TWO_DAYS}, sent = 1, {day_sql('sent_at_ms')}, received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
 }
@@ -207,6 +224,15 @@ def _state_tables_rebuilt(placed: str, sorting_key: str) -> list[str]:
                               "INDEX recalled_skip recalled TYPE minmax GRANULARITY 1",
                               placed, sorting_key),
     ]
+
+
+def _state_table(family: str, columns: str) -> str:
+    """A new family's state table, placed and sorted as the others are since migration 5."""
+    return (f"CREATE TABLE IF NOT EXISTS {family}_state ({columns}, is_deleted UInt8 DEFAULT 0, "
+            f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL[family]}, place_span Int32 MATERIALIZED {PLACE_SPAN_SQL}, "
+            f"INDEX {family}_id_lookup {family}_id TYPE bloom_filter(0.01) GRANULARITY 1) "
+            f"ENGINE = ReplacingMergeTree(event_count, is_deleted) "
+            f"ORDER BY (place_span, agency_code, place_day, {family}_id)")
 
 
 # The version column is the size of the entity's event set, which only grows, so the
@@ -273,14 +299,10 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         f"CREATE TABLE IF NOT EXISTS alert_state ({ALERT_STATE_COLUMNS}) "
         "ENGINE = ReplacingMergeTree(version) ORDER BY (rule, agency_code)",
     ]),
-    # Citizens' petitions (Decision-766 satisfaction group), placed and sorted as the other
-    # states are since migration 5.
-    (9, "petition states", [
-        f"CREATE TABLE IF NOT EXISTS petition_state ({PETITION_COLUMNS}, is_deleted UInt8 DEFAULT 0, "
-        f"place_day Int32 MATERIALIZED {PLACE_DAY_SQL['petition']}, place_span Int32 MATERIALIZED {PLACE_SPAN_SQL}, "
-        "INDEX petition_id_lookup petition_id TYPE bloom_filter(0.01) GRANULARITY 1) "
-        "ENGINE = ReplacingMergeTree(event_count, is_deleted) ORDER BY (place_span, agency_code, place_day, petition_id)",
-    ]),
+    # Citizens' petitions (Decision-766 satisfaction group).
+    (9, "petition states", [_state_table("petition", PETITION_COLUMNS)]),
+    # Publications of procedures on the national database (Decision-766 transparency group).
+    (10, "publication states", [_state_table("publication", PUBLICATION_COLUMNS)]),
 ]
 
 

@@ -94,23 +94,49 @@ class BusSimulator:
         if rng.random() < 0.97:
             synced_at = min(now, received_at + timedelta(minutes=rng.randrange(1, 15)))
             events.append(self._event("dossier.synced", synced_at, agency, dossier_id=dossier_id))
-        if rng.random() < 0.01:  # a citizen's petition to the same agency, far rarer than dossiers
-            events += self.petition(agency, received_at, now)
+        if rng.random() < 0.01:  # a citizen's petition, far rarer than dossiers
+            events += self.petition(now)
+        if rng.random() < 0.003:  # a procedure to publish: rarer still
+            events += self.publication(now)
         return events
 
-    def petition(self, agency: str, received_at: datetime, now: datetime) -> list[dict]:
-        """A petition answered within its 10 days mostly (never after now), rated now and then."""
+    def _agency_since(self, moment: datetime, now: datetime) -> str:
+        """An agency in service from that moment to now."""
+        then = set(self.agencies_on(moment))
+        return self.rng.choice([code for code in self.agencies_on(now) if code in then])
+
+    def petition(self, now: datetime) -> list[dict]:
+        """A petition due within 7 days, answered by then mostly, late now and then (dated so
+        that the answer is not after now); a few still open."""
         rng = self.rng
-        petition_id = f"PAKN.{rng.randrange(10**10):010d}"
-        due_at = received_at + timedelta(days=10)
+        answered_after = timedelta(hours=rng.randrange(2, 24 * (7 if rng.random() < 0.9 else 10)))
+        answered = rng.random() < 0.95
+        received_at = now - (answered_after if answered else timedelta()) - timedelta(seconds=rng.randrange(3600))
+        agency, petition_id = self._agency_since(received_at, now), f"PAKN.{rng.randrange(10**10):010d}"
         events = [self._event("petition.received", received_at, agency, petition_id=petition_id,
-                              received_at=_stamp(received_at), due_at=_stamp(due_at))]
-        answered_at = received_at + timedelta(hours=rng.randrange(2, 24 * (10 if rng.random() < 0.9 else 14)))
-        if answered_at <= now:
+                              received_at=_stamp(received_at), due_at=_stamp(received_at + timedelta(days=7)))]
+        if answered:
+            answered_at = received_at + answered_after
             events.append(self._event("petition.answered", answered_at, agency, petition_id=petition_id))
             if rng.random() < 0.5:
                 events.append(self._event("petition.rated", answered_at, agency, petition_id=petition_id,
                                           satisfied=rng.random() < 0.85))
+        return events
+
+    def publication(self, now: datetime) -> list[dict]:
+        """A procedure to publish within 5 days of its decision: mostly in time, late now and
+        then, a few not yet published."""
+        rng = self.rng
+        published_after = timedelta(hours=rng.randrange(2, 24 * (5 if rng.random() < 0.9 else 8)))
+        published = rng.random() < 0.95
+        decided_at = now - (published_after if published else timedelta()) - timedelta(seconds=rng.randrange(3600))
+        agency, publication_id = self._agency_since(decided_at, now), f"CK.{rng.randrange(10**10):010d}"
+        events = [self._event("publication.due", decided_at, agency, publication_id=publication_id,
+                              procedure_code=rng.choice(PROCEDURES), change="new" if rng.random() < 0.4 else "update",
+                              decided_at=_stamp(decided_at), due_at=_stamp(decided_at + timedelta(days=5)))]
+        if published:
+            events.append(self._event("publication.done", decided_at + published_after, agency,
+                                      publication_id=publication_id))
         return events
 
     def document(self, now: datetime) -> list[dict]:

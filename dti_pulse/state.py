@@ -1,4 +1,4 @@
-"""Per-dossier, per-document and per-petition state: pure functions of the set of an entity's events.
+"""Per-entity state (dossier, document, petition, publication): pure functions of the set of an entity's events.
 
 Because a summary depends only on the *set* of events (sorted by event time, then id),
 redelivered, duplicated, late and out-of-order events all give the same state
@@ -89,6 +89,19 @@ class PetitionSummary(NamedTuple):
     answered_at_ms: int  # the first answer: a petition is handled once answered
     rated: int
     satisfied: int
+    event_count: int
+
+
+class PublicationSummary(NamedTuple):
+    publication_id: str
+    agency_code: str
+    procedure_code: str
+    change: str  # "new" or "update"
+    has_decided: int
+    decided_at_ms: int
+    due_at_ms: int
+    published: int
+    published_at_ms: int  # the first publication
     event_count: int
 
 
@@ -275,6 +288,28 @@ def summarize_petition(petition_id: str, events: Iterable[Event]) -> PetitionSum
     ))
 
 
+def summarize_publication(publication_id: str, events: Iterable[Event]) -> PublicationSummary:
+    due = None
+    published_at = None
+    ordered = chronological(events)
+    for event in ordered:
+        kind = event.WhichOneof("body")
+        if kind == "publication_due":
+            due = event
+        elif kind == "publication_done":
+            if published_at is None:
+                published_at = event.occurred_at_ms
+        else:
+            raise ValueError(f"event {event.event_id} of type {kind} does not belong to a publication")
+    if due is not None:
+        body = due.publication_due
+        fields = (due.agency_code, body.procedure_code, body.change, 1, body.decided_at_ms, body.due_at_ms)
+    else:
+        fields = (ordered[-1].agency_code, "", "", 0, 0, 0)
+    return _new_summary(PublicationSummary, (
+        publication_id, *fields, int(published_at is not None), published_at or 0, len(ordered)))
+
+
 # The body field -> a getter of its entity's id (one C call where two getattr cost more).
 _ENTITY_ID_OF_BODY = {field: attrgetter(f"{field}.{entity}_id") for field, entity in ENTITY_OF_BODY.items()}
 
@@ -298,18 +333,24 @@ def summarize(key: tuple, events: Iterable[Event]):
         return summarize_dossier(key[1], events)
     if key[0] == "petition":
         return summarize_petition(key[1], events)
+    if key[0] == "publication":
+        return summarize_publication(key[1], events)
     return summarize_document(key[1], key[2], events)
 
 
 # Events that can move a state to other days or another agency (see day_pairs).
-PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_received", "petition_received"})
+PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_received", "petition_received",
+                            "publication_due"})
 
 
 def day_pairs(summary) -> list[tuple[str, int]]:
     """The (agency, local day) pairs whose measures count this state: a dossier or a petition
-    on the day it was received, a document side on the days it was sent and received."""
+    on the day it was received, a publication on the day it was decided, a document side on
+    the days it was sent and received."""
     if isinstance(summary, (DossierSummary, PetitionSummary)):
         return [(summary.agency_code, local_day(summary.received_at_ms))] if summary.has_received else []
+    if isinstance(summary, PublicationSummary):
+        return [(summary.agency_code, local_day(summary.decided_at_ms))] if summary.has_decided else []
     pairs = []
     if summary.sent:
         pairs.append((summary.agency_code, local_day(summary.sent_at_ms)))

@@ -64,6 +64,20 @@ def petition_rated(petition_id, satisfied, at, agency="000.00.05.H56") -> Event:
     return event
 
 
+def publication_due(publication_id, change, decided, due, agency="000.00.05.H56", procedure="1.010708") -> Event:
+    event = _event(decided, agency, None)
+    body = event.publication_due
+    body.publication_id, body.procedure_code, body.change = publication_id, procedure, change
+    body.decided_at_ms, body.due_at_ms = ms(decided), ms(due)
+    return event
+
+
+def publication_done(publication_id, at, agency="000.00.05.H56") -> Event:
+    event = _event(at, agency, None)
+    event.publication_done.publication_id = publication_id
+    return event
+
+
 def dossier_status(dossier_id, status, at, agency="000.00.05.H56", event_id=None) -> Event:
     event = _event(at, agency, event_id)
     event.dossier_status.dossier_id, event.dossier_status.status = dossier_id, status

@@ -42,6 +42,11 @@ def _petition(n, petition, when, due):
     return _event(n, "petition.received", when, petition_id=petition, received_at=_at(when), due_at=_at(due))
 
 
+def _publication(n, publication, change, when, due):
+    return _event(n, "publication.due", when, publication_id=publication, procedure_code="1.010708", change=change,
+                  decided_at=_at(when), due_at=_at(due))
+
+
 def _status(n, dossier, status, when):
     return _event(n, "dossier.status", when, dossier_id=dossier, status=status)
 
@@ -117,6 +122,16 @@ EVENTS = [
     # P6: an answer and a rating, no receipt: not tied to any period
     _event(63, "petition.answered", "10-05T09:00", petition_id="P6"),
     _event(64, "petition.rated", "10-06T09:00", petition_id="P6", satisfied=True),
+    # Procedures the department must publish on the national database. U1: new, published on time.
+    _publication(65, "U1", "new", "10-05T08:00", "10-12T17:00"),
+    _event(66, "publication.done", "10-09T09:00", publication_id="U1"),
+    # U2: new, published three days late
+    _publication(67, "U2", "new", "10-10T08:00", "10-17T17:00"),
+    _event(68, "publication.done", "10-20T09:00", publication_id="U2"),
+    # U3: a change, still unpublished past its due time at the end of October: late
+    _publication(69, "U3", "update", "10-20T08:00", "10-27T17:00"),
+    # U4: a change decided on 29 October, not yet due: on time
+    _publication(70, "U4", "update", "10-29T08:00", "11-05T17:00"),
     # Documents sent by the department
     _doc(30, "document.sent", "H56.05,2026/10/02,1/CV", "10-02T08:00"),
     _event(31, "document.signed", "10-02T08:01", document_id="H56.05,2026/10/02,1/CV",
@@ -158,6 +173,8 @@ EXPECTED = {  # code: (numerator, denominator, points)
     "dossier_citizen_data_rate": (2, 5, 2 * 2 / 5),  # D1, D3
     "petition_on_time_rate": (2, 4, 6 * 2 / 4),  # P1, P4 of P1-P4
     "petition_satisfaction_rate": (1, 2, 6 * 1 / 2),  # P1 of the rated P1, P2
+    "publication_new_on_time_rate": (1, 2, 6 * 1 / 2),  # U1 of U1, U2
+    "publication_update_on_time_rate": (1, 2, 4 * 1 / 2),  # U4 of U3, U4
     "doc_electronic_rate": (5, 6, 5 * 5 / 6),
     "doc_personal_sign_rate": (1, 2, 5 * 1 / 2),
     "doc_agency_sign_rate": (2, 2, 5.0),
@@ -172,6 +189,7 @@ EXPECTED_MEASURES = {
     "dossiers_with_result": 4, "dossiers_result_electronic": 2, "dossiers_digitized_any": 3,
     "dossiers_shared_for_reuse": 1,
     "petitions_received": 4, "petitions_on_time": 2, "petitions_rated": 2, "petitions_satisfied": 1,
+    "publications_new": 2, "publications_new_on_time": 1, "publications_update": 2, "publications_update_on_time": 1,
     "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
     "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
 }
@@ -189,12 +207,15 @@ EXPECTED_COSTS = {
     "dossier_citizen_data_rate": {"D2", "D4", "D5"},
     "petition_on_time_rate": {"P2", "P3"},
     "petition_satisfaction_rate": {"P2"},
+    "publication_new_on_time_rate": {"U2"},
+    "publication_update_on_time_rate": {"U3"},
     "doc_electronic_rate": {"H56.05,2026/10/04,3/CV"},
     "doc_personal_sign_rate": {"H56.05,2026/10/03,2/CV"},
     "doc_agency_sign_rate": set(),
     "doc_on_time_rate": {"H56.07,2026/10/07,10/CV"},
 }
 EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
-EXPECTED_766_MAX = 84.0  # of the 766 index's 100 points, those measurable from the events
+EXPECTED_766_MAX = 94.0  # of the 766 index's 100 points, those measurable from the events
 EXPECTED_MAX = EXPECTED_766_MAX + 20  # and the DTI documents' 20
-EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items() if code.startswith(("dossier_", "petition_")))
+EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items()
+                   if code.startswith(("dossier_", "petition_", "publication_")))

@@ -99,6 +99,30 @@ SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS petition_state ON CLUSTER '__CLUSTER__' AS petition_state_local ENGINE = Distributed('__CLUSTER__', currentDatabase(), petition_state_local, cityHash64(petition_id));
 
+CREATE TABLE IF NOT EXISTS publication_state_local ON CLUSTER '__CLUSTER__'
+(
+    `publication_id` String,
+    `agency_code` LowCardinality(String),
+    `procedure_code` String,
+    `change` LowCardinality(String),
+    `has_decided` UInt8,
+    `decided_at_ms` Int64,
+    `due_at_ms` Int64,
+    `published` UInt8,
+    `published_at_ms` Int64,
+    `event_count` UInt32,
+    `events_blob` String CODEC(ZSTD(1)),
+    `is_deleted` UInt8 DEFAULT 0,
+    `place_day` Int32 MATERIALIZED if(has_decided = 1, intDiv(decided_at_ms + 25200000, 86400000), -1),
+    `place_span` Int32 MATERIALIZED if(place_day < 0, place_day, intDiv(place_day, 128)),
+    INDEX publication_id_lookup publication_id TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/publication_state_local', '{replica}', event_count, is_deleted)
+ORDER BY (place_span, agency_code, place_day, publication_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS publication_state ON CLUSTER '__CLUSTER__' AS publication_state_local ENGINE = Distributed('__CLUSTER__', currentDatabase(), publication_state_local, cityHash64(publication_id));
+
 CREATE TABLE IF NOT EXISTS day_measures_local ON CLUSTER '__CLUSTER__'
 (
     `agency_code` LowCardinality(String),
@@ -166,4 +190,4 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/alert_s
 ORDER BY (rule, agency_code)
 SETTINGS index_granularity = 8192;
 
-INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(9) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);
+INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(10) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);

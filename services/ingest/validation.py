@@ -29,6 +29,7 @@ from dti_pulse.registry import Registry
 
 DOCUMENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
 SERVICE_LEVELS = frozenset({"partial", "full_online"})
+PUBLICATION_CHANGES = frozenset({"new", "update"})
 DOSSIER_CHANNELS = frozenset({1, 2, 3})
 DOSSIER_STATUSES = frozenset(range(1, 11))
 BUSINESS_TYPES = frozenset(range(4))
@@ -291,6 +292,26 @@ def _petition_rated(raw: dict, body) -> None:
     body.satisfied = _flag(raw, "satisfied")
 
 
+def _publication_due(raw: dict, body) -> None:
+    body.publication_id = _text(raw, "publication_id")
+    body.procedure_code = _text(raw, "procedure_code")
+    change = raw.get("change")
+    if change.__class__ is not str or change not in PUBLICATION_CHANGES:
+        change = _text(raw, "change")
+        raise Invalid(f"field 'change' must be one of {sorted(PUBLICATION_CHANGES)}, got {change!r}")
+    body.change = change
+    decided_at_ms = parse_instant_ms(_require(raw, "decided_at"), "decided_at")
+    due_at_ms = parse_instant_ms(_require(raw, "due_at"), "due_at")
+    if due_at_ms < decided_at_ms:
+        raise Invalid("field 'due_at' is before 'decided_at'")
+    body.decided_at_ms = decided_at_ms
+    body.due_at_ms = due_at_ms
+
+
+def _publication_done(raw: dict, body) -> None:
+    body.publication_id = _text(raw, "publication_id")
+
+
 _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "document.sent": _document_transfer,
     "document.received": _document_transfer,
@@ -306,6 +327,8 @@ _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "petition.received": _petition_received,
     "petition.answered": _petition_id_only,
     "petition.rated": _petition_rated,
+    "publication.due": _publication_due,
+    "publication.done": _publication_done,
 }
 _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
@@ -341,6 +364,8 @@ def to_event(raw: Any, registry: Registry, source: str, ingested_at_ms: int, lat
     build(raw, body)
     if field in _RECEIPTS:
         check_instant_ms(body.received_at_ms, "received_at", latest_ms)
+    elif field == "publication_due":
+        check_instant_ms(body.decided_at_ms, "decided_at", latest_ms)
     elif field in _TRANSFERS:
         _check_parties(body, registry)
     return event
@@ -452,6 +477,18 @@ class _PetitionRated(_Typed, tag="petition.rated"):
     satisfied: bool
 
 
+class _PublicationDue(_Typed, tag="publication.due"):
+    publication_id: _Text
+    procedure_code: _Text
+    change: Literal["new", "update"]
+    decided_at: str
+    due_at: str
+
+
+class _PublicationDone(_Typed, tag="publication.done"):
+    publication_id: _Text
+
+
 def _typed_document_transfer(typed, body) -> None:
     body.document_id = _checked_text(typed.document_id)
     body.from_agency = _checked_text(typed.from_agency)
@@ -547,6 +584,22 @@ def _typed_petition_rated(typed, body) -> None:
     body.satisfied = typed.satisfied
 
 
+def _typed_publication_due(typed, body) -> None:
+    body.publication_id = _checked_text(typed.publication_id)
+    body.procedure_code = _checked_text(typed.procedure_code)
+    body.change = typed.change
+    decided_at_ms = parse_instant_ms(typed.decided_at, "decided_at")
+    due_at_ms = parse_instant_ms(typed.due_at, "due_at")
+    if due_at_ms < decided_at_ms:
+        raise _GiveUp
+    body.decided_at_ms = decided_at_ms
+    body.due_at_ms = due_at_ms
+
+
+def _typed_publication_done(typed, body) -> None:
+    body.publication_id = _checked_text(typed.publication_id)
+
+
 # Each type's struct -> the oneof field of its body and its builder; the type's name is the
 # struct's tag.
 _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for typed, build in (
@@ -564,6 +617,8 @@ _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for t
     (_PetitionReceived, _typed_petition_received),
     (_PetitionAnswered, _typed_petition_id_only),
     (_PetitionRated, _typed_petition_rated),
+    (_PublicationDue, _typed_publication_due),
+    (_PublicationDone, _typed_publication_done),
 )}
 _TypedEvent = Union[tuple(_TYPED_BUILDERS)]
 
@@ -612,6 +667,8 @@ def valid_batch(body: bytes, registry: Registry, source: str, ingested_at_ms: in
             field, build = builders[typed.__class__]
             build(typed, getattr(event, field))
             if field in _RECEIPTS and getattr(event, field).received_at_ms > latest_ms:
+                return None
+            if field == "publication_due" and event.publication_due.decided_at_ms > latest_ms:
                 return None
             if field in _TRANSFERS:
                 transfer = getattr(event, field)
@@ -680,6 +737,21 @@ def _check_petition_received(body, latest_ms: int) -> None:
         raise Invalid("field 'due_at' is before 'received_at'")
 
 
+def _check_publication_due(body, latest_ms: int) -> None:
+    _stored_text(body.publication_id, "publication_id")
+    _stored_text(body.procedure_code, "procedure_code")
+    if body.change not in PUBLICATION_CHANGES:
+        raise Invalid(f"field 'change' must be one of {sorted(PUBLICATION_CHANGES)}, got {body.change[:20]!r}")
+    check_instant_ms(body.decided_at_ms, "decided_at", latest_ms)
+    check_instant_ms(body.due_at_ms, "due_at")
+    if body.due_at_ms < body.decided_at_ms:
+        raise Invalid("field 'due_at' is before 'decided_at'")
+
+
+def _check_publication_done(body) -> None:
+    _stored_text(body.publication_id, "publication_id")
+
+
 def _check_petition(body) -> None:
     _stored_text(body.petition_id, "petition_id")
 
@@ -700,9 +772,11 @@ _BODY_CHECKS: dict[str, Callable] = {
     "dossier_paid": _check_dossier, "dossier_rated": _check_dossier, "dossier_apology": _check_dossier,
     "dossier_synced": _check_dossier, "dossier_result": _check_dossier,
     "petition_answered": _check_petition, "petition_rated": _check_petition,
+    "publication_done": _check_publication_done,
 }
-# The receipts: their received_at may not be in the future either (checked with the clock).
-_RECEIPT_CHECKS = {"dossier_received": _check_dossier_received, "petition_received": _check_petition_received}
+# The bodies whose own instant (received_at, decided_at) may not be in the future either.
+_RECEIPT_CHECKS = {"dossier_received": _check_dossier_received, "petition_received": _check_petition_received,
+                   "publication_due": _check_publication_due}
 
 
 def check_event(event: Event, registry: Registry, latest_ms: int) -> None:

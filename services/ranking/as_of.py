@@ -10,7 +10,7 @@ import contextlib
 import uuid
 
 from dti_pulse.events import decode_events
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, column_names
+from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, PUBLICATION_COLUMNS, column_names
 from dti_pulse.state import summarize
 from services.ranking.measures import LIVE_SOURCES, PLACED, period_parameters
 
@@ -28,12 +28,15 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
         yield LIVE_SOURCES
         return
     window = period_parameters(agency_codes, start_ms, end_ms, 0)
-    # Dossiers and petitions count on the day they were received.
+    # Dossiers and petitions count on the day they were received, publications on the day decided.
     received = {family: client.query(
         f"SELECT {family}_id, argMax(events_blob, event_count) AS blob FROM {family}_state "
-        f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 AND has_received = 1 "
-        f"AND received_at_ms >= {{start:Int64}} AND received_at_ms < {{end:Int64}} GROUP BY {family}_id",
-        parameters=window, column_formats={"blob": "bytes"}).result_rows for family in ("dossier", "petition")}
+        f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 AND {flag} = 1 "
+        f"AND {instant} >= {{start:Int64}} AND {instant} < {{end:Int64}} GROUP BY {family}_id",
+        parameters=window, column_formats={"blob": "bytes"}).result_rows
+        for family, flag, instant in (("dossier", "has_received", "received_at_ms"),
+                                      ("petition", "has_received", "received_at_ms"),
+                                      ("publication", "has_decided", "decided_at_ms"))}
     documents = client.query(
         "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
         f"WHERE agency_code IN {{agencies:Array(String)}} AND {PLACED} AND is_deleted = 0 "
@@ -58,10 +61,12 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
                 if (summary := as_of(("document", document_id, agency), blob)) is not None and summary.recalled]
     suffix = uuid.uuid4().hex
     tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
-              "__PETITIONS__": f"as_of_petitions_{suffix}", "__RECALLS__": f"as_of_recalls_{suffix}"}
+              "__PETITIONS__": f"as_of_petitions_{suffix}", "__PUBLICATIONS__": f"as_of_publications_{suffix}",
+              "__RECALLS__": f"as_of_recalls_{suffix}"}
     contents = ((tables["__DOSSIERS__"], DOSSIER_COLUMNS, received_rows["dossier"]),
                 (tables["__DOCUMENTS__"], DOCUMENT_COLUMNS, document_rows),
                 (tables["__PETITIONS__"], PETITION_COLUMNS, received_rows["petition"]),
+                (tables["__PUBLICATIONS__"], PUBLICATION_COLUMNS, received_rows["publication"]),
                 (tables["__RECALLS__"], _RECALL_COLUMNS, recalled))
     try:
         for table, columns, rows in contents:

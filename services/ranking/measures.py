@@ -65,6 +65,20 @@ _PETITION_ROWS = """
 """
 
 
+# A procedure's publication on the national database, tied to the period by the day the
+# decision announcing it (new, or changed) was made.
+_PUBLICATION_ROWS = """
+    SELECT publication_id AS entity_id, agency_code, procedure_code, change, decided_at_ms, due_at_ms, published,
+        published_at_ms,
+        -- docs/domain.md, Indicators: published by its due time, or not yet published and not yet due
+        if(published = 1 AND published_at_ms <= {judged_at:Int64}, published_at_ms <= due_at_ms,
+           {judged_at:Int64} <= due_at_ms) AS on_time
+    FROM __PUBLICATIONS__
+    WHERE has_decided = 1 AND decided_at_ms >= {start:Int64} AND decided_at_ms < {end:Int64}
+        AND agency_code IN {agencies:Array(String)} AND __DECIDED_LIVE__
+"""
+
+
 @dataclass(frozen=True)
 class Judged:
     """A measure that depends on the instant J items are judged at, in the form a day
@@ -78,12 +92,13 @@ class Judged:
 
 @dataclass(frozen=True)
 class Measure:
-    family: str  # "dossier", "document" or "petition"
+    family: str  # "dossier", "document", "petition" or "publication"
     predicate: str  # SQL over one row of the family
     describes: str  # what a row in this measure is, for Explain
     distinct: str = ""  # count distinct values of this column instead of rows
-    # The day a row counts on: "received" (the dossier's or document's received_at) or
-    # "in_period" (a document's sent_at, or received_at if it was not sent by this agency).
+    # The day a row counts on: "received" (the dossier's, petition's or document's received_at),
+    # "in_period" (a document's sent_at, or received_at if it was not sent by this agency) or
+    # "decided" (a publication's decided_at).
     tie: str = "received"
     judged: Judged | None = None  # set when the predicate depends on J
     # Why a row of the ratio's denominator is not in this measure (Explain's reason when this
@@ -95,6 +110,20 @@ _DIGITIZED = "(digitized_on_receipt = 1 OR (result_issued = 1 AND result_electro
 _SETTLED_ON_TIME = "late_forced = 0 AND has_end = 1 AND end_at_ms <= due_effective_ms"
 _PENDING_ON_TIME = f"late_forced = 0 AND NOT ({_SETTLED_ON_TIME})"
 _ANSWERED_ON_TIME = "answered = 1 AND answered_at_ms <= due_at_ms"
+_PUBLISHED_ON_TIME = "published = 1 AND published_at_ms <= due_at_ms"
+
+
+def _publications(change: str) -> dict[str, Measure]:
+    """The publications of one kind of change due in the period, and those published on time."""
+    due = f"change = '{change}'"
+    return {
+        f"publications_{change}": Measure("publication", due, f"a decision to publish ({change}) made in the period",
+                                          tie="decided"),
+        f"publications_{change}_on_time": Measure(
+            "publication", f"{due} AND on_time", "published by its due time, or not yet due", tie="decided",
+            judged=Judged(f"{due} AND {_PUBLISHED_ON_TIME}", f"{due} AND NOT ({_PUBLISHED_ON_TIME})",
+                          until="due_at_ms")),
+    }
 
 
 MEASURE_DEFINITIONS: dict[str, Measure] = {
@@ -133,6 +162,9 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
                                  judged=Judged(_ANSWERED_ON_TIME, f"NOT ({_ANSWERED_ON_TIME})", until="due_at_ms")),
     "petitions_rated": Measure("petition", "rated = 1", "rated by the petitioner"),
     "petitions_satisfied": Measure("petition", "rated = 1 AND satisfied = 1", "rated satisfied"),
+    # Procedures published on the national database (Decision-766 transparency group)
+    **_publications("new"),
+    **_publications("update"),
     "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
                                tie="in_period"),
     "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
@@ -170,11 +202,14 @@ _SHORTFALLS = {
     "dossiers_shared_for_reuse": "Digitised, not shared to the citizen's store",
     "petitions_on_time": "Answered after its due time, or open past it",
     "petitions_satisfied": "Rated not satisfied",
+    "publications_new_on_time": "Published after its due time, or still unpublished past it",
+    "publications_update_on_time": "Published after its due time, or still unpublished past it",
 }
 MEASURE_DEFINITIONS = {name: replace(measure, shortfall=_SHORTFALLS.get(name, ""))
                        for name, measure in MEASURE_DEFINITIONS.items()}
 
-ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS, "petition": _PETITION_ROWS}
+ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS, "petition": _PETITION_ROWS,
+        "publication": _PUBLICATION_ROWS}
 
 # What Explain shows of a row, per family: (label, SQL expression).
 FACTS = {
@@ -190,8 +225,11 @@ FACTS = {
                  ("completed_at", "if(completed = 1, completed_at_ms, 0)"), ("last_status", "last_status")],
     "petition": [("received_at", "received_at_ms"), ("due_at", "due_at_ms"),
                  ("answered_at", "if(answered = 1, answered_at_ms, 0)"), ("rated", "rated"), ("satisfied", "satisfied")],
+    "publication": [("procedure_code", "procedure_code"), ("decided_at", "decided_at_ms"), ("due_at", "due_at_ms"),
+                    ("published_at", "if(published = 1, published_at_ms, 0)")],
 }
-INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at", "answered_at"}
+INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at", "answered_at",
+                 "decided_at", "published_at"}
 
 
 def bind(sql: str, sources: dict[str, str]) -> str:
@@ -218,9 +256,10 @@ MEASURES_SQL = {family: measures_sql(family) for family in ROWS}
 # Only the rows of (agency, day) pairs that no clean day snapshot covers.
 _LIVE_GATES = {token: f"((agency_code, {day_sql(column)}) IN {{live:Array(Tuple(String, Int32))}} "
                       f"OR {day_sql(column)} >= {{live_from:Int32}})"
-               for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"))}
+               for token, column in (("__RECEIVED_LIVE__", "received_at_ms"), ("__SENT_LIVE__", "sent_at_ms"),
+                                     ("__DECIDED_LIVE__", "decided_at_ms"))}
 NO_DAY = 2**31 - 1
-UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1"}
+UNGATED = {"__RECEIVED_LIVE__": "1", "__SENT_LIVE__": "1", "__DECIDED_LIVE__": "1"}
 MEASURES_SQL = {family: bind(sql, UNGATED) for family, sql in MEASURES_SQL.items()}
 
 # Only the rows placed on the days asked (dti_pulse.schema.PLACE_DAY_SQL: the day a row
@@ -244,6 +283,7 @@ _PLACED_TOKEN = " AND __PLACED__"
 LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__PETITIONS__": f"petition_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
+                "__PUBLICATIONS__": f"publication_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__RECALLS__": "document_state"}
 LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
                       for family in ROWS}
@@ -268,6 +308,9 @@ _SNAPSHOT_ROWS = {
     ("petition", "received"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('received_at_ms')} AS day FROM petition_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
         WHERE has_received = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
+    ("publication", "decided"): f"""
+        SELECT * EXCEPT (events_blob), {day_sql('decided_at_ms')} AS day FROM publication_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}}{_PLACED_TOKEN}
+        WHERE has_decided = 1 AND (agency_code, day) IN {{pairs:Array(Tuple(String, Int32))}}""",
     ("document", "in_period"): f"""
         SELECT * EXCEPT (events_blob), {day_sql('if(sent = 1, sent_at_ms, received_at_ms)')} AS day,
             1 AS in_period, sent AS sent_in_period, 0 AS received_in_period
@@ -385,7 +428,7 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     if any(m.distinct for m in measures):
         raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
     if len({m.family for m in measures}) != 1:
-        raise NotExplainable("this ratio mixes dossiers, documents or petitions")
+        raise NotExplainable("this ratio mixes families of items (dossiers, documents, petitions, publications)")
     family = measures[0].family
     subtracted = [t.measure for t in numerator if t.sign < 0]
     if subtracted:

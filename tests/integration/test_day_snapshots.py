@@ -11,9 +11,10 @@ import pytest
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from services.aggregator.processor import state_row, tombstone_row
-from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, day_pairs
+from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, PublicationSummary, day_pairs
 from services.aggregator.store import ClickHouseStateStore
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, SPAN_DAYS, place_span
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, PUBLICATION_COLUMNS, SPAN_DAYS,
+                              place_span)
 from services.ranking.measures import FAMILIES, MEASURE_DEFINITIONS, MEASURES_SQL, bind
 from services.ranking.day_snapshots import DaySnapshotKeeper
 from services.ranking.store import ClickHouseMeasures
@@ -86,6 +87,16 @@ def random_petition(rng: random.Random, petition_id: str, around_ms: int, event_
                            answered_at, rated, int(rated and rng.random() < 0.6), event_count)
 
 
+def random_publication(rng: random.Random, publication_id: str, around_ms: int, event_count: int) -> PublicationSummary:
+    decided = around_ms + rng.randint(-40 * DAY_MS, 3 * DAY_MS)
+    due = edgy(rng, decided + rng.choice([0, 3, 5]) * DAY_MS)
+    published = rng.random() < 0.7
+    published_at = rng.choice([due, edgy(rng, decided + rng.randint(0, 8 * DAY_MS))]) if published else 0
+    return PublicationSummary(publication_id, rng.choice(AGENCIES), f"1.{rng.randint(1, 6)}",
+                              rng.choice(["new", "update"]), int(rng.random() < 0.95), decided, due, int(published),
+                              published_at, event_count)
+
+
 def span_start_ms(now_ms: int) -> int:
     """The first instant of the span of days (the tables' first sorting column) now falls in."""
     return place_span(local_day(now_ms)) * SPAN_DAYS * DAY_MS - LOCAL_OFFSET_MS
@@ -93,12 +104,13 @@ def span_start_ms(now_ms: int) -> int:
 
 def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int, count: int, prefix: str) -> list:
     """Stores random states, some in two versions; returns the newest version of each."""
-    dossiers, documents, petitions = [], [], []
-    for i in range(count // 2):
-        first = random_petition(rng, f"{prefix}P{i}", around_ms, 1)
-        petitions.append(first)
-        if rng.random() < 0.3:  # a later version, maybe on another day
-            petitions.append(random_petition(rng, f"{prefix}P{i}", around_ms, 2)._replace(agency_code=first.agency_code))
+    dossiers, documents, others = [], [], []
+    for i in range(count // 2):  # petitions and publications, some in two versions, maybe on other days
+        for make, letter in ((random_petition, "P"), (random_publication, "U")):
+            first = make(rng, f"{prefix}{letter}{i}", around_ms, 1)
+            others.append(first)
+            if rng.random() < 0.3:
+                others.append(make(rng, f"{prefix}{letter}{i}", around_ms, 2)._replace(agency_code=first.agency_code))
     for i in range(count):
         first = late_forced(random_dossier(rng, f"{prefix}D{i}", around_ms, 1))
         dossiers.append(first)
@@ -118,18 +130,18 @@ def store_states(store: ClickHouseStateStore, rng: random.Random, around_ms: int
     # to another place with a tombstone where the previous one sat.
     previous = {}
     for version in (1, 2):
-        rows_by_family = {"dossier": [], "document": [], "petition": []}
-        for s in dossiers + documents + petitions:
+        rows_by_family = {"dossier": [], "document": [], "petition": [], "publication": []}
+        for s in dossiers + documents + others:
             if s.event_count != version:
                 continue
             key = (type(s), s[0], s[1])
             rows = rows_by_family[{DossierSummary: "dossier", DocumentSummary: "document",
-                                   PetitionSummary: "petition"}[type(s)]]
+                                   PetitionSummary: "petition", PublicationSummary: "publication"}[type(s)]]
             rows.append(state_row(s, b""))
             if key in previous and (tombstone := tombstone_row(previous[key], s)) is not None:
                 rows.append(tombstone)
             previous[key] = s
-        pairs = {p for s in dossiers + documents + petitions if s.event_count <= version for p in day_pairs(s)}
+        pairs = {p for s in dossiers + documents + others if s.event_count <= version for p in day_pairs(s)}
         store.write(rows_by_family, pairs)
     return list(previous.values())
 
@@ -247,10 +259,12 @@ def test_states_that_moved_count_only_where_they_are_now(clean_chdb):
     moved = clean_chdb.query("SELECT count() FROM dossier_state WHERE is_deleted = 1").result_rows[0][0]
     assert moved > 0
     tables = {"__DOSSIERS__": "newest_dossiers", "__DOCUMENTS__": "newest_documents",
-              "__PETITIONS__": "newest_petitions", "__RECALLS__": "newest_documents"}
+              "__PETITIONS__": "newest_petitions", "__PUBLICATIONS__": "newest_publications",
+              "__RECALLS__": "newest_documents"}
     newest_tables = (("newest_dossiers", DOSSIER_COLUMNS, DossierSummary),
                      ("newest_documents", DOCUMENT_COLUMNS, DocumentSummary),
-                     ("newest_petitions", PETITION_COLUMNS, PetitionSummary))
+                     ("newest_petitions", PETITION_COLUMNS, PetitionSummary),
+                     ("newest_publications", PUBLICATION_COLUMNS, PublicationSummary))
     try:
         for table, columns, family in newest_tables:
             clean_chdb.command(f"CREATE TABLE {table} ({columns}) ENGINE = Memory")

@@ -34,6 +34,8 @@ def rules_dir(tmp_path):
     what_if = (DEFAULT_RULES_DIR / "dti-pulse-2026.toml").read_text(encoding="utf-8")
     what_if = what_if.replace('version = "dti-pulse-2026"', 'version = "what-if-progress-30"')
     what_if = what_if.replace('group = "progress"\nmax_points = 20', 'group = "progress"\nmax_points = 30')
+    # A heavier group on a larger scale: the file refuses an index whose indicators exceed it.
+    what_if = what_if.replace('[indices.766]\nmax_points = 100', '[indices.766]\nmax_points = 110')
     (directory / "what-if.toml").write_text(what_if, encoding="utf-8")
     return directory
 

@@ -195,7 +195,8 @@ def test_the_simulator_never_dates_an_event_after_now_and_mixes_as_the_province_
     events = []
     for seed in range(20):
         events += BusSimulator(registry, seed=seed).batch(500, now=now)
-    stamps = [datetime.fromisoformat(e[k]) for e in events for k in ("occurred_at", "received_at") if k in e]
+    stamps = [datetime.fromisoformat(e[k]) for e in events for k in ("occurred_at", "received_at", "decided_at")
+              if k in e]
     assert max(stamps) <= now
     assert min(stamps) > now - timedelta(days=11)
     kinds = [e["type"] for e in events]

@@ -5,7 +5,8 @@ from dti_pulse.state import (day_pairs, placement, processing_end, state_key, su
 from dti_pulse.localtime import local_day
 from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_result, dossier_status,
                              dossier_synced, document_signed, document_status, document_transfer, ms,
-                             petition_answered, petition_rated, petition_received)
+                             petition_answered, petition_rated, petition_received, publication_done,
+                             publication_due)
 
 HOUR = 3600 * 1000
 
@@ -197,3 +198,18 @@ def test_a_petition_is_answered_at_its_first_answer_and_its_latest_rating_stands
     assert day_pairs(petition) == [("000.00.13.H56", day)] and placement(petition) == ("000.00.13.H56", day)
     unplaced = summarize(key, [petition_answered("P1", "2026-10-12 09:00")])
     assert unplaced.has_received == 0 and day_pairs(unplaced) == [] and placement(unplaced)[1] < 0
+
+
+def test_a_publication_counts_on_the_day_it_was_decided_and_is_published_at_its_first_publication():
+    events = [publication_done("U1", "2026-10-12 09:00"), publication_done("U1", "2026-10-09 09:00"),
+              publication_due("U1", "update", "2026-10-05 08:00", "2026-10-10 17:00", procedure="2.000123")]
+    key = state_key(events[0])
+    assert key == ("publication", "U1") and all(state_key(e) == key for e in events)
+    publication = summarize(key, events)
+    assert publication._asdict() == {
+        "publication_id": "U1", "agency_code": "000.00.05.H56", "procedure_code": "2.000123", "change": "update",
+        "has_decided": 1, "decided_at_ms": ms("2026-10-05 08:00"), "due_at_ms": ms("2026-10-10 17:00"),
+        "published": 1, "published_at_ms": ms("2026-10-09 09:00"), "event_count": 3}
+    day = local_day(ms("2026-10-05 08:00"))
+    assert day_pairs(publication) == [("000.00.05.H56", day)] and placement(publication)[1] == day
+    assert day_pairs(summarize(key, events[:1])) == []  # published, but no decision known: no day

@@ -140,8 +140,28 @@ class PetitionRated(_message.Message):
     satisfied: bool
     def __init__(self, petition_id: _Optional[str] = ..., satisfied: _Optional[bool] = ...) -> None: ...
 
+class PublicationDue(_message.Message):
+    __slots__ = ("publication_id", "procedure_code", "change", "decided_at_ms", "due_at_ms")
+    PUBLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROCEDURE_CODE_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    publication_id: str
+    procedure_code: str
+    change: str
+    decided_at_ms: int
+    due_at_ms: int
+    def __init__(self, publication_id: _Optional[str] = ..., procedure_code: _Optional[str] = ..., change: _Optional[str] = ..., decided_at_ms: _Optional[int] = ..., due_at_ms: _Optional[int] = ...) -> None: ...
+
+class PublicationDone(_message.Message):
+    __slots__ = ("publication_id",)
+    PUBLICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    publication_id: str
+    def __init__(self, publication_id: _Optional[str] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result", "petition_received", "petition_answered", "petition_rated")
+    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result", "petition_received", "petition_answered", "petition_rated", "publication_due", "publication_done")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +181,8 @@ class Event(_message.Message):
     PETITION_RECEIVED_FIELD_NUMBER: _ClassVar[int]
     PETITION_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     PETITION_RATED_FIELD_NUMBER: _ClassVar[int]
+    PUBLICATION_DUE_FIELD_NUMBER: _ClassVar[int]
+    PUBLICATION_DONE_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_ms: int
     agency_code: str
@@ -180,7 +202,9 @@ class Event(_message.Message):
     petition_received: PetitionReceived
     petition_answered: PetitionAnswered
     petition_rated: PetitionRated
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ..., petition_received: _Optional[_Union[PetitionReceived, _Mapping]] = ..., petition_answered: _Optional[_Union[PetitionAnswered, _Mapping]] = ..., petition_rated: _Optional[_Union[PetitionRated, _Mapping]] = ...) -> None: ...
+    publication_due: PublicationDue
+    publication_done: PublicationDone
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ..., petition_received: _Optional[_Union[PetitionReceived, _Mapping]] = ..., petition_answered: _Optional[_Union[PetitionAnswered, _Mapping]] = ..., petition_rated: _Optional[_Union[PetitionRated, _Mapping]] = ..., publication_due: _Optional[_Union[PublicationDue, _Mapping]] = ..., publication_done: _Optional[_Union[PublicationDone, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)
