@@ -62,7 +62,8 @@ def _cell(value, kind: str, lang: str) -> str:
     if value is None or value == "":
         return "—"
     if kind == "ratio":
-        text = f"{value * 100:.1f}%"  # no space: "100,0%" fits the narrow columns of 16 rates
+        # No space, and a whole 100 without decimals: the 18 rates' columns hold "99,9%" and "100%".
+        text = "100%" if value >= 1 else f"{value * 100:.1f}%"
     elif kind == "points":
         text = f"{value:.2f}"
     elif kind == "int":
@@ -114,7 +115,7 @@ def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
     widths = [9 * mm, 36 * mm, 16 * mm, *([14 * mm] * len(indices)), 10 * mm, 13 * mm]
     rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(header) - len(widths))
     grid = PdfTable(rows, colWidths=widths + [rest] * (len(header) - len(widths)), repeatRows=1)
-    # The 766 index has 16 rates beside the totals: narrow padding keeps "100,0%" on one line.
+    # The 766 index has 16 rates beside the totals: narrow padding keeps each on one line.
     grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
                               ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa4b2")),

@@ -52,9 +52,11 @@ def test_bus_events_become_exact_scores_and_bad_requests_get_clear_errors(stack,
     retry = client.post("/v1/events", json={"events": scenario.EVENTS})
     assert retry.json()["duplicates"] == len(scenario.EVENTS)
 
+    # Every family's events folded (they arrive on different partitions, in batches of their own).
+    expected_denominators = {code: denominator for code, (_, denominator, _) in scenario.EXPECTED.items()}
     score = poll(lambda: (s := score_of(stub, scenario.AGENCY)) and
-                 {i.code: i.denominator for i in s.indicators}["doc_on_time_rate"] == 2 and
-                 {i.code: i.denominator for i in s.indicators}["dossier_on_time_rate"] == 5 and s,
+                 {i.code: i.denominator for i in s.indicators if i.code in expected_denominators}
+                 == expected_denominators and s,
                  timeout_s=60, what="the October scenario in the score")
     indicators = {i.code: i for i in score.indicators}
     for code, (numerator, denominator, points) in scenario.EXPECTED.items():
