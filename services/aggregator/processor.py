@@ -344,8 +344,7 @@ class Aggregator:
         """Writes a prepared batch (retrying until ClickHouse takes it)."""
         writes = []
         if any(prepared.rows.values()):
-            writes.append(self._write_states(prepared, [(family, row) for family, rows in prepared.rows.items()
-                                                        for row in rows]))
+            writes.append(self._write_states(prepared, prepared.rows))
         # Beside the states (the store gives it a connection of its own: the next batch's
         # states wait for this commit), in a call of its own so a retry never counts twice.
         # A crash after the states are written loses this batch from the live activity
@@ -362,29 +361,31 @@ class Aggregator:
             if self._unwritten.get(key) is merged:
                 del self._unwritten[key]
 
-    async def _write_states(self, prepared: "PreparedBatch", rows: list[tuple[str, tuple]]) -> None:
+    async def _write_states(self, prepared: "PreparedBatch", rows: dict[str, list]) -> None:
         """Writes the rows; when the store rejects some, finds them by halving (a rejection
         is rare, and the halves are written again: writes are idempotent) and sends each
         rejected state's new events to the dead letters, so the rest of the partition goes
         on. Its stored state stays as it was. (In a batch already prepared, the same state's
         row carries the same value: its events follow these to the dead letters.) A state's
         tombstone is written in the same insert as its row, never without it."""
-        by_family: dict[str, list] = {}
-        for family, row in rows:  # each row, and the tombstone of where its state sat
-            written = by_family.setdefault(family, [])
-            written.append(row)
-            if (key := row_key(family, row)) in prepared.tombstones:
-                written.append(prepared.tombstones[key])
+        tombstones = prepared.tombstones
+        written = {family: [*family_rows, *(tombstones[key] for row in family_rows  # where each state sat
+                                            if (key := row_key(family, row)) in tombstones)] if tombstones else family_rows
+                   for family, family_rows in rows.items() if family_rows}
         try:
-            await self._retrying(self.store.write, by_family, prepared.day_pairs, prepared.changed)
+            await self._retrying(self.store.write, written, prepared.day_pairs, prepared.changed)
             return
         except RowsRejected as exc:
             rejection = exc
-        if len(rows) > 1:
-            for half in (rows[:len(rows) // 2], rows[len(rows) // 2:]):
-                await self._write_states(prepared, half)
+        flat = [(family, row) for family, family_rows in rows.items() for row in family_rows]
+        if len(flat) > 1:
+            for half in (flat[:len(flat) // 2], flat[len(flat) // 2:]):
+                by_family: dict[str, list] = {}
+                for family, row in half:
+                    by_family.setdefault(family, []).append(row)
+                await self._write_states(prepared, by_family)
             return
-        family, row = rows[0]
+        family, row = flat[0]
         key = row_key(family, row)
         events = EventBatch.FromString(prepared.fresh[key]).events
         reason = f"cannot store {family} state {row[0]!r}: {rejection}"
