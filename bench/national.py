@@ -64,6 +64,12 @@ def dossier_chunk(rng, province: int, start: int, count: int) -> pa.Table:
         "paid": _flags(rng, 0.4, count), "paid_online": _flags(rng, 0.3, count), "rated": _flags(rng, 0.3, count),
         "satisfied": _flags(rng, 0.95, count), "apology_count": pa.array(np.zeros(count, np.uint16)),
         "event_count": pa.array(np.full(count, 3, np.uint32)), "events_blob": pa.array([b""] * count, pa.binary()),
+        # Decision-766 digitisation and sync, drawn last so that the columns above stay a seed's
+        "digitized_on_receipt": _flags(rng, 0.85, count), "reused_digitized_data": _flags(rng, 0.4, count),
+        "citizen_data_used": _flags(rng, 0.6, count), "synced": _flags(rng, 0.97, count),
+        "result_issued": pa.array(has_end),
+        "result_electronic": pa.array((has_end & (rng.random(count) < 0.8)).astype(np.uint8)),
+        "result_shared": _flags(rng, 0.7, count),
     }
     return pa.table([columns[name] for name in column_names(DOSSIER_COLUMNS)], names=column_names(DOSSIER_COLUMNS))
 

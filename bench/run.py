@@ -635,7 +635,8 @@ def bench_national(work: Path, provinces: int, requests: int = 200, baseline_req
     def measure(snapshots: bool, calls_each: int) -> tuple[dict, float, int]:
         grpc_port = free_port()
         env = {**os.environ, "DTI_CLICKHOUSE_DSN": f"chdb://{path}", "DTI_GRPC_PORT": str(grpc_port),
-               "DTI_RANKING_CACHE": "false", "DTI_DAY_SNAPSHOTS": str(snapshots).lower(), "PYTHONUNBUFFERED": "1"}
+               "DTI_GRPC_TOKENS": f"bench={GRPC_TOKEN}", "DTI_RANKING_CACHE": "false",
+               "DTI_DAY_SNAPSHOTS": str(snapshots).lower(), "PYTHONUNBUFFERED": "1"}
         timings: dict[str, list[float]] = {}
         with children(work) as start:
             server = start(f"national-ranking-{'snapshots' if snapshots else 'states'}",

@@ -108,6 +108,10 @@ PUBLICATION_COLUMNS = """
     events_blob String CODEC(ZSTD(1))
 """
 
+# Each entity family's state columns (its table is `<family>_state`).
+STATE_COLUMNS = {"dossier": DOSSIER_COLUMNS, "document": DOCUMENT_COLUMNS, "petition": PETITION_COLUMNS,
+                 "publication": PUBLICATION_COLUMNS}
+
 ACTIVITY_COLUMNS = """
     minute_ms Int64,
     agency_code LowCardinality(String),

@@ -8,15 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
 from dti_pulse.localtime import day_sql, local_day
-from dti_pulse.schema import (ACTIVITY_COLUMNS, DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS,
-                              PUBLICATION_COLUMNS, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, column_names)
+from dti_pulse.schema import ACTIVITY_COLUMNS, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, STATE_COLUMNS, column_names
 from services.aggregator.processor import RowsRejected
 
 # Each family's table, and the columns of the aggregator's rows (processor.state_row): the
 # summary, the tombstone flag, the events.
 STATE_TABLES = {family: (f"{family}_state", [*column_names(columns)[:-1], "is_deleted", "events_blob"])
-                for family, columns in (("dossier", DOSSIER_COLUMNS), ("document", DOCUMENT_COLUMNS),
-                                        ("petition", PETITION_COLUMNS), ("publication", PUBLICATION_COLUMNS))}
+                for family, columns in STATE_COLUMNS.items()}
 # A state keyed by its id alone (a document's is its id and agency: a row per side).
 _BY_ID = ("dossier", "petition", "publication")
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)

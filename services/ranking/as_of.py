@@ -10,7 +10,7 @@ import contextlib
 import uuid
 
 from dti_pulse.events import decode_events
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, PETITION_COLUMNS, PUBLICATION_COLUMNS, column_names
+from dti_pulse.schema import STATE_COLUMNS, column_names
 from dti_pulse.state import summarize
 from services.ranking.measures import LIVE_SOURCES, PLACED, period_parameters
 
@@ -63,10 +63,10 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
     tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
               "__PETITIONS__": f"as_of_petitions_{suffix}", "__PUBLICATIONS__": f"as_of_publications_{suffix}",
               "__RECALLS__": f"as_of_recalls_{suffix}"}
-    contents = ((tables["__DOSSIERS__"], DOSSIER_COLUMNS, received_rows["dossier"]),
-                (tables["__DOCUMENTS__"], DOCUMENT_COLUMNS, document_rows),
-                (tables["__PETITIONS__"], PETITION_COLUMNS, received_rows["petition"]),
-                (tables["__PUBLICATIONS__"], PUBLICATION_COLUMNS, received_rows["publication"]),
+    contents = ((tables["__DOSSIERS__"], STATE_COLUMNS["dossier"], received_rows["dossier"]),
+                (tables["__DOCUMENTS__"], STATE_COLUMNS["document"], document_rows),
+                (tables["__PETITIONS__"], STATE_COLUMNS["petition"], received_rows["petition"]),
+                (tables["__PUBLICATIONS__"], STATE_COLUMNS["publication"], received_rows["publication"]),
                 (tables["__RECALLS__"], _RECALL_COLUMNS, recalled))
     try:
         for table, columns, rows in contents:

@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from dti_pulse.protogen import REPO_ROOT, generate
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, column_names
-from dti_pulse.state import DocumentSummary, DossierSummary
+from dti_pulse.schema import PLACE_DAY_SQL, STATE_COLUMNS, column_names
+from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, PublicationSummary
 
 
 def test_generated_code_is_up_to_date(tmp_path):
@@ -20,9 +20,15 @@ def test_generated_code_is_up_to_date(tmp_path):
     assert not stale, f"generated code is out of date, run `make proto` and commit: {stale}"
 
 
-def test_state_tables_have_the_summary_columns_in_order():
-    assert column_names(DOSSIER_COLUMNS) == [*DossierSummary._fields, "events_blob"]
-    assert column_names(DOCUMENT_COLUMNS) == [*DocumentSummary._fields, "events_blob"]
+def test_every_entity_family_has_a_state_table_with_its_summary_columns_in_order_and_measures():
+    from dti_pulse.events import ENTITIES
+    from services.ranking.measures import ROWS
+
+    summaries = {"dossier": DossierSummary, "document": DocumentSummary, "petition": PetitionSummary,
+                 "publication": PublicationSummary}
+    assert set(ENTITIES) == set(summaries) == set(STATE_COLUMNS) == set(PLACE_DAY_SQL) == set(ROWS)
+    for family, summary in summaries.items():
+        assert column_names(STATE_COLUMNS[family]) == [*summary._fields, "events_blob"], family
 
 
 def test_compose_runs_each_service_apart_with_kafka_and_clickhouse():
