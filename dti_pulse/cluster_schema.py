@@ -32,6 +32,7 @@ SHARDING = {
     "document_state": "cityHash64(document_id)",  # every side of a document together
     "petition_state": "cityHash64(petition_id)",
     "publication_state": "cityHash64(publication_id)",
+    "procedure_state": "cityHash64(procedure_id)",  # every agency's listing of a procedure together
     "day_measures": "cityHash64(agency_code)",  # an (agency, day) row and its replacements together
     "activity_minute": "rand()",  # summed by readers: any shard will do
 }

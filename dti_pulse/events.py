@@ -24,9 +24,11 @@ BODY_FIELD = {
     "petition.rated": "petition_rated",
     "publication.due": "publication_due",
     "publication.done": "publication_done",
+    "procedure.listed": "procedure_listed",
 }
 EVENT_TYPES = tuple(BODY_FIELD)
-# The body field -> the kind of entity it is about ("dossier", "document", "petition", "publication").
+# The body field -> the kind of entity it is about ("dossier", "document", "petition", "publication",
+# "procedure").
 ENTITY_OF_BODY = {field: field.split("_")[0] for field in BODY_FIELD.values()}
 ENTITIES = tuple(dict.fromkeys(ENTITY_OF_BODY.values()))  # the entity families, each a state table
 
@@ -36,7 +38,7 @@ ENTITIES = tuple(dict.fromkeys(ENTITY_OF_BODY.values()))  # the entity families,
 ACTIVITY_TYPES = ("document.sent", "document.received", "document.signed", "document.status",
                   "dossier.received", "dossier.resolved", "dossier.status", "dossier.paid", "dossier.rated",
                   "dossier.apology", "dossier.synced", "dossier.result", "petition.received",
-                  "petition.answered", "petition.rated", "publication.due", "publication.done")
+                  "petition.answered", "petition.rated", "publication.due", "publication.done", "procedure.listed")
 _TYPE_OF_BODY = {field: name for name, field in BODY_FIELD.items()}
 RESOLVED_STATUS = 9
 

@@ -108,9 +108,19 @@ PUBLICATION_COLUMNS = """
     events_blob String CODEC(ZSTD(1))
 """
 
+# One agency's listing of a procedure, in versions (dti_pulse/state.ProcedureSummary).
+PROCEDURE_COLUMNS = """
+    procedure_id String,
+    agency_code LowCardinality(String),
+    versions_from_ms Array(Int64),
+    versions_flags Array(UInt8),
+    event_count UInt32,
+    events_blob String CODEC(ZSTD(1))
+"""
+
 # Each entity family's state columns (its table is `<family>_state`).
 STATE_COLUMNS = {"dossier": DOSSIER_COLUMNS, "document": DOCUMENT_COLUMNS, "petition": PETITION_COLUMNS,
-                 "publication": PUBLICATION_COLUMNS}
+                 "publication": PUBLICATION_COLUMNS, "procedure": PROCEDURE_COLUMNS}
 
 ACTIVITY_COLUMNS = """
     minute_ms Int64,
@@ -171,6 +181,7 @@ PLACE_DAY_SQL = {
     "dossier": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
     "petition": f"if(has_received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
     "publication": f"if(has_decided = 1, {day_sql('decided_at_ms')}, {UNPLACED})",
+    "procedure": f"toInt32({UNPLACED})",  # a listing counts as of each period's end, on no day
     "document": f"multiIf(sent = 1 AND received = 1 AND {day_sql('sent_at_ms')} != {day_sql('received_at_ms')}, "
                 f"{TWO_DAYS}, sent = 1, {day_sql('sent_at_ms')}, received = 1, {day_sql('received_at_ms')}, {UNPLACED})",
 }
@@ -307,6 +318,9 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (9, "petition states", [_state_table("petition", PETITION_COLUMNS)]),
     # Publications of procedures on the national database (Decision-766 transparency group).
     (10, "publication states", [_state_table("publication", PUBLICATION_COLUMNS)]),
+    # The procedure catalogue (Decision-766 transparency and digitisation, of the procedures
+    # in force at a period's end).
+    (11, "procedure listings", [_state_table("procedure", PROCEDURE_COLUMNS)]),
 ]
 
 

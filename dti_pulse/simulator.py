@@ -1,4 +1,5 @@
-"""A bus simulator: plausible LGSP traffic (documents and dossiers) pushed to ingest over HTTP.
+"""A bus simulator: plausible LGSP traffic (documents, dossiers, petitions, publications and
+procedure listings) pushed to ingest over HTTP.
 
 Its mix follows the province's published year (docs/domain.md): about as many dossiers as
 documents sent, each document received by 2.2 agencies on average (1.07 M sent, 2.39 M
@@ -98,6 +99,8 @@ class BusSimulator:
             events += self.petition(now)
         if rng.random() < 0.003:  # a procedure to publish: rarer still
             events += self.publication(now)
+        if rng.random() < 0.002:  # an agency lists (or lists again) a procedure it offers
+            events += self.listing(now)
         return events
 
     def _agency_since(self, moment: datetime, now: datetime) -> str:
@@ -122,6 +125,17 @@ class BusSimulator:
                 events.append(self._event("petition.rated", answered_at, agency, petition_id=petition_id,
                                           satisfied=rng.random() < 0.85))
         return events
+
+    def listing(self, now: datetime) -> list[dict]:
+        """One agency's listing of one procedure, from now on: mostly published with its full
+        content, often connected to the population database; the first few procedures
+        certify copies, mostly electronically; now and then one is withdrawn."""
+        rng = self.rng
+        procedure = rng.choice(PROCEDURES)
+        facts = {"withdrawn": True} if rng.random() < 0.02 else {
+            "full_content": rng.random() < 0.95, "citizen_data_connected": rng.random() < 0.7,
+            "certifies_copies": procedure in PROCEDURES[:3], "electronic_copy": rng.random() < 0.6}
+        return [self._event("procedure.listed", now, self._agency_since(now, now), procedure_id=procedure, **facts)]
 
     def publication(self, now: datetime) -> list[dict]:
         """A procedure to publish within 5 days of its decision: mostly in time, late now and

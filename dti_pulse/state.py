@@ -1,4 +1,4 @@
-"""Per-entity state (dossier, document, petition, publication): pure functions of the set of an entity's events.
+"""Per-entity state (dossier, document, petition, publication, procedure listing): pure functions of the set of an entity's events.
 
 Because a summary depends only on the *set* of events (sorted by event time, then id),
 redelivered, duplicated, late and out-of-order events all give the same state
@@ -102,6 +102,21 @@ class PublicationSummary(NamedTuple):
     due_at_ms: int
     published: int
     published_at_ms: int  # the first publication
+    event_count: int
+
+
+# A procedure listing's facts, one bit each of a version's flags, in this order (bit 0 first);
+# services/ranking/measures.py reads them by name.
+PROCEDURE_FLAGS = ("withdrawn", "full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
+
+
+class ProcedureSummary(NamedTuple):
+    """How one agency offers one procedure over time: each listing is a version holding
+    from its instant until the next (the catalogue as of any instant, for past periods too)."""
+    procedure_id: str
+    agency_code: str
+    versions_from_ms: list  # ascending
+    versions_flags: list  # PROCEDURE_FLAGS as bits, one value per version
     event_count: int
 
 
@@ -310,12 +325,35 @@ def summarize_publication(publication_id: str, events: Iterable[Event]) -> Publi
         publication_id, *fields, int(published_at is not None), published_at or 0, len(ordered)))
 
 
+def summarize_procedure(procedure_id: str, agency_code: str, events: Iterable[Event]) -> ProcedureSummary:
+    versions_from, versions_flags = [], []
+    ordered = chronological(events)
+    for event in ordered:
+        if event.WhichOneof("body") != "procedure_listed":
+            raise ValueError(f"event {event.event_id} of type {event.WhichOneof('body')} does not belong to a procedure listing")
+        body = event.procedure_listed
+        flags = sum(1 << bit for bit, name in enumerate(PROCEDURE_FLAGS) if getattr(body, name))
+        if versions_from and versions_from[-1] == event.occurred_at_ms:
+            versions_flags[-1] = flags  # two listings of one instant: the later (by event id) stands
+        else:
+            versions_from.append(event.occurred_at_ms)
+            versions_flags.append(flags)
+    return _new_summary(ProcedureSummary, (procedure_id, agency_code, versions_from, versions_flags, len(ordered)))
+
+
+# Families whose state is one agency's: a document's side, a procedure's listing; their key
+# is (family, id, agency_code).
+PER_AGENCY = frozenset({"document", "procedure"})
+# Families that count on no day: read whole, as of the period's end (services/ranking/measures.py).
+UNDATED = frozenset({"procedure"})
+
 # The body field -> a getter of its entity's id (one C call where two getattr cost more).
 _ENTITY_ID_OF_BODY = {field: attrgetter(f"{field}.{entity}_id") for field, entity in ENTITY_OF_BODY.items()}
 
 
 def state_key(event: Event) -> tuple:
-    """Which state an event belongs to: a dossier, a petition, or one agency's side of a document."""
+    """Which state an event belongs to: a dossier, a petition, a publication, or one agency's
+    side of a document or listing of a procedure."""
     kind = event.WhichOneof("body")
     entity_id_of = _ENTITY_ID_OF_BODY.get(kind)
     if entity_id_of is None:
@@ -323,8 +361,8 @@ def state_key(event: Event) -> tuple:
     entity_id, entity = entity_id_of(event), ENTITY_OF_BODY[kind]
     if not entity_id:
         raise ValueError(f"event has an empty {entity}_id")
-    if entity == "document":
-        return ("document", entity_id, event.agency_code)
+    if entity in PER_AGENCY:
+        return (entity, entity_id, event.agency_code)
     return (entity, entity_id)
 
 
@@ -335,6 +373,8 @@ def summarize(key: tuple, events: Iterable[Event]):
         return summarize_petition(key[1], events)
     if key[0] == "publication":
         return summarize_publication(key[1], events)
+    if key[0] == "procedure":
+        return summarize_procedure(key[1], key[2], events)
     return summarize_document(key[1], key[2], events)
 
 
@@ -346,7 +386,9 @@ PLACING_EVENTS = frozenset({"dossier_received", "document_sent", "document_recei
 def day_pairs(summary) -> list[tuple[str, int]]:
     """The (agency, local day) pairs whose measures count this state: a dossier or a petition
     on the day it was received, a publication on the day it was decided, a document side on
-    the days it was sent and received."""
+    the days it was sent and received; a procedure listing on none."""
+    if isinstance(summary, ProcedureSummary):
+        return []
     if isinstance(summary, (DossierSummary, PetitionSummary)):
         return [(summary.agency_code, local_day(summary.received_at_ms))] if summary.has_received else []
     if isinstance(summary, PublicationSummary):

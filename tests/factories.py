@@ -78,6 +78,15 @@ def publication_done(publication_id, at, agency="000.00.05.H56") -> Event:
     return event
 
 
+def procedure_listed(procedure_id, at, agency="000.00.05.H56", withdrawn=False, full_content=True,
+                     citizen_data=True, certifies=False, electronic_copy=False) -> Event:
+    event = _event(at, agency, None)
+    body = event.procedure_listed
+    body.procedure_id, body.withdrawn, body.full_content = procedure_id, withdrawn, full_content
+    body.citizen_data_connected, body.certifies_copies, body.electronic_copy = citizen_data, certifies, electronic_copy
+    return event
+
+
 def dossier_status(dossier_id, status, at, agency="000.00.05.H56", event_id=None) -> Event:
     event = _event(at, agency, event_id)
     event.dossier_status.dossier_id, event.dossier_status.status = dossier_id, status

@@ -7,6 +7,7 @@ import uuid
 
 AGENCY = "000.00.05.H56"
 OTHER = "000.00.07.H56"
+COMMUNE = "001.00.00.H56"
 PERIOD = "2026-10"
 RULES_VERSION = "dti-pulse-2026"
 
@@ -45,6 +46,13 @@ def _petition(n, petition, when, due):
 def _publication(n, publication, change, when, due):
     return _event(n, "publication.due", when, publication_id=publication, procedure_code="1.010708", change=change,
                   decided_at=_at(when), due_at=_at(due))
+
+
+def _listing(n, procedure, when, agency=AGENCY, withdrawn=False, full=True, citizen_data=True, certifies=False,
+             electronic_copy=False):
+    facts = {} if withdrawn else {"full_content": full, "citizen_data_connected": citizen_data,
+                                  "certifies_copies": certifies, "electronic_copy": electronic_copy}
+    return _event(n, "procedure.listed", when, agency, procedure_id=procedure, withdrawn=withdrawn, **facts)
 
 
 def _status(n, dossier, status, when):
@@ -132,6 +140,21 @@ EVENTS = [
     _publication(69, "U3", "update", "10-20T08:00", "10-27T17:00"),
     # U4: a change decided on 29 October, not yet due: on time
     _publication(70, "U4", "update", "10-29T08:00", "11-05T17:00"),
+    # The department's procedure catalogue, as in force at the end of October. Q1: full content,
+    # connected to the population database; its listing of 3 November is after the period.
+    _listing(71, "1.010708", "09-01T08:00"),
+    _listing(72, "1.010708", "11-03T08:00", full=False, citizen_data=False),
+    # Q2: listed in October, neither, certifies copies electronically
+    _listing(73, "1.010709", "10-10T08:00", full=False, citizen_data=False, certifies=True, electronic_copy=True),
+    # Q3: full content, not connected; certifies copies on paper only
+    _listing(74, "1.010710", "08-01T08:00", citizen_data=False, certifies=True),
+    # Q4: withdrawn on 15 October: not offered at the period's end
+    _listing(75, "1.010711", "07-01T08:00"),
+    _listing(76, "1.010711", "10-15T08:00", withdrawn=True),
+    # Q5: first listed in November
+    _listing(77, "1.010712", "11-02T08:00"),
+    # A commune's listing of Q1 is its own
+    _listing(78, "1.010708", "09-01T08:00", agency=COMMUNE, full=False, citizen_data=False),
     # Documents sent by the department
     _doc(30, "document.sent", "H56.05,2026/10/02,1/CV", "10-02T08:00"),
     _event(31, "document.signed", "10-02T08:01", document_id="H56.05,2026/10/02,1/CV",
@@ -175,6 +198,9 @@ EXPECTED = {  # code: (numerator, denominator, points)
     "petition_satisfaction_rate": (1, 2, 6 * 1 / 2),  # P1 of the rated P1, P2
     "publication_new_on_time_rate": (1, 2, 6 * 1 / 2),  # U1 of U1, U2
     "publication_update_on_time_rate": (1, 2, 4 * 1 / 2),  # U4 of U3, U4
+    "procedure_full_content_rate": (2, 3, 2 * 2 / 3),  # Q1, Q3 of Q1-Q3
+    "procedure_citizen_data_rate": (1, 3, 2 * 1 / 3),  # Q1
+    "procedure_electronic_copy_rate": (1, 2, 2 * 1 / 2),  # Q2 of the certifying Q2, Q3
     "doc_electronic_rate": (5, 6, 5 * 5 / 6),
     "doc_personal_sign_rate": (1, 2, 5 * 1 / 2),
     "doc_agency_sign_rate": (2, 2, 5.0),
@@ -190,6 +216,8 @@ EXPECTED_MEASURES = {
     "dossiers_shared_for_reuse": 1,
     "petitions_received": 4, "petitions_on_time": 2, "petitions_rated": 2, "petitions_satisfied": 1,
     "publications_new": 2, "publications_new_on_time": 1, "publications_update": 2, "publications_update_on_time": 1,
+    "procedures_listed": 3, "procedures_full_content": 2, "procedures_citizen_data": 1,
+    "procedures_certifying_copies": 2, "procedures_electronic_copy": 1,
     "documents_total": 6, "documents_electronic": 5, "documents_sent_electronic": 2,
     "documents_sent_personal_signed": 1, "documents_sent_agency_signed": 2, "documents_due": 2, "documents_on_time": 1,
 }
@@ -209,13 +237,16 @@ EXPECTED_COSTS = {
     "petition_satisfaction_rate": {"P2"},
     "publication_new_on_time_rate": {"U2"},
     "publication_update_on_time_rate": {"U3"},
+    "procedure_full_content_rate": {"1.010709"},
+    "procedure_citizen_data_rate": {"1.010709", "1.010710"},
+    "procedure_electronic_copy_rate": {"1.010710"},
     "doc_electronic_rate": {"H56.05,2026/10/04,3/CV"},
     "doc_personal_sign_rate": {"H56.05,2026/10/03,2/CV"},
     "doc_agency_sign_rate": set(),
     "doc_on_time_rate": {"H56.07,2026/10/07,10/CV"},
 }
 EXPECTED_TOTAL = sum(points for _, _, points in EXPECTED.values())
-EXPECTED_766_MAX = 94.0  # of the 766 index's 100 points, those measurable from the events
+EXPECTED_766_MAX = 100.0  # the 766 index's 100 points: every indicator has a value
 EXPECTED_MAX = EXPECTED_766_MAX + 20  # and the DTI documents' 20
 EXPECTED_766 = sum(points for code, (_, _, points) in EXPECTED.items()
-                   if code.startswith(("dossier_", "petition_", "publication_")))
+                   if code.startswith(("dossier_", "petition_", "publication_", "procedure_")))

@@ -123,6 +123,25 @@ SETTINGS index_granularity = 8192;
 
 CREATE TABLE IF NOT EXISTS publication_state ON CLUSTER '__CLUSTER__' AS publication_state_local ENGINE = Distributed('__CLUSTER__', currentDatabase(), publication_state_local, cityHash64(publication_id));
 
+CREATE TABLE IF NOT EXISTS procedure_state_local ON CLUSTER '__CLUSTER__'
+(
+    `procedure_id` String,
+    `agency_code` LowCardinality(String),
+    `versions_from_ms` Array(Int64),
+    `versions_flags` Array(UInt8),
+    `event_count` UInt32,
+    `events_blob` String CODEC(ZSTD(1)),
+    `is_deleted` UInt8 DEFAULT 0,
+    `place_day` Int32 MATERIALIZED toInt32(-1),
+    `place_span` Int32 MATERIALIZED if(place_day < 0, place_day, intDiv(place_day, 128)),
+    INDEX procedure_id_lookup procedure_id TYPE bloom_filter(0.01) GRANULARITY 1
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/procedure_state_local', '{replica}', event_count, is_deleted)
+ORDER BY (place_span, agency_code, place_day, procedure_id)
+SETTINGS index_granularity = 8192;
+
+CREATE TABLE IF NOT EXISTS procedure_state ON CLUSTER '__CLUSTER__' AS procedure_state_local ENGINE = Distributed('__CLUSTER__', currentDatabase(), procedure_state_local, cityHash64(procedure_id));
+
 CREATE TABLE IF NOT EXISTS day_measures_local ON CLUSTER '__CLUSTER__'
 (
     `agency_code` LowCardinality(String),
@@ -190,4 +209,4 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/alert_s
 ORDER BY (rule, agency_code)
 SETTINGS index_granularity = 8192;
 
-INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(10) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);
+INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(11) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);

@@ -18,7 +18,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.state import DOCUMENT_RECALL_AGREED, PLACING_EVENTS, day_pairs, placement, state_key, summarize
+from dti_pulse.state import DOCUMENT_RECALL_AGREED, PER_AGENCY, PLACING_EVENTS, UNDATED, day_pairs, placement, state_key, summarize
 from dti_pulse.collector import collector_paused
 from dti_pulse.events import ENTITIES, activity_type, encode_envelope
 
@@ -86,7 +86,7 @@ def tombstone_row(previous, current) -> tuple | None:
 
 
 def row_key(family: str, row: tuple) -> tuple:
-    return ("document", row[0], row[1]) if family == "document" else (family, row[0])
+    return (family, row[0], row[1]) if family in PER_AGENCY else (family, row[0])
 
 
 class ActivityCounter:
@@ -156,8 +156,8 @@ class KeyFilter:
 
 
 def filter_key(key: tuple) -> tuple:
-    # Documents are looked up by document_id (all agencies' sides at once): ("document", id),
-    # as StateStore.stored_ids yields it.
+    # Documents and procedure listings are looked up by id (all agencies' at once):
+    # ("document", id), as StateStore.stored_ids yields it.
     return key[:2]
 
 
@@ -316,6 +316,8 @@ class Aggregator:
                     tombstones[key] = tombstone
             touched_days.update(pairs)
             changed[key[0]].update(agency for agency, _ in pairs)
+            if key[0] in UNDATED:  # counted as of each period's end: every period of its agency changes
+                changed[key[0]].add(summary.agency_code)
             if getattr(summary, "recalled", 0) and any(
                     event.WhichOneof("body") == "document_status"
                     and event.document_status.status_code == DOCUMENT_RECALL_AGREED for event in fresh):

@@ -24,6 +24,7 @@ from multiprocessing.connection import Client, Listener
 from typing import Callable
 
 from dti.store.v1 import store_pb2 as pb
+from dti_pulse.state import PER_AGENCY
 from services.aggregator.processor import RowsRejected, StateStore
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ IDS_PER_MESSAGE = 50_000  # stored_ids streams: a national store holds tens of m
 
 
 def rows_message(rows: list, message: pb.Rows) -> pb.Rows:
-    """Rows (tuples of int / bool / str / bytes / float) column by column: a column's values
+    """Rows (tuples of int / bool / str / bytes / float / list of int) column by column: a column's values
     extend one typed list at once, which costs far less than a message per value."""
     message.count = len(rows)
     for values in zip(*rows):
@@ -46,13 +47,17 @@ def rows_message(rows: list, message: pb.Rows) -> pb.Rows:
             column.blobs.extend(bytes(v) for v in values)
         elif isinstance(first, float):
             column.reals.extend(values)
+        elif isinstance(first, list):
+            for value in values:
+                column.integer_lists.add().values.extend(value)
         else:
             raise TypeError(f"a row value of type {type(first).__name__} has no column type")
     return message
 
 
 def rows_of(message: pb.Rows) -> list[tuple]:
-    columns = [column.integers or column.texts or column.blobs or column.reals for column in message.columns]
+    columns = [column.integers or column.texts or column.blobs or column.reals
+               or [list(values.values) for values in column.integer_lists] for column in message.columns]
     if any(len(column) != message.count for column in columns):
         raise ValueError("a column's length differs from the row count")
     return list(zip(*columns)) if columns else [()] * message.count
@@ -67,7 +72,7 @@ def keys_message(keys, message: pb.Keys) -> pb.Keys:
 
 
 def keys_of(message: pb.Keys) -> list[tuple]:
-    return [(kind, id_, agency) if kind == "document" else (kind, id_)
+    return [(kind, id_, agency) if kind in PER_AGENCY else (kind, id_)
             for kind, id_, agency in zip(message.kinds, message.ids, message.agencies)]
 
 

@@ -9,14 +9,16 @@ from clickhouse_connect.driver.exceptions import DatabaseError, DataError
 
 from dti_pulse.localtime import day_sql, local_day
 from dti_pulse.schema import ACTIVITY_COLUMNS, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, STATE_COLUMNS, column_names
+from dti_pulse.state import PER_AGENCY
 from services.aggregator.processor import RowsRejected
 
 # Each family's table, and the columns of the aggregator's rows (processor.state_row): the
 # summary, the tombstone flag, the events.
 STATE_TABLES = {family: (f"{family}_state", [*column_names(columns)[:-1], "is_deleted", "events_blob"])
                 for family, columns in STATE_COLUMNS.items()}
-# A state keyed by its id alone (a document's is its id and agency: a row per side).
-_BY_ID = ("dossier", "petition", "publication")
+# A state keyed by its id alone (a document's is its id and agency: a row per side; likewise a
+# procedure's listing, a row per agency offering it).
+_BY_ID = tuple(family for family in STATE_COLUMNS if family not in PER_AGENCY)
 ACTIVITY_NAMES = column_names(ACTIVITY_COLUMNS)
 # The server's error codes that blame the rows sent, not the server: retrying the same rows
 # cannot help. Any other error (the server away, too many parts, memory, a table not yet
@@ -45,7 +47,6 @@ class ClickHouseStateStore:
 
     def load(self, keys) -> dict[tuple, bytes]:
         """The stored events of these state keys, as EventBatch bytes (absent keys are left out)."""
-        document_ids = list({k[1] for k in keys if k[0] == "document"})
         found: dict[tuple, bytes] = {}
         for family in _BY_ID:
             ids = [k[1] for k in keys if k[0] == family]
@@ -59,13 +60,16 @@ class ClickHouseStateStore:
                 parameters={"ids": ids}, column_formats={"blob": "bytes"})
             for entity_id, blob in result.result_rows:
                 found[(family, entity_id)] = blob
-        if document_ids:
+        for family in PER_AGENCY:
+            ids = list({k[1] for k in keys if k[0] == family})
+            if not ids:
+                continue
             result = self.client.query(
-                "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
-                "WHERE document_id IN {ids:Array(String)} AND is_deleted = 0 GROUP BY document_id, agency_code",
-                parameters={"ids": document_ids}, column_formats={"blob": "bytes"})
-            for document_id, agency_code, blob in result.result_rows:
-                found[("document", document_id, agency_code)] = blob
+                f"SELECT {family}_id, agency_code, argMax(events_blob, event_count) AS blob FROM {family}_state "
+                f"WHERE {family}_id IN {{ids:Array(String)}} AND is_deleted = 0 GROUP BY {family}_id, agency_code",
+                parameters={"ids": ids}, column_formats={"blob": "bytes"})
+            for entity_id, agency_code, blob in result.result_rows:
+                found[(family, entity_id, agency_code)] = blob
         return found
 
     def stored_ids(self):
@@ -142,7 +146,7 @@ class ClickHouseStateStore:
         documents = self._document_writer.submit(insert, "document", self.document_client)
         try:
             insert("dossier", self.client)
-            for family in ("petition", "publication"):  # few: after the dossiers, on their connection
+            for family in ("petition", "publication", "procedure"):  # few: after the dossiers, on their connection
                 insert(family, self.client)
         finally:
             documents.result()

@@ -62,7 +62,7 @@ def _cell(value, kind: str, lang: str) -> str:
     if value is None or value == "":
         return "—"
     if kind == "ratio":
-        # No space, and a whole 100 without decimals: the 18 rates' columns hold "99,9%" and "100%".
+        # No space, and a whole 100 without decimals: the 21 rates' columns hold "99,9%" and "100%".
         text = "100%" if value >= 1 else f"{value * 100:.1f}%"
     elif kind == "points":
         text = f"{value:.2f}"
@@ -106,17 +106,19 @@ def ranking_pdf(ranking: dict, lang: str, now: datetime | None = None) -> bytes:
               table.header[5], table.header[6], *(table.header[i].replace(f" ({_t(lang, 'col.ratio')})", "") for i in rates)]
     text = ParagraphStyle("cell", fontName=regular, fontSize=6.5, leading=8)
     head = ParagraphStyle("head", parent=text, fontName=bold, textColor=colors.HexColor("#1b2433"))
+    rate = ParagraphStyle("rate", parent=text, fontSize=6)  # "99,9%" on one line in 21 columns
     rows = [[Paragraph(h, head) for h in header]]
     for row in table.rows:
         cells = [_cell(row[0], "int", lang), row[2], out_of(row, 3),
                  *(out_of(row, first_index + 2 * k) for k in range(len(indices))),
-                 _cell(row[5], "points", lang), _cell(row[6], "text", lang), *(_cell(row[i], "ratio", lang) for i in rates)]
-        rows.append([Paragraph(cell, text) for cell in cells])
-    widths = [9 * mm, 36 * mm, 16 * mm, *([14 * mm] * len(indices)), 10 * mm, 13 * mm]
+                 _cell(row[5], "points", lang), _cell(row[6], "text", lang)]
+        rows.append([*(Paragraph(cell, text) for cell in cells),
+                     *(Paragraph(_cell(row[i], "ratio", lang), rate) for i in rates)])
+    widths = [9 * mm, 29 * mm, 16 * mm, *([16 * mm] * len(indices)), 10 * mm, 13 * mm]
     rest = (landscape(A4)[0] - 20 * mm - sum(widths)) / max(1, len(header) - len(widths))
     grid = PdfTable(rows, colWidths=widths + [rest] * (len(header) - len(widths)), repeatRows=1)
-    # The 766 index has 16 rates beside the totals: narrow padding keeps each on one line.
-    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+    # The 766 index has 21 rates beside the totals: narrow padding keeps each on one line.
+    grid.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 1.5), ("RIGHTPADDING", (0, 0), (-1, -1), 1.5),
                               ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#E8EEF7")),
                               ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#9aa4b2")),
                               ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))

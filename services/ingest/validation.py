@@ -308,6 +308,17 @@ def _publication_done(raw: dict, body) -> None:
     body.publication_id = _text(raw, "publication_id")
 
 
+# What a procedure's listing says (docs/domain.md, Events): required unless it is withdrawn.
+PROCEDURE_FACTS = ("full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
+
+
+def _procedure_listed(raw: dict, body) -> None:
+    body.procedure_id = _text(raw, "procedure_id")
+    body.withdrawn = _flag(raw, "withdrawn", required=False)
+    for name in PROCEDURE_FACTS:
+        setattr(body, name, _flag(raw, name, required=not body.withdrawn))
+
+
 _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "document.sent": _document_transfer,
     "document.received": _document_transfer,
@@ -325,6 +336,7 @@ _BUILDERS: dict[str, Callable[[dict, Any], None]] = {
     "petition.rated": _petition_rated,
     "publication.due": _publication_due,
     "publication.done": _publication_done,
+    "procedure.listed": _procedure_listed,
 }
 _BODY_BUILDERS = {event_type: (BODY_FIELD[event_type], build) for event_type, build in _BUILDERS.items()}
 
@@ -485,6 +497,15 @@ class _PublicationDone(_Typed, tag="publication.done"):
     publication_id: _Text
 
 
+class _ProcedureListed(_Typed, tag="procedure.listed"):
+    procedure_id: _Text
+    withdrawn: bool = False
+    full_content: Union[bool, None] = None
+    citizen_data_connected: Union[bool, None] = None
+    certifies_copies: Union[bool, None] = None
+    electronic_copy: Union[bool, None] = None
+
+
 def _typed_document_transfer(typed, body) -> None:
     body.document_id = _checked_text(typed.document_id)
     body.from_agency = _checked_text(typed.from_agency)
@@ -589,6 +610,16 @@ def _typed_publication_done(typed, body) -> None:
     body.publication_id = _checked_text(typed.publication_id)
 
 
+def _typed_procedure_listed(typed, body) -> None:
+    body.procedure_id = _checked_text(typed.procedure_id)
+    body.withdrawn = typed.withdrawn
+    for name in PROCEDURE_FACTS:
+        value = getattr(typed, name)
+        if value is None and not typed.withdrawn:
+            raise _GiveUp  # the per-event path words the missing field
+        setattr(body, name, bool(value))
+
+
 # Each type's struct -> the oneof field of its body and its builder; the type's name is the
 # struct's tag.
 _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for typed, build in (
@@ -608,6 +639,7 @@ _TYPED_BUILDERS = {typed: (BODY_FIELD[typed.__struct_config__.tag], build) for t
     (_PetitionRated, _typed_petition_rated),
     (_PublicationDue, _typed_publication_due),
     (_PublicationDone, _typed_publication_done),
+    (_ProcedureListed, _typed_procedure_listed),
 )}
 _TypedEvent = Union[tuple(_TYPED_BUILDERS)]
 
@@ -744,6 +776,10 @@ def _check_petition(body) -> None:
     _stored_text(body.petition_id, "petition_id")
 
 
+def _check_procedure_listed(body) -> None:
+    _stored_text(body.procedure_id, "procedure_id")
+
+
 def _check_dossier_status(body) -> None:
     _stored_text(body.dossier_id, "dossier_id")
     if body.status not in DOSSIER_STATUSES:
@@ -760,7 +796,7 @@ _BODY_CHECKS: dict[str, Callable] = {
     "dossier_paid": _check_dossier, "dossier_rated": _check_dossier, "dossier_apology": _check_dossier,
     "dossier_synced": _check_dossier, "dossier_result": _check_dossier,
     "petition_answered": _check_petition, "petition_rated": _check_petition,
-    "publication_done": _check_publication_done,
+    "publication_done": _check_publication_done, "procedure_listed": _check_procedure_listed,
 }
 # The bodies whose own instant (received_at, decided_at) may not be in the future either.
 _RECEIPT_CHECKS = {"dossier_received": _check_dossier_received, "petition_received": _check_petition_received,

@@ -43,6 +43,11 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
         "AND ((sent = 1 AND sent_at_ms >= {start:Int64} AND sent_at_ms < {end:Int64}) "
         "  OR (received = 1 AND received_at_ms >= {start:Int64} AND received_at_ms < {end:Int64})) "
         "GROUP BY document_id, agency_code", parameters=window, column_formats={"blob": "bytes"}).result_rows
+    # A procedure's listings are read whole: the catalogue at the period's end is what counts.
+    procedures = client.query(
+        "SELECT procedure_id, agency_code, argMax(events_blob, event_count) AS blob FROM procedure_state "
+        "WHERE agency_code IN {agencies:Array(String)} AND is_deleted = 0 GROUP BY procedure_id, agency_code",
+        parameters=window, column_formats={"blob": "bytes"}).result_rows
     recalls = client.query(
         "SELECT document_id, agency_code, argMax(events_blob, event_count) AS blob FROM document_state "
         "WHERE recalled = 1 AND is_deleted = 0 GROUP BY document_id, agency_code",
@@ -57,16 +62,20 @@ def measure_sources(client, agency_codes, start_ms: int, end_ms: int, as_of_ms: 
                      for family, found in received.items()}
     document_rows = [(*summary, b"") for document_id, agency, blob in documents
                      if (summary := as_of(("document", document_id, agency), blob)) is not None]
+    procedure_rows = [(*summary, b"") for procedure_id, agency, blob in procedures
+                      if (summary := as_of(("procedure", procedure_id, agency), blob)) is not None]
     recalled = [(summary.document_id, 1) for document_id, agency, blob in recalls
                 if (summary := as_of(("document", document_id, agency), blob)) is not None and summary.recalled]
     suffix = uuid.uuid4().hex
     tables = {"__DOSSIERS__": f"as_of_dossiers_{suffix}", "__DOCUMENTS__": f"as_of_documents_{suffix}",
               "__PETITIONS__": f"as_of_petitions_{suffix}", "__PUBLICATIONS__": f"as_of_publications_{suffix}",
+              "__PROCEDURES__": f"as_of_procedures_{suffix}",
               "__RECALLS__": f"as_of_recalls_{suffix}"}
     contents = ((tables["__DOSSIERS__"], STATE_COLUMNS["dossier"], received_rows["dossier"]),
                 (tables["__DOCUMENTS__"], STATE_COLUMNS["document"], document_rows),
                 (tables["__PETITIONS__"], STATE_COLUMNS["petition"], received_rows["petition"]),
                 (tables["__PUBLICATIONS__"], STATE_COLUMNS["publication"], received_rows["publication"]),
+                (tables["__PROCEDURES__"], STATE_COLUMNS["procedure"], procedure_rows),
                 (tables["__RECALLS__"], _RECALL_COLUMNS, recalled))
     try:
         for table, columns, rows in contents:

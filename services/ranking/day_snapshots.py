@@ -16,7 +16,7 @@ from dti_pulse.schema import MARK_ALL_DAYS_DIRTY_SQL, SNAPSHOT_DELAY_MS, SNAPSHO
 from services.ranking.background import BackgroundLoop
 from services.ranking.measures import (DAY_MEASURE_NAMES, FAMILIES, LIVE_MEASURES_SQL, MEASURE_DEFINITIONS, NO_DAY,
                                        SNAPSHOT_FINGERPRINT, SNAPSHOT_READ_NAMES, SNAPSHOT_READ_SQL, SNAPSHOT_SQL,
-                                       every_measure, placed_on)
+                                       UNDATED_FAMILIES, every_measure, placed_on)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,16 @@ def measures_from_day_snapshots(client, agency_codes: list[str], start_ms: int, 
                 sets[agency][name].update(value)
             else:
                 found[name] += int(value)
+
+    def add_live(result) -> None:
+        for agency, *values in result.result_rows:
+            found = counts[agency]
+            for name, value in zip(result.column_names[1:], values):
+                if MEASURE_DEFINITIONS[name].distinct:
+                    sets[agency][name].update(value)
+                else:
+                    found[name] += int(value)
+
     live_from = end_day if end_ms > judged_at_ms else NO_DAY
     if live or live_from != NO_DAY:
         parameters = {"agencies": sorted({agency for agency, _ in live}) if live_from == NO_DAY else list(agency_codes),
@@ -49,14 +59,12 @@ def measures_from_day_snapshots(client, agency_codes: list[str], start_ms: int, 
                       "live_from": live_from,
                       **placed_on(sorted({day for _, day in live}), live_from, local_day(end_ms - 1))}
         for family in families:
-            result = client.query(LIVE_MEASURES_SQL[family], parameters=parameters)
-            for agency, *values in result.result_rows:
-                found = counts[agency]
-                for name, value in zip(result.column_names[1:], values):
-                    if MEASURE_DEFINITIONS[name].distinct:
-                        sets[agency][name].update(value)
-                    else:
-                        found[name] += int(value)
+            if family not in UNDATED_FAMILIES:
+                add_live(client.query(LIVE_MEASURES_SQL[family], parameters=parameters))
+    for family in families:
+        if family in UNDATED_FAMILIES:  # no snapshots: always read, as of the period's end
+            add_live(client.query(LIVE_MEASURES_SQL[family], parameters={
+                "agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}))
     for agency, found in counts.items():
         for name, values in sets[agency].items():
             found[name] = len(values)

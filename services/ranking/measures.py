@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import DAY_MEASURE_COLUMNS, DOSSIER_DIGITAL_COLUMNS, TWO_DAYS, column_names, place_span
+from dti_pulse.state import PROCEDURE_FLAGS, UNDATED
 
 # A dossier's flags of the 766 transparency and digitisation groups, each a 0/1 column.
 _DIGITAL_FLAGS = column_names(DOSSIER_DIGITAL_COLUMNS)
@@ -79,6 +80,21 @@ _PUBLICATION_ROWS = """
 """
 
 
+# A procedure an agency offers at the period's end (now, while the period is open): the
+# listing in force then, unless it withdrew the procedure. The catalogue is a fact at a
+# moment, not a sum over days: it is read whole, never from day snapshots.
+_CATALOGUE_INSTANT = "least({end:Int64} - 1, {judged_at:Int64})"
+_PROCEDURE_ROWS = f"""
+    SELECT procedure_id AS entity_id, agency_code, versions_from_ms[version] AS listed_at_ms,
+        {", ".join(f"bitTest(versions_flags[version], {bit}) AS {name}"
+                   for bit, name in enumerate(PROCEDURE_FLAGS) if name != "withdrawn")}
+    FROM (SELECT procedure_id, agency_code, versions_from_ms, versions_flags,
+              arrayLastIndex(t -> t <= {_CATALOGUE_INSTANT}, versions_from_ms) AS version
+          FROM __PROCEDURES__ WHERE agency_code IN {{agencies:Array(String)}})
+    WHERE version > 0 AND bitTest(versions_flags[version], {PROCEDURE_FLAGS.index("withdrawn")}) = 0
+"""
+
+
 @dataclass(frozen=True)
 class Judged:
     """A measure that depends on the instant J items are judged at, in the form a day
@@ -92,13 +108,13 @@ class Judged:
 
 @dataclass(frozen=True)
 class Measure:
-    family: str  # "dossier", "document", "petition" or "publication"
+    family: str  # "dossier", "document", "petition", "publication" or "procedure"
     predicate: str  # SQL over one row of the family
     describes: str  # what a row in this measure is, for Explain
     distinct: str = ""  # count distinct values of this column instead of rows
     # The day a row counts on: "received" (the dossier's, petition's or document's received_at),
     # "in_period" (a document's sent_at, or received_at if it was not sent by this agency) or
-    # "decided" (a publication's decided_at).
+    # "decided" (a publication's decided_at); a procedure counts as of the period's end.
     tie: str = "received"
     judged: Judged | None = None  # set when the predicate depends on J
     # Why a row of the ratio's denominator is not in this measure (Explain's reason when this
@@ -165,6 +181,14 @@ MEASURE_DEFINITIONS: dict[str, Measure] = {
     # Procedures published on the national database (Decision-766 transparency group)
     **_publications("new"),
     **_publications("update"),
+    # The procedure catalogue at the period's end (Decision-766 transparency and digitisation)
+    "procedures_listed": Measure("procedure", "1", "offered at the period's end"),
+    "procedures_full_content": Measure("procedure", "full_content = 1", "published with its full content"),
+    "procedures_citizen_data": Measure("procedure", "citizen_data_connected = 1",
+                                       "connected to the national population database"),
+    "procedures_certifying_copies": Measure("procedure", "certifies_copies = 1", "certifies copies from originals"),
+    "procedures_electronic_copy": Measure("procedure", "certifies_copies = 1 AND electronic_copy = 1",
+                                          "issues certified copies electronically"),
     "documents_total": Measure("document", "in_period", "sent or received in the period (not classified, not recalled)",
                                tie="in_period"),
     "documents_electronic": Measure("document", "in_period AND electronic = 1", "electronic", tie="in_period"),
@@ -204,12 +228,15 @@ _SHORTFALLS = {
     "petitions_satisfied": "Rated not satisfied",
     "publications_new_on_time": "Published after its due time, or still unpublished past it",
     "publications_update_on_time": "Published after its due time, or still unpublished past it",
+    "procedures_full_content": "Not published with its full content",
+    "procedures_citizen_data": "Not connected to the national population database",
+    "procedures_electronic_copy": "Certifies copies, not electronically",
 }
 MEASURE_DEFINITIONS = {name: replace(measure, shortfall=_SHORTFALLS.get(name, ""))
                        for name, measure in MEASURE_DEFINITIONS.items()}
 
 ROWS = {"dossier": _DOSSIER_ROWS, "document": _DOCUMENT_ROWS, "petition": _PETITION_ROWS,
-        "publication": _PUBLICATION_ROWS}
+        "publication": _PUBLICATION_ROWS, "procedure": _PROCEDURE_ROWS}
 
 # What Explain shows of a row, per family: (label, SQL expression).
 FACTS = {
@@ -227,9 +254,10 @@ FACTS = {
                  ("answered_at", "if(answered = 1, answered_at_ms, 0)"), ("rated", "rated"), ("satisfied", "satisfied")],
     "publication": [("procedure_code", "procedure_code"), ("decided_at", "decided_at_ms"), ("due_at", "due_at_ms"),
                     ("published_at", "if(published = 1, published_at_ms, 0)")],
+    "procedure": [("listed_at", "listed_at_ms"), *((name, name) for name in PROCEDURE_FLAGS if name != "withdrawn")],
 }
 INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at", "answered_at",
-                 "decided_at", "published_at"}
+                 "decided_at", "published_at", "listed_at"}
 
 
 def bind(sql: str, sources: dict[str, str]) -> str:
@@ -284,6 +312,7 @@ LIVE_SOURCES = {"__DOSSIERS__": f"dossier_state FINAL PREWHERE agency_code IN {{
                 "__DOCUMENTS__": f"document_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__PETITIONS__": f"petition_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
                 "__PUBLICATIONS__": f"publication_state FINAL PREWHERE agency_code IN {{agencies:Array(String)}} AND {PLACED}",
+                "__PROCEDURES__": "procedure_state FINAL",  # placed on no day: the catalogue is small
                 "__RECALLS__": "document_state"}
 LIVE_MEASURES_SQL = {family: bind(bind(measures_sql(family, as_sets=True), _LIVE_GATES), LIVE_SOURCES)
                       for family in ROWS}
@@ -428,7 +457,7 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
     if any(m.distinct for m in measures):
         raise NotExplainable("this ratio counts procedures, not single dossiers or documents")
     if len({m.family for m in measures}) != 1:
-        raise NotExplainable("this ratio mixes families of items (dossiers, documents, petitions, publications)")
+        raise NotExplainable("this ratio mixes families of items (dossiers, documents, petitions, publications, procedures)")
     family = measures[0].family
     subtracted = [t.measure for t in numerator if t.sign < 0]
     if subtracted:
@@ -445,6 +474,7 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
 
 
 FAMILIES = tuple(ROWS)
+UNDATED_FAMILIES = tuple(family for family in FAMILIES if family in UNDATED)  # read whole, as of the period's end
 
 
 def measure_names(families=FAMILIES) -> list[str]:

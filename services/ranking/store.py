@@ -66,11 +66,11 @@ class ClickHouseMeasures:
     def data_version(self) -> DataVersion:
         """Block numbers only grow, and a merged part keeps the highest block number of what
         it merged; the count of migrations changes with the schema."""
-        dossiers, documents, activity, migrations = self.version_client.query(
-            "SELECT maxIf(max_block_number, table = 'dossier_state'), maxIf(max_block_number, table = 'document_state'), "
-            "maxIf(max_block_number, table = 'activity_minute'), countIf(table = 'schema_migrations') "
+        states = ", ".join(f"maxIf(max_block_number, table = '{family}_state')" for family in FAMILIES)
+        *blocks, activity, migrations = self.version_client.query(
+            f"SELECT {states}, maxIf(max_block_number, table = 'activity_minute'), countIf(table = 'schema_migrations') "
             "FROM system.parts WHERE database = currentDatabase() AND active").result_rows[0]
-        return DataVersion((dossiers, documents, migrations), (activity, migrations))
+        return DataVersion((*blocks, migrations), (activity, migrations))
 
     def activity(self, agency_code: str | None, start_ms: int, end_ms: int) -> tuple[list, list]:
         """([(minute_ms, type, events)], [(agency_code, events, last_ingested_ms)]) in the

@@ -218,3 +218,32 @@ def test_a_day_mark_no_table_can_hold_never_stalls_the_write(clean_chdb):
     assert clean_chdb.query("SELECT count() FROM dossier_state FINAL WHERE dossier_id = 'DAY-OK'").result_rows == [(1,)]
     marked = clean_chdb.query(f"SELECT day FROM day_measures WHERE agency_code = '{agency}' AND dirty = 1").result_rows
     assert (20_717,) in marked and len(marked) == 1
+
+
+def test_the_catalogue_counts_as_in_force_at_each_periods_end(clean_chdb):
+    """Procedure listings are read whole, as of the period's end: a listing after it, or a
+    withdrawal before it, changes what counts; each agency's listing is its own; the day
+    snapshots (none for listings) and as_of give the same."""
+    asyncio.run(Aggregator(ClickHouseStateStore(clean_chdb), DeadLetters()).process(
+        bus_envelopes(scenario.EVENTS, ingested_at_ms=1_000)))
+    names = ("procedures_listed", "procedures_full_content", "procedures_citizen_data",
+             "procedures_certifying_copies", "procedures_electronic_copy")
+    expected = {  # worked out from tests/scenario.py's listings Q1-Q5
+        ("2026-09", scenario.AGENCY): (3, 3, 2, 1, 0),  # Q1, Q3, Q4 (Q4 withdrawn only in October)
+        ("2026-10", scenario.AGENCY): (3, 2, 1, 2, 1),  # Q1-Q3
+        ("2026-11", scenario.AGENCY): (4, 2, 1, 2, 1),  # Q1 relisted without either, Q2, Q3, Q5
+        ("2026-10", scenario.COMMUNE): (1, 0, 0, 0, 0),
+    }
+    for snapshots in (True, False):
+        measures = ClickHouseMeasures(clean_chdb, day_snapshots=snapshots)
+        for (period_text, agency), counts in expected.items():
+            period = parse_period(period_text)
+            found = measures.measures([agency], period.start_ms, period.end_ms, period.judged_at_ms(10**15))
+            assert tuple(found[agency][name] for name in names) == counts, (snapshots, period_text, agency)
+    period = parse_period("2026-10")
+    as_of = ClickHouseMeasures(clean_chdb).measures([scenario.AGENCY], period.start_ms, period.end_ms, period.end_ms,
+                                                   as_of_ms=10**15)
+    assert tuple(as_of[scenario.AGENCY][name] for name in names) == expected[("2026-10", scenario.AGENCY)]
+    nothing_known = ClickHouseMeasures(clean_chdb).measures([scenario.AGENCY], period.start_ms, period.end_ms,
+                                                           period.end_ms, as_of_ms=999)
+    assert scenario.AGENCY not in nothing_known

@@ -5,7 +5,7 @@ import yaml
 
 from dti_pulse.protogen import REPO_ROOT, generate
 from dti_pulse.schema import PLACE_DAY_SQL, STATE_COLUMNS, column_names
-from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, PublicationSummary
+from dti_pulse.state import DocumentSummary, DossierSummary, PetitionSummary, ProcedureSummary, PublicationSummary
 
 
 def test_generated_code_is_up_to_date(tmp_path):
@@ -25,7 +25,7 @@ def test_every_entity_family_has_a_state_table_with_its_summary_columns_in_order
     from services.ranking.measures import ROWS
 
     summaries = {"dossier": DossierSummary, "document": DocumentSummary, "petition": PetitionSummary,
-                 "publication": PublicationSummary}
+                 "publication": PublicationSummary, "procedure": ProcedureSummary}
     assert set(ENTITIES) == set(summaries) == set(STATE_COLUMNS) == set(PLACE_DAY_SQL) == set(ROWS)
     for family, summary in summaries.items():
         assert column_names(STATE_COLUMNS[family]) == [*summary._fields, "events_blob"], family
@@ -210,3 +210,8 @@ def test_the_simulator_never_dates_an_event_after_now_and_mixes_as_the_province_
     assert 1.9 < received / sent < 2.5  # 2.39 M received for 1.07 M sent
     assert 0.7 < kinds.count("dossier.received") / sent < 1.3  # 917 k dossiers
     assert 0 < kinds.count("petition.received") < kinds.count("dossier.received") / 20  # petitions: far fewer
+    assert 0 < kinds.count("procedure.listed") < kinds.count("dossier.received") / 100  # the catalogue changes slowly
+    from services.ingest.validation import to_event
+    for raw in events:
+        if raw["type"] == "procedure.listed":  # every listing passes ingest
+            to_event(raw, registry, "lgsp", 0, latest_ms=int(now.timestamp() * 1000))

@@ -9,7 +9,7 @@ import pytest
 from services.aggregator import remote_store
 from services.aggregator.processor import Aggregator, RowsRejected
 from services.aggregator.remote_store import RemoteStateStore, StoreServer, StoreUnavailable
-from tests.factories import dossier_received, dossier_status
+from tests.factories import dossier_received, dossier_status, procedure_listed
 from tests.fakes import DeadLetters, FakeStore, envelope
 
 SECRET = b"test-secret"
@@ -190,7 +190,12 @@ def test_rows_keys_and_pairs_cross_as_typed_protobuf_columns():
     wire = pb.Rows.FromString(remote_store.rows_message(rows, pb.Rows()).SerializeToString())
     assert remote_store.rows_of(wire) == [tuple(int(v) if isinstance(v, bool) else v for v in row) for row in rows]
     assert remote_store.rows_of(remote_store.rows_message([], pb.Rows())) == []
-    keys = [("dossier", "D-9"), ("document", "V-1", "000.00.05.H56")]
+    listings = [procedure_listed("1.001", "2026-09-01 08:00"), procedure_listed("1.001", "2026-10-01 08:00", withdrawn=True)]
+    listing = summarize(("procedure", "1.001", "000.00.05.H56"), listings)
+    rows = [state_row(listing, envelope(*listings)), state_row(listing._replace(versions_from_ms=[]), b"")]
+    wire = pb.Rows.FromString(remote_store.rows_message(rows, pb.Rows()).SerializeToString())
+    assert remote_store.rows_of(wire) == rows and wire.columns[2].integer_lists[0].values == listing.versions_from_ms
+    keys = [("dossier", "D-9"), ("document", "V-1", "000.00.05.H56"), ("procedure", "1.001", "000.00.05.H56")]
     assert remote_store.keys_of(remote_store.keys_message(keys, pb.Keys())) == keys
     pairs = {("000.00.05.H56", 20_362), ("000.00.07.H56", 20_363)}
     assert remote_store.pairs_of(remote_store.pairs_message(pairs, pb.DayPairs())) == pairs

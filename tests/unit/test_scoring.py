@@ -175,10 +175,10 @@ def test_rules_catalog_reloads_keeps_the_last_good_version_and_drops_removed_fil
 
 def test_each_published_index_is_totalled_apart_on_its_own_scale():
     rules = load_rules_dir(DEFAULT_RULES_DIR)[0]["dti-pulse-2026"]
-    # Every dossier, petition and publication indicator of 2026 counts in the 766 index, every
+    # Every dossier, petition, publication and procedure indicator of 2026 counts in the 766 index, every
     # document one in DTI.
     assert {i.code for i in rules.indicators if i.index == "766"} == \
-        {i.code for i in rules.indicators if i.code.startswith(("dossier_", "petition_", "publication_"))}
+        {i.code for i in rules.indicators if i.code.startswith(("dossier_", "petition_", "publication_", "procedure_"))}
     measures = {"dossiers_received": 10, "dossiers_on_time": 5, "dossiers_synced": 10,
                 "documents_total": 4, "documents_electronic": 2}
     score = score_agency("A", "department", rules, measures)

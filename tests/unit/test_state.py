@@ -5,8 +5,8 @@ from dti_pulse.state import (day_pairs, placement, processing_end, state_key, su
 from dti_pulse.localtime import local_day
 from tests.factories import (dossier_paid, dossier_rated, dossier_received, dossier_result, dossier_status,
                              dossier_synced, document_signed, document_status, document_transfer, ms,
-                             petition_answered, petition_rated, petition_received, publication_done,
-                             publication_due)
+                             petition_answered, petition_rated, petition_received, procedure_listed,
+                             publication_done, publication_due)
 
 HOUR = 3600 * 1000
 
@@ -213,3 +213,25 @@ def test_a_publication_counts_on_the_day_it_was_decided_and_is_published_at_its_
     day = local_day(ms("2026-10-05 08:00"))
     assert day_pairs(publication) == [("000.00.05.H56", day)] and placement(publication)[1] == day
     assert day_pairs(summarize(key, events[:1])) == []  # published, but no decision known: no day
+
+
+def test_a_procedure_listing_keeps_each_version_and_counts_on_no_day():
+    agency = "000.00.05.H56"
+    events = [procedure_listed("1.001", "2026-10-20 08:00", withdrawn=True, full_content=False, citizen_data=False),
+              procedure_listed("1.001", "2026-09-01 08:00", full_content=False),
+              procedure_listed("1.001", "2026-10-01 08:00", certifies=True, electronic_copy=True)]
+    key = state_key(events[0])
+    assert key == ("procedure", "1.001", agency) and all(state_key(e) == key for e in events)
+    listing = summarize(key, events)
+    # Bits, from 0: withdrawn, full_content, citizen_data_connected, certifies_copies, electronic_copy.
+    assert listing._asdict() == {
+        "procedure_id": "1.001", "agency_code": agency,
+        "versions_from_ms": [ms("2026-09-01 08:00"), ms("2026-10-01 08:00"), ms("2026-10-20 08:00")],
+        "versions_flags": [0b00100, 0b11110, 0b00001], "event_count": 3}
+    assert day_pairs(listing) == [] and placement(listing)[1] < 0
+    # Another agency offering the same procedure has a listing of its own.
+    assert state_key(procedure_listed("1.001", "2026-09-01 08:00", agency="000.00.07.H56"))[2] == "000.00.07.H56"
+    # Two listings of one instant: one version, the later event's.
+    twice = summarize(key, [procedure_listed("1.001", "2026-09-01 08:00", full_content=False),
+                            procedure_listed("1.001", "2026-09-01 08:00")])
+    assert twice.versions_from_ms == [ms("2026-09-01 08:00")] and twice.versions_flags == [0b00110]

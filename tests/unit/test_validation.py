@@ -131,6 +131,21 @@ def test_texts_and_recipients_are_bounded_so_that_any_event_fits_an_envelope():
         assert valid_batch(batch_body([raw]), REGISTRY, "bus", 1_000) is None
 
 
+def test_a_procedure_listing_states_every_fact_unless_it_withdraws_the_procedure():
+    listed = validate(event("procedure.listed", procedure_id="1.010708", full_content=True,
+                            citizen_data_connected=True, certifies_copies=False, electronic_copy=False))
+    body = listed.procedure_listed
+    assert (body.procedure_id, body.withdrawn, body.full_content, body.citizen_data_connected) == \
+        ("1.010708", False, True, True)
+    with pytest.raises(Invalid, match="missing field 'electronic_copy'"):
+        validate(event("procedure.listed", procedure_id="1.010708", full_content=True,
+                       citizen_data_connected=True, certifies_copies=False))
+    withdrawn = validate(event("procedure.listed", procedure_id="1.010708", withdrawn=True)).procedure_listed
+    assert withdrawn.withdrawn and not withdrawn.full_content
+    with pytest.raises(Invalid, match="'withdrawn' must be true or false"):
+        validate(event("procedure.listed", procedure_id="1.010708", withdrawn="yes"))
+
+
 def test_status_code_accepts_a_number_and_pads_it():
     assert validate(event("document.status", document_id="d", status_code=6)).document_status.status_code == "06"
 
@@ -193,6 +208,16 @@ VALID = [
     event("document.received", document_id="D,2026/10/01,1/QĐ", from_agency=DEPARTMENT, to_agencies=[DEPARTMENT]),
     event("document.signed", document_id="D", personal_signature=True, agency_signature=False),
     event("document.status", document_id="D", status_code="06"),
+    event("petition.received", petition_id="P1", received_at="2026-10-01T08:00:00+07:00",
+          due_at="2026-10-11T17:00:00+07:00"),
+    event("petition.answered", petition_id="P1"),
+    event("petition.rated", petition_id="P1", satisfied=True),
+    event("publication.due", publication_id="U1", procedure_code="1.010708", change="new",
+          decided_at="2026-10-01T08:00:00+07:00", due_at="2026-10-06T17:00:00+07:00"),
+    event("publication.done", publication_id="U1"),
+    event("procedure.listed", procedure_id="1.010708", full_content=True, citizen_data_connected=False,
+          certifies_copies=True, electronic_copy=True),
+    event("procedure.listed", procedure_id="1.010709", withdrawn=True),
 ]
 # What a JSON body can hold: no NaN nor infinity (json.dumps would write `Infinity`, which is
 # not JSON; ingest answers 400 to such a body before either path sees an event).

@@ -160,8 +160,24 @@ class PublicationDone(_message.Message):
     publication_id: str
     def __init__(self, publication_id: _Optional[str] = ...) -> None: ...
 
+class ProcedureListed(_message.Message):
+    __slots__ = ("procedure_id", "withdrawn", "full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
+    PROCEDURE_ID_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAWN_FIELD_NUMBER: _ClassVar[int]
+    FULL_CONTENT_FIELD_NUMBER: _ClassVar[int]
+    CITIZEN_DATA_CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    CERTIFIES_COPIES_FIELD_NUMBER: _ClassVar[int]
+    ELECTRONIC_COPY_FIELD_NUMBER: _ClassVar[int]
+    procedure_id: str
+    withdrawn: bool
+    full_content: bool
+    citizen_data_connected: bool
+    certifies_copies: bool
+    electronic_copy: bool
+    def __init__(self, procedure_id: _Optional[str] = ..., withdrawn: _Optional[bool] = ..., full_content: _Optional[bool] = ..., citizen_data_connected: _Optional[bool] = ..., certifies_copies: _Optional[bool] = ..., electronic_copy: _Optional[bool] = ...) -> None: ...
+
 class Event(_message.Message):
-    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result", "petition_received", "petition_answered", "petition_rated", "publication_due", "publication_done")
+    __slots__ = ("event_id", "occurred_at_ms", "agency_code", "source", "ingested_at_ms", "document_sent", "document_received", "document_signed", "document_status", "dossier_received", "dossier_status", "dossier_paid", "dossier_rated", "dossier_apology", "dossier_synced", "dossier_result", "petition_received", "petition_answered", "petition_rated", "publication_due", "publication_done", "procedure_listed")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     OCCURRED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     AGENCY_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -183,6 +199,7 @@ class Event(_message.Message):
     PETITION_RATED_FIELD_NUMBER: _ClassVar[int]
     PUBLICATION_DUE_FIELD_NUMBER: _ClassVar[int]
     PUBLICATION_DONE_FIELD_NUMBER: _ClassVar[int]
+    PROCEDURE_LISTED_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     occurred_at_ms: int
     agency_code: str
@@ -204,7 +221,8 @@ class Event(_message.Message):
     petition_rated: PetitionRated
     publication_due: PublicationDue
     publication_done: PublicationDone
-    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ..., petition_received: _Optional[_Union[PetitionReceived, _Mapping]] = ..., petition_answered: _Optional[_Union[PetitionAnswered, _Mapping]] = ..., petition_rated: _Optional[_Union[PetitionRated, _Mapping]] = ..., publication_due: _Optional[_Union[PublicationDue, _Mapping]] = ..., publication_done: _Optional[_Union[PublicationDone, _Mapping]] = ...) -> None: ...
+    procedure_listed: ProcedureListed
+    def __init__(self, event_id: _Optional[str] = ..., occurred_at_ms: _Optional[int] = ..., agency_code: _Optional[str] = ..., source: _Optional[str] = ..., ingested_at_ms: _Optional[int] = ..., document_sent: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_received: _Optional[_Union[DocumentTransfer, _Mapping]] = ..., document_signed: _Optional[_Union[DocumentSigned, _Mapping]] = ..., document_status: _Optional[_Union[DocumentStatus, _Mapping]] = ..., dossier_received: _Optional[_Union[DossierReceived, _Mapping]] = ..., dossier_status: _Optional[_Union[DossierStatus, _Mapping]] = ..., dossier_paid: _Optional[_Union[DossierPaid, _Mapping]] = ..., dossier_rated: _Optional[_Union[DossierRated, _Mapping]] = ..., dossier_apology: _Optional[_Union[DossierApology, _Mapping]] = ..., dossier_synced: _Optional[_Union[DossierSynced, _Mapping]] = ..., dossier_result: _Optional[_Union[DossierResult, _Mapping]] = ..., petition_received: _Optional[_Union[PetitionReceived, _Mapping]] = ..., petition_answered: _Optional[_Union[PetitionAnswered, _Mapping]] = ..., petition_rated: _Optional[_Union[PetitionRated, _Mapping]] = ..., publication_due: _Optional[_Union[PublicationDue, _Mapping]] = ..., publication_done: _Optional[_Union[PublicationDone, _Mapping]] = ..., procedure_listed: _Optional[_Union[ProcedureListed, _Mapping]] = ...) -> None: ...
 
 class EventBatch(_message.Message):
     __slots__ = ("events",)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64ti/store/v1/store.proto\x12\x0c\x64ti.store.v1\"\x1b\n\x05Hello\x12\x12\n\nfold_index\x18\x01 \x01(\r\"G\n\x06\x43olumn\x12\x10\n\x08integers\x18\x01 \x03(\x12\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05\x62lobs\x18\x03 \x03(\x0c\x12\r\n\x05reals\x18\x04 \x03(\x01\"<\n\x04Rows\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.dti.store.v1.Column\"4\n\x04Keys\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\".\n\x08\x44\x61yPairs\x12\x14\n\x0c\x61gency_codes\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x03(\x05\"\x19\n\x08\x41gencies\x12\r\n\x05\x63odes\x18\x01 \x03(\t\"/\n\x0bLoadRequest\x12 \n\x04keys\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Keys\"\x12\n\x10StoredIdsRequest\"/\n\x17\x44ocumentDayPairsRequest\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\xd3\x02\n\x0cWriteRequest\x12\x32\n\x04rows\x18\x06 \x03(\x0b\x32$.dti.store.v1.WriteRequest.RowsEntry\x12)\n\tday_pairs\x18\x03 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\x12\x15\n\rchanged_known\x18\x04 \x01(\x08\x12\x38\n\x07\x63hanged\x18\x05 \x03(\x0b\x32\'.dti.store.v1.WriteRequest.ChangedEntry\x1a?\n\tRowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.dti.store.v1.Rows:\x02\x38\x01\x1a\x46\n\x0c\x43hangedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.dti.store.v1.Agencies:\x02\x38\x01J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03\"8\n\x14WriteActivityRequest\x12 \n\x04rows\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Rows\"\xa2\x02\n\x07Request\x12)\n\x04load\x18\x01 \x01(\x0b\x32\x19.dti.store.v1.LoadRequestH\x00\x12\x34\n\nstored_ids\x18\x02 \x01(\x0b\x32\x1e.dti.store.v1.StoredIdsRequestH\x00\x12\x43\n\x12\x64ocument_day_pairs\x18\x03 \x01(\x0b\x32%.dti.store.v1.DocumentDayPairsRequestH\x00\x12+\n\x05write\x18\x04 \x01(\x0b\x32\x1a.dti.store.v1.WriteRequestH\x00\x12<\n\x0ewrite_activity\x18\x05 \x01(\x0b\x32\".dti.store.v1.WriteActivityRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xd7\x01\n\x05Reply\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.dti.store.v1.Reply.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\x12 \n\x04keys\x18\x03 \x01(\x0b\x32\x12.dti.store.v1.Keys\x12\x0e\n\x06\x65vents\x18\x04 \x03(\x0c\x12)\n\tday_pairs\x18\x05 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\"4\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04MORE\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x64ti/store/v1/store.proto\x12\x0c\x64ti.store.v1\"\x1b\n\x05Hello\x12\x12\n\nfold_index\x18\x01 \x01(\r\"y\n\x06\x43olumn\x12\x10\n\x08integers\x18\x01 \x03(\x12\x12\r\n\x05texts\x18\x02 \x03(\t\x12\r\n\x05\x62lobs\x18\x03 \x03(\x0c\x12\r\n\x05reals\x18\x04 \x03(\x01\x12\x30\n\rinteger_lists\x18\x05 \x03(\x0b\x32\x19.dti.store.v1.IntegerList\"\x1d\n\x0bIntegerList\x12\x0e\n\x06values\x18\x01 \x03(\x12\"<\n\x04Rows\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12%\n\x07\x63olumns\x18\x02 \x03(\x0b\x32\x14.dti.store.v1.Column\"4\n\x04Keys\x12\r\n\x05kinds\x18\x01 \x03(\t\x12\x0b\n\x03ids\x18\x02 \x03(\t\x12\x10\n\x08\x61gencies\x18\x03 \x03(\t\".\n\x08\x44\x61yPairs\x12\x14\n\x0c\x61gency_codes\x18\x01 \x03(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x03(\x05\"\x19\n\x08\x41gencies\x12\r\n\x05\x63odes\x18\x01 \x03(\t\"/\n\x0bLoadRequest\x12 \n\x04keys\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Keys\"\x12\n\x10StoredIdsRequest\"/\n\x17\x44ocumentDayPairsRequest\x12\x14\n\x0c\x64ocument_ids\x18\x01 \x03(\t\"\xd3\x02\n\x0cWriteRequest\x12\x32\n\x04rows\x18\x06 \x03(\x0b\x32$.dti.store.v1.WriteRequest.RowsEntry\x12)\n\tday_pairs\x18\x03 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\x12\x15\n\rchanged_known\x18\x04 \x01(\x08\x12\x38\n\x07\x63hanged\x18\x05 \x03(\x0b\x32\'.dti.store.v1.WriteRequest.ChangedEntry\x1a?\n\tRowsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12!\n\x05value\x18\x02 \x01(\x0b\x32\x12.dti.store.v1.Rows:\x02\x38\x01\x1a\x46\n\x0c\x43hangedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12%\n\x05value\x18\x02 \x01(\x0b\x32\x16.dti.store.v1.Agencies:\x02\x38\x01J\x04\x08\x01\x10\x02J\x04\x08\x02\x10\x03\"8\n\x14WriteActivityRequest\x12 \n\x04rows\x18\x01 \x01(\x0b\x32\x12.dti.store.v1.Rows\"\xa2\x02\n\x07Request\x12)\n\x04load\x18\x01 \x01(\x0b\x32\x19.dti.store.v1.LoadRequestH\x00\x12\x34\n\nstored_ids\x18\x02 \x01(\x0b\x32\x1e.dti.store.v1.StoredIdsRequestH\x00\x12\x43\n\x12\x64ocument_day_pairs\x18\x03 \x01(\x0b\x32%.dti.store.v1.DocumentDayPairsRequestH\x00\x12+\n\x05write\x18\x04 \x01(\x0b\x32\x1a.dti.store.v1.WriteRequestH\x00\x12<\n\x0ewrite_activity\x18\x05 \x01(\x0b\x32\".dti.store.v1.WriteActivityRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xd7\x01\n\x05Reply\x12*\n\x06status\x18\x01 \x01(\x0e\x32\x1a.dti.store.v1.Reply.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\x12 \n\x04keys\x18\x03 \x01(\x0b\x32\x12.dti.store.v1.Keys\x12\x0e\n\x06\x65vents\x18\x04 \x03(\x0c\x12)\n\tday_pairs\x18\x05 \x01(\x0b\x32\x16.dti.store.v1.DayPairs\"4\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\x08\n\x04MORE\x10\x01\x12\x0c\n\x08REJECTED\x10\x02\x12\n\n\x06\x46\x41ILED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,33 +38,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLO']._serialized_start=42
   _globals['_HELLO']._serialized_end=69
   _globals['_COLUMN']._serialized_start=71
-  _globals['_COLUMN']._serialized_end=142
-  _globals['_ROWS']._serialized_start=144
-  _globals['_ROWS']._serialized_end=204
-  _globals['_KEYS']._serialized_start=206
-  _globals['_KEYS']._serialized_end=258
-  _globals['_DAYPAIRS']._serialized_start=260
-  _globals['_DAYPAIRS']._serialized_end=306
-  _globals['_AGENCIES']._serialized_start=308
-  _globals['_AGENCIES']._serialized_end=333
-  _globals['_LOADREQUEST']._serialized_start=335
-  _globals['_LOADREQUEST']._serialized_end=382
-  _globals['_STOREDIDSREQUEST']._serialized_start=384
-  _globals['_STOREDIDSREQUEST']._serialized_end=402
-  _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_start=404
-  _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_end=451
-  _globals['_WRITEREQUEST']._serialized_start=454
-  _globals['_WRITEREQUEST']._serialized_end=793
-  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_start=646
-  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_end=709
-  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_start=711
-  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_end=781
-  _globals['_WRITEACTIVITYREQUEST']._serialized_start=795
-  _globals['_WRITEACTIVITYREQUEST']._serialized_end=851
-  _globals['_REQUEST']._serialized_start=854
-  _globals['_REQUEST']._serialized_end=1144
-  _globals['_REPLY']._serialized_start=1147
-  _globals['_REPLY']._serialized_end=1362
-  _globals['_REPLY_STATUS']._serialized_start=1310
-  _globals['_REPLY_STATUS']._serialized_end=1362
+  _globals['_COLUMN']._serialized_end=192
+  _globals['_INTEGERLIST']._serialized_start=194
+  _globals['_INTEGERLIST']._serialized_end=223
+  _globals['_ROWS']._serialized_start=225
+  _globals['_ROWS']._serialized_end=285
+  _globals['_KEYS']._serialized_start=287
+  _globals['_KEYS']._serialized_end=339
+  _globals['_DAYPAIRS']._serialized_start=341
+  _globals['_DAYPAIRS']._serialized_end=387
+  _globals['_AGENCIES']._serialized_start=389
+  _globals['_AGENCIES']._serialized_end=414
+  _globals['_LOADREQUEST']._serialized_start=416
+  _globals['_LOADREQUEST']._serialized_end=463
+  _globals['_STOREDIDSREQUEST']._serialized_start=465
+  _globals['_STOREDIDSREQUEST']._serialized_end=483
+  _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_start=485
+  _globals['_DOCUMENTDAYPAIRSREQUEST']._serialized_end=532
+  _globals['_WRITEREQUEST']._serialized_start=535
+  _globals['_WRITEREQUEST']._serialized_end=874
+  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_start=727
+  _globals['_WRITEREQUEST_ROWSENTRY']._serialized_end=790
+  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_start=792
+  _globals['_WRITEREQUEST_CHANGEDENTRY']._serialized_end=862
+  _globals['_WRITEACTIVITYREQUEST']._serialized_start=876
+  _globals['_WRITEACTIVITYREQUEST']._serialized_end=932
+  _globals['_REQUEST']._serialized_start=935
+  _globals['_REQUEST']._serialized_end=1225
+  _globals['_REPLY']._serialized_start=1228
+  _globals['_REPLY']._serialized_end=1443
+  _globals['_REPLY_STATUS']._serialized_start=1391
+  _globals['_REPLY_STATUS']._serialized_end=1443
 # @@protoc_insertion_point(module_scope)

@@ -14,16 +14,24 @@ class Hello(_message.Message):
     def __init__(self, fold_index: _Optional[int] = ...) -> None: ...
 
 class Column(_message.Message):
-    __slots__ = ("integers", "texts", "blobs", "reals")
+    __slots__ = ("integers", "texts", "blobs", "reals", "integer_lists")
     INTEGERS_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     BLOBS_FIELD_NUMBER: _ClassVar[int]
     REALS_FIELD_NUMBER: _ClassVar[int]
+    INTEGER_LISTS_FIELD_NUMBER: _ClassVar[int]
     integers: _containers.RepeatedScalarFieldContainer[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     blobs: _containers.RepeatedScalarFieldContainer[bytes]
     reals: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, integers: _Optional[_Iterable[int]] = ..., texts: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., reals: _Optional[_Iterable[float]] = ...) -> None: ...
+    integer_lists: _containers.RepeatedCompositeFieldContainer[IntegerList]
+    def __init__(self, integers: _Optional[_Iterable[int]] = ..., texts: _Optional[_Iterable[str]] = ..., blobs: _Optional[_Iterable[bytes]] = ..., reals: _Optional[_Iterable[float]] = ..., integer_lists: _Optional[_Iterable[_Union[IntegerList, _Mapping]]] = ...) -> None: ...
+
+class IntegerList(_message.Message):
+    __slots__ = ("values",)
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, values: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Rows(_message.Message):
     __slots__ = ("count", "columns")

@@ -127,7 +127,8 @@ async function logout() {
 // An Explain fact as a person reads it: dates in local time, codes by name, yes / no.
 const YES_NO_FACTS = new Set(["has_fee", "paid", "paid_online", "rated", "satisfied", "electronic", "signed",
   "personal_signature", "agency_signature", "synced", "digitized_on_receipt", "reused_digitized_data",
-  "citizen_data_used", "result_issued", "result_electronic", "result_shared"]);
+  "citizen_data_used", "result_issued", "result_electronic", "result_shared", "full_content", "citizen_data_connected",
+  "certifies_copies", "electronic_copy"]);
 function factText(kind, key, value) {
   if (value === "" || value === undefined) return null;
   if (key.endsWith("_at") || key === "due_after_pauses") return fmtDateTime(value);
