@@ -4,7 +4,8 @@
 
 Each province gets Thanh Hóa's 2022 volumes (docs/domain.md, Sources): 917,255 dossiers, 1,073,930
 documents sent and 2,387,247 received, as state rows spread over 2022 among its 20
-departments and 27 districts. Province 0 uses the shipped registry's codes (H56); the
+departments and 27 districts, and a catalogue of 150 procedures listed by each agency
+(one to three versions over the year). Province 0 uses the shipped registry's codes (H56); the
 others use codes the registry does not know, so they are only weight in the tables."""
 from __future__ import annotations
 
@@ -19,10 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dti_pulse.clickhouse import get_client
-from dti_pulse.schema import DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, column_names, migrate
+from dti_pulse.schema import (DOCUMENT_COLUMNS, DOSSIER_COLUMNS, MARK_ALL_DAYS_DIRTY_SQL, PROCEDURE_COLUMNS,
+                              column_names, migrate)
 from services.ranking.day_snapshots import DaySnapshotKeeper
 
 DOSSIERS, SENT, RECEIVED = 917_255, 1_073_930, 2_387_247
+PROCEDURES_PER_AGENCY = 150
 YEAR_START_MS = 1_640_970_000_000  # 2022-01-01T00:00+07:00
 YEAR_MS = 365 * 86_400_000
 DAY_MS = 86_400_000
@@ -96,6 +99,27 @@ def document_chunk(rng, province: int, start: int, count: int, sent: bool) -> pa
     return pa.table([columns[name] for name in column_names(DOCUMENT_COLUMNS)], names=column_names(DOCUMENT_COLUMNS))
 
 
+def procedure_chunk(rng, province: int) -> pa.Table:
+    """Each agency's listings of PROCEDURES_PER_AGENCY procedures: one to three versions,
+    the first before the year, with dti_pulse.state.PROCEDURE_FLAGS' bits drawn."""
+    codes = agencies(province)
+    count = len(codes) * PROCEDURES_PER_AGENCY
+    versions = rng.integers(1, 4, count)
+    starts = [np.sort(np.concatenate(([YEAR_START_MS - DAY_MS], YEAR_START_MS + rng.integers(0, YEAR_MS, n - 1))))
+              for n in versions]
+    # full content 95 %, population database 70 %, certifies copies 5 % (electronically 60 %); 1 % withdrawn
+    bits = [((rng.random(n) < 0.01) | (rng.random(n) < 0.95) << 1 | (rng.random(n) < 0.7) << 2
+             | (rng.random(n) < 0.05) << 3 | (rng.random(n) < 0.6) << 4).astype(np.uint8) for n in versions]
+    columns = {
+        "procedure_id": pa.array(np.tile([f"1.0{n}" for n in range(10000, 10000 + PROCEDURES_PER_AGENCY)], len(codes))),
+        "agency_code": pa.array(np.repeat(codes, PROCEDURES_PER_AGENCY)),
+        "versions_from_ms": pa.array(starts, pa.list_(pa.int64())),
+        "versions_flags": pa.array(bits, pa.list_(pa.uint8())),
+        "event_count": pa.array(versions.astype(np.uint32)), "events_blob": pa.array([b""] * count, pa.binary()),
+    }
+    return pa.table([columns[name] for name in column_names(PROCEDURE_COLUMNS)], names=column_names(PROCEDURE_COLUMNS))
+
+
 def load_provinces(client, provinces: int, seed: int = 34) -> tuple[int, float]:
     """Loads the provinces' 2022 state rows in bulk, as history; returns how many rows, and
     the seconds it took."""
@@ -110,6 +134,9 @@ def load_provinces(client, provinces: int, seed: int = 34) -> tuple[int, float]:
                 count = min(CHUNK, total - start)
                 client.insert_arrow("document_state", document_chunk(rng, province, start, count, sent))
                 rows += count
+        listings = procedure_chunk(rng, province)
+        client.insert_arrow("procedure_state", listings)
+        rows += listings.num_rows
         print(f"province {province + 1}/{provinces}: {rows:,} rows, {time.perf_counter() - started:.0f} s",
               file=sys.stderr, flush=True)
     return rows, time.perf_counter() - started

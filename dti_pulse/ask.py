@@ -76,7 +76,8 @@ def main(what: str, subject: str, period: str, settings: Settings, as_json: bool
 
 
 def reconcile_rows(stub, rows: list[dict], tolerance_pp: float, explain_items: int = 5) -> list[dict]:
-    """Each published figure (agency_code, period, indicator, published: a rate in % or 0–1)
+    """Each published figure (agency_code, period, indicator: ours or the portal's metric code,
+    published: a rate in % or 0–1)
     beside ours; where they differ by more than tolerance_pp percentage points, the items
     that cost the agency points on that indicator (ExplainIndicator), as leads."""
     results = []
@@ -89,9 +90,12 @@ def reconcile_rows(stub, rows: list[dict], tolerance_pp: float, explain_items: i
         if key not in scores:
             scores[key] = stub.GetAgencyScore(ranking_pb2.GetAgencyScoreRequest(agency_code=code, period=period),
                                               timeout=30)
-        found = next((i for i in _flattened(scores[key].indicators) if i.code == indicator_code), None)
+        # Our code, or the portal's metric code as its published figures name it.
+        found = next((i for i in _flattened(scores[key].indicators)
+                      if indicator_code and indicator_code in (i.code, i.portal_code)), None)
         ours = found.ratio if found is not None and found.HasField("ratio") else None
-        result = {"agency_code": code, "period": period, "indicator": indicator_code, "published": published,
+        result = {"agency_code": code, "period": period, "indicator": indicator_code,
+                  "code": found.code if found else None, "published": published,
                   "ours": ours, "numerator": found.numerator if found else None,
                   "denominator": found.denominator if found else None,
                   "difference_pp": None if ours is None else round((ours - published) * 100, 2), "leads": []}
@@ -99,7 +103,7 @@ def reconcile_rows(stub, rows: list[dict], tolerance_pp: float, explain_items: i
         if result["differs"] and found is not None and scores[key].cohort != "province":
             try:
                 page = stub.ExplainIndicator(ranking_pb2.ExplainIndicatorRequest(
-                    agency_code=code, indicator_code=indicator_code, period=period, page_size=explain_items),
+                    agency_code=code, indicator_code=found.code, period=period, page_size=explain_items),
                     timeout=30)
                 result["leads"] = [{"id": item.id, "reasons": list(item.reasons)} for item in page.items]
                 result["leads_total"] = page.total_items

@@ -37,7 +37,8 @@ def _timestamp(ms: int):
 def _indicator(result: IndicatorResult) -> ranking_pb2.IndicatorScore:
     message = ranking_pb2.IndicatorScore(code=result.code, group=result.group, numerator=result.numerator,
                                          denominator=result.denominator, max_points=result.max_points,
-                                         note=result.note, components=[_indicator(c) for c in result.components])
+                                         note=result.note, components=[_indicator(c) for c in result.components],
+                                         portal_code=result.portal_code)
     if result.ratio is not None:
         message.ratio = result.ratio
     if result.points is not None:

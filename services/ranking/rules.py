@@ -54,6 +54,7 @@ class Indicator:
     full_points_when_empty: bool
     note: str = ""
     index: str = ""  # the published index it counts in ("766", "dti"), one of the file's [indices]
+    portal_code: str = ""  # the national portal's metric code, where it publishes one (e.g. "PUBLISH_ON_TIME")
 
 
 @dataclass(frozen=True)
@@ -191,8 +192,11 @@ def parse_rules(text: str, source: str) -> RuleSet:
         index = raw.get("index", "")
         if indices and index not in indices:
             raise RulesError(f"{where}: index {index!r} is not one of the file's [indices]: {', '.join(indices)}")
+        portal_code = raw.get("portal_code", "")
+        if not isinstance(portal_code, str):
+            raise RulesError(f"{where}: portal_code must be a string")
         indicators.append(Indicator(code, group, max_points, shape, ratio, components, threshold, cohorts,
-                                    when_empty == "full", str(raw.get("note", "")), index))
+                                    when_empty == "full", str(raw.get("note", "")), index, portal_code))
         weights[group] = weights.get(group, 0.0) + max_points
     for name, maximum in indices.items():
         for cohort in COHORTS:

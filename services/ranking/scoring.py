@@ -18,6 +18,7 @@ class IndicatorResult:
     max_points: float
     note: str = ""
     components: list["IndicatorResult"] = field(default_factory=list)
+    portal_code: str = ""
 
 
 @dataclass
@@ -78,7 +79,8 @@ def score_indicator(indicator: Indicator, measures: Mapping[str, int]) -> Indica
             points = _clamp(sum(p.points or 0.0 for p in parts), indicator.max_points)
         notes = "; ".join(p.note for p in parts if p.note and p.ratio is not None)
         return IndicatorResult(indicator.code, indicator.group, head.numerator, head.denominator, head.ratio,
-                               points, indicator.max_points, "; ".join(filter(None, [indicator.note, notes])), parts)
+                               points, indicator.max_points, "; ".join(filter(None, [indicator.note, notes])), parts,
+                               indicator.portal_code)
 
     numerator, denominator, ratio = _ratio(indicator.ratio, measures)
     if ratio is None:
@@ -88,7 +90,7 @@ def score_indicator(indicator: Indicator, measures: Mapping[str, int]) -> Indica
     else:
         points = _clamp(indicator.max_points * ratio, indicator.max_points)
     return IndicatorResult(indicator.code, indicator.group, numerator, denominator, ratio, points,
-                           indicator.max_points, indicator.note)
+                           indicator.max_points, indicator.note, portal_code=indicator.portal_code)
 
 
 def band_of(fraction: float | None, rules: RuleSet) -> str:

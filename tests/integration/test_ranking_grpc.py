@@ -589,15 +589,20 @@ def test_reconcile_puts_the_portals_figures_beside_ours_with_leads(ranking_serve
     published = tmp_path / "portal.csv"
     published.write_text("agency_code,period,indicator,published\n"
                          f"{scenario.AGENCY},{scenario.PERIOD},dossier_on_time_rate,{ours * 100 + 5:.2f}\n"
-                         f"{scenario.AGENCY},{scenario.PERIOD},dossier_on_time_rate,{ours:.4f}\n")
+                         f"{scenario.AGENCY},{scenario.PERIOD},dossier_on_time_rate,{ours:.4f}\n"
+                         # the portal's own metric code names ours too
+                         f"{scenario.AGENCY},{scenario.PERIOD},DOSSIER_SYNC,60\n")
     env = {**os.environ, "DTI_RANKING_ADDRESS": f"127.0.0.1:{ranking_server.port}", "DTI_RANKING_TOKEN": GRPC_TOKEN}
     done = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "reconcile", str(published), "--json"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 3, done.stderr  # some differ
-    differing, agreeing = json.loads(done.stdout)
+    differing, agreeing, by_portal_code = json.loads(done.stdout)
     assert differing["differs"] and differing["difference_pp"] == pytest.approx(-5.0)
+    synced, received, _ = scenario.EXPECTED["dossier_sync_rate"]  # 3 of 5: 60 %
+    assert by_portal_code["code"] == "dossier_sync_rate" and not by_portal_code["differs"]
+    assert (by_portal_code["numerator"], by_portal_code["denominator"]) == (synced, received)
     assert {lead["id"] for lead in differing["leads"]} == scenario.EXPECTED_COSTS["dossier_on_time_rate"]
     assert not agreeing["differs"] and agreeing["leads"] == []
     table = subprocess.run([sys.executable, "-m", "dti_pulse.cli", "reconcile", str(published)], env=env,
                            capture_output=True, text=True, timeout=120).stdout
-    assert "<- differs" in table and "2 figures, 1 differ" in table
+    assert "<- differs" in table and "3 figures, 1 differ" in table

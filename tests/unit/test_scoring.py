@@ -191,3 +191,15 @@ def test_each_published_index_is_totalled_apart_on_its_own_scale():
                                             20 + 6 + 6 + 4 + 2 + 2 + 12, 100))
     assert indices["dti"] == pytest.approx((5 * 0.5, 5, 20))
     assert score.total_points == pytest.approx(indices["766"][0] + indices["dti"][0])
+
+
+def test_each_766_indicator_the_portal_publishes_carries_its_metric_code():
+    rules = load_rules_dir(DEFAULT_RULES_DIR)[0]["dti-pulse-2026"]
+    portal = {i.code: i.portal_code for i in rules.indicators if i.portal_code}
+    # The portal's transparency, satisfaction and digitisation metrics (14 codes); progress,
+    # online service and payment are published as trees without a metric code.
+    assert len(portal) == len(set(portal.values())) == 14
+    assert portal["publication_new_on_time_rate"] == "PUBLISH_ON_TIME"
+    assert {i.index for i in rules.indicators if i.portal_code} == {"766"}
+    score = score_agency("A", "department", rules, {"dossiers_received": 4, "dossiers_synced": 3})
+    assert {i.code: i.portal_code for i in score.indicators}["dossier_sync_rate"] == "DOSSIER_SYNC"

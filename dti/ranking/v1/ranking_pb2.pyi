@@ -327,7 +327,7 @@ class ListRulesResponse(_message.Message):
     def __init__(self, default_version: _Optional[str] = ..., versions: _Optional[_Iterable[_Union[RulesVersion, _Mapping]]] = ..., errors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IndicatorScore(_message.Message):
-    __slots__ = ("code", "group", "numerator", "denominator", "ratio", "points", "max_points", "note", "components")
+    __slots__ = ("code", "group", "numerator", "denominator", "ratio", "points", "max_points", "note", "components", "portal_code")
     CODE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     NUMERATOR_FIELD_NUMBER: _ClassVar[int]
@@ -337,6 +337,7 @@ class IndicatorScore(_message.Message):
     MAX_POINTS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
     COMPONENTS_FIELD_NUMBER: _ClassVar[int]
+    PORTAL_CODE_FIELD_NUMBER: _ClassVar[int]
     code: str
     group: str
     numerator: int
@@ -346,7 +347,8 @@ class IndicatorScore(_message.Message):
     max_points: float
     note: str
     components: _containers.RepeatedCompositeFieldContainer[IndicatorScore]
-    def __init__(self, code: _Optional[str] = ..., group: _Optional[str] = ..., numerator: _Optional[int] = ..., denominator: _Optional[int] = ..., ratio: _Optional[float] = ..., points: _Optional[float] = ..., max_points: _Optional[float] = ..., note: _Optional[str] = ..., components: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ...) -> None: ...
+    portal_code: str
+    def __init__(self, code: _Optional[str] = ..., group: _Optional[str] = ..., numerator: _Optional[int] = ..., denominator: _Optional[int] = ..., ratio: _Optional[float] = ..., points: _Optional[float] = ..., max_points: _Optional[float] = ..., note: _Optional[str] = ..., components: _Optional[_Iterable[_Union[IndicatorScore, _Mapping]]] = ..., portal_code: _Optional[str] = ...) -> None: ...
 
 class AgencyScore(_message.Message):
     __slots__ = ("agency_code", "agency_name", "cohort", "period", "period_start", "period_end", "indicators", "total_points", "max_points", "fraction", "band", "rules_version", "computed_at", "indices")
