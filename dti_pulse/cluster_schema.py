@@ -36,7 +36,7 @@ SHARDING = {
     "day_measures": "cityHash64(agency_code)",  # an (agency, day) row and its replacements together
     "activity_minute": "rand()",  # summed by readers: any shard will do
 }
-UNSHARDED = ("schema_migrations", "day_measure_definitions", "alert_state")
+UNSHARDED = ("schema_migrations", "day_measure_definitions", "alert_state", "alert_index_samples")
 
 _ENGINE = re.compile(r"^ENGINE = (\w+)(?:\((.*)\))?$", re.MULTILINE)
 

@@ -163,6 +163,12 @@ ALERT_STATE_COLUMNS = """
     version Int64 DEFAULT toUnixTimestamp64Micro(now64(6))
 """
 
+ALERT_SAMPLE_COLUMNS = """
+    agency_code String,
+    at_ms Int64,
+    fraction Float64
+"""
+
 # Ranking rebuilds a day's snapshot only once the day has been over for SNAPSHOT_DELAY_MS
 # and nobody has marked it dirty for SNAPSHOT_QUIET_MS (the aggregator's store, services/aggregator/store.py). A long quiet period
 # means few marks: a past day still being written is marked again every 30 s, not on
@@ -321,6 +327,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     # The procedure catalogue (Decision-766 transparency and digitisation, of the procedures
     # in force at a period's end).
     (11, "procedure listings", [_state_table("procedure", PROCEDURE_COLUMNS)]),
+    # Each agency's 0-1 index as the alert loop saw it, so that a `drop` window spans a
+    # restart of ranking; the loop forgets what is older than its longest window.
+    (12, "alert index samples", [
+        f"CREATE TABLE IF NOT EXISTS alert_index_samples ({ALERT_SAMPLE_COLUMNS}) ENGINE = MergeTree "
+        "ORDER BY (at_ms, agency_code)",
+    ]),
 ]
 
 

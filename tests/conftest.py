@@ -72,7 +72,7 @@ def empty_chdb_database(chdb_dsn, chdb_client):
 @pytest.fixture
 def clean_chdb(chdb_client):
     for table in ("dossier_state", "document_state", "petition_state", "publication_state", "procedure_state",
-                  "activity_minute", "day_measures", "alert_state"):
+                  "activity_minute", "day_measures", "alert_state", "alert_index_samples"):
         chdb_client.command(f"TRUNCATE TABLE {table}")
     return chdb_client
 

@@ -209,4 +209,14 @@ ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/all/{database}/alert_s
 ORDER BY (rule, agency_code)
 SETTINGS index_granularity = 8192;
 
-INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(11) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);
+CREATE TABLE IF NOT EXISTS alert_index_samples ON CLUSTER '__CLUSTER__'
+(
+    `agency_code` String,
+    `at_ms` Int64,
+    `fraction` Float64
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/all/{database}/alert_index_samples', '{replica}')
+ORDER BY (at_ms, agency_code)
+SETTINGS index_granularity = 8192;
+
+INSERT INTO schema_migrations (version, description) SELECT number + 1, 'cluster schema' FROM numbers(12) WHERE number + 1 NOT IN (SELECT version FROM schema_migrations);

@@ -3,7 +3,8 @@ scores and the live activity, and sends a notice when an alert fires and when it
 by webhook (JSON POST) and by e-mail (SMTP). A notice that could not be delivered is tried
 again at the next round; the alerts firing answer ListAlerts (and the console). With a
 store of AlertRecords, what fires and the notices owed outlive the process: a restart
-neither notifies again what still holds nor forgets a notice it owes."""
+neither notifies again what still holds nor forgets a notice it owes, and a `drop` compares
+with what the index was before it."""
 from __future__ import annotations
 
 import logging
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 class AlertRecords(Protocol):
     def load(self) -> list[AlertRecord]: ...  # the newest record of each alert
     def save(self, records: list[AlertRecord]) -> None: ...
+    def load_samples(self, since_ms: int) -> list[tuple[str, int, float]]: ...  # the index history, oldest first
+    # and forgets the samples before forget_before_ms, when given
+    def save_samples(self, samples: list[tuple[str, int, float]], forget_before_ms: int | None = None) -> None: ...
 
 
 class Notifier(Protocol):
@@ -86,6 +90,8 @@ class AlertLoop:
         self._unsaved: dict[tuple[str, str], AlertRecord] = {}
         self.book = AlertBook()
         self.history = IndexHistory(max((r.window_minutes for r in rules if r.kind == "drop"), default=0))
+        self._unsaved_samples: list[tuple[str, int, float]] = []
+        self._samples_forgotten_at_ms = 0
         self.undelivered: list[tuple[Notifier, str, Alert, int]] = []
         self.evaluated_at_ms: int | None = None
         self._lock = threading.Lock()
@@ -109,8 +115,9 @@ class AlertLoop:
         for cohort in cohorts:
             for entry in self.service.ranking(cohort, month).entries:
                 scored.append((entry.agency.code, entry.agency.name, cohort, entry.score))
-                if entry.score.fraction is not None:
+                if entry.score.fraction is not None and self.history.keep_minutes:
                     self.history.add(entry.agency.code, now, entry.score.fraction)
+                    self._unsaved_samples.append((entry.agency.code, now, entry.score.fraction))
         for rule in self.rules:
             if rule.kind == "below":
                 found += below(rule, [(c, n, k, s.indicators) for c, n, k, s in scored])
@@ -140,6 +147,19 @@ class AlertLoop:
                 self._unsaved.clear()
             except Exception as exc:  # kept, and saved with the next round's
                 log.warning("alert states not saved (tried again next round): %s", exc)
+            if self._unsaved_samples:
+                oldest = now - self.history.keep_minutes * 60_000
+                forget = now - self._samples_forgotten_at_ms >= 3_600_000  # what left the window, hourly
+                try:
+                    self.records.save_samples(self._unsaved_samples, oldest if forget else None)
+                    self._unsaved_samples = []
+                    if forget:
+                        self._samples_forgotten_at_ms = now
+                except Exception as exc:  # kept while within the longest window
+                    self._unsaved_samples = [s for s in self._unsaved_samples if s[1] >= oldest]
+                    log.warning("alert index samples not saved (tried again next round): %s", exc)
+        else:
+            self._unsaved_samples = []
         if fired or recovered:
             log.info("alerts: %d fired, %d recovered, %d firing", len(fired), len(recovered), len(since))
         return fired, recovered
@@ -153,14 +173,18 @@ class AlertLoop:
 
     def _restore(self) -> None:
         records = self.records.load()
+        samples = (self.records.load_samples(self.clock_ms() - self.history.keep_minutes * 60_000)
+                   if self.history.keep_minutes else [])
         notifiers = {n.name: n for n in self.notifiers}
         with self._lock:
             self.book.restore(records)
+        self.history.restore(samples)
         # A notice owed to a notifier no longer configured is dropped with the configuration.
         self.undelivered = [(notifiers[name], event, r.alert, r.since_ms)
                             for r in records for name, event in r.owed if name in notifiers]
         self._restored = True
-        log.info("alerts restored: %d firing, %d notices owed", sum(r.firing for r in records), len(self.undelivered))
+        log.info("alerts restored: %d firing, %d notices owed, %d index samples", sum(r.firing for r in records),
+                 len(self.undelivered), len(samples))
 
     def firing(self) -> tuple[list[tuple[Alert, int]], int | None]:
         with self._lock:

@@ -6,7 +6,7 @@ Rule kinds:
 - `below`: an indicator's rate under `threshold` (with at least `min_denominator` items, so
   that one late dossier of one does not page anyone);
 - `drop`: an agency's 0–1 index `points` or more under its best within the last
-  `window_minutes` (as this process saw it: the history starts when it does);
+  `window_minutes` (as the loop saw it; with a store of records, across restarts);
 - `silent`: an agency that sent events within `lookback_minutes` and none in the last
   `minutes`, on weekdays between 08:00 and 17:00 (the province's working hours).
 """
@@ -118,6 +118,11 @@ class IndexHistory:
         points.append((at_ms, fraction))
         while points and points[0][0] < at_ms - self.keep_minutes * 60_000:
             points.popleft()
+
+    def restore(self, samples) -> None:
+        """Samples (agency_code, at_ms, fraction) a previous process saw, oldest first."""
+        for agency_code, at_ms, fraction in samples:
+            self.add(agency_code, at_ms, fraction)
 
     def best_since(self, agency_code: str, since_ms: int) -> float | None:
         values = [f for at, f in self.seen.get(agency_code, ()) if at >= since_ms]

@@ -128,7 +128,8 @@ class ClickHouseMeasures:
 
 
 class ClickHouseAlertRecords:
-    """The alert loop's records in alert_state (services/ranking/alerting.AlertRecords)."""
+    """The alert loop's records in alert_state, and its index history in alert_index_samples
+    (services/ranking/alerting.AlertRecords)."""
 
     def __init__(self, client):
         self.client = client
@@ -145,3 +146,15 @@ class ClickHouseAlertRecords:
                 (r.alert.rule, r.alert.agency_code, int(r.firing), r.since_ms,
                  json.dumps(r.alert.__dict__, ensure_ascii=False), list(r.owed)) for r in records],
                 column_names=["rule", "agency_code", "firing", "since_ms", "alert", "owed"])
+
+    def load_samples(self, since_ms: int) -> list[tuple[str, int, float]]:
+        rows = self.client.query("SELECT agency_code, at_ms, fraction FROM alert_index_samples "
+                                 "WHERE at_ms >= {since:Int64} ORDER BY at_ms, agency_code",
+                                 parameters={"since": since_ms}).result_rows
+        return [(code, int(at), float(fraction)) for code, at, fraction in rows]
+
+    def save_samples(self, samples: list[tuple[str, int, float]], forget_before_ms: int | None = None) -> None:
+        self.client.insert("alert_index_samples", samples, column_names=["agency_code", "at_ms", "fraction"])
+        if forget_before_ms is not None:  # a lightweight delete: rows hidden at once, removed by merges
+            self.client.command("DELETE FROM alert_index_samples WHERE at_ms < {before:Int64}",
+                                parameters={"before": forget_before_ms})

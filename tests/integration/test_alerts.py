@@ -150,3 +150,33 @@ def test_a_restart_neither_notifies_again_nor_forgets_a_notice_owed(clean_chdb, 
     assert fired == [] and [a.agency_code for a in recovered] == [scenario.AGENCY]
     assert [n["event"] for n in Webhook.received] == ["fired", "recovered"] and len(mails) == 2
     assert started().evaluate() == ([], []) and len(mails) == 2 and len(Webhook.received) == 2
+
+
+def test_a_drop_spanning_a_restart_is_seen_from_the_saved_index_history(clean_chdb):
+    """The index falls between two rounds of two ranking processes: the second sees the fall
+    only through the first's samples in ClickHouse."""
+    fold(clean_chdb, scenario.EVENTS)
+    clock = {"ms": int(datetime(2026, 10, 20, 10, tzinfo=LOCAL_TZ).timestamp() * 1000)}
+    rule = AlertRule(name="index-drop", kind="drop", points=0.02, window_minutes=60, severity="critical")
+
+    def started(records) -> AlertLoop:  # a new ranking process: nothing cached, nothing in memory
+        service = RankingService(load_registry(DEFAULT_AGENCIES), RulesCatalog(DEFAULT_RULES_DIR, check_every_s=0),
+                                 scenario.RULES_VERSION, CachedMeasures(ClickHouseMeasures(clean_chdb)),
+                                 clock_ms=lambda: clock["ms"])
+        return AlertLoop(service, [rule], [], interval_s=3600, clock_ms=lambda: clock["ms"], records=records)
+
+    assert started(ClickHouseAlertRecords(clean_chdb)).evaluate() == ([], [])
+    before = {code: fraction for code, _, fraction in ClickHouseAlertRecords(clean_chdb).load_samples(0)}
+    # Five dossiers received on 1 October, due on the 3rd, still open: the on-time rate falls.
+    fold(clean_chdb, [scenario._received(900 + n, f"LATE{n}", "10-01T09:00", "10-03T17:00", "partial", 1, False)
+                      for n in range(5)])
+    clock["ms"] += 10 * 60_000
+    fired, _ = started(ClickHouseAlertRecords(clean_chdb)).evaluate()
+    assert [a.agency_code for a in fired] == [scenario.AGENCY]
+    assert fired[0].threshold == pytest.approx(before[scenario.AGENCY] - 0.02)
+    # Without the saved history, the same round sees nothing to compare with.
+    assert started(None).evaluate() == ([], [])
+    # Samples older than the window are not compared with, and are forgotten.
+    clock["ms"] += 61 * 60_000
+    assert started(ClickHouseAlertRecords(clean_chdb)).evaluate()[0] == []
+    assert {at for _, at, _ in ClickHouseAlertRecords(clean_chdb).load_samples(0)} == {clock["ms"]}
