@@ -21,6 +21,7 @@ from dti_pulse.registry import COHORTS, Registry
 
 log = logging.getLogger(__name__)
 PROCEDURES = [f"1.0{n:05d}" for n in range(10700, 10760)]
+PROCEDURES_OFFERED = 20  # of them, by each agency's catalogue
 REAL_RATE = 2.0  # events a second: the province's volume in working hours
 YEAR_DOCUMENTS_SENT, YEAR_DOSSIERS = 1_070_000, 917_000  # the province's published year (docs/domain.md)
 RECIPIENTS = ((1, 0.40), (2, 0.25), (3, 0.10), (4, 0.25))  # how many agencies receive a document: 2.2 on average
@@ -127,15 +128,23 @@ class BusSimulator:
         return events
 
     def listing(self, now: datetime) -> list[dict]:
-        """One agency's listing of one procedure, from now on: mostly published with its full
-        content, often connected to the population database; the first few procedures
-        certify copies, mostly electronically; now and then one is withdrawn."""
+        """One agency's listing (again) of one procedure, from now on."""
+        return [self._listed(now, self._agency_since(now, now), self.rng.choice(PROCEDURES))]
+
+    def catalogue(self, now: datetime, agencies: list[str]) -> list[dict]:
+        """These agencies' catalogues from now on: each offers PROCEDURES_OFFERED of the procedures."""
+        return [self._listed(now, agency, procedure) for agency in agencies
+                for procedure in sorted(self.rng.sample(PROCEDURES, PROCEDURES_OFFERED))]
+
+    def _listed(self, now: datetime, agency: str, procedure: str) -> dict:
+        """Mostly published with its full content, often connected to the population database;
+        the first few procedures certify copies, mostly electronically; now and then one is
+        withdrawn."""
         rng = self.rng
-        procedure = rng.choice(PROCEDURES)
         facts = {"withdrawn": True} if rng.random() < 0.02 else {
             "full_content": rng.random() < 0.95, "citizen_data_connected": rng.random() < 0.7,
             "certifies_copies": procedure in PROCEDURES[:3], "electronic_copy": rng.random() < 0.6}
-        return [self._event("procedure.listed", now, self._agency_since(now, now), procedure_id=procedure, **facts)]
+        return self._event("procedure.listed", now, agency, procedure_id=procedure, **facts)
 
     def publication(self, now: datetime) -> list[dict]:
         """A procedure to publish within 5 days of its decision: mostly in time, late now and
@@ -193,6 +202,14 @@ def run(url: str, token: str, registry: Registry, rate: float, batch_size: int =
     batch_size = max(1, min(batch_size, round(rate)))  # at the real rate, a few events each second
     interval = batch_size / rate
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30, verify=verify) as client:
+        # The agencies' catalogues first, at once: the province's exists before any traffic.
+        now = datetime.now(LOCAL_TZ)
+        catalogue = simulator.catalogue(now, simulator.agencies_on(now))
+        for start in range(0, len(catalogue), 1_000):
+            try:
+                client.post("/v1/events", json={"events": catalogue[start:start + 1_000]})
+            except httpx.HTTPError as exc:
+                log.warning("ingest unreachable: %s", exc)
         while not (stop and stop()):
             started = time.monotonic()
             try:
@@ -214,8 +231,15 @@ def sample_year(year: int, out, registry, scale: float = 1.0, seed: int = 2025) 
     simulator = BusSimulator(registry, seed=seed)
     days = [date(year, 1, 1) + timedelta(days=n) for n in range((date(year + 1, 1, 1) - date(year, 1, 1)).days)]
     weekdays = [d for d in days if d.weekday() < 5]
-    written = 0
+    written, listed = 0, set()
     for day in weekdays:
+        # Each agency's catalogue on its first day in service (the communes from July 2025).
+        opening = datetime(day.year, day.month, day.day, 7, tzinfo=LOCAL_TZ)
+        new = [code for code in simulator.agencies_on(opening) if code not in listed]
+        for event in simulator.catalogue(opening, new):
+            out.write(orjson.dumps(event) + b"\n")
+            written += 1
+        listed.update(new)
         for make, yearly in ((simulator.document, YEAR_DOCUMENTS_SENT), (simulator.dossier, YEAR_DOSSIERS)):
             expected = yearly * scale / len(weekdays)
             count = int(expected) + (rng.random() < expected - int(expected))

@@ -37,6 +37,15 @@ def test_a_sample_year_has_the_provinces_proportions_and_stays_in_its_year(tmp_p
     years = {datetime.fromisoformat(e["occurred_at"]).year for e in events}
     assert years <= {2024, 2025}  # a late dossier of early January was received in December
     assert len({e["event_id"] for e in events}) == len(events)
+    # Every agency lists its catalogue on its first day in service: the departments and
+    # districts on 1 January (a Wednesday), the communes on 1 July.
+    listed_on = {}
+    for e in events:
+        if e["type"] == "procedure.listed":
+            listed_on.setdefault(e["agency_code"], set()).add(e["occurred_at"][:10])
+    from dti_pulse.simulator import PROCEDURES_OFFERED
+    assert kinds.count("procedure.listed") >= PROCEDURES_OFFERED * len(listed_on)
+    assert listed_on["000.00.05.H56"] >= {"2025-01-01"} and listed_on["001.00.00.H56"] >= {"2025-07-01"}
     # Every event passes ingest's validation: each agency was in service on its event's day.
     import asyncio
 
