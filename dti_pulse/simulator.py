@@ -206,10 +206,15 @@ def run(url: str, token: str, registry: Registry, rate: float, batch_size: int =
         now = datetime.now(LOCAL_TZ)
         catalogue = simulator.catalogue(now, simulator.agencies_on(now))
         for start in range(0, len(catalogue), 1_000):
-            try:
-                client.post("/v1/events", json={"events": catalogue[start:start + 1_000]})
-            except httpx.HTTPError as exc:
-                log.warning("ingest unreachable: %s", exc)
+            while not (stop and stop()):  # until ingest took it: up may start the simulator first
+                try:
+                    response = client.post("/v1/events", json={"events": catalogue[start:start + 1_000]})
+                    if response.status_code == 200:
+                        break
+                    log.warning("ingest answered %s to the catalogue: %s", response.status_code, response.text[:200])
+                except httpx.HTTPError as exc:
+                    log.warning("ingest unreachable: %s", exc)
+                time.sleep(1.0)
         while not (stop and stop()):
             started = time.monotonic()
             try:

@@ -162,6 +162,14 @@ def test_up_feeds_the_simulator_by_default(private_broker, topic_names, services
 
     assert poll(scored_agencies, timeout_s=60, what="simulated events in the ranking") > 0
 
+    def catalogued():  # every department's catalogue, posted before the paced traffic
+        ranking = stub.ListRanking(ranking_pb2.ListRankingRequest(cohort="department", period="last:1d"))
+        listed = [next(i.denominator for i in e.score.indicators if i.code == "procedure_full_content_rate")
+                  for e in ranking.entries]
+        return len(listed) == 15 and min(listed) >= 15 and listed  # 20 each, a few withdrawn
+
+    poll(catalogued, timeout_s=60, what="every department's procedure catalogue in the ranking")
+
 
 def test_up_runs_without_the_consoles_assets_and_starts_a_dead_ingest_again(private_broker, topic_names, services,
                                                                             tmp_path):
