@@ -38,7 +38,7 @@ def indicator_json(indicator) -> dict:
         "denominator": indicator.denominator,
         "ratio": indicator.ratio if indicator.HasField("ratio") else None,
         "points": indicator.points if indicator.HasField("points") else None,
-        "max_points": indicator.max_points, "note": indicator.note,
+        "max_points": indicator.max_points, "note": indicator.note, "portal_code": indicator.portal_code,
         "components": [indicator_json(c) for c in indicator.components],
     }
 

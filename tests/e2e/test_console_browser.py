@@ -146,6 +146,9 @@ def test_an_operator_sees_the_province_move_without_reloading(stack, browser):
     expect(page.locator('[data-testid=due-list] tr[data-dossier="HS-TRE-HAN"]')).to_contain_text("quá hạn")
     page.locator("[data-testid=trend-day] canvas").wait_for()
     page.locator("[data-testid=trend-month] canvas").wait_for()
+    # The portal's metric code on hover, where the portal publishes one.
+    expect(page.locator('tr[data-indicator="dossier_sync_rate"] td').first).to_have_attribute("title", "DOSSIER_SYNC")
+    assert page.locator('tr[data-indicator="dossier_on_time_rate"] td').first.get_attribute("title") is None
     # An indicator row opens from the keyboard too.
     page.locator('tr[data-indicator="dossier_on_time_rate"]').focus()
     page.keyboard.press("Enter")

@@ -125,6 +125,7 @@ def test_the_api_serves_the_ranking_services_answers(console):
     score = console.get(f"/api/agencies/{scenario.AGENCY}", params={"period": scenario.PERIOD}).json()
     assert {i["code"]: (i["numerator"], i["denominator"]) for i in score["indicators"]}["dossier_on_time_rate"] == \
         scenario.EXPECTED["dossier_on_time_rate"][:2]
+    assert {i["code"]: i["portal_code"] for i in score["indicators"]}["dossier_sync_rate"] == "DOSSIER_SYNC"
     explain = console.get(f"/api/agencies/{scenario.AGENCY}/explain",
                           params={"indicator": "dossier_on_time_rate", "period": scenario.PERIOD}).json()
     assert {item["id"] for item in explain["items"]} == scenario.EXPECTED_COSTS["dossier_on_time_rate"]

@@ -554,7 +554,9 @@ function renderScore(score) {
     rows.push(h("tr", {class: `pick${picked ? " picked" : ""}`, "data-indicator": indicator.code, tabindex: "0",
       role: "link", "aria-label": t("explain.title", {i: t(`ind.${indicator.code}`)}), onclick: open,
       onkeydown: (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); } }},
-      h("td", {class: "left", style: `padding-left:${0.5 + depth * 1.2}rem`}, t(`ind.${indicator.code}`),
+      // The portal's metric code on hover: what its published figures call this indicator.
+      h("td", {class: "left", style: `padding-left:${0.5 + depth * 1.2}rem`, title: indicator.portal_code || null},
+        t(`ind.${indicator.code}`),
         note ? h("div", {class: "muted"}, note) : ""),
       h("td", {class: "left muted"}, t(`group.${indicator.group}`)),
       h("td", {}, fmtInt(indicator.numerator)), h("td", {}, fmtInt(indicator.denominator)),
