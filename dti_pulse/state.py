@@ -105,9 +105,10 @@ class PublicationSummary(NamedTuple):
     event_count: int
 
 
-# A procedure listing's facts, one bit each of a version's flags, in this order (bit 0 first);
-# services/ranking/measures.py reads them by name.
-PROCEDURE_FLAGS = ("withdrawn", "full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
+# What a procedure's listing says of it (docs/domain.md, Events), and its flags: one bit each
+# of a version's flags, in this order (bit 0 first); services/ranking/measures.py reads them by name.
+PROCEDURE_FACTS = ("full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
+PROCEDURE_FLAGS = ("withdrawn", *PROCEDURE_FACTS)
 
 
 class ProcedureSummary(NamedTuple):
@@ -330,7 +331,8 @@ def summarize_procedure(procedure_id: str, agency_code: str, events: Iterable[Ev
     ordered = chronological(events)
     for event in ordered:
         if event.WhichOneof("body") != "procedure_listed":
-            raise ValueError(f"event {event.event_id} of type {event.WhichOneof('body')} does not belong to a procedure listing")
+            raise ValueError(f"event {event.event_id} of type {event.WhichOneof('body')} "
+                             "does not belong to a procedure listing")
         body = event.procedure_listed
         flags = sum(1 << bit for bit, name in enumerate(PROCEDURE_FLAGS) if getattr(body, name))
         if versions_from and versions_from[-1] == event.occurred_at_ms:

@@ -18,7 +18,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from dti.events.v1.events_pb2 import Event, EventBatch
-from dti_pulse.state import DOCUMENT_RECALL_AGREED, PER_AGENCY, PLACING_EVENTS, UNDATED, day_pairs, placement, state_key, summarize
+from dti_pulse.state import (DOCUMENT_RECALL_AGREED, PER_AGENCY, PLACING_EVENTS, UNDATED, day_pairs, placement,
+                             state_key, summarize)
 from dti_pulse.collector import collector_paused
 from dti_pulse.events import ENTITIES, activity_type, encode_envelope
 

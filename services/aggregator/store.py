@@ -146,8 +146,9 @@ class ClickHouseStateStore:
         documents = self._document_writer.submit(insert, "document", self.document_client)
         try:
             insert("dossier", self.client)
-            for family in ("petition", "publication", "procedure"):  # few: after the dossiers, on their connection
-                insert(family, self.client)
+            for family in STATE_TABLES:  # the other families are few: after the dossiers, on their connection
+                if family not in ("dossier", "document"):
+                    insert(family, self.client)
         finally:
             documents.result()
         written = time.monotonic()

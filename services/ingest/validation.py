@@ -26,6 +26,7 @@ from dti.events.v1.events_pb2 import Event, EventBatch
 from dti_pulse.events import BODY_FIELD
 from dti_pulse.localtime import LOCAL_TZ
 from dti_pulse.registry import Registry
+from dti_pulse.state import PROCEDURE_FACTS
 
 DOCUMENT_STATUS_CODES = frozenset({"01", "02", "03", "04", "05", "06", "13", "15", "16"})
 SERVICE_LEVELS = frozenset({"partial", "full_online"})
@@ -308,14 +309,10 @@ def _publication_done(raw: dict, body) -> None:
     body.publication_id = _text(raw, "publication_id")
 
 
-# What a procedure's listing says (docs/domain.md, Events): required unless it is withdrawn.
-PROCEDURE_FACTS = ("full_content", "citizen_data_connected", "certifies_copies", "electronic_copy")
-
-
 def _procedure_listed(raw: dict, body) -> None:
     body.procedure_id = _text(raw, "procedure_id")
     body.withdrawn = _flag(raw, "withdrawn", required=False)
-    for name in PROCEDURE_FACTS:
+    for name in PROCEDURE_FACTS:  # required unless the procedure is withdrawn
         setattr(body, name, _flag(raw, name, required=not body.withdrawn))
 
 

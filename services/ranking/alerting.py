@@ -117,7 +117,8 @@ class AlertLoop:
                 scored.append((entry.agency.code, entry.agency.name, cohort, entry.score))
                 if entry.score.fraction is not None and self.history.keep_minutes:
                     self.history.add(entry.agency.code, now, entry.score.fraction)
-                    self._unsaved_samples.append((entry.agency.code, now, entry.score.fraction))
+                    if self.records is not None:
+                        self._unsaved_samples.append((entry.agency.code, now, entry.score.fraction))
         for rule in self.rules:
             if rule.kind == "below":
                 found += below(rule, [(c, n, k, s.indicators) for c, n, k, s in scored])
@@ -158,8 +159,6 @@ class AlertLoop:
                 except Exception as exc:  # kept while within the longest window
                     self._unsaved_samples = [s for s in self._unsaved_samples if s[1] >= oldest]
                     log.warning("alert index samples not saved (tried again next round): %s", exc)
-        else:
-            self._unsaved_samples = []
         if fired or recovered:
             log.info("alerts: %d fired, %d recovered, %d firing", len(fired), len(recovered), len(since))
         return fired, recovered

@@ -13,10 +13,11 @@ from collections import defaultdict
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, local_day
 from dti_pulse.schema import MARK_ALL_DAYS_DIRTY_SQL, SNAPSHOT_DELAY_MS, SNAPSHOT_QUIET_MS, span_sql
+from dti_pulse.state import UNDATED
 from services.ranking.background import BackgroundLoop
 from services.ranking.measures import (DAY_MEASURE_NAMES, FAMILIES, LIVE_MEASURES_SQL, MEASURE_DEFINITIONS, NO_DAY,
                                        SNAPSHOT_FINGERPRINT, SNAPSHOT_READ_NAMES, SNAPSHOT_READ_SQL, SNAPSHOT_SQL,
-                                       UNDATED_FAMILIES, every_measure, placed_on)
+                                       every_measure, period_parameters, placed_on)
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,12 @@ def measures_from_day_snapshots(client, agency_codes: list[str], start_ms: int, 
                       "live_from": live_from,
                       **placed_on(sorted({day for _, day in live}), live_from, local_day(end_ms - 1))}
         for family in families:
-            if family not in UNDATED_FAMILIES:
+            if family not in UNDATED:
                 add_live(client.query(LIVE_MEASURES_SQL[family], parameters=parameters))
     for family in families:
-        if family in UNDATED_FAMILIES:  # no snapshots: always read, as of the period's end
-            add_live(client.query(LIVE_MEASURES_SQL[family], parameters={
-                "agencies": list(agency_codes), "start": start_ms, "end": end_ms, "judged_at": judged_at_ms}))
+        if family in UNDATED:  # no snapshots: always read, as of the period's end
+            add_live(client.query(LIVE_MEASURES_SQL[family],
+                                  parameters=period_parameters(agency_codes, start_ms, end_ms, judged_at_ms)))
     for agency, found in counts.items():
         for name, values in sets[agency].items():
             found[name] = len(values)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from dti_pulse.localtime import DAY_MS, LOCAL_OFFSET_MS, day_sql, local_day
 from dti_pulse.schema import DAY_MEASURE_COLUMNS, DOSSIER_DIGITAL_COLUMNS, TWO_DAYS, column_names, place_span
-from dti_pulse.state import PROCEDURE_FLAGS, UNDATED
+from dti_pulse.state import PROCEDURE_FACTS, PROCEDURE_FLAGS
 
 # A dossier's flags of the 766 transparency and digitisation groups, each a 0/1 column.
 _DIGITAL_FLAGS = column_names(DOSSIER_DIGITAL_COLUMNS)
@@ -86,8 +86,8 @@ _PUBLICATION_ROWS = """
 _CATALOGUE_INSTANT = "least({end:Int64} - 1, {judged_at:Int64})"
 _PROCEDURE_ROWS = f"""
     SELECT procedure_id AS entity_id, agency_code, versions_from_ms[version] AS listed_at_ms,
-        {", ".join(f"bitTest(versions_flags[version], {bit}) AS {name}"
-                   for bit, name in enumerate(PROCEDURE_FLAGS) if name != "withdrawn")}
+        {", ".join(f"bitTest(versions_flags[version], {PROCEDURE_FLAGS.index(name)}) AS {name}"
+                   for name in PROCEDURE_FACTS)}
     FROM (SELECT procedure_id, agency_code, versions_from_ms, versions_flags,
               arrayLastIndex(t -> t <= {_CATALOGUE_INSTANT}, versions_from_ms) AS version
           FROM __PROCEDURES__ WHERE agency_code IN {{agencies:Array(String)}})
@@ -254,7 +254,7 @@ FACTS = {
                  ("answered_at", "if(answered = 1, answered_at_ms, 0)"), ("rated", "rated"), ("satisfied", "satisfied")],
     "publication": [("procedure_code", "procedure_code"), ("decided_at", "decided_at_ms"), ("due_at", "due_at_ms"),
                     ("published_at", "if(published = 1, published_at_ms, 0)")],
-    "procedure": [("listed_at", "listed_at_ms"), *((name, name) for name in PROCEDURE_FLAGS if name != "withdrawn")],
+    "procedure": [("listed_at", "listed_at_ms"), *((name, name) for name in PROCEDURE_FACTS)],
 }
 INSTANT_FACTS = {"received_at", "due_at", "due_after_pauses", "ended_at", "sent_at", "completed_at", "answered_at",
                  "decided_at", "published_at", "listed_at"}
@@ -474,7 +474,6 @@ def explain_plan(numerator, denominator) -> ExplainPlan:
 
 
 FAMILIES = tuple(ROWS)
-UNDATED_FAMILIES = tuple(family for family in FAMILIES if family in UNDATED)  # read whole, as of the period's end
 
 
 def measure_names(families=FAMILIES) -> list[str]:
